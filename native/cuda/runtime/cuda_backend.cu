@@ -1,0 +1,153 @@
+#include "cuda_backend.h"
+
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#ifdef TESSERA_HAVE_CUBLASLT
+#include <cublasLt.h>
+#endif
+
+namespace tessera {
+
+KernelRegistry& cuda_kernels() {
+  static KernelRegistry r;
+  return r;
+}
+
+void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    // Clear a non-sticky error so the process can keep working.
+    cudaGetLastError();
+    throw DeviceError(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(e));
+  }
+}
+
+namespace {
+
+class CudaFence : public Fence {
+ public:
+  CudaFence(cudaEvent_t ev, std::shared_ptr<Storage> keep) : ev_(ev), keep_(std::move(keep)) {}
+  ~CudaFence() override { cudaEventDestroy(ev_); }
+  void wait() override {
+    cudaError_t e = cudaEventSynchronize(ev_);
+    keep_.reset();
+    cuda_check(e, "reading a tensor back (an earlier kernel failed)");
+  }
+
+ private:
+  cudaEvent_t ev_;
+  std::shared_ptr<Storage> keep_;
+};
+
+void CUDART_CB free_host_copy(void* p) { std::free(p); }
+
+}  // namespace
+
+CudaBackend::CudaBackend(int index)
+    : index_(index),
+      name_("cuda:" + std::to_string(index)),
+      alloc_(
+          "cuda:" + std::to_string(index),
+          [index](size_t bytes) -> void* {
+            cudaSetDevice(index);
+            void* p = nullptr;
+            if (cudaMalloc(&p, bytes) != cudaSuccess) {
+              cudaGetLastError();  // out-of-memory is not sticky: clear it and report
+              return nullptr;
+            }
+            return p;
+          },
+          [index](void* p) {
+            cudaSetDevice(index);
+            cudaFree(p);
+          }) {
+  TESSERA_CUDA_CHECK(cudaSetDevice(index));
+  TESSERA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  cudaDeviceProp prop;
+  TESSERA_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  info_.name = name_;
+  info_.description = prop.name;
+  info_.total_memory = prop.totalGlobalMem;
+  info_.sm = prop.major * 10 + prop.minor;
+  ctx_.backend = this;
+  ctx_.stream = stream_;
+  ctx_.sm = info_.sm;
+#ifdef TESSERA_HAVE_CUBLASLT
+  cublasLtHandle_t h = nullptr;
+  if (cublasLtCreate(&h) == CUBLAS_STATUS_SUCCESS) {
+    ctx_.blas = h;
+    ctx_.workspace_bytes = 32u << 20;
+    TESSERA_CUDA_CHECK(cudaMalloc(&ctx_.workspace, ctx_.workspace_bytes));
+    info_.has_blas = true;
+  }
+#endif
+}
+
+CudaBackend::~CudaBackend() = default;  // never destroyed: see devices.cc
+
+std::shared_ptr<Storage> CudaBackend::allocate(size_t bytes) {
+  void* p = alloc_.allocate(bytes);
+  return std::make_shared<Storage>(this, p, bytes);
+}
+
+// Blocks are reused in stream order: the only stream that touches them is ours, so a
+// block freed here can be handed to the next op at once.
+void CudaBackend::release(void* ptr, size_t) { alloc_.free(ptr); }
+
+void CudaBackend::submit(std::function<void(const ExecCtx&)> fn, std::vector<std::shared_ptr<Storage>>) {
+  cudaSetDevice(index_);
+  fn(ctx_);
+}
+
+void CudaBackend::upload(void* dst, const void* src, size_t bytes) {
+  cudaSetDevice(index_);
+  // Stage through a host copy so the caller's memory is free on return while the
+  // copy stays in stream order.
+  void* staging = std::malloc(bytes);
+  if (!staging) throw OutOfMemory("host (staging for " + name_ + ")", bytes, 0);
+  std::memcpy(staging, src, bytes);
+  cudaError_t e = cudaMemcpyAsync(dst, staging, bytes, cudaMemcpyHostToDevice, stream_);
+  if (e != cudaSuccess) {
+    std::free(staging);
+    cuda_check(e, "cudaMemcpyAsync (upload)");
+  }
+  TESSERA_CUDA_CHECK(cudaLaunchHostFunc(stream_, free_host_copy, staging));
+}
+
+std::shared_ptr<Fence> CudaBackend::download(const void* src, void* host_dst, size_t bytes,
+                                             std::shared_ptr<Storage> keep) {
+  cudaSetDevice(index_);
+  TESSERA_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  cudaEvent_t ev;
+  TESSERA_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming | cudaEventBlockingSync));
+  TESSERA_CUDA_CHECK(cudaEventRecord(ev, stream_));
+  return std::make_shared<CudaFence>(ev, std::move(keep));
+}
+
+void CudaBackend::synchronize() {
+  cudaSetDevice(index_);
+  TESSERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+}  // namespace tessera
+
+extern "C" int tessera_cuda_device_count(std::string* error) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    if (error) *error = std::string("no usable CUDA device: ") + cudaGetErrorString(e);
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+extern "C" tessera::Backend* tessera_cuda_backend_create(int index, std::string* error) {
+  try {
+    return new tessera::CudaBackend(index);
+  } catch (const std::exception& e) {
+    if (error) *error = e.what();
+    return nullptr;
+  }
+}

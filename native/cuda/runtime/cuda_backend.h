@@ -1,0 +1,50 @@
+// The CUDA backend: one stream per device, a caching allocator over cudaMalloc,
+// and (where built with it) a cuBLASLt handle with workspace. Kernels launch on
+// the stream as ops are submitted; reads back wait on an event off the JS thread.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "tessera/backend.h"
+#include "tessera/caching_allocator.h"
+
+namespace tessera {
+
+KernelRegistry& cuda_kernels();
+
+// Throws DeviceError naming the call when a CUDA call fails.
+void cuda_check(cudaError_t e, const char* what);
+#define TESSERA_CUDA_CHECK(expr) ::tessera::cuda_check((expr), #expr)
+// Checks the last launch (call right after <<<...>>>).
+#define TESSERA_CUDA_CHECK_LAUNCH(name) ::tessera::cuda_check(cudaGetLastError(), name)
+
+class CudaBackend : public Backend {
+ public:
+  CudaBackend(int index);
+  ~CudaBackend() override;
+  const std::string& name() const override { return name_; }
+  DeviceInfo info() const override { return info_; }
+  std::shared_ptr<Storage> allocate(size_t bytes) override;
+  void release(void* ptr, size_t bytes) override;
+  void submit(std::function<void(const ExecCtx&)> fn, std::vector<std::shared_ptr<Storage>> keep) override;
+  void upload(void* dst, const void* src, size_t bytes) override;
+  std::shared_ptr<Fence> download(const void* src, void* host_dst, size_t bytes,
+                                  std::shared_ptr<Storage> keep) override;
+  void synchronize() override;
+  KernelFn kernel(const std::string& name) const override { return cuda_kernels().find(name); }
+  std::vector<std::string> kernel_names() const override { return cuda_kernels().names(); }
+  MemoryStats memory_stats() const override { return alloc_.stats(); }
+  void set_memory_limit(size_t bytes) override { alloc_.set_limit(bytes); }
+  void empty_cache() override { alloc_.empty_cache(); }
+
+ private:
+  int index_;
+  std::string name_;
+  DeviceInfo info_;
+  cudaStream_t stream_ = nullptr;
+  CachingAllocator alloc_;
+  ExecCtx ctx_;
+};
+
+}  // namespace tessera

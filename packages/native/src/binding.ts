@@ -1,0 +1,67 @@
+// Loads the compiled addon and tells it where the optional CUDA library is.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface NativeTensorHandle {
+  readonly shape: number[];
+  readonly strides: number[];
+  readonly offset: number;
+  readonly dtype: string;
+  readonly device: string;
+  readonly disposed: boolean;
+  readonly contiguous: boolean;
+  dispose(): void;
+  read(): Promise<ArrayBuffer>;
+}
+
+export type AttrValue = boolean | number | string | number[] | NativeTensorHandle | null | undefined;
+
+export interface NativeAddon {
+  TensorHandle: abstract new () => NativeTensorHandle;
+  fromBuffer(device: string, dtype: string, shape: number[], data: ArrayBufferView): NativeTensorHandle;
+  empty(device: string, dtype: string, shape: number[]): NativeTensorHandle;
+  view(t: NativeTensorHandle, shape: number[], strides: number[], offset: number): NativeTensorHandle;
+  op(
+    name: string,
+    inputs: (NativeTensorHandle | null)[],
+    attrs: Record<string, AttrValue>,
+  ): NativeTensorHandle | NativeTensorHandle[];
+  opNames(): string[];
+  kernelNames(device: string): string[];
+  setCudaLibrary(path: string): void;
+  cudaStatus(): { built: boolean; available: boolean; count: number; reason: string };
+  deviceInfo(device: string): {
+    name: string;
+    description: string;
+    totalMemory: number;
+    threads: number;
+    sm: number;
+    hasBlas: boolean;
+  };
+  memoryStats(device: string): { inUse: number; cached: number; peak: number; limit: number; allocations: number };
+  setMemoryLimit(device: string, bytes: number): void;
+  emptyCache(device: string): void;
+  synchronize(device: string): Promise<void>;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const buildDir = process.env.TESSERA_NATIVE_BUILD_DIR ?? join(here, "..", "build", "Release");
+
+function load(): NativeAddon {
+  const addonPath = join(buildDir, "tessera.node");
+  if (!existsSync(addonPath)) {
+    throw new Error(
+      `@tessera/native: the native addon is not built (looked for ${addonPath}). ` +
+        "Run `pnpm build` at the repository root (needs cmake and a C++17 compiler).",
+    );
+  }
+  const require = createRequire(import.meta.url);
+  const addon = require(addonPath) as NativeAddon;
+  const cudaLib = join(buildDir, "libtessera_cuda.so");
+  if (existsSync(cudaLib)) addon.setCudaLibrary(cudaLib);
+  return addon;
+}
+
+export const native: NativeAddon = load();
