@@ -78,6 +78,7 @@ DeviceInfo CpuBackend::info() const {
 
 std::shared_ptr<Storage> CpuBackend::allocate(size_t bytes) {
   void* p = alloc_.allocate(bytes);
+  if (poison_allocations()) std::memset(p, 0xff, bytes);
   return std::make_shared<Storage>(this, p, bytes);
 }
 

@@ -88,6 +88,10 @@ CudaBackend::~CudaBackend() = default;  // never destroyed: see devices.cc
 
 std::shared_ptr<Storage> CudaBackend::allocate(size_t bytes) {
   void* p = alloc_.allocate(bytes);
+  if (poison_allocations()) {
+    cudaSetDevice(index_);
+    TESSERA_CUDA_CHECK(cudaMemsetAsync(p, 0xff, bytes, stream_));
+  }
   return std::make_shared<Storage>(this, p, bytes);
 }
 

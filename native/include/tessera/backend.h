@@ -107,6 +107,13 @@ class Backend {
   virtual void empty_cache() = 0;
 };
 
+// When set, every new allocation is filled with 0xFF bytes (NaN for floats) before
+// use, so a kernel that leaves an output element unwritten is caught by tests.
+inline bool& poison_allocations() {
+  static bool on = false;
+  return on;
+}
+
 inline Storage::~Storage() {
   if (backend && ptr) backend->release(ptr, bytes);
 }

@@ -44,6 +44,7 @@ export interface NativeAddon {
   setMemoryLimit(device: string, bytes: number): void;
   emptyCache(device: string): void;
   synchronize(device: string): Promise<void>;
+  setPoison(on: boolean): void;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

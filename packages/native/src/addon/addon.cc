@@ -436,6 +436,11 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value SetPoison(const Napi::CallbackInfo& info) {
+  poison_allocations() = info[0].ToBoolean().Value();
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = TensorHandle::Init(env);
   tensor_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));
@@ -453,6 +458,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setMemoryLimit", Napi::Function::New(env, SetMemoryLimit));
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
+  exports.Set("setPoison", Napi::Function::New(env, SetPoison));
   return exports;
 }
 

@@ -1,0 +1,3 @@
+import type { ConformanceCase } from "../testing/conformance.js";
+
+export const cases: ConformanceCase[] = [];

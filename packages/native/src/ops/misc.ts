@@ -1,0 +1,2 @@
+// Filled in by the misc op family.
+export {};

@@ -1,0 +1,4 @@
+export * from "./compare.js";
+export * from "./conformance.js";
+export * from "./random.js";
+export { allCases } from "./cases.js";
