@@ -1,0 +1,133 @@
+// The Wan2.1 diffusion transformer over spacetime patches. Latents are
+// channels-last [B, F, H, W, C]; tokens are [B, L, dim] in f-h-w order.
+import {
+  attention,
+  gatedResidual,
+  add,
+  layerNorm,
+  linear,
+  patchEmbed3d,
+  rmsNorm,
+  scope,
+  slice,
+  type Tensor,
+  timestepEmbedding,
+  unpatchify3d,
+  silu,
+} from "@tessera/native";
+import type { WeightStore } from "../../weights/store.js";
+import { innerDim, validateWanConfig, type WanTransformerConfig } from "./config.js";
+import { wanTransformerParams } from "./params.js";
+
+export interface WanForwardInput {
+  /** Noisy latent video [B, F, H, W, in_channels]. */
+  latents: Tensor;
+  /** Diffusion timestep per sample, f32 [B] (0..1000). */
+  timesteps: Tensor;
+  /** Text encoder states [B, Lt, text_dim]. */
+  context: Tensor;
+}
+
+export class WanTransformer {
+  readonly dim: number;
+
+  constructor(
+    readonly config: WanTransformerConfig,
+    readonly weights: WeightStore,
+  ) {
+    validateWanConfig(config);
+    this.dim = innerDim(config);
+    const expected = new Map<string, readonly number[]>();
+    for (const [name, spec] of wanTransformerParams(config)) expected.set(name, spec.shape);
+    weights.checkExactly(expected);
+  }
+
+  private w(name: string): Tensor {
+    return this.weights.get(name);
+  }
+
+  private lin(x: Tensor, name: string, epilogue?: "gelu_tanh" | "silu"): Tensor {
+    return linear(x, this.w(`${name}.weight`), this.w(`${name}.bias`), epilogue ? { epilogue } : {});
+  }
+
+  /** Predicts the flow-matching velocity for `latents` at `timesteps` given `context`. */
+  forward(input: WanForwardInput): Tensor {
+    const c = this.config;
+    const [b, f, h, w, ch] = input.latents.shape as [number, number, number, number, number];
+    const [pt, ph, pw] = c.patch_size;
+    if (input.latents.ndim !== 5 || ch !== c.in_channels)
+      throw new Error(
+        `WanTransformer: latents must be [B, F, H, W, ${c.in_channels}], got [${input.latents.shape.join(", ")}]`,
+      );
+    if (f % pt || h % ph || w % pw)
+      throw new Error(`WanTransformer: latent size ${f}x${h}x${w} is not a multiple of the patch ${pt}x${ph}x${pw}`);
+    const grid: [number, number, number] = [f / pt, h / ph, w / pw];
+    return scope(() => {
+      // Conditioning: sinusoidal timestep -> MLP -> six modulation vectors per block.
+      const tFreq = timestepEmbedding(input.timesteps, c.freq_dim, { cosFirst: true, dtype: input.latents.dtype });
+      const temb = this.lin(this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"), "condition_embedder.time_embedder.linear_2");
+      const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([b, 6, this.dim]);
+      const ctx = this.lin(
+        this.lin(input.context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
+        "condition_embedder.text_embedder.linear_2",
+      );
+
+      let x = patchEmbed3d(input.latents, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
+      for (let i = 0; i < c.num_layers; i++) x = scope(() => this.block(i, x, tproj, ctx, grid));
+
+      // Output head: shift/scale from the time embedding, then back to patches.
+      const mod = add(this.w("scale_shift_table"), temb.reshape([b, 1, this.dim]));
+      const shift = chunk(mod, 0, b, this.dim);
+      const scale = chunk(mod, 1, b, this.dim);
+      const y = this.lin(layerNorm(x, { eps: c.eps, scale, shift }), "proj_out");
+      return unpatchify3d(y, { grid, patch: c.patch_size, channels: c.out_channels });
+    });
+  }
+
+  private block(i: number, x: Tensor, tproj: Tensor, ctx: Tensor, grid: [number, number, number]): Tensor {
+    const c = this.config;
+    const p = `blocks.${i}`;
+    const [b, len] = x.shape as [number, number];
+    const heads = c.num_attention_heads;
+    const hd = c.attention_head_dim;
+    const mod = add(this.w(`${p}.scale_shift_table`), tproj);
+    const e = [0, 1, 2, 3, 4, 5].map((k) => chunk(mod, k, b, this.dim));
+
+    // Self-attention over all video tokens with 3D RoPE.
+    const n1 = layerNorm(x, { eps: c.eps, scale: e[1], shift: e[0] });
+    const q = this.qkNorm(this.lin(n1, `${p}.attn1.to_q`), `${p}.attn1.norm_q`);
+    const k = this.qkNorm(this.lin(n1, `${p}.attn1.to_k`), `${p}.attn1.norm_k`);
+    const v = this.lin(n1, `${p}.attn1.to_v`);
+    const sa = attention(q.reshape([b, len, heads, hd]), k.reshape([b, len, heads, hd]), v.reshape([b, len, heads, hd]), {
+      grid,
+      rope: true,
+    });
+    x = gatedResidual(x, this.lin(sa.reshape([b, len, this.dim]), `${p}.attn1.to_out.0`), e[2] as Tensor);
+
+    // Cross-attention to the text states.
+    const n3 = c.cross_attn_norm
+      ? layerNorm(x, { eps: c.eps, weight: this.w(`${p}.norm2.weight`), bias: this.w(`${p}.norm2.bias`) })
+      : x;
+    const lt = ctx.shape[1] as number;
+    const cq = this.qkNorm(this.lin(n3, `${p}.attn2.to_q`), `${p}.attn2.norm_q`);
+    const ck = this.qkNorm(this.lin(ctx, `${p}.attn2.to_k`), `${p}.attn2.norm_k`);
+    const cv = this.lin(ctx, `${p}.attn2.to_v`);
+    const ca = attention(cq.reshape([b, len, heads, hd]), ck.reshape([b, lt, heads, hd]), cv.reshape([b, lt, heads, hd]));
+    x = add(x, this.lin(ca.reshape([b, len, this.dim]), `${p}.attn2.to_out.0`));
+
+    // Feed-forward with adaLN modulation and a gated residual.
+    const n2 = layerNorm(x, { eps: c.eps, scale: e[4], shift: e[3] });
+    const ff = this.lin(this.lin(n2, `${p}.ffn.net.0.proj`, "gelu_tanh"), `${p}.ffn.net.2`);
+    return gatedResidual(x, ff, e[5] as Tensor);
+  }
+
+  private qkNorm(x: Tensor, name: string): Tensor {
+    if (!this.config.qk_norm) return x;
+    return rmsNorm(x, { weight: this.w(`${name}.weight`), eps: this.config.eps });
+  }
+}
+
+// Row k of a [B, n, dim] modulation tensor as a contiguous [B, dim].
+function chunk(mod: Tensor, k: number, b: number, dim: number): Tensor {
+  return slice(mod, 1, k, k + 1).reshape([b, dim]);
+}
