@@ -1,6 +1,6 @@
 // Flag parsing and validation for the CLI: every bad flag is a UsageError that
 // names the flag, printed without a stack trace, exit code 2.
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -29,7 +29,12 @@ export function sizeFlag(v: string | undefined, def: [number, number]): [number,
   return [Number(m[1]), Number(m[2])];
 }
 
-export function choiceFlag<T extends string>(name: string, v: string | undefined, choices: readonly T[], def: T): T {
+export function choiceFlag<T extends string>(
+  name: string,
+  v: string | undefined,
+  choices: readonly T[],
+  def: T,
+): T {
   if (v === undefined) return def;
   if (!(choices as readonly string[]).includes(v))
     throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got '${v}'`);

@@ -14,7 +14,11 @@ usage:
   tessera help                        this text
 `;
 
-export async function main(argv: string[], out = (s: string) => console.log(s), err = (s: string) => console.error(s)) {
+export async function main(
+  argv: string[],
+  out = (s: string) => console.log(s),
+  err = (s: string) => console.error(s),
+) {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {

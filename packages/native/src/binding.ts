@@ -40,7 +40,13 @@ export interface NativeAddon {
     sm: number;
     hasBlas: boolean;
   };
-  memoryStats(device: string): { inUse: number; cached: number; peak: number; limit: number; allocations: number };
+  memoryStats(device: string): {
+    inUse: number;
+    cached: number;
+    peak: number;
+    limit: number;
+    allocations: number;
+  };
   setMemoryLimit(device: string, bytes: number): void;
   emptyCache(device: string): void;
   synchronize(device: string): Promise<void>;

@@ -46,7 +46,8 @@ export class Tensor {
   /** A tensor holding `data` (numbers are converted to `dtype`, default f32). */
   static from(data: ArrayLike<number>, shape: Shape, opts: TensorOptions = {}): Tensor {
     const dtype = opts.dtype ?? "f32";
-    if (!isDType(dtype)) throw new OpError(`op 'from': argument 'dtype' '${dtype}' is not a dtype`, "from", "dtype");
+    if (!isDType(dtype))
+      throw new OpError(`op 'from': argument 'dtype' '${dtype}' is not a dtype`, "from", "dtype");
     const s = checkShape("from", shape);
     if (data.length !== numel(s))
       throw new OpError(
@@ -165,7 +166,11 @@ export class Tensor {
         "shape",
       );
     if (!h.contiguous)
-      throw new OpError("op 'reshape': argument 'tensor' is not contiguous; call .contiguous() first", "reshape", "tensor");
+      throw new OpError(
+        "op 'reshape': argument 'tensor' is not contiguous; call .contiguous() first",
+        "reshape",
+        "tensor",
+      );
     const strides = new Array<number>(s.length);
     let acc = 1;
     for (let i = s.length - 1; i >= 0; i--) {
@@ -204,7 +209,13 @@ export class Tensor {
     if (!Number.isInteger(d) || d < 0 || d >= nd)
       throw new OpError(`op 'narrow': argument 'dim' ${dim} is out of range for ${nd} dims`, "narrow", "dim");
     const size = h.shape[d] as number;
-    if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > size)
+    if (
+      !Number.isInteger(start) ||
+      !Number.isInteger(length) ||
+      start < 0 ||
+      length < 0 ||
+      start + length > size
+    )
       throw new OpError(
         `op 'narrow': range [${start}, ${start + length}) is outside dim ${d} of size ${size}`,
         "narrow",
@@ -212,7 +223,9 @@ export class Tensor {
       );
     const shape = [...h.shape];
     shape[d] = length;
-    return new Tensor(callNative(() => native.view(h, shape, h.strides, h.offset + start * (h.strides[d] as number))));
+    return new Tensor(
+      callNative(() => native.view(h, shape, h.strides, h.offset + start * (h.strides[d] as number))),
+    );
   }
 
   /** This tensor if contiguous, else a contiguous copy. */
@@ -226,7 +239,9 @@ export class Tensor {
   async to(device: DeviceLike): Promise<Tensor> {
     const dev = Device.parse(device);
     const bytes = await this.readBytes();
-    return new Tensor(callNative(() => native.fromBuffer(dev.name, this.dtype, this.shape, new Uint8Array(bytes))));
+    return new Tensor(
+      callNative(() => native.fromBuffer(dev.name, this.dtype, this.shape, new Uint8Array(bytes))),
+    );
   }
 
   toString(): string {

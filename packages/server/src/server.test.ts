@@ -19,7 +19,10 @@ describe("server", () => {
   });
 
   it("lists devices with the CPU first", async () => {
-    const body = (await (await fetch(`${url}/v1/devices`)).json()) as { data: { name: string }[]; cuda: { available: boolean } };
+    const body = (await (await fetch(`${url}/v1/devices`)).json()) as {
+      data: { name: string }[];
+      cuda: { available: boolean };
+    };
     expect(body.data[0]?.name).toBe("cpu");
     expect(typeof body.cuda.available).toBe("boolean");
   });

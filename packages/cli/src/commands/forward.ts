@@ -2,14 +2,14 @@
 // weights on the chosen device — a real end-to-end run of the native ops until a
 // model checkpoint is loaded by `generate`.
 import {
+  parameterCount,
   randomWanTransformerWeights,
   WAN_TINY,
   WAN21_T2V_1_3B,
   WanTransformer,
-  parameterCount,
   type WanTransformerConfig,
 } from "@tessera/core";
-import { Device, full, randn, scope, type DType } from "@tessera/native";
+import { Device, type DType, full, randn, scope } from "@tessera/native";
 import { choiceFlag, intFlag, parse, sizeFlag, UsageError } from "../args.js";
 
 export async function forwardCommand(argv: string[], out: (s: string) => void): Promise<number> {
@@ -27,11 +27,17 @@ export async function forwardCommand(argv: string[], out: (s: string) => void): 
   const configName = choiceFlag("config", values.config, ["tiny", "wan2.1-1.3b"] as const, "tiny");
   const base: WanTransformerConfig = configName === "tiny" ? WAN_TINY : WAN21_T2V_1_3B;
   const config = { ...base, num_layers: intFlag("layers", values.layers, base.num_layers, 1, 64) };
-  const dtype = choiceFlag<DType>("dtype", values.dtype, ["f32", "bf16", "f16"], device.kind === "cpu" ? "f32" : "bf16");
+  const dtype = choiceFlag<DType>(
+    "dtype",
+    values.dtype,
+    ["f32", "bf16", "f16"],
+    device.kind === "cpu" ? "f32" : "bf16",
+  );
   if (device.kind === "cpu" && dtype !== "f32") throw new UsageError("--dtype on the CPU must be f32");
   const frames = intFlag("frames", values.frames, 5, 1, 1024);
   const [width, height] = sizeFlag(values.size, [64, 64]);
-  if (width % 16 || height % 16) throw new UsageError(`--size must be a multiple of 16 in each side, got ${width}x${height}`);
+  if (width % 16 || height % 16)
+    throw new UsageError(`--size must be a multiple of 16 in each side, got ${width}x${height}`);
   const seed = intFlag("seed", values.seed, 0, 0, 2 ** 31);
   // Latent of a Wan VAE: 4x in time (first frame kept), 8x in space.
   const lf = Math.floor((frames - 1) / 4) + 1;
@@ -59,7 +65,14 @@ export async function forwardCommand(argv: string[], out: (s: string) => void): 
       sq += v * v;
       if (!Number.isFinite(v)) finite = false;
     }
-    return { shape: y.shape, mean: sum / values.length, rms: Math.sqrt(sq / values.length), finite, ms: t2 - t1, setupMs: t1 - t0 };
+    return {
+      shape: y.shape,
+      mean: sum / values.length,
+      rms: Math.sqrt(sq / values.length),
+      finite,
+      ms: t2 - t1,
+      setupMs: t1 - t0,
+    };
   });
   weights.dispose();
   const report = {

@@ -12,10 +12,29 @@ export interface MatmulOptions {
 
 /** a @ b over the last two dims; b is 2-D (shared) or has a's batch dims. */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  return runOp("matmul", [["a", a], ["b", b]], { ...opts });
+  return runOp(
+    "matmul",
+    [
+      ["a", a],
+      ["b", b],
+    ],
+    { ...opts },
+  );
 }
 
 /** x @ weight^T + bias, as torch.nn.Linear (weight [out, in]). */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor, opts: Pick<MatmulOptions, "epilogue"> = {}): Tensor {
-  return runOp("linear", [["x", x], ["weight", weight]], { bias, ...opts });
+export function linear(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor,
+  opts: Pick<MatmulOptions, "epilogue"> = {},
+): Tensor {
+  return runOp(
+    "linear",
+    [
+      ["x", x],
+      ["weight", weight],
+    ],
+    { bias, ...opts },
+  );
 }

@@ -35,6 +35,8 @@ export interface ConformanceCase {
   tolerance?: Partial<Record<DType, number>>;
   /** Output is exact (ints, copies): compare bit for bit after decoding. */
   exact?: boolean;
+  /** Large case, skipped under compute-sanitizer where every kernel runs far slower. */
+  heavy?: boolean;
 }
 
 export interface CaseResult {
@@ -73,7 +75,12 @@ function tools(device: Device, dtype: DType, seed: number, created: Tensor[]): C
   };
 }
 
-async function runOnTarget(c: ConformanceCase, device: Device, dtype: DType, seed: number): Promise<Float32Array> {
+async function runOnTarget(
+  c: ConformanceCase,
+  device: Device,
+  dtype: DType,
+  seed: number,
+): Promise<Float32Array> {
   const created: Tensor[] = [];
   try {
     const out = await c.run(tools(device, dtype, seed, created));
@@ -86,7 +93,12 @@ async function runOnTarget(c: ConformanceCase, device: Device, dtype: DType, see
 }
 
 /** Runs one case on `device` in `dtype` against the CPU f32 reference. */
-export async function runCase(c: ConformanceCase, device: Device, dtype: DType, seed: number): Promise<CaseResult> {
+export async function runCase(
+  c: ConformanceCase,
+  device: Device,
+  dtype: DType,
+  seed: number,
+): Promise<CaseResult> {
   const start = performance.now();
   native.setPoison(true);
   try {
@@ -132,7 +144,10 @@ async function runReference(c: ConformanceCase, dtype: DType, seed: number): Pro
   const q = (v: Float32Array, dt: DType): Float32Array => {
     if (dt === "f32" || !isFloat(dt)) return v;
     const bytes = encode(v, dt) as Uint16Array;
-    return decodeToF32(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, dt);
+    return decodeToF32(
+      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+      dt,
+    );
   };
   const make = (values: ArrayLike<number>, shape: readonly number[], dt: DType): Tensor => {
     const t = Tensor.fromBytes(encode(values, dt), shape, { dtype: dt, device: cpu });

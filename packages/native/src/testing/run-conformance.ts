@@ -10,6 +10,10 @@ import { freshSeed } from "./random.js";
 const args = process.argv.slice(2);
 const outPath = args.includes("--out") ? args[args.indexOf("--out") + 1] : undefined;
 const filter = args.includes("--filter") ? (args[args.indexOf("--filter") + 1] ?? "") : "";
+const only = args.includes("--device") ? (args[args.indexOf("--device") + 1] ?? "") : "";
+const commit = args.includes("--commit") ? (args[args.indexOf("--commit") + 1] ?? "") : "";
+// Under compute-sanitizer every kernel runs far slower: skip the CPU side and the largest cases.
+const sanitizer = args.includes("--sanitizer");
 
 const status = cudaStatus();
 const devices = [Device.cpu];
@@ -18,8 +22,10 @@ else console.log(`cuda: not available (${status.reason})`);
 
 const results: CaseResult[] = [];
 for (const device of devices) {
+  if (only && device.kind !== only) continue;
   for (const c of allCases) {
     if (filter && !c.name.includes(filter)) continue;
+    if (sanitizer && c.heavy) continue;
     const dtypes = device.kind === "cpu" ? (["f32"] as const) : c.dtypes;
     for (const dtype of dtypes) {
       const r = await runCase(c, device, dtype, freshSeed());
@@ -35,6 +41,14 @@ const failed = results.filter((r) => !r.pass).length;
 console.log(`${results.length - failed} passed, ${failed} failed`);
 if (outPath) {
   const info = devices.map((d) => d.info());
-  writeFileSync(outPath, `${JSON.stringify({ devices: info, results }, null, 1)}\n`);
+  const record = {
+    date: new Date().toISOString(),
+    commit,
+    node: process.version,
+    devices: info,
+    summary: { passed: results.length - failed, failed },
+    results,
+  };
+  writeFileSync(outPath, `${JSON.stringify(record, null, 1)}\n`);
 }
 process.exitCode = failed ? 1 : 0;

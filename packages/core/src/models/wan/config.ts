@@ -64,17 +64,25 @@ export function parameterCount(c: WanTransformerConfig): number {
   const patch = pt * ph * pw;
   const lin = (i: number, o: number) => i * o + o;
   const block =
-    4 * lin(d, d) + 2 * d + // self-attention + qk norms
-    4 * lin(d, d) + 2 * d + // cross-attention + qk norms
+    4 * lin(d, d) +
+    2 * d + // self-attention + qk norms
+    4 * lin(d, d) +
+    2 * d + // cross-attention + qk norms
     (c.cross_attn_norm ? 2 * d : 0) +
-    lin(d, c.ffn_dim) + lin(c.ffn_dim, d) +
+    lin(d, c.ffn_dim) +
+    lin(c.ffn_dim, d) +
     6 * d; // modulation table
   return (
-    c.in_channels * patch * d + d + // patch embedding
-    lin(c.text_dim, d) + lin(d, d) + // text embedder
-    lin(c.freq_dim, d) + lin(d, d) + lin(d, 6 * d) + // time embedder + projection
+    c.in_channels * patch * d +
+    d + // patch embedding
+    lin(c.text_dim, d) +
+    lin(d, d) + // text embedder
+    lin(c.freq_dim, d) +
+    lin(d, d) +
+    lin(d, 6 * d) + // time embedder + projection
     c.num_layers * block +
-    lin(d, c.out_channels * patch) + 2 * d // head
+    lin(d, c.out_channels * patch) +
+    2 * d // head
   );
 }
 
@@ -91,10 +99,17 @@ export function validateWanConfig(c: WanTransformerConfig): void {
     "num_layers",
   ] as const;
   for (const k of positive) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`Wan config: ${k} must be a positive integer, got ${c[k]}`);
+    if (!Number.isInteger(c[k]) || c[k] <= 0)
+      throw new Error(`Wan config: ${k} must be a positive integer, got ${c[k]}`);
   }
-  if (!Array.isArray(c.patch_size) || c.patch_size.length !== 3 || c.patch_size.some((p) => !Number.isInteger(p) || p <= 0))
-    throw new Error(`Wan config: patch_size must be three positive integers, got ${JSON.stringify(c.patch_size)}`);
+  if (
+    !Array.isArray(c.patch_size) ||
+    c.patch_size.length !== 3 ||
+    c.patch_size.some((p) => !Number.isInteger(p) || p <= 0)
+  )
+    throw new Error(
+      `Wan config: patch_size must be three positive integers, got ${JSON.stringify(c.patch_size)}`,
+    );
   if (c.freq_dim % 2 !== 0) throw new Error(`Wan config: freq_dim must be even, got ${c.freq_dim}`);
   if (c.attention_head_dim % 2 !== 0)
     throw new Error(`Wan config: attention_head_dim must be even for RoPE, got ${c.attention_head_dim}`);

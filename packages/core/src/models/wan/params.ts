@@ -19,7 +19,11 @@ export function wanTransformerParams(c: WanTransformerConfig): Map<string, Param
     p.set(`${name}.weight`, { shape: [o, i], init: "normal", fanIn: i });
     p.set(`${name}.bias`, { shape: [o], init: "normal", fanIn: i * 16 });
   };
-  p.set("patch_embedding.weight", { shape: [d, c.in_channels, pt, ph, pw], init: "normal", fanIn: c.in_channels * pt * ph * pw });
+  p.set("patch_embedding.weight", {
+    shape: [d, c.in_channels, pt, ph, pw],
+    init: "normal",
+    fanIn: c.in_channels * pt * ph * pw,
+  });
   p.set("patch_embedding.bias", { shape: [d], init: "zeros" });
   linear("condition_embedder.time_embedder.linear_1", c.freq_dim, d);
   linear("condition_embedder.time_embedder.linear_2", d, d);

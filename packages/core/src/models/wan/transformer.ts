@@ -1,19 +1,19 @@
 // The Wan2.1 diffusion transformer over spacetime patches. Latents are
 // channels-last [B, F, H, W, C]; tokens are [B, L, dim] in f-h-w order.
 import {
+  add,
   attention,
   gatedResidual,
-  add,
   layerNorm,
   linear,
   patchEmbed3d,
   rmsNorm,
   scope,
+  silu,
   slice,
   type Tensor,
   timestepEmbedding,
   unpatchify3d,
-  silu,
 } from "@tessera/native";
 import type { WeightStore } from "../../weights/store.js";
 import { innerDim, validateWanConfig, type WanTransformerConfig } from "./config.js";
@@ -60,12 +60,20 @@ export class WanTransformer {
         `WanTransformer: latents must be [B, F, H, W, ${c.in_channels}], got [${input.latents.shape.join(", ")}]`,
       );
     if (f % pt || h % ph || w % pw)
-      throw new Error(`WanTransformer: latent size ${f}x${h}x${w} is not a multiple of the patch ${pt}x${ph}x${pw}`);
+      throw new Error(
+        `WanTransformer: latent size ${f}x${h}x${w} is not a multiple of the patch ${pt}x${ph}x${pw}`,
+      );
     const grid: [number, number, number] = [f / pt, h / ph, w / pw];
     return scope(() => {
       // Conditioning: sinusoidal timestep -> MLP -> six modulation vectors per block.
-      const tFreq = timestepEmbedding(input.timesteps, c.freq_dim, { cosFirst: true, dtype: input.latents.dtype });
-      const temb = this.lin(this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"), "condition_embedder.time_embedder.linear_2");
+      const tFreq = timestepEmbedding(input.timesteps, c.freq_dim, {
+        cosFirst: true,
+        dtype: input.latents.dtype,
+      });
+      const temb = this.lin(
+        this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"),
+        "condition_embedder.time_embedder.linear_2",
+      );
       const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([b, 6, this.dim]);
       const ctx = this.lin(
         this.lin(input.context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
@@ -98,10 +106,15 @@ export class WanTransformer {
     const q = this.qkNorm(this.lin(n1, `${p}.attn1.to_q`), `${p}.attn1.norm_q`);
     const k = this.qkNorm(this.lin(n1, `${p}.attn1.to_k`), `${p}.attn1.norm_k`);
     const v = this.lin(n1, `${p}.attn1.to_v`);
-    const sa = attention(q.reshape([b, len, heads, hd]), k.reshape([b, len, heads, hd]), v.reshape([b, len, heads, hd]), {
-      grid,
-      rope: true,
-    });
+    const sa = attention(
+      q.reshape([b, len, heads, hd]),
+      k.reshape([b, len, heads, hd]),
+      v.reshape([b, len, heads, hd]),
+      {
+        grid,
+        rope: true,
+      },
+    );
     x = gatedResidual(x, this.lin(sa.reshape([b, len, this.dim]), `${p}.attn1.to_out.0`), e[2] as Tensor);
 
     // Cross-attention to the text states.
@@ -112,7 +125,11 @@ export class WanTransformer {
     const cq = this.qkNorm(this.lin(n3, `${p}.attn2.to_q`), `${p}.attn2.norm_q`);
     const ck = this.qkNorm(this.lin(ctx, `${p}.attn2.to_k`), `${p}.attn2.norm_k`);
     const cv = this.lin(ctx, `${p}.attn2.to_v`);
-    const ca = attention(cq.reshape([b, len, heads, hd]), ck.reshape([b, lt, heads, hd]), cv.reshape([b, lt, heads, hd]));
+    const ca = attention(
+      cq.reshape([b, len, heads, hd]),
+      ck.reshape([b, lt, heads, hd]),
+      cv.reshape([b, lt, heads, hd]),
+    );
     x = add(x, this.lin(ca.reshape([b, len, this.dim]), `${p}.attn2.to_out.0`));
 
     // Feed-forward with adaLN modulation and a gated residual.

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run HERE (no GPU): packs what the GPU host lacks into .gpu/ (git-ignored), for
+# the device tool's `carry`: a Node binary, the built JS of @tessera/native, and
+# the Node-API headers. The addon itself is built THERE by check.sh.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+mkdir -p .gpu
+[ -f .gpu/node.xz ] || xz -T2 -6 -k -c "$(command -v node)" > .gpu/node.xz
+pnpm --filter @tessera/native run build:ts >/dev/null
+rm -rf .gpu/native-dist .gpu/node-addon-api .gpu/node-api-headers .gpu/benchmarks
+cp -rL packages/native/dist .gpu/native-dist
+cp -rL packages/native/node_modules/node-addon-api .gpu/node-addon-api
+cp -rL packages/native/node_modules/node-api-headers .gpu/node-api-headers
+rm -rf .gpu/node-api-headers/def .gpu/node-addon-api/tools
+git describe --always --dirty > .gpu/commit
+du -sh .gpu
