@@ -192,4 +192,25 @@ void check_float_input(const std::string& op, const char* arg, const Tensor& t, 
   check_contiguous(op, arg, t);
 }
 
+void check_attr_names(const OpCall& c, std::initializer_list<const char*> known) {
+  for (const std::string& k : c.attrs.keys()) {
+    bool ok = false;
+    std::string list;
+    for (const char* n : known) {
+      ok = ok || k == n;
+      list += (list.empty() ? "" : ", ") + std::string(n);
+    }
+    if (!ok)
+      throw OpError(c.name, k, list.empty() ? "is not an attribute of this op (it takes none)"
+                                            : "is not an attribute of this op; it takes " + list);
+  }
+}
+
+void check_compute_dtype(const std::string& op, const char* arg, const Tensor& t) {
+  check_dtype(op, arg, t, {DType::F32, DType::BF16, DType::F16});
+  if (t.dtype != DType::F32 && t.backend()->name() == "cpu")
+    throw OpError(op, arg, std::string("has dtype ") + dtype_name(t.dtype) +
+                               " but the CPU backend computes in f32; cast it first (cast(" + arg + ", 'f32'))");
+}
+
 }  // namespace tessera

@@ -90,6 +90,11 @@ void check_same_backend(const std::string& op, const char* arg, const Tensor& t,
 void check_positive(const std::string& op, const char* arg, int64_t v);
 // A float-compute op's input: contiguous, same backend, a float dtype the backend computes in.
 void check_float_input(const std::string& op, const char* arg, const Tensor& t, Backend* b, DType dtype);
+// Rejects attributes the op does not take: a misspelt one would otherwise be ignored silently.
+void check_attr_names(const OpCall& c, std::initializer_list<const char*> known);
+// A float dtype the tensor's backend computes in: the CPU reference is f32 only,
+// CUDA computes bf16/f16 (and f32).
+void check_compute_dtype(const std::string& op, const char* arg, const Tensor& t);
 
 // ---- implementation of launch ----
 template <class Args>

@@ -43,6 +43,10 @@ node "$runner" "${args[@]}" > "$out/conformance.log" 2>&1
 echo "conformance: rc=$?"
 grep -E "^FAIL|passed|cuda:" "$out/conformance.log" | tail -40
 
+node .gpu/native-dist/testing/runtime-check.js --out "$out/runtime.json" > "$out/runtime.log" 2>&1
+echo "runtime checks: rc=$?"
+cat "$out/runtime.log" | tail -12
+
 if [ $sanitize -eq 1 ]; then
   for tool in memcheck racecheck; do
     sargs=(--device cuda --sanitizer --out "$out/sanitizer-$tool.json" --commit "$commit")

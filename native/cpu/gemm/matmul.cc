@@ -1,45 +1,70 @@
-// CPU "matmul" (f32). Row-parallel, k-outer loop so the inner loop streams a row of
-// B and vectorises.
-#include <vector>
-
-#include "../common/activation.h"
+// CPU "matmul" (f32): plain and transposed row-major operands packed for the
+// shared GEMM engine (gemm_f32.h).
 #include "../runtime/cpu_backend.h"
+#include "gemm_f32.h"
+#include "pack_f32.h"
 #include "tessera/kernels/gemm.h"
 
 namespace tessera {
 namespace {
 
+struct MatmulOperands {
+  const float* a;
+  const float* b;
+  int64_t m, n, k;
+  int64_t stride_a, stride_b;
+  bool trans_a, trans_b;
+};
+
+void pack_a(const void* ctx, int64_t batch, int64_t i0, int64_t rows, int64_t k0, int64_t kc, float* dst) {
+  const auto& o = *static_cast<const MatmulOperands*>(ctx);
+  const float* a = o.a + batch * o.stride_a;
+  if (o.trans_a) {
+    // Stored [K, M]: each k gives `rows` contiguous values, already in panel order.
+    pack_rows_contiguous<kGemmMR>(a + k0 * o.m + i0, o.m, kc, rows, dst);
+  } else {
+    pack_rows_transposed(a + i0 * o.k + k0, o.k, rows, kc, kGemmMR, dst);
+  }
+}
+
+void pack_b(const void* ctx, int64_t batch, int64_t j0, int64_t cols, int64_t k0, int64_t kc, float* dst) {
+  const auto& o = *static_cast<const MatmulOperands*>(ctx);
+  const float* b = o.b + batch * o.stride_b;
+  if (o.trans_b) {
+    // Stored [N, K] (a torch.nn.Linear weight): each column of B is a contiguous row.
+    pack_rows_transposed(b + j0 * o.k + k0, o.k, cols, kc, kGemmNR, dst);
+  } else {
+    pack_rows_contiguous<kGemmNR>(b + k0 * o.n + j0, o.n, kc, cols, dst);
+  }
+}
+
 void matmul_cpu(const MatmulArgs& p, const ExecCtx& ctx) {
-  const float* A = static_cast<const float*>(p.a);
-  const float* B = static_cast<const float*>(p.b);
-  const float* bias = static_cast<const float*>(p.bias);
-  float* C = static_cast<float*>(p.c);
-  const int64_t M = p.m, N = p.n, K = p.k;
-  ctx.pool->parallel_for(p.batch * M, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> brow(p.trans_b ? K : 0);
-    for (int64_t r = lo; r < hi; ++r) {
-      const int64_t bi = r / M, i = r % M;
-      const float* a = A + bi * p.stride_a;
-      const float* b = B + bi * p.stride_b;
-      float* c = C + bi * p.stride_c + i * N;
-      for (int64_t j = 0; j < N; ++j) c[j] = 0.f;
-      for (int64_t kk = 0; kk < K; ++kk) {
-        const float av = p.trans_a ? a[kk * M + i] : a[i * K + kk];
-        if (p.trans_b) {
-          for (int64_t j = 0; j < N; ++j) c[j] += av * b[j * K + kk];
-        } else {
-          const float* brw = b + kk * N;
-          for (int64_t j = 0; j < N; ++j) c[j] += av * brw[j];
-        }
-      }
-      for (int64_t j = 0; j < N; ++j) {
-        float v = p.alpha * c[j] + (bias ? bias[j] : 0.f);
-        if (p.epilogue == Epilogue::GeluTanh) v = gelu_tanh_f(v);
-        else if (p.epilogue == Epilogue::Silu) v = silu_f(v);
-        c[j] = v;
-      }
-    }
-  });
+  if (p.dtype != DType::F32)
+    throw OpError("matmul", "a", std::string("has dtype ") + dtype_name(p.dtype) + "; the CPU backend computes f32 only");
+  MatmulOperands o{static_cast<const float*>(p.a), static_cast<const float*>(p.b), p.m, p.n, p.k, p.stride_a,
+                   p.stride_b, p.trans_a, p.trans_b};
+  GemmDesc d;
+  d.batch = p.batch;
+  d.m = p.m;
+  d.n = p.n;
+  d.k = p.k;
+  d.pack_a = pack_a;
+  d.pack_b = pack_b;
+  d.ctx = &o;
+  d.c = static_cast<float*>(p.c);
+  d.ldc = p.n;
+  d.stride_c = p.stride_c;
+  d.alpha = p.alpha;
+  d.bias = static_cast<const float*>(p.bias);
+  d.epilogue = p.epilogue;
+  // A 2-D B shared by every batch entry with a plain A: the batches are one tall GEMM,
+  // so B is packed once instead of once per entry.
+  if (p.batch > 1 && p.stride_b == 0 && !p.trans_a && p.stride_a == p.m * p.k && p.stride_c == p.m * p.n) {
+    o.m = p.m * p.batch;
+    d.m = o.m;
+    d.batch = 1;
+  }
+  gemm_f32(d, ctx.pool);
 }
 
 }  // namespace

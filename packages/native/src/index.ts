@@ -1,10 +1,16 @@
 export { native } from "./binding.js";
-export { Device, type DeviceInfo, type DeviceLike, type MemoryStats, type CudaStatus, cudaStatus, devices, defaultDevice } from "./device.js";
+export {
+  type CudaStatus,
+  cudaStatus,
+  Device,
+  type DeviceInfo,
+  type DeviceLike,
+  defaultDevice,
+  devices,
+  type MemoryStats,
+} from "./device.js";
 export * from "./dtype.js";
 export * from "./errors.js";
-export { scope, liveTensorCount, enableLeakDetector, takeLeakReports } from "./scope.js";
-export { Tensor, type Shape, type TensorOptions, numel } from "./tensor.js";
-export { runOp, runOpMulti, type OpAttr } from "./ops/run.js";
 export * from "./ops/attention.js";
 export * from "./ops/conv.js";
 export * from "./ops/elementwise.js";
@@ -12,3 +18,6 @@ export * from "./ops/gemm.js";
 export * from "./ops/misc.js";
 export * from "./ops/norm.js";
 export * from "./ops/patch.js";
+export { type OpAttr, runOp, runOpMulti } from "./ops/run.js";
+export { enableLeakDetector, liveTensorCount, scope, takeLeakReports } from "./scope.js";
+export { numel, type Shape, Tensor, type TensorOptions } from "./tensor.js";

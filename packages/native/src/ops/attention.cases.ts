@@ -1,3 +1,113 @@
-import type { ConformanceCase } from "../testing/conformance.js";
+import type { CaseTools, ConformanceCase } from "../testing/conformance.js";
+import { type AttentionOptions, attention } from "./attention.js";
 
-export const cases: ConformanceCase[] = [];
+const floats = ["f32", "bf16", "f16"] as const;
+
+interface Spec {
+  name: string;
+  B: number;
+  Lq: number;
+  Lk?: number;
+  H: number;
+  D: number;
+  opts?: (t: CaseTools) => AttentionOptions;
+}
+
+const spec = (s: Spec): ConformanceCase => ({
+  name: `attention/${s.name}`,
+  dtypes: floats,
+  run: (t) => {
+    const Lk = s.Lk ?? s.Lq;
+    return attention(t.randn([s.B, s.Lq, s.H, s.D]), t.randn([s.B, Lk, s.H, s.D]), t.randn([s.B, Lk, s.H, s.D]), s.opts?.(t));
+  },
+});
+
+export const cases: ConformanceCase[] = [
+  spec({ name: "1-token-D64", B: 1, Lq: 1, H: 1, D: 64 }),
+  spec({ name: "7-tokens-batch2-D128", B: 2, Lq: 7, H: 2, D: 128 }),
+  spec({ name: "77-tokens-H3-D64", B: 1, Lq: 77, H: 3, D: 64 }),
+  spec({ name: "D40-not-a-multiple-of-16", B: 2, Lq: 33, H: 2, D: 40 }),
+  spec({
+    name: "cross-13x77-batch2-key-padding",
+    B: 2,
+    Lq: 13,
+    Lk: 77,
+    H: 2,
+    D: 64,
+    opts: (t) => ({ keyLengths: t.tensor([77, 30], [2], "i32") }),
+  }),
+  spec({
+    name: "key-padding-zero-and-beyond-Lk",
+    B: 3,
+    Lq: 9,
+    Lk: 21,
+    H: 2,
+    D: 64,
+    opts: (t) => ({ keyLengths: t.tensor([0, 5, 40], [3], "i32") }),
+  }),
+  spec({ name: "cross-50x7-scale", B: 1, Lq: 50, Lk: 7, H: 2, D: 64, opts: () => ({ scale: 0.4 }) }),
+  spec({
+    name: "spatial-3x4x5-rope-batch2-D64",
+    B: 2,
+    Lq: 60,
+    H: 2,
+    D: 64,
+    opts: () => ({ group: "spatial", grid: [3, 4, 5], rope: true }),
+  }),
+  spec({
+    name: "temporal-5x3x4-rope-D128",
+    B: 1,
+    Lq: 60,
+    H: 2,
+    D: 128,
+    opts: () => ({ group: "temporal", grid: [5, 3, 4], rope: true }),
+  }),
+  spec({
+    name: "full-rope-2x3x7-custom-dims-offset-theta",
+    B: 2,
+    Lq: 42,
+    H: 1,
+    D: 64,
+    opts: () => ({ grid: [2, 3, 7], rope: { dims: [16, 24, 24], offset: [3, 0, 5], theta: 1000 } }),
+  }),
+  spec({
+    name: "bias-shared-19x33",
+    B: 2,
+    Lq: 19,
+    Lk: 33,
+    H: 2,
+    D: 64,
+    opts: (t) => ({ bias: t.uniform([2, 19, 33], -2, 2, "f32") }),
+  }),
+  spec({
+    name: "bias-batched-spatial-key-padding-rope",
+    B: 2,
+    Lq: 24,
+    H: 2,
+    D: 64,
+    opts: (t) => ({
+      group: "spatial",
+      grid: [2, 3, 4],
+      rope: true,
+      bias: t.uniform([2, 2, 24, 24], -2, 2, "f32"),
+      keyLengths: t.tensor([24, 13], [2], "i32"),
+    }),
+  }),
+  spec({ name: "4097-tokens-H1-D64", B: 1, Lq: 4097, H: 1, D: 64 }),
+  spec({
+    name: "4097-tokens-temporal-17x241x1-rope",
+    B: 1,
+    Lq: 4097,
+    H: 2,
+    D: 64,
+    opts: () => ({ group: "temporal", grid: [17, 241, 1], rope: true }),
+  }),
+  spec({
+    name: "4097-tokens-spatial-17x241x1",
+    B: 1,
+    Lq: 4097,
+    H: 1,
+    D: 64,
+    opts: () => ({ group: "spatial", grid: [17, 241, 1] }),
+  }),
+];

@@ -1,0 +1,92 @@
+// Runtime checks that need a real GPU (run by scripts/gpu/check.sh):
+//   node dist/testing/runtime-check.js [--out result.json]
+// Out-of-memory is typed and recoverable, transfers round-trip exactly, reads
+// back leave the event loop free, and disposed tensors return to the cache.
+import { writeFileSync } from "node:fs";
+import { cudaStatus, Device } from "../device.js";
+import { OutOfMemoryError } from "../errors.js";
+import { matmul } from "../ops/gemm.js";
+import { Tensor } from "../tensor.js";
+import { HostRng } from "./random.js";
+
+interface Check {
+  name: string;
+  pass: boolean;
+  detail: string;
+}
+
+const args = process.argv.slice(2);
+const outPath = args.includes("--out") ? args[args.indexOf("--out") + 1] : undefined;
+const checks: Check[] = [];
+const record = (name: string, pass: boolean, detail: string) => {
+  checks.push({ name, pass, detail });
+  console.log(`${pass ? "PASS" : "FAIL"} ${name}: ${detail}`);
+};
+
+async function run(): Promise<void> {
+  const status = cudaStatus();
+  if (!status.available) {
+    record("cuda available", false, status.reason);
+    return;
+  }
+  const gpu = Device.cuda(0);
+  const info = gpu.info();
+  record("cuda available", true, `${info.description}, sm_${info.sm}, cuBLASLt ${info.hasBlas}`);
+
+  // Out of memory: far more than the card has, then normal work on the same device.
+  try {
+    Tensor.empty([1 << 30, 1 << 10], { device: gpu, dtype: "f32" }); // 4 TiB
+    record("oom is typed", false, "allocation of 4 TiB succeeded");
+  } catch (e) {
+    record("oom is typed", e instanceof OutOfMemoryError, `${(e as Error).name}: ${(e as Error).message}`);
+  }
+  const rng = new HostRng(7);
+  const v = rng.normals(4097);
+  const t = Tensor.from(v, [4097], { device: gpu });
+  const back = await t.toFloat32Array();
+  record(
+    "works after oom, exact round trip",
+    back.every((x, i) => x === v[i]),
+    "4097 f32 values",
+  );
+
+  // cpu -> cuda -> cpu, every dtype.
+  for (const dtype of ["f32", "bf16", "f16", "i32", "u8"] as const) {
+    const vals = dtype === "u8" ? rng.ints(77, 0, 256) : dtype === "i32" ? rng.ints(77, -1000, 1000) : rng.normals(77);
+    const c = Tensor.from(vals, [7, 11], { dtype });
+    const g = await c.to(gpu);
+    const h = await g.to("cpu");
+    const a = await c.toFloat32Array();
+    const b = await h.toFloat32Array();
+    record(`transfer ${dtype}`, a.every((x, i) => x === b[i]), "cpu -> cuda:0 -> cpu");
+    for (const x of [c, g, h]) x.dispose();
+  }
+
+  // A long GPU queue: the event loop keeps ticking while we wait for the result.
+  const n = 4096;
+  const a = Tensor.from(rng.normals(n * n, 1 / 64), [n, n], { device: gpu, dtype: "bf16" });
+  let x = a;
+  const chain: Tensor[] = [];
+  for (let i = 0; i < 50; i++) {
+    x = matmul(x, a);
+    chain.push(x);
+  }
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  const start = performance.now();
+  await x.toFloat32Array();
+  clearInterval(timer);
+  record("async read", ticks > 0, `${ticks} timer ticks during a ${(performance.now() - start).toFixed(0)} ms wait`);
+  for (const c of chain) c.dispose();
+  a.dispose();
+  t.dispose();
+  await gpu.synchronize();
+  const stats = gpu.memoryStats();
+  record("memory returned to cache", stats.inUse === 0, `in use ${stats.inUse} B, cached ${stats.cached} B, peak ${stats.peak} B`);
+}
+
+await run();
+const failed = checks.filter((c) => !c.pass).length;
+console.log(`${checks.length - failed} passed, ${failed} failed`);
+if (outPath) writeFileSync(outPath, `${JSON.stringify({ date: new Date().toISOString(), checks }, null, 1)}\n`);
+process.exitCode = failed ? 1 : 0;
