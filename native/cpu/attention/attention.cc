@@ -247,11 +247,11 @@ void attention_cpu(const AttentionArgs& a, const ExecCtx& ctx) {
   P.qb = qb;
   P.qblocks = (P.gq + qb - 1) / qb;
 
-  // Prepared K^T and V for a batch of (b, h) pairs, bounded to keep scratch modest.
+  // Prepared K^T and V for as many (b, h) pairs as fit in about 32 MB (at least one).
   const int64_t kt_size = P.groups * D * P.gkp;
   const int64_t v_size = P.groups * P.gk * P.Dp;
   const int64_t per_pair = std::max<int64_t>(kt_size + v_size, 1);
-  const int64_t pair_batch = std::clamp<int64_t>((int64_t{32} << 20) / per_pair, 1, pairs);
+  const int64_t pair_batch = std::clamp<int64_t>((int64_t{8} << 20) / per_pair, 1, pairs);
   const auto kt_buf = scratch(pair_batch * kt_size);
   const auto v_buf = scratch(pair_batch * v_size);
   // Keys per slice of K^T (D x slice) and V (slice x D) that stays in L1 across row tiles.

@@ -2,7 +2,6 @@
 // keyLengths?, bias?): softmax(scale * Q K^T + bias + mask) V per (batch, head), with
 // Wan2.1's 3D RoPE and spatial/temporal token grouping (see kernels/attention.h).
 #include <cmath>
-#include <initializer_list>
 
 #include "../op.h"
 #include "tessera/kernels/attention.h"

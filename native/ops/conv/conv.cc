@@ -10,27 +10,6 @@
 namespace tessera {
 namespace {
 
-// A misspelt attribute would otherwise be ignored silently.
-void check_attrs(const OpCall& c, std::initializer_list<const char*> known) {
-  for (const std::string& k : c.attrs.keys()) {
-    bool ok = false;
-    std::string list;
-    for (const char* n : known) {
-      ok = ok || k == n;
-      list += (list.empty() ? "" : ", ") + std::string(n);
-    }
-    if (!ok) throw OpError(c.name, k, "is not an attribute of this op; it takes " + list);
-  }
-}
-
-// The CPU backend is the fp32 reference: bf16/f16 arithmetic runs on accelerators only.
-void check_computes(const std::string& op, const char* arg, const Tensor& t) {
-  check_dtype(op, arg, t, {DType::F32, DType::BF16, DType::F16});
-  if (t.dtype != DType::F32 && t.backend()->name() == "cpu")
-    throw OpError(op, arg, std::string("has dtype ") + dtype_name(t.dtype) +
-                               " but the CPU backend computes in f32; cast it to f32 first");
-}
-
 std::string ints_str(const std::vector<int64_t>& v) {
   std::string r = "[";
   for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + std::to_string(v[i]);
@@ -114,7 +93,7 @@ Tensor run_conv(const OpCall& c, const Tensor& x, const Tensor& w, const ConvGeo
 
 // x and weight: dtype, device, contiguity, rank, positive extents, matching channels.
 void check_operands(const std::string& op, const Tensor& x, const Tensor& w, int ndim) {
-  check_computes(op, "x", x);
+  check_compute_dtype(op, "x", x);
   check_float_input(op, "x", x, x.backend(), x.dtype);
   check_ndim(op, "x", x, ndim);
   check_float_input(op, "weight", w, x.backend(), x.dtype);
@@ -132,7 +111,7 @@ void check_operands(const std::string& op, const Tensor& x, const Tensor& w, int
 
 std::vector<Tensor> conv3d_op(const OpCall& c) {
   const std::string& op = c.name;
-  check_attrs(c, {"bias", "stride", "padding", "causal", "prev"});
+  check_attr_names(c, {"bias", "stride", "padding", "causal", "prev"});
   const Tensor& x = input(c, 0, "x");
   const Tensor& w = input(c, 1, "weight");
   check_operands(op, x, w, 5);
@@ -183,7 +162,7 @@ std::vector<Tensor> conv3d_op(const OpCall& c) {
 
 std::vector<Tensor> conv2d_op(const OpCall& c) {
   const std::string& op = c.name;
-  check_attrs(c, {"bias", "stride", "padding"});
+  check_attr_names(c, {"bias", "stride", "padding"});
   const Tensor& x = input(c, 0, "x");
   const Tensor& w = input(c, 1, "weight");
   check_operands(op, x, w, 4);

@@ -1,7 +1,6 @@
 // layer_norm / rms_norm (x; weight?, bias?, eps?, scale?, shift?), group_norm (x; groups,
 // weight?, bias?, eps?, silu?) and gated_residual (x, y, gate). See kernels/norm.h.
 #include <cmath>
-#include <initializer_list>
 
 #include "../op.h"
 #include "tessera/kernels/norm.h"

@@ -10,27 +10,6 @@
 namespace tessera {
 namespace {
 
-// A misspelt attribute would otherwise be ignored silently.
-void check_attrs(const OpCall& c, std::initializer_list<const char*> known) {
-  for (const std::string& k : c.attrs.keys()) {
-    bool ok = false;
-    std::string list;
-    for (const char* n : known) {
-      ok = ok || k == n;
-      list += (list.empty() ? "" : ", ") + std::string(n);
-    }
-    if (!ok) throw OpError(c.name, k, "is not an attribute of this op; it takes " + list);
-  }
-}
-
-// The CPU backend is the fp32 reference: bf16/f16 runs on accelerators only.
-void check_computes(const std::string& op, const char* arg, const Tensor& t) {
-  check_dtype(op, arg, t, {DType::F32, DType::BF16, DType::F16});
-  if (t.dtype != DType::F32 && t.backend()->name() == "cpu")
-    throw OpError(op, arg, std::string("has dtype ") + dtype_name(t.dtype) +
-                               " but the CPU backend computes in f32; cast it to f32 first");
-}
-
 std::string ints_str(const std::vector<int64_t>& v) {
   std::string r = "[";
   for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + std::to_string(v[i]);
@@ -47,11 +26,11 @@ std::vector<int64_t> triple(const OpCall& c, const char* key, const std::vector<
 
 std::vector<Tensor> patch_embed_op(const OpCall& c) {
   const std::string& op = c.name;
-  check_attrs(c, {"bias", "patch"});
+  check_attr_names(c, {"bias", "patch"});
   const Tensor& x = input(c, 0, "x");
   const Tensor& w = input(c, 1, "weight");
   Backend* be = x.backend();
-  check_computes(op, "x", x);
+  check_compute_dtype(op, "x", x);
   check_float_input(op, "x", x, be, x.dtype);
   check_ndim(op, "x", x, 5);
   check_float_input(op, "weight", w, be, x.dtype);
@@ -105,9 +84,9 @@ std::vector<Tensor> patch_embed_op(const OpCall& c) {
 
 std::vector<Tensor> unpatchify_op(const OpCall& c) {
   const std::string& op = c.name;
-  check_attrs(c, {"grid", "patch", "channels"});
+  check_attr_names(c, {"grid", "patch", "channels"});
   const Tensor& x = input(c, 0, "x");
-  check_computes(op, "x", x);
+  check_compute_dtype(op, "x", x);
   check_contiguous(op, "x", x);
   check_ndim(op, "x", x, 3);
   const std::vector<int64_t> grid = triple(c, "grid", c.attrs.require_ints("grid"));

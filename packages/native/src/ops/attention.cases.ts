@@ -18,7 +18,12 @@ const spec = (s: Spec): ConformanceCase => ({
   dtypes: floats,
   run: (t) => {
     const Lk = s.Lk ?? s.Lq;
-    return attention(t.randn([s.B, s.Lq, s.H, s.D]), t.randn([s.B, Lk, s.H, s.D]), t.randn([s.B, Lk, s.H, s.D]), s.opts?.(t));
+    return attention(
+      t.randn([s.B, s.Lq, s.H, s.D]),
+      t.randn([s.B, Lk, s.H, s.D]),
+      t.randn([s.B, Lk, s.H, s.D]),
+      s.opts?.(t),
+    );
   },
 });
 

@@ -29,7 +29,13 @@ interface Dims {
 
 // Float64 reference written straight from the definition: explicit token masks
 // instead of the kernel's token groups, RoPE as a complex rotation of channel pairs.
-function refAttention(q: Float32Array, k: Float32Array, v: Float32Array, dm: Dims, o: RefOptions): Float64Array {
+function refAttention(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  dm: Dims,
+  o: RefOptions,
+): Float64Array {
   const { B, Lq, Lk, H, D } = dm;
   const scale = o.scale ?? 1 / Math.sqrt(D);
   const grid = o.grid ?? [1, 1, Lq];
@@ -112,16 +118,19 @@ async function check(c: Case, tol = 2e-6): Promise<number> {
   const v = rng.normals(B * Lk * H * D);
   const ref = refAttention(q, k, v, c.dims, c);
   const got = await scope(async () => {
-    const out = attention(Tensor.from(q, [B, Lq, H, D]), Tensor.from(k, [B, Lk, H, D]), Tensor.from(v, [B, Lk, H, D]), {
-      scale: c.scale,
-      group: c.group,
-      grid: c.grid,
-      rope: c.rope,
-      keyLengths: c.keyLengths ? Tensor.from(c.keyLengths, [B], { dtype: "i32" }) : undefined,
-      bias: c.bias
-        ? Tensor.from(c.bias, c.biasBatched ? [B, H, Lq, Lk] : [H, Lq, Lk])
-        : undefined,
-    });
+    const out = attention(
+      Tensor.from(q, [B, Lq, H, D]),
+      Tensor.from(k, [B, Lk, H, D]),
+      Tensor.from(v, [B, Lk, H, D]),
+      {
+        scale: c.scale,
+        group: c.group,
+        grid: c.grid,
+        rope: c.rope,
+        keyLengths: c.keyLengths ? Tensor.from(c.keyLengths, [B], { dtype: "i32" }) : undefined,
+        bias: c.bias ? Tensor.from(c.bias, c.biasBatched ? [B, H, Lq, Lk] : [H, Lq, Lk]) : undefined,
+      },
+    );
     expect(out.shape).toEqual([B, Lq, H, D]);
     return out.toFloat32Array();
   });
@@ -149,6 +158,10 @@ describe("attention (CPU) against a float64 reference", () => {
   it("enough queries and heads for several tasks per thread", async () => {
     await check({ dims: { B: 1, Lq: 320, Lk: 320, H: 4, D: 64 } });
     await check({ dims: { B: 1, Lq: 300, Lk: 300, H: 1, D: 48 }, scale: 0.05 });
+  });
+
+  it("a key sequence long enough that K/V are prepared one (batch, head) at a time", async () => {
+    await check({ dims: { B: 1, Lq: 3, Lk: 40000, H: 2, D: 64 }, keyLengths: [35001] }, 1e-5);
   });
 
   it("cross-attention Lq != Lk with a custom scale", async () => {
@@ -205,8 +218,18 @@ describe("attention (CPU) against a float64 reference", () => {
 
   it("key padding: lengths inside, at and beyond Lk, and zero (a fully masked row gives zeros)", async () => {
     await check({ dims: { B: 4, Lq: 9, Lk: 21, H: 2, D: 64 }, keyLengths: [5, 21, 40, 0] });
-    await check({ dims: { B: 3, Lq: 30, Lk: 30, H: 1, D: 16 }, group: "spatial", grid: [3, 2, 5], keyLengths: [17, 10, -3] });
-    await check({ dims: { B: 3, Lq: 30, Lk: 30, H: 1, D: 16 }, group: "temporal", grid: [3, 2, 5], keyLengths: [17, 10, 1] });
+    await check({
+      dims: { B: 3, Lq: 30, Lk: 30, H: 1, D: 16 },
+      group: "spatial",
+      grid: [3, 2, 5],
+      keyLengths: [17, 10, -3],
+    });
+    await check({
+      dims: { B: 3, Lq: 30, Lk: 30, H: 1, D: 16 },
+      group: "temporal",
+      grid: [3, 2, 5],
+      keyLengths: [17, 10, 1],
+    });
     await check({
       dims: { B: 2, Lq: 30, Lk: 30, H: 1, D: 16 },
       group: "temporal",
@@ -225,7 +248,10 @@ describe("attention (CPU) against a float64 reference", () => {
   });
 
   it("additive bias, shared [H, Lq, Lk] and per batch [B, H, Lq, Lk], with key padding", async () => {
-    const B = 2, H = 3, Lq = 11, Lk = 19;
+    const B = 2,
+      H = 3,
+      Lq = 11,
+      Lk = 19;
     await check({ dims: { B, Lq, Lk, H, D: 64 }, bias: rng.normals(H * Lq * Lk, 2) });
     await check({
       dims: { B, Lq, Lk, H, D: 64 },
@@ -243,7 +269,10 @@ describe("attention (CPU) against a float64 reference", () => {
   });
 
   it("a bias of -inf masks keys; a row masked entirely gives zeros", async () => {
-    const B = 1, H = 2, Lq = 4, Lk = 6;
+    const B = 1,
+      H = 2,
+      Lq = 4,
+      Lk = 6;
     const bias = new Float32Array(H * Lq * Lk);
     for (let i = 0; i < bias.length; i++) bias[i] = i % 3 === 0 ? Number.NEGATIVE_INFINITY : rng.normal();
     for (let j = 0; j < Lk; j++) bias[(1 * Lq + 2) * Lk + j] = Number.NEGATIVE_INFINITY; // head 1, query 2
@@ -296,7 +325,11 @@ describe("attention argument errors", () => {
   it("checks q, k and v", () => {
     const before = liveTensorCount();
     expectOpError(() => attention(t([2, 6, 2, 8], "bf16"), q(), q()), "q", /CPU backend computes in f32/);
-    expectOpError(() => attention(t([2, 6, 2, 8], "f16"), t([2, 6, 2, 8], "f16"), t([2, 6, 2, 8], "f16")), "q", /cast/);
+    expectOpError(
+      () => attention(t([2, 6, 2, 8], "f16"), t([2, 6, 2, 8], "f16"), t([2, 6, 2, 8], "f16")),
+      "q",
+      /cast/,
+    );
     expectOpError(() => attention(t([2, 6, 2, 8], "i32"), q(), q()), "q");
     expectOpError(() => attention(t([12, 2, 8]), q(), q()), "q", /4 dims/);
     expectOpError(() => attention(q(), t([2, 6, 2, 8], "bf16"), q()), "k");
@@ -313,29 +346,59 @@ describe("attention argument errors", () => {
     expectOpError(() => attention(q(), q(), q(), { scale: Number.NaN }), "scale");
     expectOpError(() => attention(q(), q(), q(), { scale: Number.POSITIVE_INFINITY }), "scale");
     expectOpError(() => attention(q(), q(), q(), { scale: "big" as never }), "scale");
-    expectOpError(() => attention(q(), q(), q(), { group: "diagonal" as never }), "group", /full, spatial, temporal/);
+    expectOpError(
+      () => attention(q(), q(), q(), { group: "diagonal" as never }),
+      "group",
+      /full, spatial, temporal/,
+    );
   });
 
   it("checks grid against the grouping and q's tokens", () => {
     expectOpError(() => attention(q(), q(), q(), { group: "spatial" }), "grid", /required/);
     expectOpError(() => attention(q(), q(), q(), { group: "temporal" }), "grid", /required/);
-    expectOpError(() => attention(q(), q(), q(), { group: "spatial", grid: [2, 3] as never }), "grid", /3 integers/);
+    expectOpError(
+      () => attention(q(), q(), q(), { group: "spatial", grid: [2, 3] as never }),
+      "grid",
+      /3 integers/,
+    );
     expectOpError(() => attention(q(), q(), q(), { group: "spatial", grid: [2, 3, 0] }), "grid", /positive/);
     expectOpError(() => attention(q(), q(), q(), { group: "spatial", grid: [1.5, 2, 2] }), "grid");
     expectOpError(() => attention(q(), q(), q(), { group: "spatial", grid: [2, 2, 2] }), "grid", /8 tokens/);
-    expectOpError(() => attention(q(), t([2, 4, 2, 8]), t([2, 4, 2, 8]), { group: "spatial", grid: [2, 3, 1] }), "k");
-    expectOpError(() => attention(q(), t([2, 4, 2, 8]), t([2, 4, 2, 8]), { group: "temporal", grid: [2, 3, 1] }), "k");
+    expectOpError(
+      () => attention(q(), t([2, 4, 2, 8]), t([2, 4, 2, 8]), { group: "spatial", grid: [2, 3, 1] }),
+      "k",
+    );
+    expectOpError(
+      () => attention(q(), t([2, 4, 2, 8]), t([2, 4, 2, 8]), { group: "temporal", grid: [2, 3, 1] }),
+      "k",
+    );
   });
 
   it("checks the RoPE settings", () => {
     const grid: Grid = [1, 2, 3];
     expectOpError(() => attention(q(), q(), q(), { rope: true }), "grid", /rope/);
-    expectOpError(() => attention(q(), t([2, 4, 2, 8]), t([2, 4, 2, 8]), { grid, rope: true }), "k", /self-attention/);
-    expectOpError(() => attention(t([2, 6, 2, 7]), t([2, 6, 2, 7]), t([2, 6, 2, 7]), { grid, rope: true }), "q", /even/);
-    expectOpError(() => attention(q(), q(), q(), { grid, rope: { dims: [4, 4] as never } }), "ropeDims", /3 integers/);
+    expectOpError(
+      () => attention(q(), t([2, 4, 2, 8]), t([2, 4, 2, 8]), { grid, rope: true }),
+      "k",
+      /self-attention/,
+    );
+    expectOpError(
+      () => attention(t([2, 6, 2, 7]), t([2, 6, 2, 7]), t([2, 6, 2, 7]), { grid, rope: true }),
+      "q",
+      /even/,
+    );
+    expectOpError(
+      () => attention(q(), q(), q(), { grid, rope: { dims: [4, 4] as never } }),
+      "ropeDims",
+      /3 integers/,
+    );
     expectOpError(() => attention(q(), q(), q(), { grid, rope: { dims: [3, 3, 2] } }), "ropeDims", /even/);
     expectOpError(() => attention(q(), q(), q(), { grid, rope: { dims: [-2, 6, 4] } }), "ropeDims");
-    expectOpError(() => attention(q(), q(), q(), { grid, rope: { dims: [2, 2, 2] } }), "ropeDims", /head dim is 8/);
+    expectOpError(
+      () => attention(q(), q(), q(), { grid, rope: { dims: [2, 2, 2] } }),
+      "ropeDims",
+      /head dim is 8/,
+    );
     expectOpError(() => attention(q(), q(), q(), { grid, rope: { offset: [1, 2] as never } }), "ropeOffset");
     expectOpError(() => attention(q(), q(), q(), { grid, rope: { offset: [0.5, 0, 0] } }), "ropeOffset");
     expectOpError(() => attention(q(), q(), q(), { grid, rope: { theta: 0 } }), "ropeTheta");

@@ -17,7 +17,8 @@ export const cases: ConformanceCase[] = [
   {
     name: "layer_norm/4097-tokens-C36-modulated-per-sample",
     dtypes: floats,
-    run: (t) => layerNorm(t.randn([1, 4097, 36], 3), { scale: t.randn([1, 36], 0.5), shift: t.randn([1, 36]) }),
+    run: (t) =>
+      layerNorm(t.randn([1, 4097, 36], 3), { scale: t.randn([1, 36], 0.5), shift: t.randn([1, 36]) }),
   },
   {
     name: "layer_norm/video-tokens-C77-modulated-per-token",
@@ -49,7 +50,11 @@ export const cases: ConformanceCase[] = [
     name: "rms_norm/C130-modulated-per-token",
     dtypes: floats,
     run: (t) =>
-      rmsNorm(t.randn([2, 11, 130]), { weight: t.randn([130]), scale: t.randn([2, 11, 130], 0.5), shift: t.randn([2, 11, 130]) }),
+      rmsNorm(t.randn([2, 11, 130]), {
+        weight: t.randn([130]),
+        scale: t.randn([2, 11, 130], 0.5),
+        shift: t.randn([2, 11, 130]),
+      }),
   },
   {
     name: "group_norm/image-2x9x11x33-g3-affine",
@@ -59,7 +64,8 @@ export const cases: ConformanceCase[] = [
   {
     name: "group_norm/video-1x3x5x7x12-g4-silu",
     dtypes: floats,
-    run: (t) => groupNorm(t.randn([1, 3, 5, 7, 12]), 4, { weight: t.randn([12]), bias: t.randn([12]), silu: true }),
+    run: (t) =>
+      groupNorm(t.randn([1, 3, 5, 7, 12]), 4, { weight: t.randn([12]), bias: t.randn([12]), silu: true }),
   },
   {
     name: "group_norm/video-1x2x32x32x96-g32-silu",

@@ -68,7 +68,9 @@ function refGroupNorm(
       const rstd = 1 / Math.sqrt(variance + eps);
       for (const i of idx) {
         const c = i % C;
-        let v = ((x[i] as number) - mean) * rstd * (o.weight ? (o.weight[c] as number) : 1) + (o.bias ? (o.bias[c] as number) : 0);
+        let v =
+          ((x[i] as number) - mean) * rstd * (o.weight ? (o.weight[c] as number) : 1) +
+          (o.bias ? (o.bias[c] as number) : 0);
         if (o.silu) v = v / (1 + Math.exp(-v));
         y[i] = v;
       }
@@ -76,7 +78,13 @@ function refGroupNorm(
   return y;
 }
 
-function refGated(x: Float32Array, y: Float32Array, gate: Float32Array, shape: readonly number[], perToken: boolean) {
+function refGated(
+  x: Float32Array,
+  y: Float32Array,
+  gate: Float32Array,
+  shape: readonly number[],
+  perToken: boolean,
+) {
   const C = shape[shape.length - 1] as number;
   const L = x.length / ((shape[0] as number) * C);
   return Float64Array.from(x, (xv, i) => {
@@ -96,7 +104,12 @@ async function checkNorm(shape: number[], o: RefNorm & { offset?: number }, tol 
   const modShape = o.perToken ? shape : [B, C];
   const got = await scope(async () => {
     const xt = Tensor.from(x, shape);
-    const common = { weight: f(o.weight, [C]), eps: o.eps, scale: f(o.scale, modShape), shift: f(o.shift, modShape) };
+    const common = {
+      weight: f(o.weight, [C]),
+      eps: o.eps,
+      scale: f(o.scale, modShape),
+      shift: f(o.shift, modShape),
+    };
     const out = o.kind === "layer" ? layerNorm(xt, { ...common, bias: f(o.bias, [C]) }) : rmsNorm(xt, common);
     expect(out.shape).toEqual(shape);
     return out.toFloat32Array();
@@ -120,7 +133,11 @@ describe("layer_norm / rms_norm (CPU) against a float64 reference", () => {
       for (const shape of shapes) {
         const C = shape[shape.length - 1] as number;
         await checkNorm(shape, { kind });
-        await checkNorm(shape, { kind, weight: rng.normals(C), bias: kind === "layer" ? rng.normals(C) : undefined });
+        await checkNorm(shape, {
+          kind,
+          weight: rng.normals(C),
+          bias: kind === "layer" ? rng.normals(C) : undefined,
+        });
       }
     expect(liveTensorCount()).toBe(before);
   });
@@ -174,7 +191,12 @@ describe("group_norm (CPU) against a float64 reference", () => {
     const b = o.bias ? rng.normals(C) : undefined;
     const ref = refGroupNorm(x, shape, groups, { weight: w, bias: b, eps: o.eps, silu: o.silu });
     const got = await scope(async () =>
-      groupNorm(Tensor.from(x, shape), groups, { weight: f(w, [C]), bias: f(b, [C]), eps: o.eps, silu: o.silu }).toFloat32Array(),
+      groupNorm(Tensor.from(x, shape), groups, {
+        weight: f(w, [C]),
+        bias: f(b, [C]),
+        eps: o.eps,
+        silu: o.silu,
+      }).toFloat32Array(),
     );
     expect(relError(got, ref)).toBeLessThan(tol);
   };
@@ -214,7 +236,11 @@ describe("gated_residual (CPU)", () => {
         const g = rng.normals(perToken ? numel(shape) : B * C);
         const ref = refGated(x, y, g, shape, perToken);
         const got = await scope(async () =>
-          gatedResidual(Tensor.from(x, shape), Tensor.from(y, shape), Tensor.from(g, perToken ? shape : [B, C])).toFloat32Array(),
+          gatedResidual(
+            Tensor.from(x, shape),
+            Tensor.from(y, shape),
+            Tensor.from(g, perToken ? shape : [B, C]),
+          ).toFloat32Array(),
         );
         expect(relError(got, ref)).toBeLessThan(1e-7);
       }
@@ -272,7 +298,12 @@ describe("norm argument errors", () => {
     }
     expectOpError(() => layerNorm(x(), { bias: t([9]) }), "layer_norm", "bias");
     // RMSNorm has no bias: passing one is a mistake, not something to ignore.
-    expectOpError(() => runOp("rms_norm", [["x", x()]], { bias: t([8]) }), "rms_norm", "bias", /not an attribute/);
+    expectOpError(
+      () => runOp("rms_norm", [["x", x()]], { bias: t([8]) }),
+      "rms_norm",
+      "bias",
+      /not an attribute/,
+    );
     expect(liveTensorCount()).toBe(before);
   });
 
@@ -287,7 +318,11 @@ describe("norm argument errors", () => {
     expectOpError(() => groupNorm(x(), 2, { bias: t([8], "f16") }), "group_norm", "bias");
     expectOpError(() => groupNorm(x(), 2, { eps: Number.POSITIVE_INFINITY }), "group_norm", "eps");
     expectOpError(() => groupNorm(x(), 2, { silu: 1 as never }), "group_norm", "silu", /boolean/);
-    expectOpError(() => runOp("group_norm", [["x", x()]], { groups: 2, scale: t([2, 8]) }), "group_norm", "scale");
+    expectOpError(
+      () => runOp("group_norm", [["x", x()]], { groups: 2, scale: t([2, 8]) }),
+      "group_norm",
+      "scale",
+    );
   });
 
   it("gated_residual", () => {
@@ -298,7 +333,16 @@ describe("norm argument errors", () => {
     expectOpError(() => gatedResidual(x(), x(), t([8])), "gated_residual", "gate");
     expectOpError(() => gatedResidual(x(), x(), null as never), "gated_residual", "gate", /required/);
     expectOpError(
-      () => runOp("gated_residual", [["x", x()], ["y", x()], ["gate", t([2, 8])]], { alpha: 2 }),
+      () =>
+        runOp(
+          "gated_residual",
+          [
+            ["x", x()],
+            ["y", x()],
+            ["gate", t([2, 8])],
+          ],
+          { alpha: 2 },
+        ),
       "gated_residual",
       "alpha",
     );

@@ -1,0 +1,757 @@
+// CUDA kernel "attention" (semantics: tessera/kernels/attention.h).
+//
+//   bf16 / f16: flash-attention forward on tensor cores (mma.sync m16n8k16, fp32
+//               accumulation, online softmax in fp32). A block owns a tile of 64 query
+//               rows of one (batch, head) - 4 warps x 16 rows - and walks the key tiles
+//               of those queries' group. Q and K are RoPE-rotated in fp32 as they are
+//               copied into shared memory. Head dims are padded (with zeros) to the next
+//               of 32/64/96/128/192/256.
+//   f32:        the same tiling on plain fp32 FMA (16 query rows, 32-key tiles), D <= 256.
+//
+// Token grouping is index arithmetic (see NOTES.md): a "group" is a set of query tokens
+// that share one key set - the whole sequence (full), one frame (spatial), or one (h, w)
+// position across frames (temporal). Group g's m-th token is g * gstride + m * mstride.
+// Small groups are packed several to a tile, with a same-group mask on the logits.
+#include <cmath>
+#include <string>
+
+#include "../common/dtype.cuh"
+#include "../gemm/mma.cuh"
+#include "../runtime/cuda_backend.h"
+#include "tessera/kernels/attention.h"
+
+namespace tessera {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct AttnParams {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* o;
+  int lq, lk, heads, dim;
+  float scale_log2;  // scale * log2(e)
+  // grouping
+  int groups;        // G
+  int gsq, gsk;      // tokens per group (queries, keys)
+  int gstride, mstride;
+  int per_tile;      // P: groups packed in one tile (> 1 only when a group fits in half a tile)
+  int tiles_per_group;
+  int full;          // key token == key index (lets key_lengths shorten the loop)
+  // RoPE
+  int rope;
+  int grid_h, grid_w;
+  int rope_d0, rope_d1, rope_d2;
+  int rope_off0, rope_off1, rope_off2;
+  float rope_theta;
+  int rope_tab;                 // entries of the shared-memory cos/sin table (0 = compute inline)
+  int tab_half[3], tab_off[3];  // per axis: pairs, and first table entry
+  // masking / bias
+  const int32_t* key_lengths;
+  const float* bias;
+  int64_t bias_batch_stride;
+  int vec;  // D % 8 == 0 and q/k/v/o 16-byte aligned: 16-byte global accesses
+};
+
+// Query row r of tile t -> token (or -1) and its local group within the tile.
+__device__ __forceinline__ int query_token(const AttnParams& p, int tile, int r, int br, int* lg_out) {
+  const int g0 = (tile / p.tiles_per_group) * p.per_tile;
+  const int sub = tile % p.tiles_per_group;
+  const int lg = p.per_tile > 1 ? r / p.gsq : 0;
+  const int m = sub * br + r - lg * p.gsq;
+  const int g = g0 + lg;
+  *lg_out = lg;
+  if (lg >= p.per_tile || g >= p.groups || m >= p.gsq) return -1;
+  const int64_t tok = static_cast<int64_t>(g) * p.gstride + static_cast<int64_t>(m) * p.mstride;
+  return tok < p.lq ? static_cast<int>(tok) : -1;
+}
+
+// Number of key indices a tile walks.
+__device__ __forceinline__ int tile_keys(const AttnParams& p, int tile, int key_len) {
+  const int g0 = (tile / p.tiles_per_group) * p.per_tile;
+  const int ng = min(p.per_tile, p.groups - g0);
+  int nk = ng * p.gsk;
+  if (p.full) nk = min(nk, key_len);
+  return max(nk, 0);
+}
+
+// Key index c of the tile whose first group is g0 -> token (or -1 when out of range or
+// masked by key_lengths).
+__device__ __forceinline__ int key_token(const AttnParams& p, int g0, int c, int key_len, int* lg_out) {
+  const int lg = p.per_tile > 1 ? c / p.gsk : 0;
+  const int m = c - lg * p.gsk;
+  const int g = g0 + lg;
+  *lg_out = lg;
+  if (g >= p.groups || m >= p.gsk) return -1;
+  const int64_t tok = static_cast<int64_t>(g) * p.gstride + static_cast<int64_t>(m) * p.mstride;
+  return (tok < p.lk && tok < key_len) ? static_cast<int>(tok) : -1;
+}
+
+// RoPE table: per channel pair, the axis (0 = frame, 1 = height, 2 = width, 3 = none) and
+// inverse frequency theta^(-2i / d_axis).
+__device__ __forceinline__ void rope_pair_info(const AttnParams& p, int pair, int* axis, float* inv_freq) {
+  const int d = 2 * pair;
+  int ax, i, dax;
+  if (d < p.rope_d0) { ax = 0; i = pair; dax = p.rope_d0; }
+  else if (d < p.rope_d0 + p.rope_d1) { ax = 1; i = pair - p.rope_d0 / 2; dax = p.rope_d1; }
+  else if (d < p.rope_d0 + p.rope_d1 + p.rope_d2) { ax = 2; i = pair - (p.rope_d0 + p.rope_d1) / 2; dax = p.rope_d2; }
+  else { ax = 3; i = 0; dax = 1; }
+  *axis = ax;
+  *inv_freq = ax == 3 ? 0.f : powf(p.rope_theta, -2.f * static_cast<float>(i) / static_cast<float>(dax));
+}
+
+// sin/cos of an angle of any size: reduce to [-pi, pi] (two-part 2*pi), then the fast
+// intrinsic (abs error ~2^-21 there).
+__device__ __forceinline__ void sincos_reduced(float a, float* s, float* c) {
+  const float k = rintf(a * 0.15915494309189535f);
+  float r = fmaf(-k, 6.28318548202514648f, a);
+  r = fmaf(-k, -1.7484556e-7f, r);
+  __sincosf(r, s, c);
+}
+
+struct RopePos {
+  float f, h, w;
+};
+
+__device__ __forceinline__ RopePos rope_pos(const AttnParams& p, int tok) {
+  const int hw = p.grid_h * p.grid_w;
+  const int f = tok / hw;
+  const int rem = tok - f * hw;
+  const int hh = rem / p.grid_w;
+  const int ww = rem - hh * p.grid_w;
+  return RopePos{static_cast<float>(f + p.rope_off0), static_cast<float>(hh + p.rope_off1),
+                 static_cast<float>(ww + p.rope_off2)};
+}
+
+// Rotates the pair (x0, x1) of channel pair `pair` at position `pos`.
+__device__ __forceinline__ void rope_rotate(float& x0, float& x1, const RopePos& pos, int axis, float inv_freq) {
+  if (axis == 3) return;
+  const float pv = axis == 0 ? pos.f : (axis == 1 ? pos.h : pos.w);
+  float s, c;
+  sincos_reduced(pv * inv_freq, &s, &c);
+  const float y0 = x0 * c - x1 * s;
+  const float y1 = x0 * s + x1 * c;
+  x0 = y0;
+  x1 = y1;
+}
+
+// =====================================================================================
+// Tensor-core kernel (bf16 / f16)
+// =====================================================================================
+
+constexpr int kBR = 64;       // query rows per block (4 warps x 16)
+constexpr int kThreads = 128;
+constexpr int kPadA = 8;      // shared row padding (elements): conflict-free ldmatrix
+
+template <int DP, int BC>
+struct TcSmem {
+  static constexpr int LD = DP + kPadA;
+  static constexpr size_t Q = static_cast<size_t>(kBR) * LD * 2;
+  static constexpr size_t K = static_cast<size_t>(BC) * LD * 2;
+  static constexpr size_t V = K;
+  static constexpr size_t META = (kBR * 2 + BC * 2) * sizeof(int) + (DP / 2) * (sizeof(float) + sizeof(int));
+  static constexpr size_t TOTAL = Q + K + V + META;
+};
+
+// Loads 8 channels [d0, d0+8) of one token row (global, `row` = start of the row) into a
+// 16-byte shared slot, zero beyond D, optionally RoPE-rotated.
+template <class T>
+__device__ __forceinline__ void load_chunk8(T* dst, const T* row, int d0, int D, bool vec, bool rotate,
+                                            const RopePos& pos, const int* axis, const float* inv_freq) {
+  uint32_t w[4];
+  if (vec) {  // D % 8 == 0, so the chunk is entirely inside the row
+    const uint4 v = *reinterpret_cast<const uint4*>(row + d0);
+    w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+  } else {
+    const uint16_t* s16 = reinterpret_cast<const uint16_t*>(row) + d0;
+    const int left = D - d0;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const uint32_t lo = (2 * e < left) ? s16[2 * e] : 0u;
+      const uint32_t hi = (2 * e + 1 < left) ? s16[2 * e + 1] : 0u;
+      w[e] = lo | (hi << 16);
+    }
+  }
+  if (rotate) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int pair = d0 / 2 + e;
+      float2 x = tc::unpack2<T>(w[e]);
+      rope_rotate(x.x, x.y, pos, axis[pair], inv_freq[pair]);
+      w[e] = tc::pack2<T>(x.x, x.y);
+    }
+  }
+  *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+template <class T, int DP, int BC>
+__global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
+  using SM = TcSmem<DP, BC>;
+  constexpr int LD = SM::LD;
+  constexpr int NT_S = BC / 8;   // n-tiles of S per warp
+  constexpr int NT_O = DP / 8;   // n-tiles of O per warp
+  constexpr int CH = DP / 8;     // 16-byte chunks per row
+  static_assert(DP % 16 == 0 && BC % 16 == 0, "tile shape");
+
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* Qs = reinterpret_cast<T*>(smem_raw);
+  T* Ks = reinterpret_cast<T*>(smem_raw + SM::Q);
+  T* Vs = reinterpret_cast<T*>(smem_raw + SM::Q + SM::K);
+  int* qtok = reinterpret_cast<int*>(smem_raw + SM::Q + SM::K + SM::V);
+  int* qlg = qtok + kBR;
+  int* ktok = qlg + kBR;
+  int* klg = ktok + BC;
+  float* inv_freq = reinterpret_cast<float*>(klg + BC);
+  int* axis = reinterpret_cast<int*>(inv_freq + DP / 2);
+
+  const int tid = threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int lq8 = lane >> 3, lr8 = lane & 7;
+  const int tile = blockIdx.x;
+  const int h = blockIdx.y;
+  const int b = blockIdx.z;
+  const int D = p.dim;
+  const bool rope = p.rope != 0;
+
+  const int key_len = p.key_lengths ? max(0, min(p.key_lengths[b], p.lk)) : p.lk;
+  const int64_t row_stride = static_cast<int64_t>(p.heads) * D;  // elements between tokens
+  const T* qbase = static_cast<const T*>(p.q) + static_cast<int64_t>(b) * p.lq * row_stride + static_cast<int64_t>(h) * D;
+  const T* kbase = static_cast<const T*>(p.k) + static_cast<int64_t>(b) * p.lk * row_stride + static_cast<int64_t>(h) * D;
+  const T* vbase = static_cast<const T*>(p.v) + static_cast<int64_t>(b) * p.lk * row_stride + static_cast<int64_t>(h) * D;
+  T* obase = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.lq * row_stride + static_cast<int64_t>(h) * D;
+  const float* bias = p.bias ? p.bias + static_cast<int64_t>(b) * p.bias_batch_stride +
+                                   static_cast<int64_t>(h) * p.lq * p.lk
+                             : nullptr;
+
+  // ---- per-block setup: row tokens, RoPE table ----
+  if (tid < kBR) {
+    int lg;
+    qtok[tid] = query_token(p, tile, tid, kBR, &lg);
+    qlg[tid] = lg;
+  }
+  if (rope) {
+    for (int i = tid; i < DP / 2; i += kThreads) {
+      int ax;
+      float f;
+      rope_pair_info(p, i, &ax, &f);
+      axis[i] = ax;
+      inv_freq[i] = f;
+    }
+  }
+  __syncthreads();
+
+  // ---- Q tile (rotated) ----
+  for (int idx = tid; idx < kBR * CH; idx += kThreads) {
+    const int r = idx / CH, d0 = (idx % CH) * 8;
+    T* dst = Qs + r * LD + d0;
+    const int tok = qtok[r];
+    if (tok < 0 || d0 >= D) {
+      *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+    } else {
+      const RopePos pos = rope ? rope_pos(p, tok) : RopePos{0.f, 0.f, 0.f};
+      load_chunk8<T>(dst, qbase + tok * row_stride, d0, D, p.vec, rope, pos, axis, inv_freq);
+    }
+  }
+
+  // This thread's two rows within the tile, their tokens and local groups.
+  const int row0 = warp * 16 + g, row1 = row0 + 8;
+  float m_run[2] = {-INFINITY, -INFINITY};
+  float l_run[2] = {0.f, 0.f};
+  float o_acc[NT_O][4];
+#pragma unroll
+  for (int j = 0; j < NT_O; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o_acc[j][e] = 0.f;
+
+  __syncthreads();  // Q tile and qtok written
+  const int qt[2] = {qtok[row0], qtok[row1]};
+  const int ql[2] = {qlg[row0], qlg[row1]};
+
+  const int nk = tile_keys(p, tile, key_len);
+  for (int c0 = 0; c0 < nk; c0 += BC) {
+    if (c0 > 0) __syncthreads();  // previous K/V tile fully consumed
+    if (tid < BC) {
+      int lg = 0;
+      const int c = c0 + tid;
+      ktok[tid] = c < nk ? key_token(p, tile, c, key_len, &lg) : -1;
+      klg[tid] = lg;
+    }
+    __syncthreads();
+    // ---- K (rotated) and V tiles ----
+    for (int idx = tid; idx < BC * CH; idx += kThreads) {
+      const int c = idx / CH, d0 = (idx % CH) * 8;
+      T* kd = Ks + c * LD + d0;
+      T* vd = Vs + c * LD + d0;
+      const int tok = ktok[c];
+      if (tok < 0 || d0 >= D) {
+        *reinterpret_cast<uint4*>(kd) = make_uint4(0u, 0u, 0u, 0u);
+        *reinterpret_cast<uint4*>(vd) = make_uint4(0u, 0u, 0u, 0u);
+      } else {
+        const int64_t off = tok * row_stride;
+        if (p.vec) tc::cp_async16(vd, vbase + off + d0, 16);
+        else load_chunk8<T>(vd, vbase + off, d0, D, false, false, RopePos{0.f, 0.f, 0.f}, axis, inv_freq);
+        if (rope) {
+          load_chunk8<T>(kd, kbase + off, d0, D, p.vec, true, rope_pos(p, tok), axis, inv_freq);
+        } else if (p.vec) {
+          tc::cp_async16(kd, kbase + off + d0, 16);
+        } else {
+          load_chunk8<T>(kd, kbase + off, d0, D, false, false, RopePos{0.f, 0.f, 0.f}, axis, inv_freq);
+        }
+      }
+    }
+    tc::cp_async_commit();
+    tc::cp_async_wait<0>();
+    __syncthreads();
+
+    // ---- S = Q K^T (this warp: 16 rows x BC keys) ----
+    float s[NT_S][4];
+#pragma unroll
+    for (int j = 0; j < NT_S; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[j][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < DP; kk += 16) {
+      uint32_t a[4];
+      tc::ldmatrix_x4(a, Qs + (warp * 16 + (lane & 15)) * LD + kk + (lane >> 4) * 8);
+#pragma unroll
+      for (int j = 0; j < NT_S; j += 2) {
+        uint32_t bb[4];
+        tc::ldmatrix_x4(bb, Ks + (j * 8 + lr8 + (lq8 >> 1) * 8) * LD + kk + (lq8 & 1) * 8);
+        tc::mma16816<T>(s[j], a, bb[0], bb[1]);
+        tc::mma16816<T>(s[j + 1], a, bb[2], bb[3]);
+      }
+    }
+
+    // ---- scale, bias, masks; online softmax (log2 domain) ----
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < NT_S; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int hr = e >> 1;
+        const int c = j * 8 + 2 * t4 + (e & 1);
+        const int kt = ktok[c];
+        float x = -INFINITY;
+        if (kt >= 0 && qt[hr] >= 0 && klg[c] == ql[hr]) {
+          x = s[j][e] * p.scale_log2;
+          if (bias) x = fmaf(bias[static_cast<int64_t>(qt[hr]) * p.lk + kt], kLog2e, x);
+        }
+        s[j][e] = x;
+        mx[hr] = fmaxf(mx[hr], x);
+      }
+    }
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      mx[hr] = fmaxf(mx[hr], __shfl_xor_sync(0xffffffffu, mx[hr], 1));
+      mx[hr] = fmaxf(mx[hr], __shfl_xor_sync(0xffffffffu, mx[hr], 2));
+    }
+    float corr[2], m_use[2];
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      const float m_new = fmaxf(m_run[hr], mx[hr]);
+      m_use[hr] = m_new == -INFINITY ? 0.f : m_new;
+      corr[hr] = exp2f(m_run[hr] - m_use[hr]);  // 0 when m_run is -inf
+      m_run[hr] = m_new;
+    }
+    float rs[2] = {0.f, 0.f};
+#pragma unroll
+    for (int j = 0; j < NT_S; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int hr = e >> 1;
+        const float pv = exp2f(s[j][e] - m_use[hr]);
+        s[j][e] = pv;
+        rs[hr] += pv;
+      }
+    }
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) l_run[hr] = l_run[hr] * corr[hr] + rs[hr];  // per-thread partial
+#pragma unroll
+    for (int j = 0; j < NT_O; ++j) {
+      o_acc[j][0] *= corr[0];
+      o_acc[j][1] *= corr[0];
+      o_acc[j][2] *= corr[1];
+      o_acc[j][3] *= corr[1];
+    }
+
+    // ---- O += P V ----
+#pragma unroll
+    for (int kc = 0; kc < BC / 16; ++kc) {
+      uint32_t a[4];
+      a[0] = tc::pack2<T>(s[2 * kc][0], s[2 * kc][1]);
+      a[1] = tc::pack2<T>(s[2 * kc][2], s[2 * kc][3]);
+      a[2] = tc::pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+      a[3] = tc::pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+      for (int j = 0; j < NT_O; j += 2) {
+        uint32_t bb[4];
+        tc::ldmatrix_x4_trans(bb, Vs + (kc * 16 + lr8 + (lq8 & 1) * 8) * LD + j * 8 + (lq8 >> 1) * 8);
+        tc::mma16816<T>(o_acc[j], a, bb[0], bb[1]);
+        tc::mma16816<T>(o_acc[j + 1], a, bb[2], bb[3]);
+      }
+    }
+  }
+
+  // ---- normalise; stage this warp's 16 rows in its own Q rows; write out ----
+  __syncthreads();  // (when no key tile ran, other threads may still be writing the Q tile)
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    l_run[hr] += __shfl_xor_sync(0xffffffffu, l_run[hr], 1);
+    l_run[hr] += __shfl_xor_sync(0xffffffffu, l_run[hr], 2);
+  }
+  const float inv0 = l_run[0] > 0.f ? 1.f / l_run[0] : 0.f;
+  const float inv1 = l_run[1] > 0.f ? 1.f / l_run[1] : 0.f;
+  __syncwarp();
+#pragma unroll
+  for (int j = 0; j < NT_O; ++j) {
+    const int d = j * 8 + 2 * t4;
+    *reinterpret_cast<uint32_t*>(Qs + row0 * LD + d) = tc::pack2<T>(o_acc[j][0] * inv0, o_acc[j][1] * inv0);
+    *reinterpret_cast<uint32_t*>(Qs + row1 * LD + d) = tc::pack2<T>(o_acc[j][2] * inv1, o_acc[j][3] * inv1);
+  }
+  __syncwarp();
+  for (int idx = lane; idx < 16 * CH; idx += 32) {
+    const int r = warp * 16 + idx / CH, d0 = (idx % CH) * 8;
+    const int tok = qtok[r];
+    if (tok < 0 || d0 >= D) continue;
+    const T* src = Qs + r * LD + d0;
+    T* dst = obase + tok * row_stride + d0;
+    if (p.vec) {
+      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+    } else {
+      const int n = min(8, D - d0);
+      for (int e = 0; e < n; ++e) dst[e] = src[e];
+    }
+  }
+}
+
+// =====================================================================================
+// fp32 kernel (SIMT): 16 query rows x 32-key tiles, 128 threads, any D <= 256.
+// =====================================================================================
+
+constexpr int kBRf = 16;
+constexpr int kBCf = 32;
+
+struct F32Smem {
+  int D, LDK;
+  size_t q, k, v, o, s, meta, total;
+  explicit F32Smem(int d) : D(d), LDK(d + 1) {
+    q = static_cast<size_t>(kBRf) * D * 4;
+    k = static_cast<size_t>(kBCf) * LDK * 4;
+    v = static_cast<size_t>(kBCf) * D * 4;
+    o = static_cast<size_t>(kBRf) * D * 4;
+    s = static_cast<size_t>(kBRf) * kBCf * 4;
+    meta = (3 * kBRf) * 4 + (2 * kBRf + 2 * kBCf) * 4 + static_cast<size_t>((D + 1) / 2) * 8;
+    total = q + k + v + o + s + meta;
+  }
+};
+
+__global__ void __launch_bounds__(128) attn_f32_kernel(AttnParams p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int D = p.dim;
+  const int LDK = D + 1;
+  const int DH = (D + 1) / 2;
+  float* Qs = reinterpret_cast<float*>(smem_raw);
+  float* Ks = Qs + kBRf * D;
+  float* Vs = Ks + kBCf * LDK;
+  float* Os = Vs + kBCf * D;
+  float* Ss = Os + kBRf * D;
+  float* m_row = Ss + kBRf * kBCf;
+  float* l_row = m_row + kBRf;
+  float* c_row = l_row + kBRf;
+  int* qtok = reinterpret_cast<int*>(c_row + kBRf);
+  int* qlg = qtok + kBRf;
+  int* ktok = qlg + kBRf;
+  int* klg = ktok + kBCf;
+  float* inv_freq = reinterpret_cast<float*>(klg + kBCf);
+  int* axis = reinterpret_cast<int*>(inv_freq + DH);
+
+  const int tid = threadIdx.x;
+  const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const bool rope = p.rope != 0;
+  const int key_len = p.key_lengths ? max(0, min(p.key_lengths[b], p.lk)) : p.lk;
+  const int64_t row_stride = static_cast<int64_t>(p.heads) * D;
+  const float* qbase = static_cast<const float*>(p.q) + static_cast<int64_t>(b) * p.lq * row_stride + static_cast<int64_t>(h) * D;
+  const float* kbase = static_cast<const float*>(p.k) + static_cast<int64_t>(b) * p.lk * row_stride + static_cast<int64_t>(h) * D;
+  const float* vbase = static_cast<const float*>(p.v) + static_cast<int64_t>(b) * p.lk * row_stride + static_cast<int64_t>(h) * D;
+  float* obase = static_cast<float*>(p.o) + static_cast<int64_t>(b) * p.lq * row_stride + static_cast<int64_t>(h) * D;
+  const float* bias = p.bias ? p.bias + static_cast<int64_t>(b) * p.bias_batch_stride +
+                                   static_cast<int64_t>(h) * p.lq * p.lk
+                             : nullptr;
+
+  if (tid < kBRf) {
+    int lg;
+    qtok[tid] = query_token(p, tile, tid, kBRf, &lg);
+    qlg[tid] = lg;
+    m_row[tid] = -INFINITY;
+    l_row[tid] = 0.f;
+  }
+  if (rope) {
+    for (int i = tid; i < DH; i += 128) {
+      int ax;
+      float f;
+      rope_pair_info(p, i, &ax, &f);
+      axis[i] = ax;
+      inv_freq[i] = f;
+    }
+  }
+  for (int i = tid; i < kBRf * D; i += 128) Os[i] = 0.f;
+  __syncthreads();
+  // Q tile, rotated pairwise.
+  for (int i = tid; i < kBRf * DH; i += 128) {
+    const int r = i / DH, pr = i % DH, d = 2 * pr;
+    const int tok = qtok[r];
+    float x0 = 0.f, x1 = 0.f;
+    if (tok >= 0) {
+      const float* src = qbase + tok * row_stride;
+      x0 = src[d];
+      x1 = d + 1 < D ? src[d + 1] : 0.f;
+      if (rope) rope_rotate(x0, x1, rope_pos(p, tok), axis[pr], inv_freq[pr]);
+    }
+    Qs[r * D + d] = x0;
+    if (d + 1 < D) Qs[r * D + d + 1] = x1;
+  }
+
+  const int r_s = tid >> 3;   // score row of this thread
+  const int c_s = tid & 7;    // first score column (then +8, +16, +24)
+  const int nk = tile_keys(p, tile, key_len);
+  for (int c0 = 0; c0 < nk; c0 += kBCf) {
+    __syncthreads();
+    if (tid < kBCf) {
+      int lg = 0;
+      const int c = c0 + tid;
+      ktok[tid] = c < nk ? key_token(p, tile, c, key_len, &lg) : -1;
+      klg[tid] = lg;
+    }
+    __syncthreads();
+    for (int i = tid; i < kBCf * DH; i += 128) {
+      const int c = i / DH, pr = i % DH, d = 2 * pr;
+      const int tok = ktok[c];
+      float k0 = 0.f, k1 = 0.f, v0 = 0.f, v1 = 0.f;
+      if (tok >= 0) {
+        const float* ks = kbase + tok * row_stride;
+        const float* vs = vbase + tok * row_stride;
+        k0 = ks[d];
+        v0 = vs[d];
+        if (d + 1 < D) {
+          k1 = ks[d + 1];
+          v1 = vs[d + 1];
+        }
+        if (rope) rope_rotate(k0, k1, rope_pos(p, tok), axis[pr], inv_freq[pr]);
+      }
+      Ks[c * LDK + d] = k0;
+      Vs[c * D + d] = v0;
+      if (d + 1 < D) {
+        Ks[c * LDK + d + 1] = k1;
+        Vs[c * D + d + 1] = v1;
+      }
+    }
+    __syncthreads();
+    // Scores: row r_s, columns c_s + 8j.
+    const int qt = qtok[r_s];
+    const int ql = qlg[r_s];
+    float x[4];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int c = c_s + 8 * j;
+      const int kt = ktok[c];
+      float v = -INFINITY;
+      if (kt >= 0 && qt >= 0 && klg[c] == ql) {
+        const float* qr = Qs + r_s * D;
+        const float* kr = Ks + c * LDK;
+        float acc = 0.f;
+        for (int d = 0; d < D; ++d) acc = fmaf(qr[d], kr[d], acc);
+        v = acc * p.scale_log2;
+        if (bias) v = fmaf(bias[static_cast<int64_t>(qt) * p.lk + kt], kLog2e, v);
+      }
+      x[j] = v;
+      mx = fmaxf(mx, v);
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 4));
+    const float m_old = m_row[r_s];
+    const float m_new = fmaxf(m_old, mx);
+    const float m_use = m_new == -INFINITY ? 0.f : m_new;
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float pv = exp2f(x[j] - m_use);
+      Ss[r_s * kBCf + c_s + 8 * j] = pv;
+      sum += pv;
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 4);
+    __syncwarp();
+    if (c_s == 0) {
+      const float corr = exp2f(m_old - m_use);
+      l_row[r_s] = l_row[r_s] * corr + sum;
+      m_row[r_s] = m_new;
+      c_row[r_s] = corr;
+    }
+    __syncthreads();
+    // O = O * corr + P V (each thread owns fixed (row, d) entries).
+    for (int i = tid; i < kBRf * D; i += 128) {
+      const int r = i / D, d = i - r * D;
+      const float* pr = Ss + r * kBCf;
+      float acc = Os[i] * c_row[r];
+#pragma unroll 8
+      for (int c = 0; c < kBCf; ++c) acc = fmaf(pr[c], Vs[c * D + d], acc);
+      Os[i] = acc;
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < kBRf * D; i += 128) {
+    const int r = i / D, d = i - r * D;
+    const int tok = qtok[r];
+    if (tok < 0) continue;
+    const float l = l_row[r];
+    obase[tok * row_stride + d] = l > 0.f ? Os[i] / l : 0.f;
+  }
+}
+
+// =====================================================================================
+// Host side
+// =====================================================================================
+
+bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
+
+int checked_int(int64_t v, const char* what) {
+  if (v < 0 || v > 0x7fffffffLL)
+    throw DeviceError(std::string("attention: ") + what + " = " + std::to_string(v) + " is out of range for the CUDA kernel");
+  return static_cast<int>(v);
+}
+
+// Fills the grouping fields; returns the number of query tiles.
+int64_t plan_groups(const AttentionArgs& a, int br, AttnParams* p) {
+  const int64_t F = a.grid[0], Hh = a.grid[1], W = a.grid[2];
+  int64_t G, gsq, gsk, gstride, mstride;
+  switch (a.group) {
+    case AttnGroup::Full:
+      G = 1; gsq = a.lq; gsk = a.lk; gstride = 0; mstride = 1;
+      break;
+    case AttnGroup::Spatial:
+    case AttnGroup::Temporal: {
+      if (F <= 0 || Hh <= 0 || W <= 0 || F * Hh * W != a.lq)
+        throw DeviceError("attention: spatial/temporal grouping needs grid [F, H, W] with F*H*W == Lq (grid " +
+                          std::to_string(F) + "x" + std::to_string(Hh) + "x" + std::to_string(W) + ", Lq " +
+                          std::to_string(a.lq) + ")");
+      const int64_t HW = Hh * W;
+      if (a.group == AttnGroup::Spatial) { G = F; gsq = HW; gstride = HW; mstride = 1; }
+      else { G = HW; gsq = F; gstride = 1; mstride = HW; }
+      gsk = gsq;
+      break;
+    }
+    default: throw DeviceError("attention: unknown token grouping");
+  }
+  p->groups = checked_int(G, "number of groups");
+  p->gsq = checked_int(gsq, "group size");
+  p->gsk = checked_int(gsk, "key group size");
+  p->gstride = checked_int(gstride, "group stride");
+  p->mstride = checked_int(mstride, "member stride");
+  p->full = a.group == AttnGroup::Full;
+  const int64_t per_tile = gsq <= br / 2 ? br / gsq : 1;
+  const int64_t tpg = per_tile > 1 ? 1 : (gsq + br - 1) / br;
+  p->per_tile = static_cast<int>(per_tile);
+  p->tiles_per_group = checked_int(tpg, "tiles per group");
+  const int64_t tiles = ((G + per_tile - 1) / per_tile) * tpg;
+  return tiles;
+}
+
+template <class T, int DP, int BC>
+void launch_tc(const AttnParams& p, dim3 grid, cudaStream_t stream) {
+  using SM = TcSmem<DP, BC>;
+  auto kern = attn_tc_kernel<T, DP, BC>;
+  if (SM::TOTAL > 48 * 1024)
+    TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(SM::TOTAL)));
+  kern<<<grid, kThreads, SM::TOTAL, stream>>>(p);
+  TESSERA_CUDA_CHECK_LAUNCH("attention (tensor-core kernel)");
+}
+
+template <class T>
+void launch_tc_dim(const AttnParams& p, dim3 grid, cudaStream_t stream) {
+  const int D = p.dim;
+  if (D <= 32) launch_tc<T, 32, 64>(p, grid, stream);
+  else if (D <= 64) launch_tc<T, 64, 64>(p, grid, stream);
+  else if (D <= 96) launch_tc<T, 96, 64>(p, grid, stream);
+  else if (D <= 128) launch_tc<T, 128, 64>(p, grid, stream);
+  else if (D <= 192) launch_tc<T, 192, 32>(p, grid, stream);
+  else launch_tc<T, 256, 32>(p, grid, stream);
+}
+
+void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
+  if (a.batch <= 0 || a.lq <= 0 || a.heads <= 0 || a.head_dim <= 0) return;
+  if (a.head_dim > 256)
+    throw DeviceError("attention: head_dim " + std::to_string(a.head_dim) +
+                      " is not supported by the CUDA kernel (at most 256)");
+  if (a.batch > 65535 || a.heads > 65535)
+    throw DeviceError("attention: batch and heads must each be at most 65535 on CUDA");
+  const bool half = a.dtype == DType::BF16 || a.dtype == DType::F16;
+  if (!half && a.dtype != DType::F32)
+    throw DeviceError(std::string("attention: CUDA kernel got dtype ") + dtype_name(a.dtype));
+
+  AttnParams p{};
+  p.q = a.q;
+  p.k = a.k;
+  p.v = a.v;
+  p.o = a.o;
+  p.lq = checked_int(a.lq, "Lq");
+  p.lk = checked_int(a.lk, "Lk");
+  p.heads = static_cast<int>(a.heads);
+  p.dim = static_cast<int>(a.head_dim);
+  p.scale_log2 = a.scale * kLog2e;
+  // Token offsets (tok * heads * D) are 64-bit; token counts must fit in int.
+  checked_int(a.lq * a.heads, "Lq * heads");
+  checked_int(a.lk * a.heads, "Lk * heads");
+  const int br = half ? kBR : kBRf;
+  const int64_t tiles = plan_groups(a, br, &p);
+  if (tiles <= 0) return;
+  if (tiles > 0x7fffffffLL) throw DeviceError("attention: too many query tiles");
+  p.rope = a.rope ? 1 : 0;
+  if (a.rope) {
+    if (a.grid[0] <= 0 || a.grid[1] <= 0 || a.grid[2] <= 0)
+      throw DeviceError("attention: rope needs a positive grid [F, H, W]");
+    for (int i = 0; i < 3; ++i)
+      if (a.rope_dims[i] < 0 || a.rope_dims[i] % 2 != 0)
+        throw DeviceError("attention: rope dims must be even and non-negative");
+    p.grid_h = checked_int(a.grid[1], "grid H");
+    p.grid_w = checked_int(a.grid[2], "grid W");
+    checked_int(a.grid[1] * a.grid[2], "grid H*W");
+    p.rope_d0 = checked_int(a.rope_dims[0], "rope dim");
+    p.rope_d1 = checked_int(a.rope_dims[1], "rope dim");
+    p.rope_d2 = checked_int(a.rope_dims[2], "rope dim");
+    p.rope_off0 = static_cast<int>(a.rope_offset[0]);
+    p.rope_off1 = static_cast<int>(a.rope_offset[1]);
+    p.rope_off2 = static_cast<int>(a.rope_offset[2]);
+    p.rope_theta = a.rope_theta;
+  }
+  p.key_lengths = a.key_lengths;
+  p.bias = a.bias;
+  p.bias_batch_stride = a.bias_batch_stride;
+  p.vec = (a.head_dim % 8 == 0) && aligned16(a.q) && aligned16(a.k) && aligned16(a.v) && aligned16(a.o);
+
+  cudaStream_t stream = static_cast<cudaStream_t>(ctx.stream);
+  dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch));
+  switch (a.dtype) {
+    case DType::BF16: launch_tc_dim<__nv_bfloat16>(p, grid, stream); break;
+    case DType::F16: launch_tc_dim<__half>(p, grid, stream); break;
+    default: {
+      F32Smem sm(p.dim);
+      if (sm.total > 48 * 1024)
+        TESSERA_CUDA_CHECK(cudaFuncSetAttribute(attn_f32_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(sm.total)));
+      attn_f32_kernel<<<grid, 128, sm.total, stream>>>(p);
+      TESSERA_CUDA_CHECK_LAUNCH("attention (f32 kernel)");
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+TESSERA_REGISTER_KERNEL(cuda_kernels, "attention", AttentionArgs, attention_cuda);
+
+}  // namespace tessera

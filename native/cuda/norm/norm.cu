@@ -1,0 +1,154 @@
+// CUDA "norm": LayerNorm / RMSNorm over the last dim of x [B, L, C], then weight/bias,
+// then adaLN modulation y * (1 + scale) + shift (scale/shift [B, C] or [B, L, C]).
+// fp32 statistics, two-pass (mean, then centred second moment) over values held on chip,
+// LayerNorm centred on the row's first element as the CPU reference is:
+//   C <= 1024: one warp per row, the row in registers;
+//   larger C:  one block per row, the row in shared memory (or re-read from global
+//              memory when it does not fit in 48 KB).
+#include "../common/dispatch.cuh"
+#include "../common/dtype.cuh"
+#include "../common/reduce.cuh"
+#include "../common/vec.cuh"
+#include "../runtime/cuda_backend.h"
+#include "tessera/kernels/norm.h"
+
+namespace tessera {
+namespace {
+
+struct NormParams {
+  const void* x;
+  const void* weight;
+  const void* bias;
+  const void* scale;
+  const void* shift;
+  void* out;
+  int64_t rows, len, channels;
+  float eps;
+  bool rms;
+  bool per_token;
+};
+
+// y for channel c of row r given the normalised value v.
+template <class T>
+__device__ __forceinline__ float affine_mod(const NormParams& p, int64_t r, int64_t c, float v) {
+  if (p.weight) v *= Elem<T>::load(static_cast<const T*>(p.weight), c);
+  if (p.bias) v += Elem<T>::load(static_cast<const T*>(p.bias), c);
+  if (p.scale || p.shift) {
+    const int64_t m = (p.per_token ? r : r / p.len) * p.channels + c;
+    if (p.scale) v = v * (1.f + Elem<T>::load(static_cast<const T*>(p.scale), m));
+    if (p.shift) v += Elem<T>::load(static_cast<const T*>(p.shift), m);
+  }
+  return v;
+}
+
+template <class T, int PER>
+__global__ void norm_warp_kernel(NormParams p) {
+  const int lane = threadIdx.x & 31;
+  const int64_t wpb = blockDim.x >> 5;
+  const int64_t nwarps = static_cast<int64_t>(gridDim.x) * wpb;
+  const int C = static_cast<int>(p.channels);
+  const float invC = 1.f / static_cast<float>(C);
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * wpb + (threadIdx.x >> 5); r < p.rows; r += nwarps) {
+    const T* x = static_cast<const T*>(p.x) + r * p.channels;
+    // LayerNorm works on x - x[0] (as the CPU does): a large common offset then
+    // costs no digits in the mean or in x - mean.
+    const float x0 = p.rms ? 0.f : Elem<T>::load(x, 0);
+    float v[PER];
+#pragma unroll
+    for (int j = 0; j < PER; ++j) {
+      const int c = lane + 32 * j;
+      v[j] = c < C ? Elem<T>::load(x, c) - x0 : 0.f;
+    }
+    float mean = 0.f;
+    if (!p.rms) {
+      float s = 0.f;
+#pragma unroll
+      for (int j = 0; j < PER; ++j) s += v[j];
+      mean = warp_sum(s) * invC;
+    }
+    float q = 0.f;
+#pragma unroll
+    for (int j = 0; j < PER; ++j) {
+      const int c = lane + 32 * j;
+      const float d = c < C ? v[j] - mean : 0.f;
+      q += d * d;
+    }
+    const float rstd = 1.f / sqrtf(warp_sum(q) * invC + p.eps);
+    T* out = static_cast<T*>(p.out) + r * p.channels;
+#pragma unroll
+    for (int j = 0; j < PER; ++j) {
+      const int c = lane + 32 * j;
+      if (c < C) Elem<T>::store(out, c, affine_mod<T>(p, r, c, (v[j] - mean) * rstd));
+    }
+  }
+}
+
+// One block per row; kCache: the row is kept in dynamic shared memory as fp32.
+template <class T, bool kCache>
+__global__ void norm_block_kernel(NormParams p) {
+  extern __shared__ float row_cache[];
+  __shared__ float scratch[33];
+  const int64_t C = p.channels;
+  const float invC = 1.f / static_cast<float>(C);
+  for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+    const T* x = static_cast<const T*>(p.x) + r * C;
+    const float x0 = p.rms ? 0.f : Elem<T>::load(x, 0);  // centring, as in the warp kernel
+    float mean = 0.f;
+    float s = 0.f;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      const float v = Elem<T>::load(x, c) - x0;
+      if (kCache) row_cache[c] = v;
+      s += v;
+    }
+    if (!p.rms) mean = block_sum(s, scratch) * invC;
+    float q = 0.f;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      const float d = (kCache ? row_cache[c] : Elem<T>::load(x, c) - x0) - mean;
+      q += d * d;
+    }
+    const float rstd = 1.f / sqrtf(block_sum(q, scratch) * invC + p.eps);
+    T* out = static_cast<T*>(p.out) + r * C;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      const float v = kCache ? row_cache[c] : Elem<T>::load(x, c) - x0;
+      Elem<T>::store(out, c, affine_mod<T>(p, r, c, (v - mean) * rstd));
+    }
+    __syncthreads();  // row_cache is rewritten by the next row
+  }
+}
+
+template <class T, int PER>
+void launch_warp(const NormParams& p, cudaStream_t s) {
+  constexpr int threads = 256;
+  norm_warp_kernel<T, PER><<<grid_for(p.rows, threads / 32), threads, 0, s>>>(p);
+}
+
+void norm_cuda(const NormArgs& a, const ExecCtx& ctx) {
+  if (a.batch <= 0 || a.len <= 0 || a.channels <= 0) return;
+  cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
+  NormParams p{a.x, a.weight, a.bias, a.scale, a.shift, a.out, a.batch * a.len, a.len, a.channels,
+               a.eps, a.kind == NormKind::Rms, a.mod_per_token};
+  dispatch_float_t(a.dtype, "norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const int64_t C = p.channels;
+    if (C <= 32) launch_warp<T, 1>(p, s);
+    else if (C <= 64) launch_warp<T, 2>(p, s);
+    else if (C <= 128) launch_warp<T, 4>(p, s);
+    else if (C <= 256) launch_warp<T, 8>(p, s);
+    else if (C <= 512) launch_warp<T, 16>(p, s);
+    else if (C <= 1024) launch_warp<T, 32>(p, s);
+    else {
+      const int threads = C <= 4096 ? 256 : 512;
+      const unsigned grid = grid_for(p.rows, 1, 65535LL * 32);
+      const size_t cache = static_cast<size_t>(C) * sizeof(float);
+      if (cache <= 48 * 1024) norm_block_kernel<T, true><<<grid, threads, cache, s>>>(p);
+      else norm_block_kernel<T, false><<<grid, threads, 0, s>>>(p);
+    }
+    TESSERA_CUDA_CHECK_LAUNCH("norm");
+  });
+}
+
+}  // namespace
+
+TESSERA_REGISTER_KERNEL(cuda_kernels, "norm", NormArgs, norm_cuda);
+
+}  // namespace tessera

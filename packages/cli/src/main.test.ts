@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { main } from "./main.js";
+
+async function run(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, (s) => out.push(s), (s) => err.push(s));
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+describe("tessera CLI", () => {
+  it("prints help", async () => {
+    const r = await run("help");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/tessera forward/);
+  });
+
+  it("lists devices, the CPU first", async () => {
+    const r = await run("devices", "--json");
+    expect(r.code).toBe(0);
+    const body = JSON.parse(r.out) as { devices: { name: string }[] };
+    expect(body.devices[0]?.name).toBe("cpu");
+  });
+
+  it("runs a forward pass of the tiny Wan transformer on the CPU", async () => {
+    const r = await run("forward", "--json", "--frames", "5", "--size", "32x48");
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out) as { shape: number[]; finite: boolean; tokens: number };
+    expect(report.shape).toEqual([1, 2, 6, 4, 16]);
+    expect(report.finite).toBe(true);
+    expect(report.tokens).toBe(2 * 3 * 2);
+  });
+
+  it("rejects bad flags with exit code 2 and names the flag", async () => {
+    for (const [args, pattern] of [
+      [["forward", "--size", "100"], /--size/],
+      [["forward", "--size", "40x40"], /multiple of 16/],
+      [["forward", "--frames", "-3"], /--frames/],
+      [["forward", "--config", "sora"], /--config/],
+      [["forward", "--dtype", "bf16"], /--dtype/],
+      [["forward", "--bogus"], /bogus/],
+      [["frobnicate"], /unknown command/],
+    ] as const) {
+      const r = await run(...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.err).toMatch(pattern);
+    }
+  });
+
+  it("explains an unavailable device", async () => {
+    const r = await run("forward", "--device", "cuda:7");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/cuda:7/);
+  });
+});
