@@ -2,13 +2,18 @@
 // names the flag, printed without a stack trace, exit code 2.
 import { type ParseArgsConfig, parseArgs } from "node:util";
 
+type Options = NonNullable<ParseArgsConfig["options"]>;
+type Parsed<T extends Options> = ReturnType<
+  typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>
+>;
+
 export class UsageError extends Error {
   override name = "UsageError";
 }
 
-export function parse(argv: string[], options: NonNullable<ParseArgsConfig["options"]>) {
+export function parse<const T extends Options>(argv: string[], options: T): Parsed<T> {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true } as const);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

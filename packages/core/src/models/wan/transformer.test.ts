@@ -12,7 +12,8 @@ describe("Wan transformer", () => {
     expect(n).toBeGreaterThan(1.3e9);
     expect(n).toBeLessThan(1.5e9);
     let fromSpecs = 0;
-    for (const spec of wanTransformerParams(WAN21_T2V_1_3B).values()) fromSpecs += spec.shape.reduce((a, b) => a * b, 1);
+    for (const spec of wanTransformerParams(WAN21_T2V_1_3B).values())
+      fromSpecs += spec.shape.reduce((a, b) => a * b, 1);
     expect(fromSpecs).toBe(n);
   });
 
@@ -45,7 +46,9 @@ describe("Wan transformer", () => {
     expect(() => new WanTransformer(WAN_TINY, weights)).toThrow(WeightError);
     expect(() => new WanTransformer(WAN_TINY, weights)).toThrow(/blocks\.1\./);
     weights.set("blocks.0.ffn.net.2.bias", Tensor.from([1, 2], [2]));
-    expect(() => new WanTransformer({ ...WAN_TINY, num_layers: 1 }, weights)).toThrow(/'blocks\.0\.ffn\.net\.2\.bias' has shape \[2\]/);
+    expect(() => new WanTransformer({ ...WAN_TINY, num_layers: 1 }, weights)).toThrow(
+      /'blocks\.0\.ffn\.net\.2\.bias' has shape \[2\]/,
+    );
     weights.dispose();
   });
 
@@ -66,7 +69,14 @@ describe("WeightStore", () => {
     const s = new WeightStore("test.safetensors");
     s.set("a", Tensor.from([1], [1]));
     expect(() => s.get("b")).toThrow("test.safetensors: missing tensor 'b'");
-    expect(() => s.checkExactly(new Map([["a", [1]], ["c", [2]]]))).toThrow(/missing 1 tensor\(s\): c/);
+    expect(() =>
+      s.checkExactly(
+        new Map([
+          ["a", [1]],
+          ["c", [2]],
+        ]),
+      ),
+    ).toThrow(/missing 1 tensor\(s\): c/);
     expect(() => s.checkExactly(new Map())).toThrow(/unexpected tensor\(s\): a/);
     s.dispose();
   });
