@@ -162,7 +162,8 @@ void group_norm_cpu(const GroupNormArgs& a, const ExecCtx& ctx) {
   sweep(true);
   reduce(var_g);
 
-  // y = x * mul + add per (batch, channel), folding mean, rstd, weight and bias.
+  // y = (x - mean) * mul + add per (batch, channel). Centring first keeps a group of
+  // near-equal values (variance ~ 0, rstd ~ 1/sqrt(eps)) from amplifying rounding.
   std::vector<float> mul(static_cast<size_t>(Bn * C)), add(static_cast<size_t>(Bn * C));
   for (int64_t b = 0; b < Bn; ++b)
     for (int64_t c = 0; c < C; ++c) {
@@ -170,16 +171,17 @@ void group_norm_cpu(const GroupNormArgs& a, const ExecCtx& ctx) {
       const double rstd = 1.0 / std::sqrt(var_g[b * G + g] + a.eps);
       const double w = W ? W[c] : 1.0;
       mul[b * C + c] = static_cast<float>(rstd * w);
-      add[b * C + c] = static_cast<float>((Bi ? Bi[c] : 0.0) - mean_g[b * G + g] * rstd * w);
+      add[b * C + c] = Bi ? Bi[c] : 0.f;
     }
   ctx.pool->parallel_for(Bn * S, row_grain(C), [&](int64_t lo, int64_t hi) {
     for (int64_t row = lo; row < hi; ++row) {
       const int64_t b = row / S;
       const float* x = X + row * C;
       float* y = Y + row * C;
+      const float* mc = mean_c.data() + b * C;
       const float* m = mul.data() + b * C;
       const float* d = add.data() + b * C;
-      for (int64_t c = 0; c < C; ++c) y[c] = x[c] * m[c] + d[c];
+      for (int64_t c = 0; c < C; ++c) y[c] = (x[c] - mc[c]) * m[c] + d[c];
       if (a.silu)
         for (int64_t c = 0; c < C; ++c) y[c] = silu_f(y[c]);
     }

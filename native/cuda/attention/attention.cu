@@ -1,18 +1,20 @@
 // CUDA kernel "attention" (semantics: tessera/kernels/attention.h).
 //
 //   bf16 / f16: flash-attention forward on tensor cores (mma.sync m16n8k16, fp32
-//               accumulation, online softmax in fp32). A block owns a tile of 64 query
-//               rows of one (batch, head) - 4 warps x 16 rows - and walks the key tiles
-//               of those queries' group. Q and K are RoPE-rotated in fp32 as they are
-//               copied into shared memory. Head dims are padded (with zeros) to the next
-//               of 32/64/96/128/192/256.
+//               accumulation, online softmax in fp32). A block owns a tile of 128 (or 64)
+//               query rows of one (batch, head) - 8 (or 4) warps x 16 rows - and walks the
+//               key tiles of those queries' group, double-buffered with cp.async. Q and K
+//               are RoPE-rotated in fp32 in shared memory, right after they land. Head
+//               dims are padded (with zeros) to the next of 32/64/96/128/192/256.
 //   f32:        the same tiling on plain fp32 FMA (16 query rows, 32-key tiles), D <= 256.
 //
 // Token grouping is index arithmetic (see NOTES.md): a "group" is a set of query tokens
 // that share one key set - the whole sequence (full), one frame (spatial), or one (h, w)
 // position across frames (temporal). Group g's m-th token is g * gstride + m * mstride.
 // Small groups are packed several to a tile, with a same-group mask on the logits.
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "../common/dtype.cuh"
@@ -46,6 +48,7 @@ struct AttnParams {
   int rope_off0, rope_off1, rope_off2;
   float rope_theta;
   int rope_tab;                 // entries of the shared-memory cos/sin table (0 = compute inline)
+  int rope_tab_half;            // table holds half2 (cos, sin) instead of float2 (when float2 won't fit)
   int tab_half[3], tab_off[3];  // per axis: pairs, and first table entry
   // masking / bias
   const int32_t* key_lengths;
@@ -139,28 +142,109 @@ __device__ __forceinline__ void rope_rotate(float& x0, float& x1, const RopePos&
 // =====================================================================================
 // Tensor-core kernel (bf16 / f16)
 // =====================================================================================
+//
+// Per key tile: [issue cp.async of the NEXT K/V tile into the other buffer] [wait for
+// this tile] [barrier] [RoPE-rotate this K tile in place] [barrier] [S = Q K^T, masks,
+// online softmax, O += P V] [barrier]. RoPE cos/sin come from a per-block shared table
+// indexed by (axis, coordinate, pair) when it fits, else are computed inline.
 
-constexpr int kBR = 64;       // query rows per block (4 warps x 16)
-constexpr int kThreads = 128;
+constexpr int kWarpsSmallD = 8;  // warps per block for D <= 128 (measured faster than 4 on H100)
+
+// A block has NW warps of 16 query rows each (BR = 16 * NW rows).
 constexpr int kPadA = 8;      // shared row padding (elements): conflict-free ldmatrix
 
-template <int DP, int BC>
-struct TcSmem {
+template <int DP, int BC, int NW>
+struct TcLayout {
+  static constexpr int BR = 16 * NW;
   static constexpr int LD = DP + kPadA;
-  static constexpr size_t Q = static_cast<size_t>(kBR) * LD * 2;
-  static constexpr size_t K = static_cast<size_t>(BC) * LD * 2;
-  static constexpr size_t V = K;
-  static constexpr size_t META = (kBR * 2 + BC * 2) * sizeof(int) + (DP / 2) * (sizeof(float) + sizeof(int));
-  static constexpr size_t TOTAL = Q + K + V + META;
+  static constexpr size_t Q_BYTES = static_cast<size_t>(BR) * LD * 2;
+  static constexpr size_t KV_BYTES = static_cast<size_t>(BC) * LD * 2;  // one buffer of K or V
+  static constexpr size_t OFF_K = Q_BYTES;
+  static constexpr size_t OFF_V = OFF_K + 2 * KV_BYTES;
+  static constexpr size_t OFF_INVD = OFF_V + 2 * KV_BYTES;                 // double[DP/2]
+  static constexpr size_t OFF_PAIR = OFF_INVD + (DP / 2) * sizeof(double);  // 3 int + 1 float [DP/2]
+  static constexpr size_t OFF_TOK = OFF_PAIR + (DP / 2) * 16;               // ints
+  static constexpr size_t TOK_INTS = 2 * BR + 10 * BC;
+  static constexpr size_t OFF_TAB = (OFF_TOK + TOK_INTS * 4 + 15) / 16 * 16;  // float2[rope_tab]
+  static size_t bytes(int tab_entries, int entry_bytes) {
+    return OFF_TAB + static_cast<size_t>(tab_entries) * entry_bytes;
+  }
 };
 
-// Loads 8 channels [d0, d0+8) of one token row (global, `row` = start of the row) into a
-// 16-byte shared slot, zero beyond D, optionally RoPE-rotated.
+struct Coord {
+  int f, h, w;
+};
+
+__device__ __forceinline__ Coord token_coord(const AttnParams& p, int tok) {
+  const int hw = p.grid_h * p.grid_w;
+  const int f = tok / hw;
+  const int rem = tok - f * hw;
+  const int hh = rem / p.grid_w;
+  return Coord{f, hh, rem - hh * p.grid_w};
+}
+
+// Shared per-pair RoPE data (see TcLayout).
+struct PairInfo {
+  const int* axis;     // 0 frame, 1 height, 2 width, 3 not rotated
+  const int* base;     // table entry of coordinate 0
+  const int* stride;   // table entries per coordinate step
+  const float* invf;   // inverse frequency (inline path)
+  const float2* tab;   // cos, sin
+};
+
+// RoPE data of the 4 channel pairs of one 8-channel chunk, in registers.
+struct ChunkPairs {
+  int ax[4];      // 0 frame, 1 height, 2 width, 3 not rotated
+  int base[4];    // table entry of coordinate 0
+  int stride[4];  // table entries per coordinate step
+};
+
+__device__ __forceinline__ ChunkPairs chunk_pairs(int d0, const PairInfo& pi) {
+  ChunkPairs c;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int pair = d0 / 2 + e;
+    c.ax[e] = pi.axis[pair];
+    c.base[e] = pi.base[pair];
+    c.stride[e] = pi.stride[pair];
+  }
+  return c;
+}
+
+// Rotates the 4 channel pairs packed in w (channels d0 .. d0+7) of a token at `co`.
 template <class T>
-__device__ __forceinline__ void load_chunk8(T* dst, const T* row, int d0, int D, bool vec, bool rotate,
-                                            const RopePos& pos, const int* axis, const float* inv_freq) {
-  uint32_t w[4];
-  if (vec) {  // D % 8 == 0, so the chunk is entirely inside the row
+__device__ __forceinline__ void rope_words(uint32_t (&w)[4], int d0, const Coord& co, const AttnParams& p,
+                                           const PairInfo& pi, const ChunkPairs& cp) {
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int ax = cp.ax[e];
+    if (ax == 3) continue;
+    const int coord = ax == 0 ? co.f : (ax == 1 ? co.h : co.w);
+    float sn, cs;
+    if (p.rope_tab) {
+      const int idx = cp.base[e] + coord * cp.stride[e];
+      if (p.rope_tab_half) {
+        const float2 t = __half22float2(reinterpret_cast<const __half2*>(pi.tab)[idx]);
+        cs = t.x;
+        sn = t.y;
+      } else {
+        const float2 t = pi.tab[idx];
+        cs = t.x;
+        sn = t.y;
+      }
+    } else {
+      const int off = ax == 0 ? p.rope_off0 : (ax == 1 ? p.rope_off1 : p.rope_off2);
+      sincos_reduced(static_cast<float>(coord + off) * pi.invf[d0 / 2 + e], &sn, &cs);
+    }
+    const float2 x = tc::unpack2<T>(w[e]);
+    w[e] = tc::pack2<T>(x.x * cs - x.y * sn, x.x * sn + x.y * cs);
+  }
+}
+
+// 8 channels [d0, d0+8) of one token row (global, `row` = start of the row), zero beyond D.
+template <class T>
+__device__ __forceinline__ void load_words(uint32_t (&w)[4], const T* row, int d0, int D, bool vec) {
+  if (vec) {  // D % 8 == 0 and aligned: the chunk is entirely inside the row
     const uint4 v = *reinterpret_cast<const uint4*>(row + d0);
     w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
   } else {
@@ -173,37 +257,43 @@ __device__ __forceinline__ void load_chunk8(T* dst, const T* row, int d0, int D,
       w[e] = lo | (hi << 16);
     }
   }
-  if (rotate) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int pair = d0 / 2 + e;
-      float2 x = tc::unpack2<T>(w[e]);
-      rope_rotate(x.x, x.y, pos, axis[pair], inv_freq[pair]);
-      w[e] = tc::pack2<T>(x.x, x.y);
-    }
-  }
-  *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-template <class T, int DP, int BC>
-__global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
-  using SM = TcSmem<DP, BC>;
-  constexpr int LD = SM::LD;
+__device__ __forceinline__ void store_words(void* dst, const uint32_t (&w)[4]) {
+  *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+__device__ __forceinline__ void store_zero16(void* dst) { *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u); }
+
+template <class T, int DP, int BC, int NW>
+__global__ void __launch_bounds__(NW * 32) attn_tc_kernel(AttnParams p) {
+  using L = TcLayout<DP, BC, NW>;
+  constexpr int kBR = L::BR;
+  constexpr int kThreads = NW * 32;
+  constexpr int LD = L::LD;
   constexpr int NT_S = BC / 8;   // n-tiles of S per warp
   constexpr int NT_O = DP / 8;   // n-tiles of O per warp
   constexpr int CH = DP / 8;     // 16-byte chunks per row
   static_assert(DP % 16 == 0 && BC % 16 == 0, "tile shape");
+  static_assert(BC * CH >= kThreads, "every thread issues at least one chunk");
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* Qs = reinterpret_cast<T*>(smem_raw);
-  T* Ks = reinterpret_cast<T*>(smem_raw + SM::Q);
-  T* Vs = reinterpret_cast<T*>(smem_raw + SM::Q + SM::K);
-  int* qtok = reinterpret_cast<int*>(smem_raw + SM::Q + SM::K + SM::V);
+  T* Ks = reinterpret_cast<T*>(smem_raw + L::OFF_K);  // [2][BC][LD]
+  T* Vs = reinterpret_cast<T*>(smem_raw + L::OFF_V);  // [2][BC][LD]
+  double* invf_d = reinterpret_cast<double*>(smem_raw + L::OFF_INVD);
+  int* pair_axis = reinterpret_cast<int*>(smem_raw + L::OFF_PAIR);
+  int* pair_base = pair_axis + DP / 2;
+  int* pair_stride = pair_base + DP / 2;
+  float* pair_invf = reinterpret_cast<float*>(pair_stride + DP / 2);
+  int* qtok = reinterpret_cast<int*>(smem_raw + L::OFF_TOK);
   int* qlg = qtok + kBR;
-  int* ktok = qlg + kBR;
-  int* klg = ktok + BC;
-  float* inv_freq = reinterpret_cast<float*>(klg + BC);
-  int* axis = reinterpret_cast<int*>(inv_freq + DP / 2);
+  int* ktok = qlg + kBR;  // [2][BC]
+  int* klg = ktok + 2 * BC;
+  int* kcf = klg + 2 * BC;
+  int* kch = kcf + 2 * BC;
+  int* kcw = kch + 2 * BC;
+  float2* tab = reinterpret_cast<float2*>(smem_raw + L::OFF_TAB);
+  const PairInfo pi{pair_axis, pair_base, pair_stride, pair_invf, tab};
 
   const int tid = threadIdx.x;
   const int lane = tid & 31, warp = tid >> 5;
@@ -214,6 +304,8 @@ __global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
   const int b = blockIdx.z;
   const int D = p.dim;
   const bool rope = p.rope != 0;
+  const bool vec = p.vec != 0;
+  const int g0 = (tile / p.tiles_per_group) * p.per_tile;
 
   const int key_len = p.key_lengths ? max(0, min(p.key_lengths[b], p.lk)) : p.lk;
   const int64_t row_stride = static_cast<int64_t>(p.heads) * D;  // elements between tokens
@@ -224,8 +316,61 @@ __global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
   const float* bias = p.bias ? p.bias + static_cast<int64_t>(b) * p.bias_batch_stride +
                                    static_cast<int64_t>(h) * p.lq * p.lk
                              : nullptr;
+  // No per-element mask work is needed on a tile whose keys are all valid, when there is
+  // no bias and one group per tile.
+  const bool maskless_ok = bias == nullptr && p.per_tile == 1;
 
-  // ---- per-block setup: row tokens, RoPE table ----
+  const int nk = tile_keys(p, tile, key_len);
+
+  // Copies key tile c0 (raw; RoPE comes later, in place) into buffer buf; returns whether
+  // every key this thread touched is valid.
+  auto issue = [&](int buf, int c0) -> bool {
+    bool ok = true;
+    T* kb = Ks + buf * (BC * LD);
+    T* vb = Vs + buf * (BC * LD);
+    for (int idx = tid; idx < BC * CH; idx += kThreads) {
+      const int c = idx / CH, d0 = (idx % CH) * 8;
+      const int cc = c0 + c;
+      int lg = 0;
+      const int tok = cc < nk ? key_token(p, g0, cc, key_len, &lg) : -1;
+      ok = ok && tok >= 0;
+      if (d0 == 0) {
+        ktok[buf * BC + c] = tok;
+        klg[buf * BC + c] = lg;
+        if (rope && tok >= 0) {
+          const Coord co = token_coord(p, tok);
+          kcf[buf * BC + c] = co.f;
+          kch[buf * BC + c] = co.h;
+          kcw[buf * BC + c] = co.w;
+        }
+      }
+      T* kd = kb + c * LD + d0;
+      T* vd = vb + c * LD + d0;
+      if (tok < 0 || d0 >= D) {
+        store_zero16(kd);
+        store_zero16(vd);
+      } else {
+        const int64_t off = tok * row_stride;
+        if (vec) {
+          tc::cp_async16(kd, kbase + off + d0, 16);
+          tc::cp_async16(vd, vbase + off + d0, 16);
+        } else {
+          uint32_t w[4];
+          load_words<T>(w, kbase + off, d0, D, false);
+          store_words(kd, w);
+          load_words<T>(w, vbase + off, d0, D, false);
+          store_words(vd, w);
+        }
+      }
+    }
+    return ok;
+  };
+
+  // Key tile 0 is in flight while the RoPE tables are built and Q is loaded.
+  bool ok_pending = nk > 0 ? issue(0, 0) : true;
+  tc::cp_async_commit();
+
+  // ---- per-block setup: row tokens, RoPE tables ----
   if (tid < kBR) {
     int lg;
     qtok[tid] = query_token(p, tile, tid, kBR, &lg);
@@ -233,27 +378,69 @@ __global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
   }
   if (rope) {
     for (int i = tid; i < DP / 2; i += kThreads) {
-      int ax;
-      float f;
-      rope_pair_info(p, i, &ax, &f);
-      axis[i] = ax;
-      inv_freq[i] = f;
+      const int d = 2 * i;
+      int ax, ia, dax;
+      if (d < p.rope_d0) { ax = 0; ia = i; dax = p.rope_d0; }
+      else if (d < p.rope_d0 + p.rope_d1) { ax = 1; ia = i - p.rope_d0 / 2; dax = p.rope_d1; }
+      else if (d < p.rope_d0 + p.rope_d1 + p.rope_d2) { ax = 2; ia = i - (p.rope_d0 + p.rope_d1) / 2; dax = p.rope_d2; }
+      else { ax = 3; ia = 0; dax = 1; }
+      pair_axis[i] = ax;
+      if (ax == 3) {
+        pair_base[i] = 0;
+        pair_stride[i] = 0;
+        pair_invf[i] = 0.f;
+        invf_d[i] = 0.0;
+      } else {
+        const double f = pow(static_cast<double>(p.rope_theta), -2.0 * ia / static_cast<double>(dax));
+        invf_d[i] = f;
+        pair_invf[i] = static_cast<float>(f);
+        pair_base[i] = p.tab_off[ax] + ia;
+        pair_stride[i] = p.tab_half[ax];
+      }
+    }
+    if (p.rope_tab) {
+      __syncthreads();
+      for (int e = tid; e < p.rope_tab; e += kThreads) {
+        const int ax = e < p.tab_off[1] ? 0 : (e < p.tab_off[2] ? 1 : 2);
+        const int local = e - p.tab_off[ax];
+        const int coord = local / p.tab_half[ax];
+        const int ia = local - coord * p.tab_half[ax];
+        const int first = ax == 0 ? 0 : (ax == 1 ? p.rope_d0 : p.rope_d0 + p.rope_d1);
+        const int off = ax == 0 ? p.rope_off0 : (ax == 1 ? p.rope_off1 : p.rope_off2);
+        // Angle in double (positions times low frequencies reach large angles), as a
+        // multiple of pi reduced to [-1, 1] before the single-precision sincospi.
+        const double half_turns = static_cast<double>(coord + off) * invf_d[first / 2 + ia] * 0.3183098861837907;
+        const float r = static_cast<float>(half_turns - 2.0 * rint(0.5 * half_turns));
+        float sn, cs;
+        sincospif(r, &sn, &cs);
+        if (p.rope_tab_half) reinterpret_cast<__half2*>(tab)[e] = __floats2half2_rn(cs, sn);
+        else tab[e] = make_float2(cs, sn);
+      }
     }
   }
   __syncthreads();
+  // When the chunk loops below give every thread one fixed channel chunk, its pairs' RoPE
+  // data stays in registers.
+  constexpr bool kFixedChunk = kThreads % CH == 0;
+  ChunkPairs my_pairs{};
+  if (kFixedChunk && rope) my_pairs = chunk_pairs((tid % CH) * 8, pi);
 
-  // ---- Q tile (rotated) ----
+
+  // ---- Q tile (rotated), synchronous ----
   for (int idx = tid; idx < kBR * CH; idx += kThreads) {
     const int r = idx / CH, d0 = (idx % CH) * 8;
     T* dst = Qs + r * LD + d0;
     const int tok = qtok[r];
     if (tok < 0 || d0 >= D) {
-      *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+      store_zero16(dst);
     } else {
-      const RopePos pos = rope ? rope_pos(p, tok) : RopePos{0.f, 0.f, 0.f};
-      load_chunk8<T>(dst, qbase + tok * row_stride, d0, D, p.vec, rope, pos, axis, inv_freq);
+      uint32_t w[4];
+      load_words<T>(w, qbase + tok * row_stride, d0, D, vec);
+      if (rope) rope_words<T>(w, d0, token_coord(p, tok), p, pi, kFixedChunk ? my_pairs : chunk_pairs(d0, pi));
+      store_words(dst, w);
     }
   }
+
 
   // This thread's two rows within the tile, their tokens and local groups.
   const int row0 = warp * 16 + g, row1 = row0 + 8;
@@ -265,45 +452,35 @@ __global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) o_acc[j][e] = 0.f;
 
-  __syncthreads();  // Q tile and qtok written
+  __syncthreads();  // Q tile, qtok complete; nothing reads K/V yet
   const int qt[2] = {qtok[row0], qtok[row1]};
   const int ql[2] = {qlg[row0], qlg[row1]};
 
-  const int nk = tile_keys(p, tile, key_len);
+  int buf = 0;
   for (int c0 = 0; c0 < nk; c0 += BC) {
-    if (c0 > 0) __syncthreads();  // previous K/V tile fully consumed
-    if (tid < BC) {
-      int lg = 0;
-      const int c = c0 + tid;
-      ktok[tid] = c < nk ? key_token(p, tile, c, key_len, &lg) : -1;
-      klg[tid] = lg;
-    }
-    __syncthreads();
-    // ---- K (rotated) and V tiles ----
-    for (int idx = tid; idx < BC * CH; idx += kThreads) {
-      const int c = idx / CH, d0 = (idx % CH) * 8;
-      T* kd = Ks + c * LD + d0;
-      T* vd = Vs + c * LD + d0;
-      const int tok = ktok[c];
-      if (tok < 0 || d0 >= D) {
-        *reinterpret_cast<uint4*>(kd) = make_uint4(0u, 0u, 0u, 0u);
-        *reinterpret_cast<uint4*>(vd) = make_uint4(0u, 0u, 0u, 0u);
-      } else {
-        const int64_t off = tok * row_stride;
-        if (p.vec) tc::cp_async16(vd, vbase + off + d0, 16);
-        else load_chunk8<T>(vd, vbase + off, d0, D, false, false, RopePos{0.f, 0.f, 0.f}, axis, inv_freq);
-        if (rope) {
-          load_chunk8<T>(kd, kbase + off, d0, D, p.vec, true, rope_pos(p, tok), axis, inv_freq);
-        } else if (p.vec) {
-          tc::cp_async16(kd, kbase + off + d0, 16);
-        } else {
-          load_chunk8<T>(kd, kbase + off, d0, D, false, false, RopePos{0.f, 0.f, 0.f}, axis, inv_freq);
-        }
-      }
-    }
+    const bool ok_this = ok_pending;
+    if (c0 + BC < nk) ok_pending = issue(buf ^ 1, c0 + BC);
     tc::cp_async_commit();
-    tc::cp_async_wait<0>();
-    __syncthreads();
+    tc::cp_async_wait<1>();
+    const bool maskless = __syncthreads_and(ok_this) && maskless_ok;
+    const T* kb = Ks + buf * (BC * LD);
+    const T* vb = Vs + buf * (BC * LD);
+    const int* kt_s = ktok + buf * BC;
+    const int* kl_s = klg + buf * BC;
+
+    if (rope) {  // rotate this K tile in place
+      T* kr = Ks + buf * (BC * LD);
+      for (int idx = tid; idx < BC * CH; idx += kThreads) {
+        const int c = idx / CH, d0 = (idx % CH) * 8;
+        if (kt_s[c] < 0 || d0 >= D) continue;
+        uint4 raw = *reinterpret_cast<const uint4*>(kr + c * LD + d0);
+        uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+        rope_words<T>(w, d0, Coord{kcf[buf * BC + c], kch[buf * BC + c], kcw[buf * BC + c]}, p, pi,
+                      kFixedChunk ? my_pairs : chunk_pairs(d0, pi));
+        store_words(kr + c * LD + d0, w);
+      }
+      __syncthreads();
+    }
 
     // ---- S = Q K^T (this warp: 16 rows x BC keys) ----
     float s[NT_S][4];
@@ -318,7 +495,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
 #pragma unroll
       for (int j = 0; j < NT_S; j += 2) {
         uint32_t bb[4];
-        tc::ldmatrix_x4(bb, Ks + (j * 8 + lr8 + (lq8 >> 1) * 8) * LD + kk + (lq8 & 1) * 8);
+        tc::ldmatrix_x4(bb, kb + (j * 8 + lr8 + (lq8 >> 1) * 8) * LD + kk + (lq8 & 1) * 8);
         tc::mma16816<T>(s[j], a, bb[0], bb[1]);
         tc::mma16816<T>(s[j + 1], a, bb[2], bb[3]);
       }
@@ -326,20 +503,30 @@ __global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
 
     // ---- scale, bias, masks; online softmax (log2 domain) ----
     float mx[2] = {-INFINITY, -INFINITY};
+    if (maskless) {
 #pragma unroll
-    for (int j = 0; j < NT_S; ++j) {
+      for (int j = 0; j < NT_S; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int hr = e >> 1;
-        const int c = j * 8 + 2 * t4 + (e & 1);
-        const int kt = ktok[c];
-        float x = -INFINITY;
-        if (kt >= 0 && qt[hr] >= 0 && klg[c] == ql[hr]) {
-          x = s[j][e] * p.scale_log2;
-          if (bias) x = fmaf(bias[static_cast<int64_t>(qt[hr]) * p.lk + kt], kLog2e, x);
+        for (int e = 0; e < 4; ++e) {
+          s[j][e] *= p.scale_log2;
+          mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
         }
-        s[j][e] = x;
-        mx[hr] = fmaxf(mx[hr], x);
+    } else {
+#pragma unroll
+      for (int j = 0; j < NT_S; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int hr = e >> 1;
+          const int c = j * 8 + 2 * t4 + (e & 1);
+          const int kt = kt_s[c];
+          float x = -INFINITY;
+          if (kt >= 0 && qt[hr] >= 0 && kl_s[c] == ql[hr]) {
+            x = s[j][e] * p.scale_log2;
+            if (bias) x = fmaf(bias[static_cast<int64_t>(qt[hr]) * p.lk + kt], kLog2e, x);
+          }
+          s[j][e] = x;
+          mx[hr] = fmaxf(mx[hr], x);
+        }
       }
     }
 #pragma unroll
@@ -387,12 +574,15 @@ __global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
 #pragma unroll
       for (int j = 0; j < NT_O; j += 2) {
         uint32_t bb[4];
-        tc::ldmatrix_x4_trans(bb, Vs + (kc * 16 + lr8 + (lq8 & 1) * 8) * LD + j * 8 + (lq8 >> 1) * 8);
+        tc::ldmatrix_x4_trans(bb, vb + (kc * 16 + lr8 + (lq8 & 1) * 8) * LD + j * 8 + (lq8 >> 1) * 8);
         tc::mma16816<T>(o_acc[j], a, bb[0], bb[1]);
         tc::mma16816<T>(o_acc[j + 1], a, bb[2], bb[3]);
       }
     }
+    __syncthreads();  // this buffer is refilled by the next iteration's issue
+    buf ^= 1;
   }
+  tc::cp_async_wait<0>();
 
   // ---- normalise; stage this warp's 16 rows in its own Q rows; write out ----
   __syncthreads();  // (when no key tile ran, other threads may still be writing the Q tile)
@@ -403,7 +593,6 @@ __global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
   }
   const float inv0 = l_run[0] > 0.f ? 1.f / l_run[0] : 0.f;
   const float inv1 = l_run[1] > 0.f ? 1.f / l_run[1] : 0.f;
-  __syncwarp();
 #pragma unroll
   for (int j = 0; j < NT_O; ++j) {
     const int d = j * 8 + 2 * t4;
@@ -417,7 +606,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_tc_kernel(AttnParams p) {
     if (tok < 0 || d0 >= D) continue;
     const T* src = Qs + r * LD + d0;
     T* dst = obase + tok * row_stride + d0;
-    if (p.vec) {
+    if (vec) {
       *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
     } else {
       const int n = min(8, D - d0);
@@ -470,6 +659,7 @@ __global__ void __launch_bounds__(128) attn_f32_kernel(AttnParams p) {
   const int tid = threadIdx.x;
   const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const bool rope = p.rope != 0;
+  const int g0 = (tile / p.tiles_per_group) * p.per_tile;
   const int key_len = p.key_lengths ? max(0, min(p.key_lengths[b], p.lk)) : p.lk;
   const int64_t row_stride = static_cast<int64_t>(p.heads) * D;
   const float* qbase = static_cast<const float*>(p.q) + static_cast<int64_t>(b) * p.lq * row_stride + static_cast<int64_t>(h) * D;
@@ -521,7 +711,7 @@ __global__ void __launch_bounds__(128) attn_f32_kernel(AttnParams p) {
     if (tid < kBCf) {
       int lg = 0;
       const int c = c0 + tid;
-      ktok[tid] = c < nk ? key_token(p, tile, c, key_len, &lg) : -1;
+      ktok[tid] = c < nk ? key_token(p, g0, c, key_len, &lg) : -1;
       klg[tid] = lg;
     }
     __syncthreads();
@@ -661,25 +851,109 @@ int64_t plan_groups(const AttentionArgs& a, int br, AttnParams* p) {
   return tiles;
 }
 
-template <class T, int DP, int BC>
-void launch_tc(const AttnParams& p, dim3 grid, cudaStream_t stream) {
-  using SM = TcSmem<DP, BC>;
-  auto kern = attn_tc_kernel<T, DP, BC>;
-  if (SM::TOTAL > 48 * 1024)
-    TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(SM::TOTAL)));
-  kern<<<grid, kThreads, SM::TOTAL, stream>>>(p);
+struct SmemLimits {
+  int per_sm = 0;     // shared memory per multiprocessor
+  int per_block = 0;  // opt-in maximum for one block
+};
+
+SmemLimits smem_limits() {
+  int dev = 0;
+  SmemLimits l;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&l.per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&l.per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+    cudaGetLastError();
+    l.per_sm = 100 * 1024;
+    l.per_block = 99 * 1024;
+  }
+  return l;
+}
+
+// -1 = automatic, 0 = inline sin/cos, 1 = float2 table, 2 = half2 table.
+int rope_table_override() {
+  static const int v = [] {
+    const char* e = std::getenv("TESSERA_CUDA_ATTN_ROPE_TABLE");
+    if (!e) return -1;
+    const std::string s(e);
+    return s == "none" ? 0 : (s == "float" ? 1 : (s == "half" ? 2 : -1));
+  }();
+  return v;
+}
+
+template <class T, int DP, int BC, int NW>
+void launch_tc(AttnParams p, dim3 grid, cudaStream_t stream) {
+  using L = TcLayout<DP, BC, NW>;
+  auto kern = attn_tc_kernel<T, DP, BC, NW>;
+  const SmemLimits lim = smem_limits();
+  // RoPE cos/sin table: float2 entries when they fit next to the fixed part without costing
+  // a resident block per multiprocessor, else half2 entries on the same terms, else sin/cos
+  // computed inline. TESSERA_CUDA_ATTN_ROPE_TABLE=float|half|none forces a choice (testing).
+  if (p.rope_tab > 0) {
+    TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, lim.per_block));
+    int blocks = 1;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kern, NW * 32, L::bytes(0, 0)) != cudaSuccess) {
+      cudaGetLastError();
+      blocks = 1;
+    }
+    blocks = std::max(blocks, 1);
+    const size_t per_block_share = static_cast<size_t>(std::max(lim.per_sm / blocks - 1024, 0));
+    const size_t budget = std::min(per_block_share, static_cast<size_t>(lim.per_block));
+    const int force = rope_table_override();
+    // Building an entry costs a few inline rotations: skip the table when a block rotates
+    // few channel pairs (small groups, e.g. temporal attention over a few frames).
+    const int64_t keys_per_block = static_cast<int64_t>(std::min(p.per_tile, p.groups)) * p.gsk;
+    const int64_t rotations = (L::BR + keys_per_block) * static_cast<int64_t>(p.dim / 2);
+    if (force < 0 && static_cast<int64_t>(p.rope_tab) * 4 > rotations) p.rope_tab = 0;
+    if (p.rope_tab == 0) {
+      // inline sin/cos
+    } else if (force == 1 || (force < 0 && L::bytes(p.rope_tab, 8) <= budget)) {
+      p.rope_tab_half = 0;
+    } else if (force == 2 || (force < 0 && L::bytes(p.rope_tab, 4) <= budget)) {
+      p.rope_tab_half = 1;
+    } else {
+      p.rope_tab = 0;
+    }
+    if (L::bytes(p.rope_tab, p.rope_tab_half ? 4 : 8) > static_cast<size_t>(lim.per_block)) p.rope_tab = 0;
+  }
+  const size_t smem = L::bytes(p.rope_tab, p.rope_tab_half ? 4 : 8);
+  if (smem > static_cast<size_t>(lim.per_block))
+    throw DeviceError("attention: needs " + std::to_string(smem) + " bytes of shared memory per block, the device allows " +
+                      std::to_string(lim.per_block));
+  if (smem > 48 * 1024)
+    TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  kern<<<grid, NW * 32, smem, stream>>>(p);
   TESSERA_CUDA_CHECK_LAUNCH("attention (tensor-core kernel)");
 }
 
+// Query rows per block of the tensor-core kernel (the tile plan depends on it): 128 rows
+// (8 warps) for D <= 128 when each query sees more than 128 keys, else 64 (4 warps).
+// TESSERA_CUDA_ATTN_WARPS=4|8 overrides for D <= 128 (for testing).
+int tc_rows(int64_t D, int64_t keys_per_query) {
+  static const int force = [] {
+    const char* e = std::getenv("TESSERA_CUDA_ATTN_WARPS");
+    return e ? std::atoi(e) : 0;
+  }();
+  if (D > 128) return 64;
+  if (force == 4 || force == 8) return 16 * force;
+  return keys_per_query > 128 ? 16 * kWarpsSmallD : 64;
+}
+
 template <class T>
-void launch_tc_dim(const AttnParams& p, dim3 grid, cudaStream_t stream) {
+void launch_tc_dim(const AttnParams& p, int br, dim3 grid, cudaStream_t stream) {
   const int D = p.dim;
-  if (D <= 32) launch_tc<T, 32, 64>(p, grid, stream);
-  else if (D <= 64) launch_tc<T, 64, 64>(p, grid, stream);
-  else if (D <= 96) launch_tc<T, 96, 64>(p, grid, stream);
-  else if (D <= 128) launch_tc<T, 128, 64>(p, grid, stream);
-  else if (D <= 192) launch_tc<T, 192, 32>(p, grid, stream);
-  else launch_tc<T, 256, 32>(p, grid, stream);
+  if (br == 128 && D <= 128) {
+    if (D <= 32) launch_tc<T, 32, 64, 8>(p, grid, stream);
+    else if (D <= 64) launch_tc<T, 64, 64, 8>(p, grid, stream);
+    else if (D <= 96) launch_tc<T, 96, 64, 8>(p, grid, stream);
+    else launch_tc<T, 128, 64, 8>(p, grid, stream);
+  } else {
+    if (D <= 32) launch_tc<T, 32, 64, 4>(p, grid, stream);
+    else if (D <= 64) launch_tc<T, 64, 64, 4>(p, grid, stream);
+    else if (D <= 96) launch_tc<T, 96, 64, 4>(p, grid, stream);
+    else if (D <= 128) launch_tc<T, 128, 64, 4>(p, grid, stream);
+    else if (D <= 192) launch_tc<T, 192, 32, 4>(p, grid, stream);
+    else launch_tc<T, 256, 32, 4>(p, grid, stream);
+  }
 }
 
 void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
@@ -706,7 +980,10 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
   // Token offsets (tok * heads * D) are 64-bit; token counts must fit in int.
   checked_int(a.lq * a.heads, "Lq * heads");
   checked_int(a.lk * a.heads, "Lk * heads");
-  const int br = half ? kBR : kBRf;
+  int64_t keys_per_query = a.lk;
+  if (a.group == AttnGroup::Spatial) keys_per_query = a.grid[1] * a.grid[2];
+  if (a.group == AttnGroup::Temporal) keys_per_query = a.grid[0];
+  const int br = half ? tc_rows(a.head_dim, keys_per_query) : kBRf;
   const int64_t tiles = plan_groups(a, br, &p);
   if (tiles <= 0) return;
   if (tiles > 0x7fffffffLL) throw DeviceError("attention: too many query tiles");
@@ -727,6 +1004,14 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
     p.rope_off1 = static_cast<int>(a.rope_offset[1]);
     p.rope_off2 = static_cast<int>(a.rope_offset[2]);
     p.rope_theta = a.rope_theta;
+    // Table layout: axis a holds grid[a] coordinates x rope_dims[a]/2 pairs.
+    int64_t entries = 0;
+    for (int i = 0; i < 3; ++i) {
+      p.tab_off[i] = static_cast<int>(std::min<int64_t>(entries, 1 << 30));
+      p.tab_half[i] = static_cast<int>(a.rope_dims[i] / 2);
+      entries += a.grid[i] * (a.rope_dims[i] / 2);
+    }
+    p.rope_tab = entries <= (1 << 20) ? static_cast<int>(entries) : 0;  // launch_tc may still drop it
   }
   p.key_lengths = a.key_lengths;
   p.bias = a.bias;
@@ -736,8 +1021,8 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
   cudaStream_t stream = static_cast<cudaStream_t>(ctx.stream);
   dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch));
   switch (a.dtype) {
-    case DType::BF16: launch_tc_dim<__nv_bfloat16>(p, grid, stream); break;
-    case DType::F16: launch_tc_dim<__half>(p, grid, stream); break;
+    case DType::BF16: launch_tc_dim<__nv_bfloat16>(p, br, grid, stream); break;
+    case DType::F16: launch_tc_dim<__half>(p, br, grid, stream); break;
     default: {
       F32Smem sm(p.dim);
       if (sm.total > 48 * 1024)

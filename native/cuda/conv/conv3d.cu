@@ -82,21 +82,26 @@ __device__ __forceinline__ uint16_t raw16(const void* p) { return *static_cast<c
 
 // ---- bf16 / f16: tensor cores ----
 
-constexpr int TBM = 128, TBN = 128, TBK = 32, TLD = TBK + 8, TTHREADS = 256;
+constexpr int TBM = 128, TBK = 32, TLD = TBK + 8, TTHREADS = 256;
 
-// 8 warps as 2 (M) x 4 (N), each 64 x 32 = 4 x 2 fragments of 16 x 16.
+// Tile TBM x BN, 8 warps as WM (M) x WN (N), each warp (TBM / WM) x (BN / WN) in
+// 16 x 16 fragments: BN 128 -> 2 x 4 warps of 64 x 32; BN 64 -> 4 x 2 of 32 x 32;
+// BN 16 -> 8 x 1 of 16 x 16 (narrow outputs such as a 3-channel RGB conv).
 // VEC: Cin % 8 == 0 and 16-byte aligned x / prev / w, so every 8-wide k chunk is one
 // contiguous 16-byte run (one tap, 8 channels) loaded with cp.async.
-template <class T, bool VEC>
+template <class T, bool VEC, int BN, int WM, int WN>
 __global__ void __launch_bounds__(TTHREADS) conv_wmma_kernel(Geom g, int64_t tiles_n) {
   using namespace nvcuda;
+  static_assert(WM * WN == TTHREADS / 32, "8 warps");
+  constexpr int FM = TBM / WM / 16, FN = BN / WN / 16;
+  static_assert(FM >= 1 && FN >= 1 && FM * WM * 16 == TBM && FN * WN * 16 == BN, "warp tiling");
   __shared__ __align__(128) T As[2][TBM][TLD];
-  __shared__ __align__(128) T Bs[2][TBN][TLD];
+  __shared__ __align__(128) T Bs[2][BN][TLD];
   __shared__ int rb[TBM], rf[TBM], rh[TBM], rw[TBM];
   const int tid = threadIdx.x;
   const int64_t tile = blockIdx.x;
   const int64_t m0 = (tile / tiles_n) * TBM;
-  const int n0 = static_cast<int>(tile % tiles_n) * TBN;
+  const int n0 = static_cast<int>(tile % tiles_n) * BN;
   for (int r = tid; r < TBM; r += TTHREADS) row_origin(g, m0 + r, rb[r], rf[r], rh[r], rw[r]);
   __syncthreads();
   const T* wgt = static_cast<const T*>(g.w);
@@ -113,7 +118,7 @@ __global__ void __launch_bounds__(TTHREADS) conv_wmma_kernel(Geom g, int64_t til
         cp_async16(&As[buf][r][kc * 8], src ? src : xb, src != nullptr);
       }
 #pragma unroll
-      for (int c = tid; c < TBN * TBK / 8; c += TTHREADS) {
+      for (int c = tid; c < BN * TBK / 8; c += TTHREADS) {
         const int r = c / (TBK / 8), kc = c % (TBK / 8);
         const int k = k0 + kc * 8, n = n0 + r;
         const bool ok = n < g.N && k < g.K;
@@ -125,7 +130,7 @@ __global__ void __launch_bounds__(TTHREADS) conv_wmma_kernel(Geom g, int64_t til
         const T* src = k < g.K ? a_ptr<T>(g, rb[r], rf[r], rh[r], rw[r], k) : nullptr;
         reinterpret_cast<uint16_t*>(&As[buf][r][0])[kk] = src ? raw16(src) : uint16_t{0};
       }
-      for (int e = tid; e < TBN * TBK; e += TTHREADS) {
+      for (int e = tid; e < BN * TBK; e += TTHREADS) {
         const int r = e / TBK, kk = e % TBK, k = k0 + kk, n = n0 + r;
         reinterpret_cast<uint16_t*>(&Bs[buf][r][0])[kk] =
             (n < g.N && k < g.K) ? raw16(wgt + static_cast<int64_t>(n) * g.K + k) : uint16_t{0};
@@ -134,12 +139,12 @@ __global__ void __launch_bounds__(TTHREADS) conv_wmma_kernel(Geom g, int64_t til
   };
 
   const int warp = tid >> 5, lane = tid & 31;
-  const int wm = warp >> 2, wn = warp & 3;
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[4][2];
+  const int wm = warp / WN, wn = warp % WN;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < FM; ++i)
 #pragma unroll
-    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
+    for (int j = 0; j < FN; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
   const int nk = (g.K + TBK - 1) / TBK;
   if (nk > 0) load_tile(0, 0);
@@ -152,16 +157,16 @@ __global__ void __launch_bounds__(TTHREADS) conv_wmma_kernel(Geom g, int64_t til
     const int buf = t & 1;
 #pragma unroll
     for (int kk = 0; kk < TBK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[4];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb[2];
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[FM];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb[FN];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(fa[i], &As[buf][wm * 64 + i * 16][kk], TLD);
+      for (int i = 0; i < FM; ++i) wmma::load_matrix_sync(fa[i], &As[buf][(wm * FM + i) * 16][kk], TLD);
 #pragma unroll
-      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &Bs[buf][wn * 32 + j * 16][kk], TLD);
+      for (int j = 0; j < FN; ++j) wmma::load_matrix_sync(fb[j], &Bs[buf][(wn * FN + j) * 16][kk], TLD);
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < FM; ++i)
 #pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        for (int j = 0; j < FN; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
     }
     __syncthreads();
   }
@@ -174,13 +179,13 @@ __global__ void __launch_bounds__(TTHREADS) conv_wmma_kernel(Geom g, int64_t til
   const T* bias = static_cast<const T*>(g.bias);
   const int row = lane >> 1, col0 = (lane & 1) * 8;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < FM; ++i) {
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
+    for (int j = 0; j < FN; ++j) {
       wmma::store_matrix_sync(scratch, acc[i][j], 16, wmma::mem_row_major);
       __syncwarp();
-      const int64_t m = m0 + wm * 64 + i * 16 + row;
-      const int nb = n0 + wn * 32 + j * 16 + col0;
+      const int64_t m = m0 + (wm * FM + i) * 16 + row;
+      const int nb = n0 + (wn * FN + j) * 16 + col0;
       if (m < g.M && nb < g.N) {
         T* o = out + m * g.N + nb;
         const float* s = scratch + row * 16 + col0;
@@ -294,6 +299,24 @@ __global__ void reorder_weight_kernel(const E* __restrict__ w, E* __restrict__ w
   }
 }
 
+template <class T, int BN, int WM, int WN>
+void launch_wmma_bn(const Geom& g, bool vec, cudaStream_t s, const char* name) {
+  const int64_t tiles_n = (g.N + BN - 1) / BN;
+  const int64_t tiles = (g.M + TBM - 1) / TBM * tiles_n;
+  if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
+  const unsigned grid = static_cast<unsigned>(tiles);
+  if (vec) conv_wmma_kernel<T, true, BN, WM, WN><<<grid, TTHREADS, 0, s>>>(g, tiles_n);
+  else conv_wmma_kernel<T, false, BN, WM, WN><<<grid, TTHREADS, 0, s>>>(g, tiles_n);
+}
+
+// The output-channel tile follows N so that narrow convs waste few tensor-core columns.
+template <class T>
+void launch_wmma(const Geom& g, bool vec, cudaStream_t s, const char* name) {
+  if (g.N <= 16) launch_wmma_bn<T, 16, 8, 1>(g, vec, s, name);
+  else if (g.N <= 64) launch_wmma_bn<T, 64, 4, 2>(g, vec, s, name);
+  else launch_wmma_bn<T, 128, 2, 4>(g, vec, s, name);
+}
+
 void check_int(const char* name, const char* what, int64_t v) {
   if (v < 0 || v > INT_MAX)
     throw DeviceError(std::string("CUDA kernel '") + name + "': " + what + " = " + std::to_string(v) +
@@ -382,18 +405,9 @@ void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
     else
       conv_simt_kernel<false><<<static_cast<unsigned>(tiles), STHREADS, 0, s>>>(g, tiles_n);
   } else {
-    const int64_t tiles_n = (g.N + TBN - 1) / TBN;
-    const int64_t tiles = (g.M + TBM - 1) / TBM * tiles_n;
-    if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
     const bool vec = aligned && g.Cin % 8 == 0;
-    const unsigned grid = static_cast<unsigned>(tiles);
-    if (a.dtype == DType::BF16) {
-      if (vec) conv_wmma_kernel<__nv_bfloat16, true><<<grid, TTHREADS, 0, s>>>(g, tiles_n);
-      else conv_wmma_kernel<__nv_bfloat16, false><<<grid, TTHREADS, 0, s>>>(g, tiles_n);
-    } else {
-      if (vec) conv_wmma_kernel<__half, true><<<grid, TTHREADS, 0, s>>>(g, tiles_n);
-      else conv_wmma_kernel<__half, false><<<grid, TTHREADS, 0, s>>>(g, tiles_n);
-    }
+    if (a.dtype == DType::BF16) launch_wmma<__nv_bfloat16>(g, vec, s, name);
+    else launch_wmma<__half>(g, vec, s, name);
   }
   TESSERA_CUDA_CHECK_LAUNCH(name);
   // wbuf goes back to the caching allocator here; the kernels above run before any

@@ -4,7 +4,7 @@
 // (bit exact, NaN payloads kept), a cudaMemcpyAsync when both sides are dense. Different
 // dtypes: value conversion through fp32 exactly as the CPU's load_as_f32/store_from_f32
 // (float -> i32 truncates toward zero and saturates, NaN -> 0; -> u8 clamps to
-// [0, 255] and truncates, NaN -> 0), as the CPU's copy.cc.
+// [0, 255] and truncates, NaN -> 0; NaN payloads as dtype.h), as the CPU's copy.cc.
 // fill: the element's bit pattern is built on the host with dtype.h's conversions and
 // written with 16-byte stores.
 #include <cmath>
@@ -25,11 +25,31 @@ __device__ __forceinline__ int32_t f32_to_i32_trunc(float v) {
   return static_cast<int32_t>(v);
 }
 
+// NaN payloads follow the host's dtype.h conversions bit for bit (the device intrinsics
+// would return canonical NaNs instead).
+__device__ __forceinline__ float f16_bits_to_f32(uint16_t h) {
+  if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0)
+    return __uint_as_float((static_cast<uint32_t>(h & 0x8000u) << 16) | 0x7f800000u | ((h & 0x3ffu) << 13));
+  return __half2float(__ushort_as_half(h));
+}
+
+__device__ __forceinline__ uint16_t f32_to_bf16_bits(float v) {
+  const uint32_t u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+
+__device__ __forceinline__ uint16_t f32_to_f16_bits(float v) {
+  const uint32_t u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>(((u >> 16) & 0x8000u) | 0x7e00u);
+  return __half_as_ushort(__float2half_rn(v));
+}
+
 __device__ __forceinline__ float load_conv(const void* p, DType d, int64_t i) {
   switch (d) {
     case DType::F32: return static_cast<const float*>(p)[i];
-    case DType::BF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::F16: return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::BF16: return __uint_as_float(static_cast<uint32_t>(static_cast<const uint16_t*>(p)[i]) << 16);
+    case DType::F16: return f16_bits_to_f32(static_cast<const uint16_t*>(p)[i]);
     case DType::I32: return static_cast<float>(static_cast<const int32_t*>(p)[i]);
     case DType::U8: return static_cast<float>(static_cast<const uint8_t*>(p)[i]);
   }
@@ -39,8 +59,8 @@ __device__ __forceinline__ float load_conv(const void* p, DType d, int64_t i) {
 __device__ __forceinline__ void store_conv(void* p, DType d, int64_t i, float v) {
   switch (d) {
     case DType::F32: static_cast<float*>(p)[i] = v; break;
-    case DType::BF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); break;
-    case DType::F16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
+    case DType::BF16: static_cast<uint16_t*>(p)[i] = f32_to_bf16_bits(v); break;
+    case DType::F16: static_cast<uint16_t*>(p)[i] = f32_to_f16_bits(v); break;
     case DType::I32: static_cast<int32_t*>(p)[i] = f32_to_i32_trunc(v); break;
     case DType::U8:
       static_cast<uint8_t*>(p)[i] = !(v > 0.f) ? uint8_t{0} : (v >= 255.f ? uint8_t{255} : static_cast<uint8_t>(v));

@@ -5,10 +5,13 @@
 //   1. cuBLASLt (built with TESSERA_HAVE_CUBLASLT and ctx.blas set) for every case it
 //      can express: epilogue none/gelu_tanh, optional bias, strided batches, and a
 //      broadcast B when A is not transposed (the batch is folded into M then).
-//      Setting TESSERA_CUDA_NO_CUBLASLT in the environment skips it (for testing).
+//      Plans (descriptors + heuristic choice) are cached per shape. Setting
+//      TESSERA_CUDA_NO_CUBLASLT in the environment skips cuBLASLt (for testing);
+//      TESSERA_CUDA_GEMM_TRACE prints the path each call takes.
 //   2. bf16/f16: our tensor-core kernel (mma.sync m16n8k16, fp32 accumulation,
 //      3-stage cp.async pipeline, any M/N/K, both transposes, any alignment).
 //   3. f32: a SIMT tiled kernel with plain fp32 FMA (matches the 1e-4 reference tolerance).
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -19,6 +22,10 @@
 
 #ifdef TESSERA_HAVE_CUBLASLT
 #include <cublasLt.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
 #endif
 
 namespace tessera {
@@ -424,129 +431,196 @@ void launch_f32(GemmParams p, cudaStream_t stream) {
 // Largest power of two (<= 256) dividing the address of every batch's matrix.
 uint32_t alignment_of(const void* ptr, int64_t batch_stride_bytes, bool multi) {
   uint64_t v = reinterpret_cast<uintptr_t>(ptr) | 256u;
-  if (multi) v |= static_cast<uint64_t>(batch_stride_bytes) | 256u;
+  if (multi) v |= static_cast<uint64_t>(batch_stride_bytes);
   return static_cast<uint32_t>(v & (~v + 1));  // lowest set bit
 }
 
-struct LtGuard {
+bool lt_ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
+
+// Descriptors plus the algorithm the heuristic picked, for one problem shape. Plans are
+// cached (heuristic queries cost tens of microseconds); `usable` false caches a refusal.
+struct LtPlan {
+  bool usable = false;
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
-  ~LtGuard() {
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace = 0;
+  void destroy() {
     if (lc) cublasLtMatrixLayoutDestroy(lc);
     if (lb) cublasLtMatrixLayoutDestroy(lb);
     if (la) cublasLtMatrixLayoutDestroy(la);
     if (op) cublasLtMatmulDescDestroy(op);
+    op = nullptr;
+    la = lb = lc = nullptr;
+    usable = false;
   }
 };
 
-bool lt_no_blas() {
+// All fields 64-bit: no padding, so memcmp orders keys.
+struct LtKey {
+  uint64_t handle;
+  int64_t dtype, epilogue, has_bias, trans_a, trans_b;
+  int64_t m, n, k, batch, sa, sb, sc;
+  uint64_t al_a, al_b, al_c;
+  uint64_t ws;
+  bool operator<(const LtKey& o) const { return std::memcmp(this, &o, sizeof(LtKey)) < 0; }
+};
+
+struct LtCache {
+  std::mutex mu;
+  std::map<LtKey, LtPlan> plans;
+};
+
+LtCache& lt_cache() {
+  static LtCache* c = new LtCache();  // never destroyed: outlives static teardown order
+  return *c;
+}
+
+bool lt_disabled() {
   static const bool off = std::getenv("TESSERA_CUDA_NO_CUBLASLT") != nullptr;
   return off;
 }
 
+// Builds the plan for key `k` (dt, es: element type and size). Row-major C = op(A) op(B)
+// is column-major C^T = op(B)^T op(A)^T, so cuBLASLt's "A" is our B and its "B" is our A,
+// with m and n swapped; a row-major matrix is the column-major transpose of itself, so
+// the transpose flags carry over unchanged.
+LtPlan build_plan(cublasLtHandle_t h, const LtKey& k, cudaDataType_t dt) {
+  LtPlan pl;
+  auto fail = [&pl]() {
+    pl.destroy();
+    return pl;
+  };
+  if (!lt_ok(cublasLtMatmulDescCreate(&pl.op, CUBLAS_COMPUTE_32F, CUDA_R_32F))) return fail();
+  const cublasOperation_t op_a = k.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLASLt "A" = our B
+  const cublasOperation_t op_b = k.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLASLt "B" = our A
+  cublasLtEpilogue_t epi;
+  if (k.epilogue == static_cast<int>(Epilogue::GeluTanh))
+    epi = k.has_bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+  else
+    epi = k.has_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  if (!lt_ok(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)))) return fail();
+  if (!lt_ok(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)))) return fail();
+  if (!lt_ok(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)))) return fail();
+
+  // Stored shapes, column-major: our B is [n, k] (or [k, n] when trans_b), our A is
+  // [k, m] (or [m, k] when trans_a), C^T is [n, m]; leading dimension = rows.
+  const uint64_t rows_a = k.trans_b ? k.k : k.n, cols_a = k.trans_b ? k.n : k.k;
+  const uint64_t rows_b = k.trans_a ? k.m : k.k, cols_b = k.trans_a ? k.k : k.m;
+  if (!lt_ok(cublasLtMatrixLayoutCreate(&pl.la, dt, rows_a, cols_a, static_cast<int64_t>(rows_a)))) return fail();
+  if (!lt_ok(cublasLtMatrixLayoutCreate(&pl.lb, dt, rows_b, cols_b, static_cast<int64_t>(rows_b)))) return fail();
+  if (!lt_ok(cublasLtMatrixLayoutCreate(&pl.lc, dt, static_cast<uint64_t>(k.n), static_cast<uint64_t>(k.m), k.n)))
+    return fail();
+  if (k.batch > 1) {
+    const int32_t bc = static_cast<int32_t>(k.batch);
+    const int64_t offs[3] = {k.sb, k.sa, k.sc};
+    cublasLtMatrixLayout_t ls[3] = {pl.la, pl.lb, pl.lc};
+    for (int i = 0; i < 3; ++i) {
+      if (!lt_ok(cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof(bc))))
+        return fail();
+      if (!lt_ok(cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &offs[i],
+                                                  sizeof(offs[i]))))
+        return fail();
+    }
+  }
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  if (!lt_ok(cublasLtMatmulPreferenceCreate(&pref))) return fail();
+  uint64_t ws = k.ws;
+  bool ok = lt_ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  const uint32_t al_a = static_cast<uint32_t>(k.al_a), al_b = static_cast<uint32_t>(k.al_b),
+                 al_c = static_cast<uint32_t>(k.al_c);  // the attributes are uint32_t
+  ok = ok && lt_ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a,
+                                                        sizeof(al_a)));
+  ok = ok && lt_ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b,
+                                                        sizeof(al_b)));
+  ok = ok && lt_ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c,
+                                                        sizeof(al_c)));
+  ok = ok && lt_ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c,
+                                                        sizeof(al_c)));
+  cublasLtMatmulHeuristicResult_t heur;
+  std::memset(&heur, 0, sizeof(heur));
+  int found = 0;
+  ok = ok && lt_ok(cublasLtMatmulAlgoGetHeuristic(h, pl.op, pl.la, pl.lb, pl.lc, pl.lc, pref, 1, &heur, &found)) &&
+       found >= 1 && lt_ok(heur.state) && heur.workspaceSize <= ws;
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (!ok) return fail();
+  pl.algo = heur.algo;
+  pl.workspace = heur.workspaceSize;
+  pl.usable = true;
+  return pl;
+}
+
 // Runs the product through cuBLASLt; false (nothing launched) when it cannot.
-// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, so cuBLASLt's "A" is
-// our B and its "B" is our A, with m <-> n swapped; each stored row-major matrix is the
-// column-major transpose of itself, so the transpose flags carry over unchanged.
 bool try_cublaslt(const MatmulArgs& p, const ExecCtx& ctx) {
-  if (!ctx.blas || lt_no_blas()) return false;
-  if (p.epilogue == Epilogue::Silu) return false;
+  if (!ctx.blas || lt_disabled()) return false;
+  if (p.epilogue == Epilogue::Silu) return false;  // no SiLU epilogue in cuBLASLt
   if (p.k <= 0) return false;
   cudaDataType_t dt;
-  size_t es;
+  int64_t es;
   switch (p.dtype) {
-    case DType::F32: dt = CUDA_R_32F; es = 4; break;
+    case DType::F32: dt = CUDA_R_32F; es = 4; break;  // CUBLAS_COMPUTE_32F: true fp32, no TF32
     case DType::BF16: dt = CUDA_R_16BF; es = 2; break;
     case DType::F16: dt = CUDA_R_16F; es = 2; break;
     default: return false;
   }
   int64_t batch = p.batch, m = p.m;
   const int64_t n = p.n, k = p.k;
-  int64_t sa = p.stride_a, sb = p.stride_b, sc = p.stride_c;
+  const int64_t sa = p.stride_a, sb = p.stride_b, sc = p.stride_c;
   if (batch > 1 && sb == 0) {
-    // Broadcast B: one GEMM over all rows of A when A's batches are contiguous rows.
+    // Broadcast B: one GEMM over all rows of A when A's batches are consecutive rows.
     if (p.trans_a || sa != m * k || sc != m * n) return false;
     m *= batch;
     batch = 1;
   }
   if (batch > 1 && (sa == 0 || sc == 0)) return false;
   if (batch > 0x7fffffffLL) return false;
-  if (p.bias && !aligned16(p.bias)) return false;
+  if (p.bias && (reinterpret_cast<uintptr_t>(p.bias) & 15u) != 0) return false;
+
+  LtKey key;
+  std::memset(&key, 0, sizeof(key));
+  key.handle = reinterpret_cast<uintptr_t>(ctx.blas);
+  key.dtype = static_cast<int>(p.dtype);
+  key.epilogue = static_cast<int>(p.epilogue);
+  key.has_bias = p.bias != nullptr;
+  key.trans_a = p.trans_a;
+  key.trans_b = p.trans_b;
+  key.m = m;
+  key.n = n;
+  key.k = k;
+  key.batch = batch;
+  key.sa = batch > 1 ? sa : 0;
+  key.sb = batch > 1 ? sb : 0;
+  key.sc = batch > 1 ? sc : 0;
+  const bool multi = batch > 1;
+  key.al_a = alignment_of(p.b, sb * es, multi);
+  key.al_b = alignment_of(p.a, sa * es, multi);
+  key.al_c = alignment_of(p.c, sc * es, multi);
+  key.ws = ctx.workspace ? static_cast<uint64_t>(ctx.workspace_bytes) : 0;
 
   cublasLtHandle_t h = static_cast<cublasLtHandle_t>(ctx.blas);
-  LtGuard g;
-  if (cublasLtMatmulDescCreate(&g.op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS) return false;
-  cublasOperation_t op_a = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS "A" = our B
-  cublasOperation_t op_b = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS "B" = our A
-  cublasLtEpilogue_t epi;
-  if (p.epilogue == Epilogue::GeluTanh) epi = p.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
-  else epi = p.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-  if (cublasLtMatmulDescSetAttribute(g.op, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)) != CUBLAS_STATUS_SUCCESS)
-    return false;
-  if (cublasLtMatmulDescSetAttribute(g.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)) != CUBLAS_STATUS_SUCCESS)
-    return false;
-  if (cublasLtMatmulDescSetAttribute(g.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)) != CUBLAS_STATUS_SUCCESS)
-    return false;
+  LtCache& cache = lt_cache();
+  std::lock_guard<std::mutex> lock(cache.mu);
+  auto it = cache.plans.find(key);
+  if (it == cache.plans.end()) {
+    if (cache.plans.size() >= 1024) {
+      for (auto& kv : cache.plans) kv.second.destroy();
+      cache.plans.clear();
+    }
+    it = cache.plans.emplace(key, build_plan(h, key, dt)).first;
+  }
+  LtPlan& pl = it->second;
+  if (!pl.usable) return false;
   if (p.bias) {
     const void* bias_ptr = p.bias;
-    if (cublasLtMatmulDescSetAttribute(g.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)) !=
-        CUBLAS_STATUS_SUCCESS)
+    if (!lt_ok(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr))))
       return false;
   }
-
-  // Stored shapes, column-major: our B is [n, k] (or [k, n] when trans_b), our A is
-  // [k, m] (or [m, k] when trans_a), C^T is [n, m].
-  const uint64_t rows_a = p.trans_b ? k : n, cols_a = p.trans_b ? n : k;
-  const uint64_t rows_b = p.trans_a ? m : k, cols_b = p.trans_a ? k : m;
-  if (cublasLtMatrixLayoutCreate(&g.la, dt, rows_a, cols_a, static_cast<int64_t>(rows_a)) != CUBLAS_STATUS_SUCCESS)
-    return false;
-  if (cublasLtMatrixLayoutCreate(&g.lb, dt, rows_b, cols_b, static_cast<int64_t>(rows_b)) != CUBLAS_STATUS_SUCCESS)
-    return false;
-  if (cublasLtMatrixLayoutCreate(&g.lc, dt, static_cast<uint64_t>(n), static_cast<uint64_t>(m), n) !=
-      CUBLAS_STATUS_SUCCESS)
-    return false;
-  if (batch > 1) {
-    const int32_t bc = static_cast<int32_t>(batch);
-    const int64_t offs[3] = {sb, sa, sc};
-    cublasLtMatrixLayout_t ls[3] = {g.la, g.lb, g.lc};
-    for (int i = 0; i < 3; ++i) {
-      if (cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof(bc)) !=
-          CUBLAS_STATUS_SUCCESS)
-        return false;
-      if (cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &offs[i],
-                                           sizeof(offs[i])) != CUBLAS_STATUS_SUCCESS)
-        return false;
-    }
-  }
-
-  if (cublasLtMatmulPreferenceCreate(&g.pref) != CUBLAS_STATUS_SUCCESS) return false;
-  uint64_t ws = ctx.workspace ? static_cast<uint64_t>(ctx.workspace_bytes) : 0;
-  if (cublasLtMatmulPreferenceSetAttribute(g.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)) !=
-      CUBLAS_STATUS_SUCCESS)
-    return false;
-  const bool multi = batch > 1;
-  const uint32_t al_a = alignment_of(p.b, sb * static_cast<int64_t>(es), multi);
-  const uint32_t al_b = alignment_of(p.a, sa * static_cast<int64_t>(es), multi);
-  const uint32_t al_c = alignment_of(p.c, sc * static_cast<int64_t>(es), multi);
-  cublasLtMatmulPreferenceSetAttribute(g.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a));
-  cublasLtMatmulPreferenceSetAttribute(g.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b));
-  cublasLtMatmulPreferenceSetAttribute(g.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c));
-  cublasLtMatmulPreferenceSetAttribute(g.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c));
-
-  cublasLtMatmulHeuristicResult_t heur;
-  int found = 0;
-  if (cublasLtMatmulAlgoGetHeuristic(h, g.op, g.la, g.lb, g.lc, g.lc, g.pref, 1, &heur, &found) !=
-          CUBLAS_STATUS_SUCCESS ||
-      found < 1)
-    return false;
-  if (heur.workspaceSize > ws) return false;
-
   const float alpha = p.alpha, beta = 0.f;
-  cublasStatus_t st = cublasLtMatmul(h, g.op, &alpha, p.b, g.la, p.a, g.lb, &beta, p.c, g.lc, p.c, g.lc, &heur.algo,
-                                     ctx.workspace, ws, static_cast<cudaStream_t>(ctx.stream));
-  if (st != CUBLAS_STATUS_SUCCESS) {
+  const cublasStatus_t st =
+      cublasLtMatmul(h, pl.op, &alpha, p.b, pl.la, p.a, pl.lb, &beta, p.c, pl.lc, p.c, pl.lc, &pl.algo,
+                     pl.workspace ? ctx.workspace : nullptr, pl.workspace, static_cast<cudaStream_t>(ctx.stream));
+  if (!lt_ok(st)) {
     cudaGetLastError();
     return false;
   }
@@ -554,11 +628,27 @@ bool try_cublaslt(const MatmulArgs& p, const ExecCtx& ctx) {
 }
 #endif  // TESSERA_HAVE_CUBLASLT
 
+bool gemm_trace() {
+  static const bool on = std::getenv("TESSERA_CUDA_GEMM_TRACE") != nullptr;
+  return on;
+}
+
+void trace(const MatmulArgs& a, const char* path) {
+  std::fprintf(stderr, "[tessera matmul] %s batch=%lld m=%lld n=%lld k=%lld tA=%d tB=%d sb=%lld bias=%d epi=%d -> %s\n",
+               dtype_name(a.dtype), static_cast<long long>(a.batch), static_cast<long long>(a.m),
+               static_cast<long long>(a.n), static_cast<long long>(a.k), a.trans_a ? 1 : 0, a.trans_b ? 1 : 0,
+               static_cast<long long>(a.stride_b), a.bias ? 1 : 0, static_cast<int>(a.epilogue), path);
+}
+
 void matmul_cuda(const MatmulArgs& a, const ExecCtx& ctx) {
   if (a.batch <= 0 || a.m <= 0 || a.n <= 0) return;
 #ifdef TESSERA_HAVE_CUBLASLT
-  if (try_cublaslt(a, ctx)) return;
+  if (try_cublaslt(a, ctx)) {
+    if (gemm_trace()) trace(a, "cublasLt");
+    return;
+  }
 #endif
+  if (gemm_trace()) trace(a, a.dtype == DType::F32 ? "own f32 kernel" : "own tensor-core kernel");
   cudaStream_t stream = static_cast<cudaStream_t>(ctx.stream);
   GemmParams p = make_params(a);
   switch (a.dtype) {
