@@ -25,18 +25,28 @@ void cuda_check(cudaError_t e, const char* what) {
 
 namespace {
 
+// The copy back happens in wait(), on the waiting (worker) thread: a device-to-host
+// cudaMemcpyAsync into pageable memory would block the calling JS thread until all
+// queued kernels finish.
 class CudaFence : public Fence {
  public:
-  CudaFence(cudaEvent_t ev, std::shared_ptr<Storage> keep) : ev_(ev), keep_(std::move(keep)) {}
+  CudaFence(int device, cudaEvent_t ev, const void* src, void* dst, size_t bytes, std::shared_ptr<Storage> keep)
+      : device_(device), ev_(ev), src_(src), dst_(dst), bytes_(bytes), keep_(std::move(keep)) {}
   ~CudaFence() override { cudaEventDestroy(ev_); }
   void wait() override {
+    cudaSetDevice(device_);
     cudaError_t e = cudaEventSynchronize(ev_);
+    if (e == cudaSuccess && bytes_) e = cudaMemcpy(dst_, src_, bytes_, cudaMemcpyDeviceToHost);
     keep_.reset();
     cuda_check(e, "reading a tensor back (an earlier kernel failed)");
   }
 
  private:
+  int device_;
   cudaEvent_t ev_;
+  const void* src_;
+  void* dst_;
+  size_t bytes_;
   std::shared_ptr<Storage> keep_;
 };
 
@@ -122,11 +132,10 @@ void CudaBackend::upload(void* dst, const void* src, size_t bytes) {
 std::shared_ptr<Fence> CudaBackend::download(const void* src, void* host_dst, size_t bytes,
                                              std::shared_ptr<Storage> keep) {
   cudaSetDevice(index_);
-  TESSERA_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
   cudaEvent_t ev;
   TESSERA_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming | cudaEventBlockingSync));
   TESSERA_CUDA_CHECK(cudaEventRecord(ev, stream_));
-  return std::make_shared<CudaFence>(ev, std::move(keep));
+  return std::make_shared<CudaFence>(index_, ev, src, host_dst, bytes, std::move(keep));
 }
 
 void CudaBackend::synchronize() {

@@ -76,7 +76,9 @@ async function run(): Promise<void> {
   const start = performance.now();
   await x.toFloat32Array();
   clearInterval(timer);
-  record("async read", ticks > 0, `${ticks} timer ticks during a ${(performance.now() - start).toFixed(0)} ms wait`);
+  const waited = performance.now() - start;
+  // A free event loop fires a 1 ms interval every few ms; a blocked one barely at all.
+  record("async read", ticks >= Math.max(1, Math.floor(waited / 20)), `${ticks} timer ticks during a ${waited.toFixed(0)} ms wait`);
   for (const c of chain) c.dispose();
   a.dispose();
   t.dispose();
