@@ -74,7 +74,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   }
 
   // The tensor, or a clear error naming where a disposed/foreign value was passed.
-  static const Tensor& From(const Napi::Value& v, const std::string& op, const std::string& arg) {
+  static Tensor From(const Napi::Value& v, const std::string& op, const std::string& arg) {
     if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(tensor_ctor->Value()))
       throw OpError(op, arg, "must be a Tensor");
     TensorHandle* h = Unwrap(v.As<Napi::Object>());
@@ -266,7 +266,7 @@ Napi::Value Empty(const Napi::CallbackInfo& info) {
 Napi::Value View(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
-    const Tensor& src = TensorHandle::From(info[0], "view", "tensor");
+    const Tensor src = TensorHandle::From(info[0], "view", "tensor");
     Shape shape = to_shape(info[1], "view", "shape");
     Shape strides = to_shape(info[2], "view", "strides");
     if (strides.size() != shape.size()) throw OpError("view", "strides", "must have one entry per dim");
