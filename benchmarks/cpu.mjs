@@ -112,7 +112,12 @@ async function main() {
   const mm = await timeOp(() => matmul(a, b), { reps: 8 });
   a.dispose();
   b.dispose();
-  const mmRow = { name: `matmul ${n}x${n}x${n} f32`, flops: mmFlops, ...mm, gflops: gflops(mmFlops, mm.medianMs) };
+  const mmRow = {
+    name: `matmul ${n}x${n}x${n} f32`,
+    flops: mmFlops,
+    ...mm,
+    gflops: gflops(mmFlops, mm.medianMs),
+  };
   rows.push(mmRow);
 
   // attention: 320 tokens, 4 heads of 64 (QK^T and PV: 4·B·H·L²·D flops)
@@ -123,22 +128,40 @@ async function main() {
   const attFlops = 4 * B * H * L * L * D;
   const att = await timeOp(() => attention(q, k, v), { reps: 20 });
   for (const t of [q, k, v]) t.dispose();
-  rows.push({ name: `attention L=${L} H=${H} D=${D} f32`, flops: attFlops, ...att, gflops: gflops(attFlops, att.medianMs) });
+  rows.push({
+    name: `attention L=${L} H=${H} D=${D} f32`,
+    flops: attFlops,
+    ...att,
+    gflops: gflops(attFlops, att.medianMs),
+  });
 
   const np = numpyMatmul(n, 8);
   const npRow = np.skipped
     ? { name: `numpy matmul ${n}x${n}x${n} f32`, skipped: np.skipped }
-    : { name: `numpy matmul ${n}x${n}x${n} f32`, flops: mmFlops, ...np, gflops: gflops(mmFlops, np.medianMs) };
+    : {
+        name: `numpy matmul ${n}x${n}x${n} f32`,
+        flops: mmFlops,
+        ...np,
+        gflops: gflops(mmFlops, np.medianMs),
+      };
   rows.push(npRow);
   const ratio = npRow.gflops ? mmRow.gflops / npRow.gflops : null;
 
   console.log("");
-  console.log(`${"benchmark".padEnd(36)}${"median ms".padStart(11)}${"best ms".padStart(10)}${"GFLOP/s".padStart(10)}`);
+  console.log(
+    `${"benchmark".padEnd(36)}${"median ms".padStart(11)}${"best ms".padStart(10)}${"GFLOP/s".padStart(10)}`,
+  );
   for (const r of rows) {
     if (r.skipped) console.log(`${r.name.padEnd(36)}  skipped: ${r.skipped}`);
-    else console.log(`${r.name.padEnd(36)}${fmt(r.medianMs, 3).padStart(11)}${fmt(r.minMs, 3).padStart(10)}${fmt(r.gflops).padStart(10)}`);
+    else
+      console.log(
+        `${r.name.padEnd(36)}${fmt(r.medianMs, 3).padStart(11)}${fmt(r.minMs, 3).padStart(10)}${fmt(r.gflops).padStart(10)}`,
+      );
   }
-  if (ratio !== null) console.log(`\ntessera / numpy matmul: ${fmt(ratio, 2)}x (${npRow.numpy}, ${npRow.blas ?? "unknown BLAS"})`);
+  if (ratio !== null)
+    console.log(
+      `\ntessera / numpy matmul: ${fmt(ratio, 2)}x (${npRow.numpy}, ${npRow.blas ?? "unknown BLAS"})`,
+    );
 
   const now = new Date();
   const record = {

@@ -48,11 +48,19 @@ void ThreadPool::worker_loop(int) {
       chunk = job_chunk_;
       chunks = num_chunks_;
     }
-    for (;;) {
-      int64_t c = next_chunk_.fetch_add(1);
-      if (c >= chunks) break;
-      int64_t b = c * chunk;
-      (*job)(b, std::min(n, b + chunk));
+    try {
+      for (;;) {
+        int64_t c = next_chunk_.fetch_add(1);
+        if (c >= chunks) break;
+        int64_t b = c * chunk;
+        (*job)(b, std::min(n, b + chunk));
+      }
+    } catch (...) {
+      // Stop handing out chunks and let the caller rethrow (an exception escaping a
+      // worker thread would terminate the process).
+      next_chunk_.store(chunks);
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!error_) error_ = std::current_exception();
     }
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -86,16 +94,25 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   }
   cv_start_.notify_all();
   in_pool = true;
-  for (;;) {
-    int64_t c = next_chunk_.fetch_add(1);
-    if (c >= chunks) break;
-    int64_t b = c * chunk;
-    fn(b, std::min(n, b + chunk));
+  std::exception_ptr mine;
+  try {
+    for (;;) {
+      int64_t c = next_chunk_.fetch_add(1);
+      if (c >= chunks) break;
+      int64_t b = c * chunk;
+      fn(b, std::min(n, b + chunk));
+    }
+  } catch (...) {
+    next_chunk_.store(chunks);
+    mine = std::current_exception();
   }
   in_pool = false;
   std::unique_lock<std::mutex> lk(mu_);
   cv_done_.wait(lk, [&] { return pending_ == 0; });
   job_ = nullptr;
+  std::exception_ptr err = mine ? mine : error_;
+  error_ = nullptr;
+  if (err) std::rethrow_exception(err);
 }
 
 }  // namespace tessera

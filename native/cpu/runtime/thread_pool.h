@@ -2,6 +2,7 @@
 // thread takes a share of the work too, so a pool of N threads uses N cores.
 #pragma once
 #include <atomic>
+#include <exception>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -35,6 +36,7 @@ class ThreadPool {
   uint64_t generation_ = 0;
   int pending_ = 0;
   bool stop_ = false;
+  std::exception_ptr error_;  // first exception thrown by a chunk, rethrown to the caller
   std::mutex run_mu_;  // one parallel_for at a time
 };
 

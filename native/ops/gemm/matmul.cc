@@ -17,7 +17,7 @@ Epilogue parse_epilogue(const std::string& op, const std::string& s) {
 Tensor matmul_impl(const std::string& op, const Tensor& a, const Tensor& b, const Tensor& bias, bool ta, bool tb,
                    float alpha, Epilogue epi) {
   Backend* be = a.backend();
-  check_dtype(op, "a", a, {DType::F32, DType::BF16, DType::F16});
+  check_compute_dtype(op, "a", a);
   check_float_input(op, "a", a, be, a.dtype);
   check_float_input(op, "b", b, be, a.dtype);
   if (a.ndim() < 2) throw OpError(op, "a", "must have at least 2 dims, got shape " + shape_str(a.shape));

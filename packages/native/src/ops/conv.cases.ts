@@ -17,23 +17,70 @@ interface Conv3dCase {
 const conv3dCases: Conv3dCase[] = [
   { name: "3x3x3-pad1-c5-to-7", x: [2, 5, 9, 7, 5], w: [7, 3, 3, 3], opts: { padding: 1 }, bias: true },
   { name: "3x3x3-stride2-pad1-c3", x: [1, 7, 11, 9, 3], w: [6, 3, 3, 3], opts: { stride: 2, padding: 1 } },
-  { name: "3x3x3-stride-1x2x2", x: [1, 4, 10, 12, 12], w: [20, 3, 3, 3], opts: { stride: [1, 2, 2], padding: [1, 1, 1] } },
+  {
+    name: "3x3x3-stride-1x2x2",
+    x: [1, 4, 10, 12, 12],
+    w: [20, 3, 3, 3],
+    opts: { stride: [1, 2, 2], padding: [1, 1, 1] },
+  },
   { name: "1x1x1-c13-to-11", x: [2, 3, 5, 6, 13], w: [11, 1, 1, 1], bias: true },
   { name: "1x1x1-stride2", x: [1, 3, 5, 6, 8], w: [5, 1, 1, 1], opts: { stride: 2 } },
   { name: "pad-2x1x0x2-kernel-3x2x3", x: [1, 3, 4, 5, 3], w: [4, 3, 2, 3], opts: { padding: [2, 1, 0, 2] } },
-  { name: "causal-3x3x3", x: [1, 5, 6, 7, 12], w: [20, 3, 3, 3], opts: { causal: true, padding: 1 }, bias: true },
-  { name: "causal-3x3x3-prev1", x: [2, 3, 5, 6, 7], w: [9, 3, 3, 3], opts: { causal: true, padding: 1 }, prev: 1 },
-  { name: "causal-3x3x3-prev2", x: [1, 4, 6, 5, 10], w: [6, 3, 3, 3], opts: { causal: true, padding: 1 }, bias: true, prev: 2 },
+  {
+    name: "causal-3x3x3",
+    x: [1, 5, 6, 7, 12],
+    w: [20, 3, 3, 3],
+    opts: { causal: true, padding: 1 },
+    bias: true,
+  },
+  {
+    name: "causal-3x3x3-prev1",
+    x: [2, 3, 5, 6, 7],
+    w: [9, 3, 3, 3],
+    opts: { causal: true, padding: 1 },
+    prev: 1,
+  },
+  {
+    name: "causal-3x3x3-prev2",
+    x: [1, 4, 6, 5, 10],
+    w: [6, 3, 3, 3],
+    opts: { causal: true, padding: 1 },
+    bias: true,
+    prev: 2,
+  },
   // Wan's VAE time downsampling: kernel (3, 1, 1), stride (2, 1, 1), causal.
-  { name: "causal-3x1x1-time-stride2-prev2", x: [1, 4, 6, 6, 24], w: [24, 3, 1, 1], opts: { causal: true, stride: [2, 1, 1] }, prev: 2 },
-  { name: "causal-vae-c96", x: [1, 2, 16, 16, 96], w: [96, 3, 3, 3], opts: { causal: true, padding: 1 }, bias: true, prev: 2 },
+  {
+    name: "causal-3x1x1-time-stride2-prev2",
+    x: [1, 4, 6, 6, 24],
+    w: [24, 3, 1, 1],
+    opts: { causal: true, stride: [2, 1, 1] },
+    prev: 2,
+  },
+  {
+    name: "causal-vae-c96",
+    x: [1, 2, 16, 16, 96],
+    w: [96, 3, 3, 3],
+    opts: { causal: true, padding: 1 },
+    bias: true,
+    prev: 2,
+  },
 ];
 
-const conv2dCases: { name: string; x: [number, number, number, number]; w: [number, number, number]; opts: Omit<Conv2dOptions, "bias"> }[] = [
+const conv2dCases: {
+  name: string;
+  x: [number, number, number, number];
+  w: [number, number, number];
+  opts: Omit<Conv2dOptions, "bias">;
+}[] = [
   { name: "3x3-pad1-c5", x: [2, 9, 7, 5], w: [6, 3, 3], opts: { padding: 1 } },
   { name: "3x3-stride2-pad1-odd", x: [1, 11, 13, 3], w: [7, 3, 3], opts: { stride: 2, padding: 1 } },
   { name: "1x1-c17", x: [1, 4, 5, 17], w: [9, 1, 1], opts: {} },
-  { name: "5x2-stride-1x2-pad-2x0", x: [1, 8, 9, 4], w: [3, 5, 2], opts: { stride: [1, 2], padding: [2, 0] } },
+  {
+    name: "5x2-stride-1x2-pad-2x0",
+    x: [1, 8, 9, 4],
+    w: [3, 5, 2],
+    opts: { stride: [1, 2], padding: [2, 0] },
+  },
 ];
 
 export const cases: ConformanceCase[] = [

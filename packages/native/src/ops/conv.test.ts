@@ -105,23 +105,89 @@ function frames(v: Float32Array, shape: readonly number[], f0: number, f1: numbe
   const [B, F] = shape as [number, number];
   const per = numel(shape.slice(2));
   const out = new Float32Array(B * (f1 - f0) * per);
-  for (let b = 0; b < B; b++) out.set(v.subarray((b * F + f0) * per, (b * F + f1) * per), b * (f1 - f0) * per);
+  for (let b = 0; b < B; b++)
+    out.set(v.subarray((b * F + f0) * per, (b * F + f1) * per), b * (f1 - f0) * per);
   return out;
 }
 
 describe("conv3d on cpu (f32) vs float64 reference", () => {
-  const cases: { name: string; x: number[]; w: number[]; opts: Conv3dOptions; ref: RefOpts; bias?: boolean }[] = [
-    { name: "3x3x3, pad 1, odd channels", x: [2, 5, 9, 7, 5], w: [7, 5, 3, 3, 3], opts: { padding: 1 }, ref: { pad: [1, 1, 1, 1] }, bias: true },
-    { name: "3x3x3, stride 2, pad 1", x: [1, 7, 11, 9, 3], w: [6, 3, 3, 3, 3], opts: { stride: 2, padding: 1 }, ref: { stride: [2, 2, 2], pad: [1, 1, 1, 1] } },
-    { name: "stride [1, 2, 2], padding [t, h, w]", x: [1, 4, 8, 10, 4], w: [9, 4, 3, 3, 3], opts: { stride: [1, 2, 2], padding: [1, 1, 1] }, ref: { stride: [1, 2, 2], pad: [1, 1, 1, 1] }, bias: true },
+  const cases: {
+    name: string;
+    x: number[];
+    w: number[];
+    opts: Conv3dOptions;
+    ref: RefOpts;
+    bias?: boolean;
+  }[] = [
+    {
+      name: "3x3x3, pad 1, odd channels",
+      x: [2, 5, 9, 7, 5],
+      w: [7, 5, 3, 3, 3],
+      opts: { padding: 1 },
+      ref: { pad: [1, 1, 1, 1] },
+      bias: true,
+    },
+    {
+      name: "3x3x3, stride 2, pad 1",
+      x: [1, 7, 11, 9, 3],
+      w: [6, 3, 3, 3, 3],
+      opts: { stride: 2, padding: 1 },
+      ref: { stride: [2, 2, 2], pad: [1, 1, 1, 1] },
+    },
+    {
+      name: "stride [1, 2, 2], padding [t, h, w]",
+      x: [1, 4, 8, 10, 4],
+      w: [9, 4, 3, 3, 3],
+      opts: { stride: [1, 2, 2], padding: [1, 1, 1] },
+      ref: { stride: [1, 2, 2], pad: [1, 1, 1, 1] },
+      bias: true,
+    },
     { name: "1x1x1", x: [2, 3, 5, 6, 13], w: [11, 13, 1, 1, 1], opts: {}, ref: {}, bias: true },
-    { name: "1x1x1 stride 2", x: [1, 3, 5, 6, 8], w: [5, 8, 1, 1, 1], opts: { stride: 2 }, ref: { stride: [2, 2, 2] } },
-    { name: "asymmetric time padding [2, 1, 0, 2]", x: [1, 3, 4, 5, 3], w: [4, 3, 3, 2, 3], opts: { padding: [2, 1, 0, 2] }, ref: { pad: [2, 1, 0, 2] } },
+    {
+      name: "1x1x1 stride 2",
+      x: [1, 3, 5, 6, 8],
+      w: [5, 8, 1, 1, 1],
+      opts: { stride: 2 },
+      ref: { stride: [2, 2, 2] },
+    },
+    {
+      name: "asymmetric time padding [2, 1, 0, 2]",
+      x: [1, 3, 4, 5, 3],
+      w: [4, 3, 3, 2, 3],
+      opts: { padding: [2, 1, 0, 2] },
+      ref: { pad: [2, 1, 0, 2] },
+    },
     { name: "no padding, kernel 2x3x1", x: [1, 4, 6, 3, 6], w: [3, 6, 2, 3, 1], opts: {}, ref: {} },
-    { name: "causal 3x3x3", x: [1, 5, 6, 7, 4], w: [5, 4, 3, 3, 3], opts: { causal: true, padding: 1 }, ref: { pad: [2, 0, 1, 1] }, bias: true },
-    { name: "causal, spatial padding [h, w] = [0, 1]", x: [2, 3, 5, 4, 3], w: [4, 3, 3, 3, 3], opts: { causal: true, padding: [0, 1] }, ref: { pad: [2, 0, 0, 1] } },
-    { name: "causal, kernel 3x1x1 stride [2, 1, 1]", x: [1, 6, 3, 3, 5], w: [6, 5, 3, 1, 1], opts: { causal: true, stride: [2, 1, 1] }, ref: { stride: [2, 1, 1], pad: [2, 0, 0, 0] } },
-    { name: "large: K = 1080 over several blocks, 70 outputs, threaded", x: [1, 4, 12, 10, 40], w: [70, 40, 3, 3, 3], opts: { padding: 1 }, ref: { pad: [1, 1, 1, 1] }, bias: true },
+    {
+      name: "causal 3x3x3",
+      x: [1, 5, 6, 7, 4],
+      w: [5, 4, 3, 3, 3],
+      opts: { causal: true, padding: 1 },
+      ref: { pad: [2, 0, 1, 1] },
+      bias: true,
+    },
+    {
+      name: "causal, spatial padding [h, w] = [0, 1]",
+      x: [2, 3, 5, 4, 3],
+      w: [4, 3, 3, 3, 3],
+      opts: { causal: true, padding: [0, 1] },
+      ref: { pad: [2, 0, 0, 1] },
+    },
+    {
+      name: "causal, kernel 3x1x1 stride [2, 1, 1]",
+      x: [1, 6, 3, 3, 5],
+      w: [6, 5, 3, 1, 1],
+      opts: { causal: true, stride: [2, 1, 1] },
+      ref: { stride: [2, 1, 1], pad: [2, 0, 0, 0] },
+    },
+    {
+      name: "large: K = 1080 over several blocks, 70 outputs, threaded",
+      x: [1, 4, 12, 10, 40],
+      w: [70, 40, 3, 3, 3],
+      opts: { padding: 1 },
+      ref: { pad: [1, 1, 1, 1] },
+      bias: true,
+    },
   ];
   for (const c of cases) {
     it(c.name, async () => {
@@ -212,9 +278,13 @@ describe("conv argument errors", () => {
   it("conv3d names the bad argument", () => {
     const x = randn([1, 3, 5, 5, 4]).t;
     const w = randn([6, 4, 3, 3, 3]).t;
-    const f16 = (shape: number[]) => keep(Tensor.from(new Array(numel(shape)).fill(0), shape, { dtype: "f16" }));
+    const f16 = (shape: number[]) =>
+      keep(Tensor.from(new Array(numel(shape)).fill(0), shape, { dtype: "f16" }));
     expectOpError(() => conv3d(randn([1, 5, 5, 4]).t, w), "x", "conv3d");
-    expectOpError(() => conv3d(keep(Tensor.from(new Array(300).fill(0), [1, 3, 5, 5, 4], { dtype: "i32" })), w), "x");
+    expectOpError(
+      () => conv3d(keep(Tensor.from(new Array(300).fill(0), [1, 3, 5, 5, 4], { dtype: "i32" })), w),
+      "x",
+    );
     expectOpError(() => conv3d(f16([1, 3, 5, 5, 4]), f16([6, 4, 3, 3, 3])), "x");
     expectOpError(() => conv3d(keep(Tensor.from([], [1, 3, 0, 5, 4])), w), "x");
     expectOpError(() => conv3d(x, randn([6, 4, 3, 3]).t), "weight");

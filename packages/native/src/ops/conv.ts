@@ -12,7 +12,11 @@ export interface Conv3dOptions {
    * Zero padding: one number, [t, h, w] (t frames on both ends) or [tFront, tBack, h, w]; default 0.
    * With `causal`, only the spatial part: a number or [h, w] (or the full [kt − 1, 0, h, w]).
    */
-  padding?: number | readonly [number, number] | readonly [number, number, number] | readonly [number, number, number, number];
+  padding?:
+    | number
+    | readonly [number, number]
+    | readonly [number, number, number]
+    | readonly [number, number, number, number];
   /** Pad time with kt − 1 frames in front and none behind, so no output frame sees the future. */
   causal?: boolean;
   /**

@@ -54,7 +54,12 @@ function contiguousStrides(shape: readonly number[]): number[] {
 }
 
 /** Reads a strided view of flat `v` in row-major order (the reference for every layout op). */
-function gather(v: ArrayLike<number>, shape: readonly number[], strides: readonly number[], offset: number): number[] {
+function gather(
+  v: ArrayLike<number>,
+  shape: readonly number[],
+  strides: readonly number[],
+  offset: number,
+): number[] {
   const out: number[] = [];
   const n = numel(shape);
   for (let i = 0; i < n; i++) {
@@ -90,7 +95,8 @@ function expectEqualValues(got: ArrayLike<number>, ref: ArrayLike<number>): void
   for (let i = 0; i < ref.length; i++) {
     const g = got[i] as number;
     const r = ref[i] as number;
-    if (g !== r && !(Number.isNaN(g) && Number.isNaN(r))) expect.fail(`element ${i}: got ${g}, expected ${r}`);
+    if (g !== r && !(Number.isNaN(g) && Number.isNaN(r)))
+      expect.fail(`element ${i}: got ${g}, expected ${r}`);
   }
 }
 
@@ -129,7 +135,12 @@ describe("unary", () => {
         for (const shape of sizes) {
           const positive = fn === "sqrt" || fn === "rsqrt";
           const { t, v } = rand(shape, 2);
-          const x = positive ? Tensor.from(v.map((a) => Math.abs(a) + 0.05), shape) : t;
+          const x = positive
+            ? Tensor.from(
+                v.map((a) => Math.abs(a) + 0.05),
+                shape,
+              )
+            : t;
           const xs = await x.toFloat32Array();
           const alpha = positive ? 1.25 : -0.75;
           const beta = positive ? 0.125 : 0.3;
@@ -145,7 +156,10 @@ describe("unary", () => {
   it("named wrappers apply their function with alpha 1, beta 0", () =>
     scope(async () => {
       const { t, v } = rand([77]);
-      const pos = Tensor.from(v.map((a) => Math.abs(a) + 0.1), [77]);
+      const pos = Tensor.from(
+        v.map((a) => Math.abs(a) + 0.1),
+        [77],
+      );
       const pv = await pos.toFloat32Array();
       const pairs: [Tensor, Float32Array, UnaryFn][] = [
         [silu(t), v, "silu"],
@@ -156,7 +170,8 @@ describe("unary", () => {
         [sqrt(pos), pv, "sqrt"],
         [rsqrt(pos), pv, "rsqrt"],
       ];
-      for (const [out, xs, fn] of pairs) expectClose(await out.toFloat32Array(), Array.from(xs, unaryRef[fn]), 2e-6, 1e-7);
+      for (const [out, xs, fn] of pairs)
+        expectClose(await out.toFloat32Array(), Array.from(xs, unaryRef[fn]), 2e-6, 1e-7);
       expectClose(
         await affine(t, 3, -1).toFloat32Array(),
         Array.from(v, (a) => 3 * a - 1),
@@ -232,12 +247,21 @@ const broadcastPairs: [number[], number[]][] = [
   [[4097], [4097]],
   [[7, 77], [77]],
   [[77], [7, 77]],
-  [[7, 1], [1, 77]],
-  [[2, 1, 7, 13], [5, 1, 13]],
+  [
+    [7, 1],
+    [1, 77],
+  ],
+  [
+    [2, 1, 7, 13],
+    [5, 1, 13],
+  ],
   [[4097], [1]],
   [[], [3, 13]],
   [[1], []],
-  [[3, 1, 1, 1, 1, 1, 1, 5], [1, 2, 1, 1, 1, 1, 3, 1]],
+  [
+    [3, 1, 1, 1, 1, 1, 1, 5],
+    [1, 2, 1, 1, 1, 1, 3, 1],
+  ],
 ];
 
 describe("binary", () => {
@@ -263,11 +287,21 @@ describe("binary", () => {
       expect(bt.isContiguous).toBe(false);
       const ref = binaryRef(a.v, [13, 77], gather(b.v, [13, 77], [1, 13], 0), [13, 77], (x, y) => x * y);
       expectClose(await mul(a.t, bt).toFloat32Array(), ref, 1e-6, 1e-7);
-      expectClose(await add(a.t, a.t).toFloat32Array(), Array.from(a.v, (x) => 2 * x), 0, 0);
+      expectClose(
+        await add(a.t, a.t).toFloat32Array(),
+        Array.from(a.v, (x) => 2 * x),
+        0,
+        0,
+      );
       // A column view [13, 1] of a strided tensor broadcast against [13, 77].
       const col = b.t.permuteView([1, 0]).narrow(1, 5, 1);
       const colRef = gather(b.v, [13, 1], [1, 13], 5 * 13);
-      expectClose(await sub(a.t, col).toFloat32Array(), binaryRef(a.v, [13, 77], colRef, [13, 1], (x, y) => x - y), 1e-6, 1e-7);
+      expectClose(
+        await sub(a.t, col).toFloat32Array(),
+        binaryRef(a.v, [13, 77], colRef, [13, 1], (x, y) => x - y),
+        1e-6,
+        1e-7,
+      );
     }));
 
   it("gives an empty result for a zero-size broadcast dim", () =>
@@ -324,7 +358,12 @@ function bits(values: ArrayLike<number>): Uint16Array {
   return Uint16Array.from(values as ArrayLike<number>);
 }
 
-async function castBits(src: ArrayBufferView, shape: number[], from: DType, to: DType): Promise<ArrayLike<number>> {
+async function castBits(
+  src: ArrayBufferView,
+  shape: number[],
+  from: DType,
+  to: DType,
+): Promise<ArrayLike<number>> {
   return cast(Tensor.fromBytes(src, shape, { dtype: from }), to).toTypedArray();
 }
 
@@ -379,7 +418,12 @@ describe("cast", () => {
   it("converts between bf16 and f16 through f32", () =>
     scope(async () => {
       // JS decodes every NaN to one NaN, so NaN inputs are only checked to stay NaN.
-      const check = (got: Uint16Array, from: (h: number) => number, to: (x: number) => number, back: (h: number) => number) => {
+      const check = (
+        got: Uint16Array,
+        from: (h: number) => number,
+        to: (x: number) => number,
+        back: (h: number) => number,
+      ) => {
         for (let i = 0; i < 65536; i++) {
           const x = from(i);
           if (Number.isNaN(x)) expect(Number.isNaN(back(got[i] as number))).toBe(true);
@@ -392,15 +436,34 @@ describe("cast", () => {
 
   it("truncates floats toward zero into i32, saturating, NaN -> 0", () =>
     scope(async () => {
-      const v = [1.9, -1.9, 0.5, -0.5, 123456.7, 2147483648, -2147483904, 1e10, -1e10, Number.NaN, Infinity, -Infinity];
-      const want = [1, -1, 0, 0, 123456, 2147483647, -2147483648, 2147483647, -2147483648, 0, 2147483647, -2147483648];
-      expect(Array.from((await cast(Tensor.from(v, [12]), "i32").toTypedArray()) as Int32Array)).toEqual(want);
+      const v = [
+        1.9,
+        -1.9,
+        0.5,
+        -0.5,
+        123456.7,
+        2147483648,
+        -2147483904,
+        1e10,
+        -1e10,
+        Number.NaN,
+        Infinity,
+        -Infinity,
+      ];
+      const want = [
+        1, -1, 0, 0, 123456, 2147483647, -2147483648, 2147483647, -2147483648, 0, 2147483647, -2147483648,
+      ];
+      expect(Array.from((await cast(Tensor.from(v, [12]), "i32").toTypedArray()) as Int32Array)).toEqual(
+        want,
+      );
       // From bf16 and f16 sources too.
       const small = [2.5, -7.75, 100, -0.25];
       for (const dt of ["bf16", "f16"] as const)
-        expect(Array.from((await cast(Tensor.from(small, [4], { dtype: dt }), "i32").toTypedArray()) as Int32Array)).toEqual([
-          2, -7, 100, 0,
-        ]);
+        expect(
+          Array.from(
+            (await cast(Tensor.from(small, [4], { dtype: dt }), "i32").toTypedArray()) as Int32Array,
+          ),
+        ).toEqual([2, -7, 100, 0]);
     }));
 
   it("clamps floats into u8", () =>
@@ -416,14 +479,20 @@ describe("cast", () => {
       const ints = Int32Array.from([-2147483648, 2147483647, -1, 0, 16777217, 77, 255, 256]);
       const ti = Tensor.from(ints, [8], { dtype: "i32" });
       expect(Array.from((await cast(ti, "i32").toTypedArray()) as Int32Array)).toEqual(Array.from(ints));
-      expect(Array.from((await cast(ti, "u8").toTypedArray()) as Uint8Array)).toEqual([0, 255, 0, 0, 255, 77, 255, 255]);
+      expect(Array.from((await cast(ti, "u8").toTypedArray()) as Uint8Array)).toEqual([
+        0, 255, 0, 0, 255, 77, 255, 255,
+      ]);
       expect(Array.from(await cast(ti, "f32").toFloat32Array())).toEqual(Array.from(ints, Math.fround));
-      expect(Array.from((await cast(ti, "bf16").toTypedArray()) as Uint16Array)).toEqual(Array.from(ints, f32ToBf16));
+      expect(Array.from((await cast(ti, "bf16").toTypedArray()) as Uint16Array)).toEqual(
+        Array.from(ints, f32ToBf16),
+      );
       const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
       const tu = Tensor.from(bytes, [16, 16], { dtype: "u8" });
       expect(Array.from((await cast(tu, "u8").toTypedArray()) as Uint8Array)).toEqual(Array.from(bytes));
       expect(Array.from((await cast(tu, "i32").toTypedArray()) as Int32Array)).toEqual(Array.from(bytes));
-      expect(Array.from((await cast(tu, "f16").toTypedArray()) as Uint16Array)).toEqual(Array.from(bytes, f32ToF16));
+      expect(Array.from((await cast(tu, "f16").toTypedArray()) as Uint16Array)).toEqual(
+        Array.from(bytes, f32ToF16),
+      );
     }));
 
   it("keeps NaN payload bits when the dtype does not change", () =>
@@ -467,14 +536,27 @@ describe("permute", () => {
       ]) {
         const nd = dims.map((d) => (d < 0 ? d + 4 : d));
         const ps = nd.map((d) => shape[d] as number);
-        const ref = gather(v, ps, nd.map((d) => cs[d] as number), 0);
+        const ref = gather(
+          v,
+          ps,
+          nd.map((d) => cs[d] as number),
+          0,
+        );
         const out = permute(t, dims);
         expect(out.shape).toEqual(ps);
         expectEqualValues(await out.toFloat32Array(), ref);
         for (const dt of ["bf16", "i32", "u8"] as const) {
           const x = cast(t, dt);
           const xv = await x.toFloat32Array();
-          expectEqualValues(await permute(x, dims).toFloat32Array(), gather(xv, ps, nd.map((d) => cs[d] as number), 0));
+          expectEqualValues(
+            await permute(x, dims).toFloat32Array(),
+            gather(
+              xv,
+              ps,
+              nd.map((d) => cs[d] as number),
+              0,
+            ),
+          );
         }
       }
     }));
@@ -524,7 +606,11 @@ describe("slice", () => {
       const { t, v } = rand([77, 13]);
       const out = slice(t.permuteView([1, 0]), 0, 2, 9);
       expectEqualValues(await out.toFloat32Array(), gather(v, [7, 77], [1, 13], 2));
-      const ints = Tensor.from(Int32Array.from({ length: 77 }, (_, i) => i * 1000003), [77], { dtype: "i32" });
+      const ints = Tensor.from(
+        Int32Array.from({ length: 77 }, (_, i) => i * 1000003),
+        [77],
+        { dtype: "i32" },
+      );
       expect(Array.from((await slice(ints, 0, 70, 77, 2).toTypedArray()) as Int32Array)).toEqual([
         70000210, 72000216, 74000222, 76000228,
       ]);
@@ -555,7 +641,8 @@ describe("concat", () => {
       expect(joined.shape).toEqual([7, 26]);
       const pt = gather(p.v, [7, 13], [1, 7], 0);
       const ref2: number[] = [];
-      for (let i = 0; i < 7; i++) ref2.push(...q.v.subarray(i * 13, i * 13 + 13), ...pt.slice(i * 13, i * 13 + 13));
+      for (let i = 0; i < 7; i++)
+        ref2.push(...q.v.subarray(i * 13, i * 13 + 13), ...pt.slice(i * 13, i * 13 + 13));
       expectEqualValues(await joined.toFloat32Array(), ref2);
 
       const first = concat([b.t, b.t], 0);
@@ -567,7 +654,9 @@ describe("concat", () => {
     scope(async () => {
       const x = Tensor.from([1, -2, 2147483647], [3], { dtype: "i32" });
       const y = Tensor.from([-2147483648], [1], { dtype: "i32" });
-      expect(Array.from((await concat([x, y], 0).toTypedArray()) as Int32Array)).toEqual([1, -2, 2147483647, -2147483648]);
+      expect(Array.from((await concat([x, y], 0).toTypedArray()) as Int32Array)).toEqual([
+        1, -2, 2147483647, -2147483648,
+      ]);
       const raw = bits([0x3f80, 0x7fc1, 0xff80]);
       const h = Tensor.fromBytes(raw, [3], { dtype: "bf16" });
       expect(Array.from((await concat([h, h], 0).toTypedArray()) as Uint16Array)).toEqual([...raw, ...raw]);
@@ -590,21 +679,61 @@ describe("bad arguments are OpErrors naming the argument", () => {
     expectOpError(() => runOp("unary", [["x", x()]], { fn: "exp", alpah: 2 }), "alpah", /not an attribute/);
     expectOpError(() => runOp("unary", [["x", x()]], { fn: 3 }), "fn", /string/);
     expectOpError(() => runOp("unary", []), "x", /required/);
-    expectOpError(() => {
-      const t = x();
-      t.dispose();
-      return silu(t);
-    }, "x", /disposed/);
+    expectOpError(
+      () => {
+        const t = x();
+        t.dispose();
+        return silu(t);
+      },
+      "x",
+      /disposed/,
+    );
   });
 
   it("binary", () => {
     expectOpError(() => add(x(), Tensor.from(rng.normals(5), [5])), "b", /\[5\].*\[3, 4\]/);
-    expectOpError(() => mul(Tensor.from(rng.normals(6), [2, 3]), Tensor.from(rng.normals(6), [3, 2])), "b", /broadcast/);
+    expectOpError(
+      () => mul(Tensor.from(rng.normals(6), [2, 3]), Tensor.from(rng.normals(6), [3, 2])),
+      "b",
+      /broadcast/,
+    );
     expectOpError(() => add(x(), Tensor.from(rng.normals(4), [4], { dtype: "f16" })), "b", /dtype f16/);
-    expectOpError(() => add(Tensor.from([1], [1], { dtype: "bf16" }), Tensor.from([1], [1], { dtype: "bf16" })), "a", /f32/);
-    expectOpError(() => add(Tensor.from([1], [1], { dtype: "u8" }), Tensor.from([1], [1], { dtype: "u8" })), "a", /u8/);
-    expectOpError(() => runOp("binary", [["a", x()], ["b", x()]], { fn: "pow" }), "fn", /'pow'/);
-    expectOpError(() => runOp("binary", [["a", x()], ["b", x()]], { fn: "add", alpha: 2 }), "alpha", /axpby/);
+    expectOpError(
+      () => add(Tensor.from([1], [1], { dtype: "bf16" }), Tensor.from([1], [1], { dtype: "bf16" })),
+      "a",
+      /f32/,
+    );
+    expectOpError(
+      () => add(Tensor.from([1], [1], { dtype: "u8" }), Tensor.from([1], [1], { dtype: "u8" })),
+      "a",
+      /u8/,
+    );
+    expectOpError(
+      () =>
+        runOp(
+          "binary",
+          [
+            ["a", x()],
+            ["b", x()],
+          ],
+          { fn: "pow" },
+        ),
+      "fn",
+      /'pow'/,
+    );
+    expectOpError(
+      () =>
+        runOp(
+          "binary",
+          [
+            ["a", x()],
+            ["b", x()],
+          ],
+          { fn: "add", alpha: 2 },
+        ),
+      "alpha",
+      /axpby/,
+    );
     expectOpError(() => axpby(x(), x(), 1, Number.NaN), "beta", /finite/);
     expectOpError(() => runOp("binary", [["a", x()]], { fn: "add" }), "b", /required/);
   });
@@ -647,9 +776,17 @@ describe("bad arguments are OpErrors naming the argument", () => {
 
   it("concat", () => {
     expectOpError(() => concat([], 0), "tensors", /at least one/);
-    expectOpError(() => concat([x(), Tensor.from(rng.normals(6), [2, 3])], 0), "x1", /\[2, 3\].*except dim 0/);
+    expectOpError(
+      () => concat([x(), Tensor.from(rng.normals(6), [2, 3])], 0),
+      "x1",
+      /\[2, 3\].*except dim 0/,
+    );
     expectOpError(() => concat([x(), Tensor.from(rng.normals(4), [4])], 0), "x1", /shape/);
-    expectOpError(() => concat([x(), x(), Tensor.from(rng.normals(12), [3, 4], { dtype: "bf16" })], 1), "x2", /dtype bf16/);
+    expectOpError(
+      () => concat([x(), x(), Tensor.from(rng.normals(12), [3, 4], { dtype: "bf16" })], 1),
+      "x2",
+      /dtype bf16/,
+    );
     expectOpError(() => concat([x()], 2), "dim", /out of range/);
     expectOpError(() => concat([Tensor.from([1], [])], 0), "x0", /scalar/);
     expectOpError(() => runOp("concat", [["x0", x()]]), "dim", /required/);
@@ -661,7 +798,10 @@ describe("lifetime", () => {
     const before = liveTensorCount();
     await scope(async () => {
       const { t } = rand([7, 77]);
-      await concat([slice(permute(t, [1, 0]), 0, 1, 5), cast(cast(t, "bf16"), "f32").reshape([77, 7])], 0).toFloat32Array();
+      await concat(
+        [slice(permute(t, [1, 0]), 0, 1, 5), cast(cast(t, "bf16"), "f32").reshape([77, 7])],
+        0,
+      ).toFloat32Array();
       expect(() => add(t, Tensor.from([1, 2], [2]))).toThrow(OpError);
     });
     expect(liveTensorCount()).toBe(before);

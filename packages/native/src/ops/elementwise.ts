@@ -54,7 +54,14 @@ export function affine(x: Tensor, alpha: number, beta: number): Tensor {
 }
 
 function binary(a: Tensor, b: Tensor, fn: BinaryFn, attrs: { alpha?: number; beta?: number } = {}): Tensor {
-  return runOp("binary", [["a", a], ["b", b]], { fn, ...attrs });
+  return runOp(
+    "binary",
+    [
+      ["a", a],
+      ["b", b],
+    ],
+    { fn, ...attrs },
+  );
 }
 
 /** a + b, with numpy broadcasting (as do all binary ops here). */

@@ -42,7 +42,14 @@ function refMatmul(
   m: number,
   n: number,
   k: number,
-  o: { transA?: boolean; transB?: boolean; bBatched?: boolean; bias?: Float32Array; alpha?: number; epi?: string },
+  o: {
+    transA?: boolean;
+    transB?: boolean;
+    bBatched?: boolean;
+    bias?: Float32Array;
+    alpha?: number;
+    epi?: string;
+  },
 ): Float64Array {
   const out = new Float64Array(batch * m * n);
   for (let q = 0; q < batch; q++) {
@@ -146,9 +153,9 @@ describe("matmul on cpu (f32) vs float64 reference", () => {
     const a = randn([batch, k, m]);
     const b = randn([batch, n, k]);
     const got = await values(matmul(a.t, b.t, { transA: true, transB: true }));
-    expect(relError(got, refMatmul(a.v, b.v, batch, m, n, k, { transA: true, transB: true, bBatched: true }))).toBeLessThan(
-      1e-5,
-    );
+    expect(
+      relError(got, refMatmul(a.v, b.v, batch, m, n, k, { transA: true, transB: true, bBatched: true })),
+    ).toBeLessThan(1e-5);
   });
 
   it("b broadcast over a's batch dims (folded into one tall GEMM), with and without transA", async () => {
@@ -159,7 +166,9 @@ describe("matmul on cpu (f32) vs float64 reference", () => {
       const out = matmul(a.t, b.t, { transA, epilogue: "gelu_tanh" });
       expect(out.shape).toEqual([2, 5, m, n]);
       const got = await values(out);
-      expect(relError(got, refMatmul(a.v, b.v, 10, m, n, k, { transA, epi: "gelu_tanh" }))).toBeLessThan(1e-5);
+      expect(relError(got, refMatmul(a.v, b.v, 10, m, n, k, { transA, epi: "gelu_tanh" }))).toBeLessThan(
+        1e-5,
+      );
     }
   });
 
@@ -188,9 +197,9 @@ describe("matmul on cpu (f32) vs float64 reference", () => {
     const out = linear(x.t, w.t, bias.t, { epilogue: "silu" });
     expect(out.shape).toEqual([2, 37, 20]);
     const got = await values(out);
-    expect(relError(got, refMatmul(x.v, w.v, 1, 74, 20, 36, { transB: true, bias: bias.v, epi: "silu" }))).toBeLessThan(
-      1e-5,
-    );
+    expect(
+      relError(got, refMatmul(x.v, w.v, 1, 74, 20, 36, { transB: true, bias: bias.v, epi: "silu" })),
+    ).toBeLessThan(1e-5);
   });
 
   it("a large product (1024^3) stays accurate", async () => {
@@ -224,7 +233,10 @@ describe("matmul argument errors", () => {
     expectOpError(() => matmul(a, b, { epilogue: "relu" as "none" }), "epilogue");
     expectOpError(() => matmul(a, keep(Tensor.from(new Array(15).fill(0), [5, 3], { dtype: "f16" }))), "b");
     expectOpError(() => matmul(keep(Tensor.from(new Array(20).fill(0), [4, 5], { dtype: "i32" })), b), "a");
-    expectOpError(() => matmul(a, b, opts({ bias: keep(Tensor.from([0, 0, 0], [3], { dtype: "bf16" })) })), "bias");
+    expectOpError(
+      () => matmul(a, b, opts({ bias: keep(Tensor.from([0, 0, 0], [3], { dtype: "bf16" })) })),
+      "bias",
+    );
     expectOpError(() => matmul(keep(randn([5, 4]).t.permuteView([1, 0])), b), "a");
     expectOpError(() => matmul(a, b, { alpha: "x" as unknown as number }), "alpha");
     expectOpError(() => matmul(a, b, { transA: 1 as unknown as boolean }), "transA");
@@ -240,9 +252,16 @@ describe("matmul argument errors", () => {
     expectOpError(() => linear(x, randn([4, 8]).t, randn([5]).t), "bias");
   });
 
-  // native/ops/gemm/matmul.cc does not yet refuse bf16/f16 on the CPU at the op layer;
-  // the CPU kernel refuses them when it runs, which surfaces as a DeviceError on read.
-  it.todo("bf16/f16 inputs on the CPU are an OpError naming 'a'");
+  it("bf16/f16 inputs on the CPU are an OpError naming 'a'", () => {
+    for (const dtype of ["bf16", "f16"] as const) {
+      const a16 = Tensor.from([1, 2, 3, 4], [2, 2], { dtype });
+      const b16 = Tensor.from([1, 0, 0, 1], [2, 2], { dtype });
+      expectOpError(() => matmul(a16, b16), "a");
+      expect(() => matmul(a16, b16)).toThrow(/computes in f32/);
+      a16.dispose();
+      b16.dispose();
+    }
+  });
 
   it("leaks no tensors", () => {
     for (const t of made.splice(0)) t.dispose();

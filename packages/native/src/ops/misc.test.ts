@@ -36,7 +36,8 @@ function expectEqualValues(got: ArrayLike<number>, ref: ArrayLike<number>): void
   for (let i = 0; i < ref.length; i++) {
     const g = got[i] as number;
     const r = ref[i] as number;
-    if (g !== r && !(Number.isNaN(g) && Number.isNaN(r))) expect.fail(`element ${i}: got ${g}, expected ${r}`);
+    if (g !== r && !(Number.isNaN(g) && Number.isNaN(r)))
+      expect.fail(`element ${i}: got ${g}, expected ${r}`);
   }
 }
 
@@ -60,7 +61,8 @@ describe("full / zeros / ones", () => {
           expect(t.shape).toEqual(shape);
           const got = await t.toTypedArray();
           expect(got.length).toBe(numel(shape));
-          for (const g of got) if (g !== want) expect.fail(`${dtype} fill of ${value}: got ${g}, expected ${want}`);
+          for (const g of got)
+            if (g !== want) expect.fail(`${dtype} fill of ${value}: got ${g}, expected ${want}`);
         }
       }
     }));
@@ -69,14 +71,24 @@ describe("full / zeros / ones", () => {
     scope(async () => {
       expect(Array.from(await zeros([7]).toFloat32Array())).toEqual(new Array(7).fill(0));
       expect(Array.from(await ones([3], { dtype: "f16" }).toFloat32Array())).toEqual([1, 1, 1]);
-      expect(Array.from((await zeros([5], { dtype: "u8" }).toTypedArray()) as Uint8Array)).toEqual([0, 0, 0, 0, 0]);
-      expect(Array.from((await ones([2], { dtype: "i32", device: Device.cpu }).toTypedArray()) as Int32Array)).toEqual([1, 1]);
+      expect(Array.from((await zeros([5], { dtype: "u8" }).toTypedArray()) as Uint8Array)).toEqual([
+        0, 0, 0, 0, 0,
+      ]);
+      expect(
+        Array.from((await ones([2], { dtype: "i32", device: Device.cpu }).toTypedArray()) as Int32Array),
+      ).toEqual([1, 1]);
       const s = full([], 2.5);
       expect(s.shape).toEqual([]);
       expect(Array.from(await s.toFloat32Array())).toEqual([2.5]);
       expect(full([3, 0], 1).shape).toEqual([3, 0]);
-      expectEqualValues(await full([2], Number.NaN, { dtype: "bf16" }).toFloat32Array(), [Number.NaN, Number.NaN]);
-      expect(Array.from(await full([2], -Infinity, { dtype: "f16" }).toFloat32Array())).toEqual([-Infinity, -Infinity]);
+      expectEqualValues(await full([2], Number.NaN, { dtype: "bf16" }).toFloat32Array(), [
+        Number.NaN,
+        Number.NaN,
+      ]);
+      expect(Array.from(await full([2], -Infinity, { dtype: "f16" }).toFloat32Array())).toEqual([
+        -Infinity,
+        -Infinity,
+      ]);
       // Out of f16 range rounds to infinity, as a cast does.
       expect(Array.from(await full([1], 1e6, { dtype: "f16" }).toFloat32Array())).toEqual([Infinity]);
     }));
@@ -243,7 +255,10 @@ function upsampleRef(v: ArrayLike<number>, shape: readonly number[], scale: read
         for (let wi = 0; wi < w * sw; wi++)
           for (let ci = 0; ci < c; ci++)
             out.push(
-              v[((((bi * f + Math.floor(fi / st)) * h + Math.floor(hi / sh)) * w + Math.floor(wi / sw)) * c + ci)] as number,
+              v[
+                (((bi * f + Math.floor(fi / st)) * h + Math.floor(hi / sh)) * w + Math.floor(wi / sw)) * c +
+                  ci
+              ] as number,
             );
   return out;
 }
@@ -252,10 +267,26 @@ describe("upsampleNearest", () => {
   it("repeats video and image pixels by the scale", () =>
     scope(async () => {
       for (const [shape, scale, outShape] of [
-        [[2, 3, 5, 7, 13], [2, 3, 1], [2, 6, 15, 7, 13]],
-        [[1, 1, 1, 1, 1], [3, 2, 2], [1, 3, 2, 2, 1]],
-        [[1, 7, 5, 3], [2, 3], [1, 14, 15, 3]],
-        [[2, 7, 7, 77], [1, 1], [2, 7, 7, 77]],
+        [
+          [2, 3, 5, 7, 13],
+          [2, 3, 1],
+          [2, 6, 15, 7, 13],
+        ],
+        [
+          [1, 1, 1, 1, 1],
+          [3, 2, 2],
+          [1, 3, 2, 2, 1],
+        ],
+        [
+          [1, 7, 5, 3],
+          [2, 3],
+          [1, 14, 15, 3],
+        ],
+        [
+          [2, 7, 7, 77],
+          [1, 1],
+          [2, 7, 7, 77],
+        ],
       ] as const) {
         const v = rng.normals(numel(shape));
         const out = upsampleNearest(Tensor.from(v, shape), scale);
@@ -269,7 +300,10 @@ describe("upsampleNearest", () => {
       const v = rng.normals(2 * 3 * 5 * 7 * 3);
       const video = Tensor.from(v, [2, 3, 5, 7, 3]);
       expect(upsampleNearest(video, 2).shape).toEqual([2, 3, 10, 14, 3]);
-      expectEqualValues(await upsampleNearest(video, 2).toFloat32Array(), upsampleRef(v, [2, 3, 5, 7, 3], [1, 2, 2]));
+      expectEqualValues(
+        await upsampleNearest(video, 2).toFloat32Array(),
+        upsampleRef(v, [2, 3, 5, 7, 3], [1, 2, 2]),
+      );
       const image = Tensor.from(v, [6, 5, 7, 3]);
       expect(upsampleNearest(image, 3).shape).toEqual([6, 15, 21, 3]);
       for (const dt of ["bf16", "f16"] as const) {
@@ -284,7 +318,11 @@ describe("upsampleNearest", () => {
     const x = () => Tensor.from(rng.normals(2 * 3 * 4 * 5), [2, 3, 4, 5]);
     expectOpError(() => upsampleNearest(Tensor.from(rng.normals(12), [3, 4]), 2), "x", /4 to 5 dims/);
     expectOpError(() => upsampleNearest(x(), [2, 2, 2]), "scale", /\[sh, sw\]/);
-    expectOpError(() => upsampleNearest(Tensor.from(rng.normals(6), [1, 1, 2, 3, 1]), [2, 2]), "scale", /\[st, sh, sw\]/);
+    expectOpError(
+      () => upsampleNearest(Tensor.from(rng.normals(6), [1, 1, 2, 3, 1]), [2, 2]),
+      "scale",
+      /\[st, sh, sw\]/,
+    );
     expectOpError(() => upsampleNearest(x(), [0, 2]), "scale", /positive/);
     expectOpError(() => upsampleNearest(x(), [1.5, 2]), "scale", /integer/);
     expectOpError(() => upsampleNearest(Tensor.from([1], [1, 1, 1, 1], { dtype: "i32" }), 2), "x", /i32/);
@@ -311,7 +349,8 @@ describe("embedding", () => {
       expect(out.shape).toEqual([7, 11, dim]);
       const ref: number[] = [];
       for (const id of ids)
-        for (let j = 0; j < dim; j++) ref.push(id >= 0 && id < vocab ? (table[id * dim + j] as number) : Number.NaN);
+        for (let j = 0; j < dim; j++)
+          ref.push(id >= 0 && id < vocab ? (table[id * dim + j] as number) : Number.NaN);
       expectEqualValues(await out.toFloat32Array(), ref);
     }));
 
@@ -321,8 +360,15 @@ describe("embedding", () => {
       for (const dt of ["bf16", "f16"] as const) {
         const tb = cast(table, dt);
         const tv = (await tb.toTypedArray()) as Uint16Array;
-        const got = (await embedding(Tensor.from([6, 2, 6], [3], { dtype: "i32" }), tb).toTypedArray()) as Uint16Array;
-        expect(Array.from(got)).toEqual([...tv.subarray(30, 35), ...tv.subarray(10, 15), ...tv.subarray(30, 35)]);
+        const got = (await embedding(
+          Tensor.from([6, 2, 6], [3], { dtype: "i32" }),
+          tb,
+        ).toTypedArray()) as Uint16Array;
+        expect(Array.from(got)).toEqual([
+          ...tv.subarray(30, 35),
+          ...tv.subarray(10, 15),
+          ...tv.subarray(30, 35),
+        ]);
         expect(embedding(Tensor.from([3], [], { dtype: "i32" }), tb).shape).toEqual([5]);
       }
       const large = await embedding(
@@ -350,11 +396,20 @@ describe("embedding", () => {
 
 // ---- timestep_embedding ----
 
-function timestepRef(t: ArrayLike<number>, dim: number, maxPeriod = 10000, shift = 0, cosFirst = true): number[] {
+function timestepRef(
+  t: ArrayLike<number>,
+  dim: number,
+  maxPeriod = 10000,
+  shift = 0,
+  cosFirst = true,
+): number[] {
   const half = dim / 2;
   const out: number[] = [];
   for (const x of Array.from(t)) {
-    const args = Array.from({ length: half }, (_, j) => x * Math.exp((-Math.log(maxPeriod) * j) / (half - shift)));
+    const args = Array.from(
+      { length: half },
+      (_, j) => x * Math.exp((-Math.log(maxPeriod) * j) / (half - shift)),
+    );
     const cos = args.map(Math.cos);
     const sin = args.map(Math.sin);
     out.push(...(cosFirst ? [...cos, ...sin] : [...sin, ...cos]));
@@ -409,7 +464,11 @@ describe("timestepEmbedding", () => {
     expectOpError(() => timestepEmbedding(t(), 4, { maxPeriod: 0 }), "maxPeriod", /positive/);
     expectOpError(() => timestepEmbedding(t(), 4, { freqShift: 2 }), "freqShift", /below dim \/ 2/);
     expectOpError(() => timestepEmbedding(t(), 4, { dtype: "u8" }), "dtype", /float/);
-    expectOpError(() => runOp("timestep_embedding", [["t", t()]], { dim: 4, flip: true }), "flip", /not an attribute/);
+    expectOpError(
+      () => runOp("timestep_embedding", [["t", t()]], { dim: 4, flip: true }),
+      "flip",
+      /not an attribute/,
+    );
     expectOpError(() => runOp("timestep_embedding", [["t", t()]]), "dim", /required/);
   });
 });

@@ -65,7 +65,10 @@ export function upsampleNearest(x: Tensor, scale: number | readonly number[]): T
 
 /** Rows of table [V, D] picked by i32 ids [...] -> [..., D]; an id outside [0, V) gives a NaN row. */
 export function embedding(ids: Tensor, table: Tensor): Tensor {
-  return runOp("embedding", [["ids", ids], ["table", table]]);
+  return runOp("embedding", [
+    ["ids", ids],
+    ["table", table],
+  ]);
 }
 
 export interface TimestepEmbeddingOptions {

@@ -77,7 +77,13 @@ function refPatchEmbed(
 }
 
 // x [B, L, pt·ph·pw·C] (pt, ph, pw, C order) -> [B, Fg·pt, Hg·ph, Wg·pw, C].
-function refUnpatchify(x: Float32Array, B: number, grid: readonly number[], patch: readonly number[], C: number) {
+function refUnpatchify(
+  x: Float32Array,
+  B: number,
+  grid: readonly number[],
+  patch: readonly number[],
+  C: number,
+) {
   const [gf, gh, gw] = grid as [number, number, number];
   const [pt, ph, pw] = patch as [number, number, number];
   const [F, H, W] = [gf * pt, gh * ph, gw * pw];
@@ -96,7 +102,12 @@ function refUnpatchify(x: Float32Array, B: number, grid: readonly number[], patc
 }
 
 describe("patch_embed3d on cpu (f32) vs float64 reference", () => {
-  const cases: { x: [number, number, number, number, number]; d: number; patch: [number, number, number]; bias: boolean }[] = [
+  const cases: {
+    x: [number, number, number, number, number];
+    d: number;
+    patch: [number, number, number];
+    bias: boolean;
+  }[] = [
     { x: [1, 1, 4, 6, 3], d: 5, patch: [1, 2, 2], bias: true },
     { x: [2, 4, 6, 4, 16], d: 37, patch: [1, 2, 2], bias: true }, // Wan latent channels, odd D
     { x: [1, 4, 4, 4, 5], d: 7, patch: [2, 2, 2], bias: false },
@@ -150,7 +161,8 @@ describe("unpatchify3d on cpu", () => {
     for (let c = 0; c < C; c++)
       for (let i = 0; i < 2; i++)
         for (let j = 0; j < 2; j++)
-          for (let l = 0; l < 2; l++) w[((((i * 2 + j) * 2 + l) * C + c) * C + c) * 8 + (i * 2 + j) * 2 + l] = 1;
+          for (let l = 0; l < 2; l++)
+            w[((((i * 2 + j) * 2 + l) * C + c) * C + c) * 8 + (i * 2 + j) * 2 + l] = 1;
     const x = randn([B, F, H, W, C]);
     const tokens = keep(patchEmbed3d(x.t, keep(Tensor.from(w, [D, C, ...patch]))));
     const back = await values(unpatchify3d(tokens, { grid: [F / 2, H / 2, W / 2], patch, channels: C }));
@@ -166,7 +178,10 @@ describe("patch argument errors", () => {
       keep(Tensor.from(new Array(numel(shape)).fill(0), shape, { dtype }));
     expectOpError(() => patchEmbed3d(randn([2, 4, 4, 3]).t, w), "x", "patch_embed3d");
     expectOpError(() => patchEmbed3d(half([1, 2, 4, 4, 3], "bf16"), half([8, 3, 1, 2, 2], "bf16")), "x");
-    expectOpError(() => patchEmbed3d(keep(Tensor.from(new Array(96).fill(0), [1, 2, 4, 4, 3], { dtype: "i32" })), w), "x");
+    expectOpError(
+      () => patchEmbed3d(keep(Tensor.from(new Array(96).fill(0), [1, 2, 4, 4, 3], { dtype: "i32" })), w),
+      "x",
+    );
     expectOpError(() => patchEmbed3d(randn([1, 2, 5, 4, 3]).t, w), "x");
     expectOpError(() => patchEmbed3d(randn([1, 2, 4, 3, 3]).t, w), "x");
     expectOpError(() => patchEmbed3d(randn([1, 3, 4, 4, 3]).t, randn([8, 3, 2, 2, 2]).t), "x");
@@ -179,9 +194,15 @@ describe("patch argument errors", () => {
     expectOpError(() => patchEmbed3d(x, w, randn([7]).t), "bias");
     expectOpError(() => patchEmbed3d(x, w, half([8], "bf16")), "bias");
     expectOpError(() => patchEmbed3d(x, w, undefined, { patch: [1, 1, 1] }), "patch");
-    expectOpError(() => patchEmbed3d(x, w, undefined, { patch: [1, 2] as unknown as [number, number, number] }), "patch");
+    expectOpError(
+      () => patchEmbed3d(x, w, undefined, { patch: [1, 2] as unknown as [number, number, number] }),
+      "patch",
+    );
     expectOpError(() => patchEmbed3d(x, w, undefined, { patch: [1, 0, 2] }), "patch");
-    expectOpError(() => patchEmbed3d(x, w, undefined, { stride: 2 } as unknown as PatchEmbedOptions), "stride");
+    expectOpError(
+      () => patchEmbed3d(x, w, undefined, { stride: 2 } as unknown as PatchEmbedOptions),
+      "stride",
+    );
     const gone = Tensor.from(new Array(96).fill(0), [1, 2, 4, 4, 3]);
     gone.dispose();
     expectOpError(() => patchEmbed3d(gone, w), "x");
@@ -192,10 +213,16 @@ describe("patch argument errors", () => {
     const ok: UnpatchifyOptions = { grid: [1, 2, 3], patch: [1, 2, 2], channels: 5 };
     expectOpError(() => unpatchify3d(randn([6, 20]).t, ok), "x", "unpatchify3d");
     expectOpError(() => unpatchify3d(randn([1, 6, 21]).t, ok), "x");
-    expectOpError(() => unpatchify3d(keep(Tensor.from(new Array(120).fill(0), [1, 6, 20], { dtype: "f16" })), ok), "x");
+    expectOpError(
+      () => unpatchify3d(keep(Tensor.from(new Array(120).fill(0), [1, 6, 20], { dtype: "f16" })), ok),
+      "x",
+    );
     expectOpError(() => unpatchify3d(keep(randn([1, 20, 6]).t.permuteView([0, 2, 1])), ok), "x");
     expectOpError(() => unpatchify3d(x, { ...ok, grid: [1, 2, 2] }), "grid");
-    expectOpError(() => unpatchify3d(x, { ...ok, grid: [6, 1] as unknown as [number, number, number] }), "grid");
+    expectOpError(
+      () => unpatchify3d(x, { ...ok, grid: [6, 1] as unknown as [number, number, number] }),
+      "grid",
+    );
     expectOpError(() => unpatchify3d(x, { ...ok, grid: [-1, -2, 3] }), "grid");
     expectOpError(() => unpatchify3d(x, { ...ok, patch: [1, 2, 0] }), "patch");
     expectOpError(() => unpatchify3d(x, { ...ok, channels: 0 }), "channels");

@@ -52,13 +52,18 @@ async function run(): Promise<void> {
 
   // cpu -> cuda -> cpu, every dtype.
   for (const dtype of ["f32", "bf16", "f16", "i32", "u8"] as const) {
-    const vals = dtype === "u8" ? rng.ints(77, 0, 256) : dtype === "i32" ? rng.ints(77, -1000, 1000) : rng.normals(77);
+    const vals =
+      dtype === "u8" ? rng.ints(77, 0, 256) : dtype === "i32" ? rng.ints(77, -1000, 1000) : rng.normals(77);
     const c = Tensor.from(vals, [7, 11], { dtype });
     const g = await c.to(gpu);
     const h = await g.to("cpu");
     const a = await c.toFloat32Array();
     const b = await h.toFloat32Array();
-    record(`transfer ${dtype}`, a.every((x, i) => x === b[i]), "cpu -> cuda:0 -> cpu");
+    record(
+      `transfer ${dtype}`,
+      a.every((x, i) => x === b[i]),
+      "cpu -> cuda:0 -> cpu",
+    );
     for (const x of [c, g, h]) x.dispose();
   }
 
@@ -78,17 +83,26 @@ async function run(): Promise<void> {
   clearInterval(timer);
   const waited = performance.now() - start;
   // A free event loop fires a 1 ms interval every few ms; a blocked one barely at all.
-  record("async read", ticks >= Math.max(1, Math.floor(waited / 20)), `${ticks} timer ticks during a ${waited.toFixed(0)} ms wait`);
+  record(
+    "async read",
+    ticks >= Math.max(1, Math.floor(waited / 20)),
+    `${ticks} timer ticks during a ${waited.toFixed(0)} ms wait`,
+  );
   for (const c of chain) c.dispose();
   a.dispose();
   t.dispose();
   await gpu.synchronize();
   const stats = gpu.memoryStats();
-  record("memory returned to cache", stats.inUse === 0, `in use ${stats.inUse} B, cached ${stats.cached} B, peak ${stats.peak} B`);
+  record(
+    "memory returned to cache",
+    stats.inUse === 0,
+    `in use ${stats.inUse} B, cached ${stats.cached} B, peak ${stats.peak} B`,
+  );
 }
 
 await run();
 const failed = checks.filter((c) => !c.pass).length;
 console.log(`${checks.length - failed} passed, ${failed} failed`);
-if (outPath) writeFileSync(outPath, `${JSON.stringify({ date: new Date().toISOString(), checks }, null, 1)}\n`);
+if (outPath)
+  writeFileSync(outPath, `${JSON.stringify({ date: new Date().toISOString(), checks }, null, 1)}\n`);
 process.exitCode = failed ? 1 : 0;
