@@ -1,0 +1,22 @@
+"""Independent PyTorch references for the Wan2.1 family (transformer, causal 3D VAE,
+umT5 encoder), written from the published architectures and keyed by the diffusers /
+Hugging Face tensor names, so a state dict moves between these modules, the published
+checkpoints and the TypeScript engine unchanged. NCDHW layout throughout."""
+
+from .safetensors_io import read_safetensors, write_safetensors
+from .sampling import flow_matching_pair, flow_sigmas, sample
+from .umt5 import UMT5Encoder, relative_position_bucket
+from .wan_transformer import WanTransformer
+from .wan_vae import WanVAE
+
+__all__ = [
+    "WanTransformer",
+    "WanVAE",
+    "UMT5Encoder",
+    "relative_position_bucket",
+    "sample",
+    "flow_sigmas",
+    "flow_matching_pair",
+    "read_safetensors",
+    "write_safetensors",
+]
