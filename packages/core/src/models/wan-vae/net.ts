@@ -1,0 +1,272 @@
+// The Wan2.1 VAE's encoder and decoder over channels-last video [B, F, H, W, C].
+//
+// Every function takes a FeatureCache (run one chunk of a clip, continuing from the
+// chunks before it) or null (run a whole clip at once, the reference that chunked
+// runs must reproduce). Facts taken from diffusers' autoencoder_kl_wan.py and
+// Wan2.1's wan/modules/vae.py:
+// - WanCausalConv3d pads time with 2·pad_t frames in front and none behind; a cached
+//   chunk's last CACHE_T input frames stand in for that padding.
+// - WanRMS_norm is F.normalize over channels · sqrt(C) · gamma (no bias in Wan2.1).
+// - The mid-block attention is single-head over the H·W positions of each frame.
+// - upsample3d's time_conv (C → 2C, kernel (3, 1, 1)) makes two frames of each; the
+//   clip's first frame skips it (feat_cache "Rep"), and the chunk after sees zeros in
+//   front rather than that first frame.
+// - downsample3d's time_conv (kernel 3, stride 2, no padding) runs after the spatial
+//   conv; the first frame passes through and later chunks see the previous chunk's
+//   last frame in front.
+import {
+  add,
+  concat,
+  conv2d,
+  conv3d,
+  linear,
+  matmul,
+  permute,
+  rmsNorm,
+  scope,
+  silu,
+  slice,
+  softmax,
+  type Tensor,
+  upsampleNearest,
+  zeros,
+} from "@tessera/native";
+import type { WeightStore } from "../../weights/store.js";
+import { CACHE_T, type FeatureCache } from "./cache.js";
+import type { VaeLayer, VaeLayout } from "./config.js";
+
+/**
+ * F.normalize divides by max(‖x‖₂, 1e-12); x/‖x‖·√C = x/√(mean(x²)). Our rmsNorm gives
+ * x/√(mean(x²) + eps), and eps = 1e-24/C makes that x/√((‖x‖² + 1e-24)/C): the same up
+ * to f32 rounding for every ‖x‖ ≫ 1e-12, and 0 rather than NaN at x = 0.
+ */
+export function rmsNormEps(channels: number): number {
+  return 1e-24 / channels;
+}
+
+/** Largest attention score matrix (elements) built at once; bounds memory for many frames. */
+const MAX_SCORES = 1 << 27;
+
+export class WanVaeNet {
+  constructor(
+    readonly layout: VaeLayout,
+    readonly weights: WeightStore,
+  ) {}
+
+  private w(name: string): Tensor {
+    return this.weights.get(name);
+  }
+
+  /** The encoder's output for these frames: [B, F', H/8, W/8, 2·z_dim] before quant_conv. */
+  encoder(cache: FeatureCache | null, x: Tensor): Tensor {
+    const e = this.layout.encoder;
+    let h = sub(cache, () => this.causalConv(cache, "encoder.conv_in", x, 1));
+    for (const l of e.layers) h = replace(h, this.layer(cache, l, h));
+    h = replace(h, this.mid(cache, "encoder", h));
+    return replace(
+      h,
+      sub(cache, () => this.causalConv(cache, "encoder.conv_out", silu(this.rms(h, "encoder.norm_out")), 1)),
+    );
+  }
+
+  /** The decoder's output for these latent frames (after post_quant_conv), before the clamp. */
+  decoder(cache: FeatureCache | null, z: Tensor): Tensor {
+    const d = this.layout.decoder;
+    let h = sub(cache, () => this.causalConv(cache, "decoder.conv_in", z, 1));
+    h = replace(h, this.mid(cache, "decoder", h));
+    for (const l of d.layers) h = replace(h, this.layer(cache, l, h));
+    return replace(
+      h,
+      sub(cache, () => this.causalConv(cache, "decoder.conv_out", silu(this.rms(h, "decoder.norm_out")), 1)),
+    );
+  }
+
+  /** A 1×1×1 conv (quant_conv, post_quant_conv): pointwise, so it needs no cache. */
+  pointwise(name: string, x: Tensor): Tensor {
+    return conv3d(x, this.w(`${name}.weight`), { bias: this.w(`${name}.bias`) });
+  }
+
+  private layer(cache: FeatureCache | null, l: VaeLayer, x: Tensor): Tensor {
+    if (l.kind === "res") return this.residual(cache, l.name, l.cin, l.cout, x);
+    return this.resample(cache, l, x);
+  }
+
+  private mid(cache: FeatureCache | null, prefix: string, x: Tensor): Tensor {
+    const c = x.shape[4] as number;
+    let h = this.residual(cache, `${prefix}.mid_block.resnets.0`, c, c, x);
+    h = replace(h, this.attention(`${prefix}.mid_block.attentions.0`, h));
+    return replace(h, this.residual(cache, `${prefix}.mid_block.resnets.1`, c, c, h));
+  }
+
+  rms(x: Tensor, name: string): Tensor {
+    const c = x.shape[x.ndim - 1] as number;
+    return rmsNorm(x, { weight: this.w(`${name}.gamma`).reshape([c]), eps: rmsNormEps(c) });
+  }
+
+  /**
+   * A causal conv with kernel (3, k, k), spatial padding `pad`: time is padded with two
+   * frames in front, which the cache's frames of the previous chunk replace.
+   */
+  causalConv(cache: FeatureCache | null, name: string, x: Tensor, pad: number): Tensor {
+    const prev = cache?.get(name);
+    const y = conv3d(x, this.w(`${name}.weight`), {
+      bias: this.w(`${name}.bias`),
+      causal: true,
+      padding: pad,
+      prev,
+    });
+    cache?.setTail(name, prev, x, CACHE_T);
+    return y;
+  }
+
+  residual(cache: FeatureCache | null, name: string, cin: number, cout: number, x: Tensor): Tensor {
+    return sub(cache, () => {
+      const h = cin !== cout ? this.pointwise(`${name}.conv_shortcut`, x) : x;
+      let a = silu(this.rms(x, `${name}.norm1`));
+      a = this.causalConv(cache, `${name}.conv1`, a, 1);
+      a = silu(this.rms(a, `${name}.norm2`));
+      // (dropout: identity at inference)
+      a = this.causalConv(cache, `${name}.conv2`, a, 1);
+      return add(a, h);
+    });
+  }
+
+  /** Single-head self-attention over each frame's H·W positions, with D = C (up to 384, past the attention op's 256). */
+  attention(name: string, x: Tensor): Tensor {
+    return scope(() => {
+      const [b, f, h, w, c] = x.shape as [number, number, number, number, number];
+      const n = b * f;
+      const len = h * w;
+      const normed = this.rms(x, `${name}.norm`).reshape([n, len, c]);
+      const qkv = linear(
+        normed,
+        this.w(`${name}.to_qkv.weight`).reshape([3 * c, c]),
+        this.w(`${name}.to_qkv.bias`),
+      );
+      // to_qkv's output channels are [q | k | v], each C wide.
+      const q = slice(qkv, 2, 0, c);
+      const k = slice(qkv, 2, c, 2 * c);
+      const v = slice(qkv, 2, 2 * c, 3 * c);
+      const group = Math.max(1, Math.floor(MAX_SCORES / (len * len)));
+      const outs: Tensor[] = [];
+      for (let s = 0; s < n; s += group) {
+        const e = Math.min(n, s + group);
+        const part = (t: Tensor) => (s === 0 && e === n ? t : slice(t, 0, s, e));
+        const scores = matmul(part(q), part(k), { transB: true, alpha: 1 / Math.sqrt(c) });
+        const p = softmax(scores);
+        scores.dispose();
+        outs.push(matmul(p, part(v)));
+        p.dispose();
+      }
+      const o = outs.length === 1 ? (outs[0] as Tensor) : concat(outs, 0);
+      const y = linear(o, this.w(`${name}.proj.weight`).reshape([c, c]), this.w(`${name}.proj.bias`));
+      return add(x, y.reshape([b, f, h, w, c]));
+    });
+  }
+
+  resample(cache: FeatureCache | null, l: Extract<VaeLayer, { kind: "resample" }>, x: Tensor): Tensor {
+    return sub(cache, () => {
+      if (l.mode === "upsample3d") x = this.timeUpsample(cache, l.name, x);
+      const y = l.mode.startsWith("up") ? this.spatialUpsample(l.name, x) : this.spatialDownsample(l.name, x);
+      return l.mode === "downsample3d" ? this.timeDownsample(cache, l.name, y) : y;
+    });
+  }
+
+  /** nearest(-exact: the same at a factor of 2) 2× in H and W, then a 3×3 conv with padding 1. */
+  private spatialUpsample(name: string, x: Tensor): Tensor {
+    const [b, f, h, w, c] = x.shape as [number, number, number, number, number];
+    const up = upsampleNearest(x, 2).reshape([b * f, 2 * h, 2 * w, c]);
+    const y = conv2d(up, this.w(`${name}.resample.1.weight`), {
+      bias: this.w(`${name}.resample.1.bias`),
+      padding: 1,
+    });
+    return y.reshape([b, f, 2 * h, 2 * w, y.shape[3] as number]);
+  }
+
+  /**
+   * ZeroPad2d((0, 1, 0, 1)) then a 3×3 stride-2 conv: output (i, j) sees input rows
+   * 2i..2i+2 and columns 2j..2j+2, zeros past the bottom/right edge. A symmetric
+   * padding would shift that window by one, so the zeros are concatenated.
+   */
+  private spatialDownsample(name: string, x: Tensor): Tensor {
+    const [b, f, h, w, c] = x.shape as [number, number, number, number, number];
+    const n = b * f;
+    const opts = { device: x.device, dtype: x.dtype };
+    const flat = x.reshape([n, h, w, c]);
+    const right = concat([flat, zeros([n, h, 1, c], opts)], 2);
+    const padded = concat([right, zeros([n, 1, w + 1, c], opts)], 1);
+    const y = conv2d(padded, this.w(`${name}.resample.1.weight`), {
+      bias: this.w(`${name}.resample.1.bias`),
+      stride: 2,
+    });
+    return y.reshape([b, f, y.shape[1] as number, y.shape[2] as number, y.shape[3] as number]);
+  }
+
+  /** upsample3d's time step, before the spatial one: F frames → 2F (the clip's first frame → 1). */
+  private timeUpsample(cache: FeatureCache | null, name: string, x: Tensor): Tensor {
+    const key = `${name}.time_conv`;
+    const t = x.shape[1] as number;
+    const up = (frames: Tensor) => interleaveFrames(this.causalConv(cache, key, frames, 0));
+    if (cache?.started(key)) return up(x);
+    cache?.start(key);
+    if (t === 1) return x;
+    // The first frame is not doubled, and the conv's stream starts at the second frame.
+    return concat([slice(x, 1, 0, 1), up(slice(x, 1, 1, t))], 1);
+  }
+
+  /** downsample3d's time step, after the spatial one: 1 + 2m frames → 1 + m; later chunks 2m → m. */
+  private timeDownsample(cache: FeatureCache | null, name: string, x: Tensor): Tensor {
+    const key = `${name}.time_conv`;
+    const weight = this.w(`${key}.weight`);
+    const bias = this.w(`${key}.bias`);
+    const t = x.shape[1] as number;
+    if (!cache) {
+      // Whole clip: windows [x0 x1 x2], [x2 x3 x4], … after the first frame, which passes through.
+      if (t === 1) return x;
+      return concat([slice(x, 1, 0, 1), conv3d(x, weight, { bias, stride: [2, 1, 1] })], 1);
+    }
+    // Stride-2 windows must tile the stream: 1 + 2m frames in the first chunk, 2m after.
+    if ((t + (cache.started(key) ? 1 : 0)) % 2 !== 1)
+      throw new Error(`Wan VAE: ${key} got a chunk of ${t} frames, which its stride-2 windows cannot tile`);
+    const last = slice(x, 1, t - 1, t);
+    let y: Tensor;
+    if (!cache.started(key)) {
+      cache.start(key);
+      if (t === 1) y = x;
+      else {
+        // The first frame passes through and also opens the first stride-2 window.
+        const first = slice(x, 1, 0, 1);
+        const rest = conv3d(slice(x, 1, 1, t), weight, {
+          bias,
+          stride: [2, 1, 1],
+          padding: [1, 0, 0, 0],
+          prev: first,
+        });
+        y = concat([first, rest], 1);
+      }
+    } else {
+      // The previous chunk's last frame opens this chunk's first window.
+      y = conv3d(x, weight, { bias, stride: [2, 1, 1], padding: [1, 0, 0, 0], prev: cache.get(key) });
+    }
+    cache.set(key, last);
+    return y;
+  }
+}
+
+/** [B, F, H, W, 2C] → [B, 2F, H, W, C]: frame 2f is channels [0, C) of f, frame 2f + 1 channels [C, 2C). */
+export function interleaveFrames(x: Tensor): Tensor {
+  const [b, f, h, w, c2] = x.shape as [number, number, number, number, number];
+  const c = c2 / 2;
+  return permute(x.reshape([b, f, h, w, 2, c]), [0, 1, 4, 2, 3, 5]).reshape([b, 2 * f, h, w, c]);
+}
+
+/** scope(), through the cache when there is one so that its entries outlive the scope. */
+function sub<T>(cache: FeatureCache | null, fn: () => T): T {
+  return cache ? cache.scoped(fn) : scope(fn);
+}
+
+/** Frees `prev` (an intermediate this module made) once `next`, computed from it, is enqueued. */
+function replace(prev: Tensor, next: Tensor): Tensor {
+  if (prev !== next) prev.dispose();
+  return next;
+}
