@@ -3,7 +3,24 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import sharp from "sharp";
+import type Sharp from "sharp";
+
+// sharp (libvips) is loaded on first use: importing @tessera/core stays fast, and a
+// machine where sharp's prebuilt binary is missing can still generate and write video.
+let sharpModule: Promise<typeof Sharp> | undefined;
+async function loadSharp(): Promise<typeof Sharp> {
+  sharpModule ??= import("sharp").then(
+    (m) => m.default,
+    (e: unknown) => {
+      sharpModule = undefined;
+      throw new VideoIOError(
+        `reading images needs the 'sharp' package, which failed to load: ${(e as Error).message}; reinstall with \`pnpm install\``,
+      );
+    },
+  );
+  return sharpModule;
+}
+
 import { VideoIOError } from "./errors.js";
 import { type DecodeOptions, type Fit, ffmpegDecode, ffmpegEncode, findFfmpeg } from "./ffmpeg.js";
 import { checkFrames, checkImage, type RgbImage, resampleFps, type VideoFrames } from "./frames.js";
@@ -352,6 +369,7 @@ async function checkExists(path: string, what: string) {
 
 /** Resizes raw RGB with sharp, the same resampler readImage uses. */
 async function resizeRgb(data: Uint8Array, w: number, h: number, o: ReadVideoOptions) {
+  const sharp = await loadSharp();
   const img = await sharp(data, { raw: { width: w, height: h, channels: 3 } })
     .resize({
       width: o.width,
@@ -396,9 +414,10 @@ function sourceLimit(o: ReadVideoOptions, srcFps: number): number {
 async function decodeStill(
   input: string | Buffer,
   path: string,
-  pipeline: (s: sharp.Sharp) => sharp.Sharp,
-  sharpOpts?: sharp.SharpOptions,
+  pipeline: (s: Sharp.Sharp) => Sharp.Sharp,
+  sharpOpts?: Sharp.SharpOptions,
 ) {
+  const sharp = await loadSharp();
   try {
     const img = await pipeline(sharp(input, sharpOpts))
       .flatten({ background: "#000000" })
@@ -451,7 +470,8 @@ async function readPngFolder(dir: string, o: ReadVideoOptions): Promise<VideoFra
 
 /** Animated GIF through sharp (libvips composites each frame fully), so reading GIFs needs no ffmpeg. */
 async function readGif(path: string, o: ReadVideoOptions): Promise<VideoFrames> {
-  let meta: sharp.Metadata;
+  const sharp = await loadSharp();
+  let meta: Sharp.Metadata;
   try {
     meta = await sharp(path, { animated: true }).metadata();
   } catch (e) {
@@ -541,6 +561,7 @@ export async function writeImage(
   const q = Math.round(qualityOf(opts.quality ?? 90)) || 1;
   await atomically(path, async (tmp) => {
     if (ext === ".png") return writeFile(tmp, encodePng(image));
+    const sharp = await loadSharp();
     const s = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
     await (ext === ".webp" ? s.webp({ quality: q }) : s.jpeg({ quality: q })).toFile(tmp);
   });
