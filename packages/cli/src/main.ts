@@ -1,8 +1,12 @@
 // Command dispatch; kept apart from bin.ts so tests can call it in-process.
 import { OpError, TesseraError } from "@tessera/native";
 import { UsageError } from "./args.js";
+import { createModelCommand } from "./commands/create-model.js";
 import { devicesCommand } from "./commands/devices.js";
 import { forwardCommand } from "./commands/forward.js";
+import { generateCommand } from "./commands/generate.js";
+import { infoCommand } from "./commands/info.js";
+import { modelsCommand } from "./commands/models.js";
 
 export const HELP = `tessera — text-to-video on a diffusion transformer over spacetime patches
 
@@ -11,6 +15,19 @@ usage:
   tessera forward [options]           run one forward pass of a Wan-family transformer with random weights
       --device cpu|cuda[:N]  (cpu)    --config tiny|wan2.1-1.3b (tiny)   --layers N
       --frames N (5)   --size WxH (64x64)   --dtype f32|bf16|f16   --seed N   --json
+  tessera generate PROMPT [options]   make a video from a text prompt with a Wan2.1 model folder
+      -o FILE (out.mp4: .mp4/.webm need ffmpeg; .gif, .y4m, or DIR/ for PNG frames)
+      --model DIR|NAME ($TESSERA_MODEL)   --device cpu|cuda[:N]   --dtype f32|bf16|f16
+      --size WxH   --frames N (1+4k)   --steps N   --guidance X   --shift X   --scheduler unipc|euler
+      --seed N   --negative TEXT   --fps N   --json
+      --image FILE                     image-to-video: the image is the first frame
+      --video FILE [--strength X]      video-to-video from FILE (strength in (0,1], default 0.8)
+      --video FILE --extend [--context N]   continue FILE; --loop ends where it began
+  tessera models [PATH...] [--json]   list model folders under $TESSERA_MODELS (or ./models) and PATHs
+  tessera info MODEL [--size WxH] [--frames N] [--dtype D] [--json]
+                                      a model's configs, parameters, and a memory estimate
+  tessera create-model DIR [--config tiny|wan2.1-1.3b] [--seed N] [--dtype D]
+                                      write a random-weight model folder (diffusers layout) to try things with
   tessera help                        this text
 `;
 
@@ -26,6 +43,14 @@ export async function main(
         return devicesCommand(rest, out);
       case "forward":
         return await forwardCommand(rest, out);
+      case "generate":
+        return await generateCommand(rest, out, err);
+      case "models":
+        return await modelsCommand(rest, out);
+      case "info":
+        return await infoCommand(rest, out, err);
+      case "create-model":
+        return await createModelCommand(rest, out, err);
       case undefined:
       case "help":
       case "--help":

@@ -1,0 +1,188 @@
+// `tessera info MODEL`: what a model folder holds — configs, parameters and
+// on-disk dtypes per component, sampling defaults — and a rough memory estimate
+// for a generation size, read from the configs and safetensors headers without
+// loading any weights.
+import { stat } from "node:fs/promises";
+import {
+  componentWeightFiles,
+  generationDefaults,
+  inspectWeights,
+  modelLimits,
+  parameterCount,
+  readModelFolder,
+  resolveOptions,
+  spatialFactor,
+  temporalFactor,
+  umt5ParameterCount,
+  type WanTransformerConfig,
+  type WanVaeConfig,
+  wanVaeParams,
+} from "@tessera/core";
+import { type DType, defaultDevice } from "@tessera/native";
+import { choiceFlag, intFlag, parse, sizeFlag, UsageError } from "../args.js";
+import { formatBytes, formatCount, resolveModel, runtimeFailure } from "./model-args.js";
+
+const BYTES: Record<DType, number> = { f32: 4, bf16: 2, f16: 2, i32: 4, u8: 1 };
+
+function vaeParameterCount(c: WanVaeConfig): number {
+  let n = 0;
+  for (const s of wanVaeParams(c).values()) n += s.shape.reduce((a, b) => a * b, 1);
+  return n;
+}
+
+export interface MemoryEstimate {
+  weights: number;
+  /** Peak of the transformer's activations for one step (both guidance branches). */
+  denoise: number;
+  /** Peak of the VAE decoder's activations plus the decoded video. */
+  decode: number;
+  total: number;
+}
+
+/**
+ * A rough peak-memory estimate. Weights at their run dtypes (VAE f32); the
+ * transformer's live activations per step for a batch of 2 are about
+ * L·(6·dim + ffn_dim) values (residual, q/k/v/attention output, the FFN hidden
+ * layer) with L = frames·(H/16)·(W/16) tokens, attention computed blockwise; the
+ * VAE decodes one latent frame (4 video frames) at a time, its widest full-size
+ * feature map being base_dim channels, with the causal cache and a few temporaries
+ * around it, and then holds the whole decoded clip in f32.
+ */
+export function estimateMemory(
+  t: WanTransformerConfig,
+  v: WanVaeConfig,
+  textParams: number,
+  dtype: DType,
+  width: number,
+  height: number,
+  frames: number,
+): MemoryEstimate {
+  const b = BYTES[dtype];
+  const weights = parameterCount(t) * b + textParams * b + vaeParameterCount(v) * 4;
+  const sf = spatialFactor(v);
+  const tf = temporalFactor(v);
+  const latentFrames = (frames - 1) / tf + 1;
+  const tokens =
+    (latentFrames / t.patch_size[0]) * (height / sf / t.patch_size[1]) * (width / sf / t.patch_size[2]);
+  const dim = t.num_attention_heads * t.attention_head_dim;
+  const denoise = 2 * tokens * (6 * dim + t.ffn_dim) * b + 2 * 512 * t.text_dim * b;
+  const base = (v.decoder_base_dim ?? v.base_dim) * (v.dim_mult[0] ?? 1);
+  const decode = 6 * base * tf * height * width * 4 + frames * height * width * 3 * 4;
+  return { weights, denoise, decode, total: weights + Math.max(denoise, decode) };
+}
+
+export async function infoCommand(
+  argv: string[],
+  out: (s: string) => void,
+  err: (s: string) => void,
+): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    size: { type: "string" },
+    frames: { type: "string" },
+    dtype: { type: "string" },
+    json: { type: "boolean" },
+  });
+  if (positionals.length > 1) throw new UsageError(`info takes one MODEL, got ${positionals.length}`);
+  const dir = resolveModel(positionals[0]);
+  // Estimate for how `generate` would run here by default: bf16 on a GPU, f32 on the CPU.
+  const dtype = choiceFlag<DType>(
+    "dtype",
+    values.dtype,
+    ["f32", "bf16", "f16"],
+    defaultDevice().kind === "cpu" ? "f32" : "bf16",
+  );
+  const size = values.size === undefined ? undefined : sizeFlag(values.size, [0, 0]);
+  const framesFlag =
+    values.frames === undefined ? undefined : intFlag("frames", values.frames, 0, 1, 100_000);
+  try {
+    const info = await readModelFolder(dir);
+    const defaults = generationDefaults(info.defaults);
+    const [width, height] = size ?? [defaults.width, defaults.height];
+    const frames = framesFlag ?? defaults.frames;
+    resolveOptions(
+      { prompt: "", width, height, frames },
+      defaults,
+      modelLimits(info.transformer, info.vae),
+      () => 0,
+    );
+
+    const components: Record<
+      string,
+      { parameters: number; dtypes: Record<string, number>; bytes: number; files: number }
+    > = {};
+    const params = {
+      transformer: parameterCount(info.transformer),
+      vae: vaeParameterCount(info.vae),
+      text_encoder: umt5ParameterCount(info.textEncoder),
+    };
+    for (const [name, parameters] of Object.entries(params)) {
+      const files = await componentWeightFiles(dir, name);
+      let bytes = 0;
+      for (const f of files) bytes += (await stat(f)).size;
+      const dtypes: Record<string, number> = {};
+      if (files.length > 0) {
+        const inv = await inspectWeights(`${dir}/${name}`);
+        for (const e of inv.tensors.values()) dtypes[e.info.dtype] = (dtypes[e.info.dtype] ?? 0) + 1;
+      }
+      components[name] = { parameters, dtypes, bytes, files: files.length };
+    }
+    const memory = estimateMemory(
+      info.transformer,
+      info.vae,
+      params.text_encoder,
+      dtype,
+      width,
+      height,
+      frames,
+    );
+    const report = {
+      path: info.dir,
+      class: info.className,
+      ...(info.description ? { description: info.description } : {}),
+      transformer: info.transformer,
+      vae: info.vae,
+      textEncoder: info.textEncoder,
+      scheduler: info.scheduler,
+      defaults,
+      components,
+      estimate: { width, height, frames, dtype, ...memory },
+    };
+    if (values.json) {
+      out(JSON.stringify(report, null, 2));
+      return 0;
+    }
+    const t = info.transformer;
+    const c = info.textEncoder;
+    const line = (name: string, what: string) => {
+      const k = components[name] as (typeof components)[string];
+      const dt = Object.entries(k.dtypes)
+        .map(([d, n]) => `${d}×${n}`)
+        .join(" ");
+      out(
+        `  ${name.padEnd(13)} ${formatCount(k.parameters).padStart(8)} params  ${what}\n` +
+          `  ${"".padEnd(13)} ${k.files ? `${formatBytes(k.bytes)} in ${k.files} file(s), tensors ${dt}` : "no weight files"}`,
+      );
+    };
+    out(`${info.dir}  (${info.className})${info.description ? `\n  ${info.description}` : ""}`);
+    line(
+      "transformer",
+      `${t.num_layers} layers, ${t.num_attention_heads} heads × ${t.attention_head_dim}, ffn ${t.ffn_dim}, patch ${t.patch_size.join("×")}, ${t.in_channels} latent channels`,
+    );
+    line(
+      "vae",
+      `base ${info.vae.base_dim}, z ${info.vae.z_dim}, ×${spatialFactor(info.vae)} space, ×${temporalFactor(info.vae)} time`,
+    );
+    line("text_encoder", `umT5 ${c.num_layers} layers, d_model ${c.d_model}, vocab ${c.vocab_size}`);
+    out(
+      `  sampling      ${defaults.scheduler} shift ${defaults.shift}, ${defaults.steps} steps, guidance ${defaults.guidance}, ` +
+        `${defaults.width}x${defaults.height}, ${defaults.frames} frames @ ${defaults.fps} fps`,
+    );
+    out(
+      `  memory        ~${formatBytes(memory.total)} for ${width}x${height}, ${frames} frames at ${dtype} ` +
+        `(weights ${formatBytes(memory.weights)}, denoising ${formatBytes(memory.denoise)}, decoding ${formatBytes(memory.decode)}; a rough estimate)`,
+    );
+    return 0;
+  } catch (e) {
+    return runtimeFailure(e, err);
+  }
+}

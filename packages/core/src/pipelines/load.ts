@@ -1,0 +1,253 @@
+// Reading a diffusers-layout Wan2.1 text-to-video folder (see model-folder.ts)
+// into pipeline components.
+import { existsSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Device, type DeviceLike, type DType } from "@tessera/native";
+import { umt5ConfigFromJson } from "../models/t5/config.js";
+import { UMT5Encoder } from "../models/t5/encoder.js";
+import { validateWanConfig, WAN21_T2V_1_3B, type WanTransformerConfig } from "../models/wan/config.js";
+import { WanTransformer } from "../models/wan/transformer.js";
+import { validateWanVaeConfig, WAN21_VAE, type WanVaeConfig } from "../models/wan-vae/config.js";
+import { WanVAE } from "../models/wan-vae/vae.js";
+import { schedulerFromConfig } from "../schedulers/index.js";
+import { TextTokenizer } from "../tokenizer/tokenizer.js";
+import { loadComponentWeights, openDiffusersFolder } from "../weights/diffusers.js";
+import { readJsonFile } from "../weights/load.js";
+import type { WeightStore } from "../weights/store.js";
+import type { GenerationDefaults } from "./options.js";
+import type { WanPipelineComponents } from "./wan.js";
+
+export class ModelFolderError extends Error {
+  override name = "ModelFolderError";
+}
+
+export interface LoadPipelineOptions {
+  /** Default "cpu". */
+  device?: DeviceLike;
+  /** Transformer dtype: f32 on the CPU (the only float type its kernels take); default f32 on the CPU, bf16 on CUDA. */
+  dtype?: DType;
+  /** Text-encoder dtype (default: dtype). */
+  textEncoderDtype?: DType;
+  /** Put the text encoder elsewhere, e.g. "cpu" to keep umT5-XXL off a small GPU (Wan's --t5_cpu). */
+  textEncoderDevice?: DeviceLike;
+  /** VAE dtype (default f32, as Wan runs it). */
+  vaeDtype?: DType;
+  textCacheSize?: number;
+  onProgress?: (p: { component: string; loaded: number; total: number }) => void;
+}
+
+const COMPONENTS = ["transformer", "vae", "text_encoder", "tokenizer"] as const;
+
+function obj(v: unknown, what: string): Record<string, unknown> {
+  if (!v || typeof v !== "object" || Array.isArray(v))
+    throw new ModelFolderError(`${what}: expected a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/** The transformer config from a diffusers transformer/config.json. */
+export function wanConfigFromJson(json: unknown, what = "transformer/config.json"): WanTransformerConfig {
+  const j = obj(json, what);
+  if (j.image_dim != null || j.added_kv_proj_dim != null)
+    throw new ModelFolderError(
+      `${what}: this is an image-to-video transformer (image_dim / added_kv_proj_dim set); only Wan2.1 text-to-video weights are supported (image-to-video runs on them by conditioning)`,
+    );
+  const num = (k: keyof WanTransformerConfig) => {
+    const v = j[k];
+    if (typeof v !== "number") throw new ModelFolderError(`${what}: field '${k}' is missing or not a number`);
+    return v;
+  };
+  const c: WanTransformerConfig = {
+    patch_size: (Array.isArray(j.patch_size) ? j.patch_size : WAN21_T2V_1_3B.patch_size) as [
+      number,
+      number,
+      number,
+    ],
+    num_attention_heads: num("num_attention_heads"),
+    attention_head_dim: num("attention_head_dim"),
+    in_channels: num("in_channels"),
+    out_channels: num("out_channels"),
+    text_dim: num("text_dim"),
+    freq_dim: num("freq_dim"),
+    ffn_dim: num("ffn_dim"),
+    num_layers: num("num_layers"),
+    cross_attn_norm: typeof j.cross_attn_norm === "boolean" ? j.cross_attn_norm : true,
+    qk_norm: j.qk_norm === null ? null : "rms_norm_across_heads",
+    eps: typeof j.eps === "number" ? j.eps : 1e-6,
+    rope_max_seq_len: typeof j.rope_max_seq_len === "number" ? j.rope_max_seq_len : 1024,
+  };
+  if (j.qk_norm !== undefined && j.qk_norm !== null && j.qk_norm !== "rms_norm_across_heads")
+    throw new ModelFolderError(`${what}: qk_norm ${JSON.stringify(j.qk_norm)} is not supported`);
+  try {
+    validateWanConfig(c);
+  } catch (e) {
+    throw new ModelFolderError(`${what}: ${(e as Error).message}`);
+  }
+  return c;
+}
+
+/** The VAE config from a diffusers vae/config.json (absent fields take AutoencoderKLWan's defaults). */
+export function wanVaeConfigFromJson(json: unknown, what = "vae/config.json"): WanVaeConfig {
+  const j = obj(json, what);
+  const pick = <K extends keyof WanVaeConfig>(k: K): WanVaeConfig[K] =>
+    (j[k] === undefined ? WAN21_VAE[k] : j[k]) as WanVaeConfig[K];
+  const c: WanVaeConfig = {
+    base_dim: pick("base_dim"),
+    decoder_base_dim: (j.decoder_base_dim ?? null) as number | null,
+    z_dim: pick("z_dim"),
+    dim_mult: pick("dim_mult"),
+    num_res_blocks: pick("num_res_blocks"),
+    attn_scales: pick("attn_scales"),
+    temperal_downsample: pick("temperal_downsample"),
+    dropout: pick("dropout"),
+    latents_mean: pick("latents_mean"),
+    latents_std: pick("latents_std"),
+    ...(typeof j.in_channels === "number" ? { in_channels: j.in_channels } : {}),
+    ...(typeof j.out_channels === "number" ? { out_channels: j.out_channels } : {}),
+    ...(j.is_residual !== undefined ? { is_residual: j.is_residual as boolean } : {}),
+    ...(j.patch_size !== undefined ? { patch_size: j.patch_size as number | null } : {}),
+  };
+  try {
+    validateWanVaeConfig(c);
+  } catch (e) {
+    throw new ModelFolderError(`${what}: ${(e as Error).message}`);
+  }
+  return c;
+}
+
+/** What a model folder is, without loading weights (for `tessera models` / `info`). */
+export interface ModelFolderInfo {
+  dir: string;
+  className: string;
+  transformer: WanTransformerConfig;
+  vae: WanVaeConfig;
+  textEncoder: ReturnType<typeof umt5ConfigFromJson>;
+  scheduler: { name: "unipc" | "euler"; shift: number; numTrainTimesteps: number } | null;
+  defaults: Partial<GenerationDefaults>;
+  description?: string;
+}
+
+/** True when `dir` has a model_index.json (a candidate model folder). */
+export function looksLikeModelFolder(dir: string): boolean {
+  return existsSync(join(dir, "model_index.json"));
+}
+
+export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
+  const root = resolve(dir);
+  const s = await stat(root).catch(() => null);
+  if (!s?.isDirectory()) throw new ModelFolderError(`${dir}: no such model folder`);
+  if (!existsSync(join(root, "model_index.json")))
+    throw new ModelFolderError(
+      `${dir}: not a model folder (no model_index.json); expected the diffusers layout of Wan-AI/Wan2.1-T2V-*-Diffusers`,
+    );
+  const folder = await openDiffusersFolder(root);
+  if (folder.pipelineClass !== "WanPipeline")
+    throw new ModelFolderError(
+      `${join(dir, "model_index.json")}: _class_name is '${folder.pipelineClass}'; only WanPipeline (Wan2.1 text-to-video) folders are supported`,
+    );
+  const component = (name: string) => {
+    const c = folder.components.get(name);
+    if (!c) throw new ModelFolderError(`${join(dir, "model_index.json")}: the ${name} component is missing`);
+    return c;
+  };
+  for (const c of COMPONENTS) component(c);
+  const transformer = wanConfigFromJson(component("transformer").config, component("transformer").configFile);
+  const vae = wanVaeConfigFromJson(component("vae").config, component("vae").configFile);
+  let textEncoder: ModelFolderInfo["textEncoder"];
+  try {
+    textEncoder = umt5ConfigFromJson(component("text_encoder").config);
+  } catch (e) {
+    throw new ModelFolderError(`${component("text_encoder").configFile}: ${(e as Error).message}`);
+  }
+  let scheduler: ModelFolderInfo["scheduler"] = null;
+  const sched = folder.components.get("scheduler");
+  if (sched) {
+    try {
+      scheduler = schedulerFromConfig(sched.config as Record<string, unknown>);
+    } catch (e) {
+      throw new ModelFolderError(`${sched.configFile}: ${(e as Error).message}`);
+    }
+  }
+  const defaults: Partial<GenerationDefaults> = {};
+  let description: string | undefined;
+  const extraPath = join(root, "tessera.json");
+  if (existsSync(extraPath)) {
+    const extra = obj(await readJsonFile(extraPath, "tessera.json"), extraPath);
+    const d = extra.defaults === undefined ? {} : obj(extra.defaults, `${extraPath}: defaults`);
+    for (const k of ["width", "height", "frames", "steps", "guidance", "shift", "fps"] as const)
+      if (typeof d[k] === "number") defaults[k] = d[k] as number;
+    if (d.scheduler === "unipc" || d.scheduler === "euler") defaults.scheduler = d.scheduler;
+    if (typeof extra.description === "string") description = extra.description;
+  }
+  if (scheduler) {
+    defaults.scheduler ??= scheduler.name;
+    defaults.shift ??= scheduler.shift;
+  }
+  return {
+    dir: root,
+    className: folder.pipelineClass,
+    transformer,
+    vae,
+    textEncoder,
+    scheduler,
+    defaults,
+    ...(description ? { description } : {}),
+  };
+}
+
+/** Files of one component's weights (for size reports). */
+export async function componentWeightFiles(dir: string, component: string): Promise<string[]> {
+  const d = join(resolve(dir), component);
+  const names = await readdir(d).catch(() => [] as string[]);
+  return names.filter((n) => n.endsWith(".safetensors")).map((n) => join(d, n));
+}
+
+export async function loadWanComponents(
+  dir: string,
+  opts: LoadPipelineOptions = {},
+): Promise<WanPipelineComponents> {
+  const info = await readModelFolder(dir);
+  const device = Device.parse(opts.device ?? "cpu");
+  const dtype = opts.dtype ?? (device.kind === "cpu" ? "f32" : "bf16");
+  const textDevice = Device.parse(opts.textEncoderDevice ?? device);
+  const textDtype = opts.textEncoderDtype ?? (textDevice.kind === "cpu" ? "f32" : dtype);
+  const vaeDtype = opts.vaeDtype ?? "f32";
+  for (const [what, d, t] of [
+    ["dtype", device, dtype],
+    ["textEncoderDtype", textDevice, textDtype],
+    ["vaeDtype", device, vaeDtype],
+  ] as const)
+    if (d.kind === "cpu" && t !== "f32")
+      throw new ModelFolderError(`${what} must be f32 on the CPU, got ${t}`);
+
+  const root = info.dir;
+  const stores: WeightStore[] = [];
+  const load = async (component: string, d: Device, t: DType) => {
+    const s = await loadComponentWeights(root, component, {
+      device: d,
+      dtype: t,
+      onProgress: (p) => opts.onProgress?.({ component, loaded: p.loaded, total: p.total }),
+    });
+    stores.push(s);
+    return s;
+  };
+  try {
+    const tokenizer = await TextTokenizer.fromFile(join(root, "tokenizer", "tokenizer.json"));
+    const transformer = new WanTransformer(info.transformer, await load("transformer", device, dtype));
+    const vae = new WanVAE(info.vae, await load("vae", device, vaeDtype));
+    const textEncoder = new UMT5Encoder(info.textEncoder, await load("text_encoder", textDevice, textDtype));
+    return {
+      transformer,
+      vae,
+      textEncoder,
+      tokenizer,
+      modelId: `${root} ${device.name} ${dtype}/${textDtype}`,
+      defaults: info.defaults,
+      ...(info.scheduler ? { numTrainTimesteps: info.scheduler.numTrainTimesteps } : {}),
+      ...(opts.textCacheSize !== undefined ? { textCacheSize: opts.textCacheSize } : {}),
+    };
+  } catch (e) {
+    for (const s of stores) s.dispose();
+    throw e;
+  }
+}

@@ -1,0 +1,300 @@
+// Checking generate() options against the model before anything is allocated,
+// with messages that name the option, so a bad request fails in milliseconds
+// rather than after the text encoder has run.
+import type { Tensor } from "@tessera/native";
+import type { SchedulerName } from "../schedulers/common.js";
+import type { RgbImage, VideoFrames } from "../video/frames.js";
+
+export class GenerateOptionError extends Error {
+  override name = "GenerateOptionError";
+  constructor(
+    /** The generate() option at fault ("width", "frames", "strength", …). */
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown when a run is stopped through its AbortSignal; everything it allocated is freed first. */
+export class AbortError extends Error {
+  override name = "AbortError";
+  constructor(message = "generation was aborted", options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export interface GenerateProgress {
+  /** Steps done in this run, 1..total. */
+  step: number;
+  total: number;
+  /** Milliseconds since the first denoising step started. */
+  elapsed: number;
+  /** Estimated milliseconds left for the remaining steps (from the mean step time so far). */
+  eta: number;
+  /** The model timestep and σ of the step just done. */
+  timestep: number;
+  sigma: number;
+}
+
+export interface GenerateOptions {
+  prompt: string;
+  /** Default "" (as diffusers' WanPipeline). */
+  negativePrompt?: string;
+  width?: number;
+  height?: number;
+  /** 1 + 4k. */
+  frames?: number;
+  steps?: number;
+  /** Classifier-free guidance scale; at 1 or below only the conditional branch runs. */
+  guidance?: number;
+  shift?: number;
+  scheduler?: SchedulerName;
+  /** Non-negative integer below 2^53; drawn at random (and reported) when absent. */
+  seed?: number;
+  /** Image-to-video: the image becomes the first frame (RGB8 of any size, or a [1, 1, H, W, 3] tensor in [-1, 1]). */
+  image?: RgbImage | Tensor;
+  /**
+   * With `extend`: the clip to continue. Without: video-to-video input. RGB8 frames of
+   * any size, or a [1, T, H, W, 3] tensor in [-1, 1] at the generation size.
+   */
+  video?: VideoFrames | Tensor;
+  /** Continue `video`: the output's first `contextFrames` frames re-create its last ones. */
+  extend?: boolean;
+  /** Frames of `video` the extension is conditioned on, 1 + 4j (default about a quarter of the output). */
+  contextFrames?: number;
+  /** Tie the last latent frame to the first, so the clip ends where it began. */
+  loop?: boolean;
+  /** Video-to-video: how much of the schedule to run, in (0, 1] (default 0.8, as diffusers). */
+  strength?: number;
+  onProgress?: (p: GenerateProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface GenerationDefaults {
+  width: number;
+  height: number;
+  frames: number;
+  steps: number;
+  guidance: number;
+  shift: number;
+  scheduler: SchedulerName;
+  fps: number;
+}
+
+/** What the model's geometry allows. */
+export interface ModelLimits {
+  /** Pixels per latent × patch, along H and W (8 × 2 = 16 for Wan2.1). */
+  sideMultiple: number;
+  /** Frames per latent frame after the first (4). */
+  temporalFactor: number;
+  /** Latent frames must be a multiple of the transformer's temporal patch (1). */
+  temporalPatch: number;
+  maxSide: number;
+  maxFrames: number;
+}
+
+export type Mode = "t2v" | "i2v" | "extend" | "v2v";
+
+export interface ResolvedOptions {
+  mode: Mode;
+  prompt: string;
+  negativePrompt: string;
+  width: number;
+  height: number;
+  frames: number;
+  latentFrames: number;
+  steps: number;
+  guidance: number;
+  shift: number;
+  scheduler: SchedulerName;
+  seed: number;
+  strength: number;
+  loop: boolean;
+  /** Latent frames held to known values (image or extension context) at the start of the clip. */
+  knownLatentFrames: number;
+  /** Pixel frames of the input clip the extension re-creates. */
+  contextFrames: number;
+}
+
+function isTensorLike(x: unknown): x is Tensor {
+  return typeof x === "object" && x !== null && "shape" in x && "dtype" in x && "dispose" in x;
+}
+
+function framesOf(v: VideoFrames | Tensor): number {
+  return isTensorLike(v) ? (v.shape[1] ?? 0) : v.frames.length;
+}
+
+function int(field: string, v: unknown, min: number, max: number, hint = ""): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max)
+    throw new GenerateOptionError(
+      field,
+      `${field} must be an integer from ${min} to ${max}${hint}, got ${String(v)}`,
+    );
+  return v;
+}
+
+function num(field: string, v: unknown, ok: (x: number) => boolean, range: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || !ok(v))
+    throw new GenerateOptionError(field, `${field} must be ${range}, got ${String(v)}`);
+  return v;
+}
+
+export function resolveOptions(
+  o: GenerateOptions,
+  d: GenerationDefaults,
+  limits: ModelLimits,
+  randomSeed: () => number,
+): ResolvedOptions {
+  if (o === null || typeof o !== "object")
+    throw new GenerateOptionError("options", "generate() needs an options object");
+  if (typeof o.prompt !== "string") throw new GenerateOptionError("prompt", "prompt must be a string");
+  if (o.negativePrompt !== undefined && typeof o.negativePrompt !== "string")
+    throw new GenerateOptionError("negativePrompt", "negativePrompt must be a string");
+
+  const hasVideo = o.video !== undefined && o.video !== null;
+  const hasImage = o.image !== undefined && o.image !== null;
+  if (o.extend && !hasVideo) throw new GenerateOptionError("extend", "extend needs a video to continue");
+  if (hasImage && hasVideo)
+    throw new GenerateOptionError(
+      "image",
+      "give either image (image-to-video) or video (extension / video-to-video), not both",
+    );
+  if (o.extend && o.strength !== undefined)
+    throw new GenerateOptionError(
+      "strength",
+      "strength applies to video-to-video; it cannot be combined with extend",
+    );
+  if (o.strength !== undefined && !hasVideo)
+    throw new GenerateOptionError("strength", "strength needs a video (video-to-video)");
+  if (o.contextFrames !== undefined && !o.extend)
+    throw new GenerateOptionError("contextFrames", "contextFrames applies to extend only");
+  if (hasImage && isTensorLike(o.image) && (o.image.ndim !== 5 || o.image.shape[1] !== 1))
+    throw new GenerateOptionError(
+      "image",
+      `an image tensor must be [1, 1, H, W, 3] in [-1, 1], got [${o.image.shape.join(", ")}]`,
+    );
+  const mode: Mode = hasImage ? "i2v" : hasVideo ? (o.extend ? "extend" : "v2v") : "t2v";
+
+  const m = limits.sideMultiple;
+  const side = (field: "width" | "height", v: number) => {
+    int(field, v, m, limits.maxSide);
+    if (v % m !== 0)
+      throw new GenerateOptionError(field, `${field} must be a multiple of ${m} (VAE 8 × patch 2), got ${v}`);
+    return v;
+  };
+  const width = side("width", o.width ?? d.width);
+  const height = side("height", o.height ?? d.height);
+
+  const tf = limits.temporalFactor;
+  const videoFrames = hasVideo ? framesOf(o.video as VideoFrames | Tensor) : 0;
+  // Video-to-video keeps the clip's length unless told otherwise (as many 1 + 4k frames as it has).
+  const defaultFrames =
+    mode === "v2v" && videoFrames > 0
+      ? Math.min(limits.maxFrames, 1 + tf * Math.floor((videoFrames - 1) / tf))
+      : d.frames;
+  const frames = int("frames", o.frames ?? defaultFrames, 1, limits.maxFrames, ` of the form 1 + ${tf}k`);
+  if ((frames - 1) % tf !== 0)
+    throw new GenerateOptionError(
+      "frames",
+      `frames must be 1 + ${tf}k (1, ${1 + tf}, ${1 + 2 * tf}, …, 81, …), got ${frames}`,
+    );
+  const latentFrames = (frames - 1) / tf + 1;
+  if (latentFrames % limits.temporalPatch !== 0)
+    throw new GenerateOptionError(
+      "frames",
+      `frames gives ${latentFrames} latent frames, not a multiple of the temporal patch ${limits.temporalPatch}`,
+    );
+
+  const steps = int("steps", o.steps ?? d.steps, 1, 1000);
+  const guidance = num(
+    "guidance",
+    o.guidance ?? d.guidance,
+    (x) => x >= 0 && x <= 100,
+    "a number from 0 to 100",
+  );
+  const shift = num(
+    "shift",
+    o.shift ?? d.shift,
+    (x) => x > 0 && x <= 100,
+    "a number above 0 and at most 100",
+  );
+  const scheduler = o.scheduler ?? d.scheduler;
+  if (scheduler !== "unipc" && scheduler !== "euler")
+    throw new GenerateOptionError(
+      "scheduler",
+      `scheduler must be 'unipc' or 'euler', got '${String(scheduler)}'`,
+    );
+  const seed = o.seed === undefined ? randomSeed() : int("seed", o.seed, 0, Number.MAX_SAFE_INTEGER);
+
+  let strength = 1;
+  if (mode === "v2v") {
+    strength = num("strength", o.strength ?? 0.8, (x) => x > 0 && x <= 1, "in (0, 1]");
+    if (Math.floor(steps * strength) < 1)
+      throw new GenerateOptionError(
+        "strength",
+        `strength ${strength} with ${steps} steps runs no step (floor(steps × strength) = 0); raise strength or steps`,
+      );
+    if (videoFrames < frames)
+      throw new GenerateOptionError("video", `video has ${videoFrames} frames but frames is ${frames}`);
+  }
+
+  let knownLatentFrames = mode === "i2v" ? 1 : 0;
+  let contextFrames = 0;
+  if (mode === "extend") {
+    if (latentFrames < 2)
+      throw new GenerateOptionError(
+        "frames",
+        `extend needs frames of at least ${1 + tf} (one new latent frame), got ${frames}`,
+      );
+    if (videoFrames < 1) throw new GenerateOptionError("video", "video to extend has no frames");
+    const maxKnown = Math.min(latentFrames - 1, 1 + Math.floor((videoFrames - 1) / tf));
+    if (o.contextFrames !== undefined) {
+      const c = int("contextFrames", o.contextFrames, 1, videoFrames);
+      if ((c - 1) % tf !== 0)
+        throw new GenerateOptionError("contextFrames", `contextFrames must be 1 + ${tf}j, got ${c}`);
+      if ((c - 1) / tf + 1 > latentFrames - 1)
+        throw new GenerateOptionError(
+          "contextFrames",
+          `contextFrames ${c} leaves nothing to generate in ${frames} frames; use at most ${1 + tf * (latentFrames - 2)}`,
+        );
+      knownLatentFrames = (c - 1) / tf + 1;
+    } else {
+      knownLatentFrames = Math.max(1, Math.min(maxKnown, Math.floor(latentFrames / 4)));
+    }
+    contextFrames = 1 + tf * (knownLatentFrames - 1);
+  }
+  if (o.loop && latentFrames < 2)
+    throw new GenerateOptionError("loop", `loop needs frames of at least ${1 + tf}, got ${frames}`);
+  if (o.loop && mode === "extend" && knownLatentFrames === latentFrames - 1)
+    throw new GenerateOptionError(
+      "loop",
+      "loop with extend leaves no free frame; give more frames or fewer contextFrames",
+    );
+  if (o.onProgress !== undefined && typeof o.onProgress !== "function")
+    throw new GenerateOptionError("onProgress", "onProgress must be a function");
+
+  return {
+    mode,
+    prompt: o.prompt,
+    negativePrompt: o.negativePrompt ?? "",
+    width,
+    height,
+    frames,
+    latentFrames,
+    steps,
+    guidance,
+    shift,
+    scheduler,
+    seed,
+    strength,
+    loop: o.loop === true,
+    knownLatentFrames,
+    contextFrames,
+  };
+}
+
+/** Wan's prompt clean-up (whitespace_clean): runs of whitespace become one space, ends trimmed. */
+export function cleanPrompt(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}

@@ -1,0 +1,499 @@
+// Text-to-video with Wan2.1: umT5 text states, a flow-matching sampler over the
+// diffusion transformer with classifier-free guidance, and the causal VAE — plus
+// image-to-video, extension, looping and video-to-video on the same text-to-video
+// weights, by holding latent frames to known values during sampling.
+//
+// The conditioning rule (one rule for every mode): a latent frame with a known
+// clean value k (the encoded image, the encoded tail of a clip, or — for a loop —
+// the current first frame) is overwritten after every scheduler step with
+// (1 − σ)·k + σ·ε, where σ is the noise level the step arrived at and ε that
+// frame's slice of the run's initial noise. The model so always sees known frames
+// at the noise level of the rest of the clip (the forward process it was trained
+// on), and at the final σ = 0 they are exactly k. The same overwrite is applied to
+// the starting latents, before the first step.
+import { axpby, cast, concat, type Device, type DType, randn, scope, slice, Tensor } from "@tessera/native";
+import type { UMT5Encoder } from "../models/t5/encoder.js";
+import type { WanTransformerConfig } from "../models/wan/config.js";
+import type { WanTransformer } from "../models/wan/transformer.js";
+import { spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
+import type { WanVAE } from "../models/wan-vae/vae.js";
+import { type FlowScheduler, startIndexForStrength } from "../schedulers/common.js";
+import { createScheduler, WAN_SAMPLING_DEFAULTS } from "../schedulers/index.js";
+import type { TextTokenizer } from "../tokenizer/tokenizer.js";
+import type { RgbImage, VideoFrames } from "../video/frames.js";
+import { type LoadPipelineOptions, loadWanComponents } from "./load.js";
+import {
+  AbortError,
+  cleanPrompt,
+  type GenerateOptions,
+  type GenerationDefaults,
+  type ModelLimits,
+  type ResolvedOptions,
+  resolveOptions,
+} from "./options.js";
+import { pixelsToTensor } from "./pixels.js";
+import { TextStateCache } from "./text-cache.js";
+
+export interface WanPipelineComponents {
+  transformer: WanTransformer;
+  vae: WanVAE;
+  textEncoder: UMT5Encoder;
+  tokenizer: TextTokenizer;
+  /** Names the model in the text-state cache key and in messages (default: a per-instance id). */
+  modelId?: string;
+  /** Overrides of the generation defaults (a model folder's scheduler_config.json and tessera.json set these). */
+  defaults?: Partial<GenerationDefaults>;
+  /** Text states are padded to this many tokens (Wan's text_len, 512). */
+  textLength?: number;
+  /** Prompts whose text states are kept (default 4). */
+  textCacheSize?: number;
+  numTrainTimesteps?: number;
+}
+
+export interface GenerateTimings {
+  /** Milliseconds in the text encoder (0 when both prompts were cached). */
+  text: number;
+  /** VAE encoding of the image or video, if any. */
+  encode: number;
+  denoise: number;
+  /** Mean milliseconds per denoising step. */
+  step: number;
+  decode: number;
+  total: number;
+}
+
+export interface GenerateResult {
+  /** [1, frames, height, width, 3] in [-1, 1], f32. */
+  video: Tensor;
+  /** The final normalised latents [1, F, height/8, width/8, z_dim], f32. */
+  latents: Tensor;
+  timings: GenerateTimings;
+  seed: number;
+  width: number;
+  height: number;
+  frames: number;
+  fps: number;
+  /** Steps run (fewer than `steps` for video-to-video). */
+  stepsRun: number;
+  /** For extend: the output's first frames that re-create the end of the input clip. */
+  contextFrames: number;
+  /** How many of the prompts came from the text-state cache. */
+  textCacheHits: number;
+}
+
+let nextInstance = 0;
+
+export class WanPipeline {
+  readonly transformer: WanTransformer;
+  readonly vae: WanVAE;
+  readonly textEncoder: UMT5Encoder;
+  readonly tokenizer: TextTokenizer;
+  readonly modelId: string;
+  readonly defaults: GenerationDefaults;
+  readonly limits: ModelLimits;
+  readonly textLength: number;
+  readonly numTrainTimesteps: number;
+  readonly #cache: TextStateCache;
+
+  constructor(c: WanPipelineComponents) {
+    this.transformer = c.transformer;
+    this.vae = c.vae;
+    this.textEncoder = c.textEncoder;
+    this.tokenizer = c.tokenizer;
+    this.modelId = c.modelId ?? `in-memory Wan pipeline #${nextInstance++}`;
+    this.textLength = c.textLength ?? WAN_SAMPLING_DEFAULTS.textLength;
+    this.numTrainTimesteps = c.numTrainTimesteps ?? 1000;
+    this.#cache = new TextStateCache(c.textCacheSize ?? 4);
+    this.defaults = generationDefaults(c.defaults);
+
+    const tc = this.transformer.config;
+    const z = this.vae.config.z_dim;
+    if (tc.in_channels !== z || tc.out_channels !== z)
+      throw new Error(
+        `WanPipeline: the transformer takes ${tc.in_channels} channels and gives ${tc.out_channels}, but the VAE's latents have ${z}`,
+      );
+    if (tc.text_dim !== this.textEncoder.config.d_model)
+      throw new Error(
+        `WanPipeline: the transformer's text_dim is ${tc.text_dim} but the text encoder's d_model is ${this.textEncoder.config.d_model}`,
+      );
+    if (this.tokenizer.vocabSize > this.textEncoder.config.vocab_size)
+      throw new Error(
+        `WanPipeline: the tokenizer can produce ids up to ${this.tokenizer.vocabSize - 1} but the text encoder has ${this.textEncoder.config.vocab_size} embeddings`,
+      );
+    if (!Number.isInteger(this.textLength) || this.textLength < 1)
+      throw new Error(`WanPipeline: textLength must be a positive integer, got ${this.textLength}`);
+    this.limits = modelLimits(tc, this.vae.config);
+  }
+
+  /**
+   * Loads a diffusers-layout Wan2.1 text-to-video folder (model_index.json with
+   * transformer/, vae/, text_encoder/, tokenizer/ and optionally scheduler/).
+   */
+  static async load(dir: string, opts: LoadPipelineOptions = {}): Promise<WanPipeline> {
+    const c = await loadWanComponents(dir, opts);
+    try {
+      return new WanPipeline(c);
+    } catch (e) {
+      c.transformer.weights.dispose();
+      c.vae.weights.dispose();
+      c.textEncoder.weights.dispose();
+      throw e;
+    }
+  }
+
+  /** Where the transformer's weights are: every tensor of a run lives there. */
+  get device(): Device {
+    return this.transformer.weights.get("patch_embedding.weight").device;
+  }
+
+  /** The transformer's dtype (its inputs are cast to it; latents and scheduler math stay f32). */
+  get dtype(): DType {
+    return this.transformer.weights.get("patch_embedding.weight").dtype;
+  }
+
+  get vaeDtype(): DType {
+    return anyWeight(this.vae.weights).dtype;
+  }
+
+  /** Frees the cached text states. */
+  clearTextCache(): void {
+    this.#cache.clear();
+  }
+
+  get textCacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** Frees the cached text states and every model weight. */
+  dispose(): void {
+    this.#cache.clear();
+    this.transformer.weights.dispose();
+    this.vae.weights.dispose();
+    this.textEncoder.weights.dispose();
+  }
+
+  /** Checks options against the model without running anything (throws GenerateOptionError naming the option). */
+  resolve(opts: GenerateOptions): ResolvedOptions {
+    return resolveOptions(opts, this.defaults, this.limits, () => Math.floor(Math.random() * 2 ** 32));
+  }
+
+  async generate(opts: GenerateOptions): Promise<GenerateResult> {
+    const t0 = performance.now();
+    const r = this.resolve(opts);
+    const signal = opts.signal;
+    checkAbort(signal);
+    const device = this.device;
+    const dtype = this.dtype;
+    const z = this.vae.config.z_dim;
+    const sf = this.vae.spatialFactor;
+    const shape = [1, r.latentFrames, r.height / sf, r.width / sf, z];
+
+    const owned: Tensor[] = [];
+    const own = <T extends Tensor>(t: T): T => {
+      owned.push(t);
+      return t;
+    };
+    const pinned: string[] = [];
+    let latents: Tensor | null = null;
+    let scheduler: FlowScheduler | null = null;
+    let video: Tensor | null = null;
+    const timings: GenerateTimings = { text: 0, encode: 0, denoise: 0, step: 0, decode: 0, total: 0 };
+    let hits = 0;
+    try {
+      // 1. Text states: conditional, then unconditional, one batch of two for guidance.
+      const tText = performance.now();
+      const cfg = r.guidance > 1;
+      const cond = await this.textStates(r.prompt, pinned);
+      hits += cond.hit ? 1 : 0;
+      let context = cond.states;
+      if (cfg) {
+        const uncond = await this.textStates(r.negativePrompt, pinned);
+        hits += uncond.hit ? 1 : 0;
+        context = own(concat([cond.states, uncond.states], 0));
+      }
+      timings.text = performance.now() - tText;
+      checkAbort(signal);
+
+      // 2. Known latents from the image or clip.
+      const tEnc = performance.now();
+      let known: Tensor | null = null;
+      let init: Tensor | null = null;
+      if (r.mode === "i2v") known = own(this.encodePixels(imageFrames(opts.image as RgbImage | Tensor), r));
+      else if (r.mode === "extend") {
+        const clip = opts.video as VideoFrames | Tensor;
+        const n = clipLength(clip);
+        known = own(this.encodePixels(clipFrames(clip, n - r.contextFrames, n), r));
+      } else if (r.mode === "v2v")
+        init = own(this.encodePixels(clipFrames(opts.video as VideoFrames | Tensor, 0, r.frames), r));
+      if (known || init) await device.synchronize();
+      timings.encode = performance.now() - tEnc;
+      checkAbort(signal);
+
+      // 3. Noise and the starting point.
+      const noise = own(randn(shape, { seed: r.seed, device }));
+      const noiseKnown = known ? own(slice(noise, 1, 0, r.knownLatentFrames)) : null;
+      scheduler = createScheduler(r.scheduler, { shift: r.shift, numTrainTimesteps: this.numTrainTimesteps });
+      scheduler.setTimesteps(r.steps);
+      const start = r.mode === "v2v" ? startIndexForStrength(r.steps, r.strength) : 0;
+      const s0 = scheduler.sigmas[start] as number;
+      // At the first step the pure noise is the sample, as in text-to-video (diffusers
+      // would mix in (1 − σ₀) of the video even at strength 1, where σ₀ < 1 for UniPC).
+      const begin = start === 0 || !init ? cast(noise, "f32") : scheduler.scaleNoise(init, noise, s0);
+      latents = this.constrain(begin, s0, known, noiseKnown, r.loop);
+
+      // 4. Denoising.
+      const tDen = performance.now();
+      const total = r.steps - start;
+      for (let i = start; i < r.steps; i++) {
+        checkAbort(signal);
+        const cur: Tensor = latents;
+        const v = guidedVelocity(
+          this.transformer,
+          cur,
+          scheduler.timesteps[i] as number,
+          context,
+          r.guidance,
+          dtype,
+        );
+        let next: Tensor;
+        try {
+          next = scheduler.step(v, cur, i);
+        } finally {
+          v.dispose();
+        }
+        cur.dispose();
+        latents = next;
+        latents = this.constrain(latents, scheduler.sigmas[i + 1] as number, known, noiseKnown, r.loop);
+        await device.synchronize();
+        const done = i - start + 1;
+        const elapsed = performance.now() - tDen;
+        opts.onProgress?.({
+          step: done,
+          total,
+          elapsed,
+          eta: (elapsed / done) * (total - done),
+          timestep: scheduler.timesteps[i] as number,
+          sigma: scheduler.sigmas[i + 1] as number,
+        });
+      }
+      timings.denoise = performance.now() - tDen;
+      timings.step = timings.denoise / total;
+      scheduler.reset();
+      checkAbort(signal);
+
+      // 5. Pixels.
+      const tDec = performance.now();
+      const final: Tensor = latents;
+      video = scope(() => {
+        const zIn = this.vaeDtype === "f32" ? final : cast(final, this.vaeDtype);
+        const px = this.vae.decode(zIn);
+        return px.dtype === "f32" ? px : cast(px, "f32");
+      });
+      await device.synchronize();
+      timings.decode = performance.now() - tDec;
+      timings.total = performance.now() - t0;
+      const result: GenerateResult = {
+        video,
+        latents: final,
+        timings,
+        seed: r.seed,
+        width: r.width,
+        height: r.height,
+        frames: r.frames,
+        fps: this.defaults.fps,
+        stepsRun: total,
+        contextFrames: r.contextFrames,
+        textCacheHits: hits,
+      };
+      latents = null;
+      video = null;
+      return result;
+    } finally {
+      for (const t of owned) t.dispose();
+      latents?.dispose();
+      video?.dispose();
+      scheduler?.dispose();
+      for (const k of pinned) this.#cache.release(k);
+    }
+  }
+
+  /** Text states [1, textLength, text_dim] in the transformer's dtype and device, cached and pinned under a key added to `pinned`. */
+  private async textStates(text: string, pinned: string[]): Promise<{ states: Tensor; hit: boolean }> {
+    const clean = cleanPrompt(text);
+    const key = TextStateCache.key(this.modelId, this.textLength, clean);
+    const got = await this.#cache.acquire(key, () => this.encodeText(clean));
+    pinned.push(key);
+    return got;
+  }
+
+  /** Runs the tokenizer and umT5 on one text (no cache): [1, textLength, d_model], rows past the text zero. */
+  async encodeText(text: string): Promise<Tensor> {
+    const enc = this.tokenizer.encode(text, { maxLength: this.textLength });
+    const encDevice = anyWeight(this.textEncoder.weights).device;
+    const ids = Tensor.from(enc.ids, [1, this.textLength], { dtype: "i32", device: encDevice });
+    let states: Tensor;
+    try {
+      states = this.textEncoder.encode(ids, [enc.length]);
+    } finally {
+      ids.dispose();
+    }
+    if (!states.device.equals(this.device)) {
+      const moved = await states.to(this.device);
+      states.dispose();
+      states = moved;
+    }
+    if (states.dtype !== this.dtype) {
+      const c = cast(states, this.dtype);
+      states.dispose();
+      states = c;
+    }
+    return states;
+  }
+
+  /** Normalised f32 latents of RGB8 frames or a [-1, 1] tensor, resized to the run's size. */
+  private encodePixels(src: PixelSource, r: ResolvedOptions): Tensor {
+    const vaeDevice = anyWeight(this.vae.weights).device;
+    return scope(() => {
+      const px =
+        src.kind === "tensor"
+          ? checkedPixelTensor(src.tensor, src.from, src.to, r, this.vaeDtype)
+          : pixelsToTensor(src.frames, src.width, src.height, r.width, r.height, {
+              device: vaeDevice,
+              dtype: this.vaeDtype,
+            });
+      const lat = this.vae.encode(px);
+      return lat.dtype === "f32" ? lat : cast(lat, "f32");
+    });
+  }
+
+  // Applies the conditioning rule to `x` at noise level σ; consumes x.
+  private constrain(
+    x: Tensor,
+    sigma: number,
+    known: Tensor | null,
+    noiseKnown: Tensor | null,
+    loop: boolean,
+  ): Tensor {
+    if (!known && !loop) return x;
+    const out = scope(() => {
+      const f = x.shape[1] as number;
+      let y = x;
+      if (known && noiseKnown) {
+        const m = known.shape[1] as number;
+        const k = sigma === 0 ? cast(known, "f32") : axpby(known, noiseKnown, 1 - sigma, sigma);
+        y = m === f ? k : concat([k, slice(y, 1, m, f)], 1);
+      }
+      if (loop && f > 1) y = concat([slice(y, 1, 0, f - 1), slice(y, 1, 0, 1)], 1);
+      return y === x ? cast(x, "f32") : y;
+    });
+    x.dispose();
+    return out;
+  }
+}
+
+/**
+ * Generation defaults: diffusers' WanPipeline size (832×480, 81 frames), Wan's
+ * sampling settings (UniPC, shift 5, 50 steps, guidance 5, 16 fps), then `over`.
+ */
+export function generationDefaults(over: Partial<GenerationDefaults> = {}): GenerationDefaults {
+  return {
+    width: 832,
+    height: 480,
+    frames: 81,
+    steps: WAN_SAMPLING_DEFAULTS.steps,
+    guidance: WAN_SAMPLING_DEFAULTS.guidance,
+    shift: WAN_SAMPLING_DEFAULTS.shift,
+    scheduler: WAN_SAMPLING_DEFAULTS.scheduler,
+    fps: WAN_SAMPLING_DEFAULTS.fps,
+    ...over,
+  };
+}
+
+/**
+ * What sizes a transformer + VAE pair can generate: sides in multiples of VAE
+ * factor × patch (16), frames 1 + 4k. The caps (4096 px a side, 1021 frames) are
+ * sanity limits well past what Wan2.1 was trained on (1280×720, 81 frames).
+ */
+export function modelLimits(tc: WanTransformerConfig, vc: WanVaeConfig): ModelLimits {
+  const [pt, ph, pw] = tc.patch_size;
+  if (ph !== pw) throw new Error(`WanPipeline: patch ${ph}x${pw} is not square`);
+  const tf = temporalFactor(vc);
+  return {
+    sideMultiple: spatialFactor(vc) * ph,
+    temporalFactor: tf,
+    temporalPatch: pt,
+    maxSide: 4096,
+    maxFrames: 1 + tf * 255,
+  };
+}
+
+/**
+ * The guided velocity at one step: with guidance > 1 (a context of batch 2,
+ * conditional first) both branches run as one batch of two and combine as
+ * uncond + g·(cond − uncond); otherwise the single branch. Returns f32.
+ */
+export function guidedVelocity(
+  transformer: WanTransformer,
+  latents: Tensor,
+  timestep: number,
+  context: Tensor,
+  guidance: number,
+  dtype: DType = transformer.weights.get("patch_embedding.weight").dtype,
+): Tensor {
+  return scope(() => {
+    const device = latents.device;
+    const x = latents.dtype === dtype ? latents : cast(latents, dtype);
+    const batch = context.shape[0] as number;
+    const input = batch === 2 ? concat([x, x], 0) : x;
+    const ts = Tensor.from(batch === 2 ? [timestep, timestep] : [timestep], [batch], { device });
+    const raw = transformer.forward({ latents: input, timesteps: ts, context });
+    // Combined in f32: with g = 5 the difference of two bf16 branches is amplified
+    // fivefold, and the upcast costs one pass over a latent-sized tensor.
+    const out = raw.dtype === "f32" ? raw : cast(raw, "f32");
+    // g·cond + (1 − g)·uncond is uncond + g·(cond − uncond) in one pass.
+    return batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), guidance, 1 - guidance) : out;
+  });
+}
+
+type PixelSource =
+  | { kind: "frames"; frames: readonly Uint8Array[]; width: number; height: number }
+  | { kind: "tensor"; tensor: Tensor; from: number; to: number };
+
+function isTensor(x: unknown): x is Tensor {
+  return x instanceof Tensor;
+}
+
+function imageFrames(image: RgbImage | Tensor): PixelSource {
+  if (isTensor(image)) return { kind: "tensor", tensor: image, from: 0, to: image.shape[1] as number };
+  return { kind: "frames", frames: [image.data], width: image.width, height: image.height };
+}
+
+function clipLength(clip: VideoFrames | Tensor): number {
+  return isTensor(clip) ? (clip.shape[1] as number) : clip.frames.length;
+}
+
+function clipFrames(clip: VideoFrames | Tensor, from: number, to: number): PixelSource {
+  if (isTensor(clip)) return { kind: "tensor", tensor: clip, from, to };
+  return { kind: "frames", frames: clip.frames.slice(from, to), width: clip.width, height: clip.height };
+}
+
+// Called inside a scope: the slice and cast are temporaries.
+function checkedPixelTensor(t: Tensor, from: number, to: number, r: ResolvedOptions, dtype: DType): Tensor {
+  const s = t.shape;
+  if (t.ndim !== 5 || s[0] !== 1 || s[2] !== r.height || s[3] !== r.width || s[4] !== 3)
+    throw new Error(
+      `pixel tensor must be [1, T, ${r.height}, ${r.width}, 3] (the generation size) in [-1, 1], got [${s.join(", ")}]`,
+    );
+  const part = from === 0 && to === s[1] ? t : slice(t, 1, from, to);
+  return part.dtype === dtype ? part : cast(part, dtype);
+}
+
+function anyWeight(store: { names(): string[]; get(name: string): Tensor }): Tensor {
+  const first = store.names()[0];
+  if (first === undefined) throw new Error("WanPipeline: a component has no weights");
+  return store.get(first);
+}
+
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError("generation was aborted", { cause: signal.reason });
+}
