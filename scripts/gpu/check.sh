@@ -2,7 +2,7 @@
 # Run ON THE GPU HOST (see prepare.sh): builds the addon with CUDA (cuBLASLt where
 # found), runs the op conformance suite on every backend, then compute-sanitizer
 # memcheck and racecheck over the CUDA cases. Results go to $OUT (or ./gpu-out).
-#   bash scripts/gpu/check.sh [--no-sanitizer | --sanitizer-only] [--filter SUBSTR]
+#   bash scripts/gpu/check.sh [--no-sanitizer | --sanitizer-only | --build-only] [--filter SUBSTR]
 # (A device call is limited to 10 minutes: run the checks and the sanitizers as two calls.)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -16,6 +16,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --no-sanitizer) sanitize=0 ;;
     --sanitizer-only) checks=0 ;;
+    --build-only) checks=0; sanitize=0 ;;
     --filter) filter="$2"; shift ;;
   esac
   shift
