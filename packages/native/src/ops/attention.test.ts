@@ -3,6 +3,7 @@ import { OpError } from "../errors.js";
 import { liveTensorCount, scope } from "../scope.js";
 import { Tensor } from "../tensor.js";
 import { relError } from "../testing/compare.js";
+import { expectOpError as expectOpErrorNaming } from "../testing/expect-op-error.js";
 import { HostRng } from "../testing/random.js";
 import { type AttentionGroup, attention, wanRopeDims } from "./attention.js";
 import { runOp } from "./run.js";
@@ -301,20 +302,7 @@ describe("wanRopeDims", () => {
 
 // Asserts fn throws an OpError for argument `arg`, naming it in the message.
 function expectOpError(fn: () => unknown, arg: string, pattern?: RegExp): void {
-  let err: unknown;
-  scope(() => {
-    try {
-      fn();
-    } catch (e) {
-      err = e;
-    }
-  });
-  expect(err, `expected an OpError naming '${arg}'`).toBeInstanceOf(OpError);
-  const e = err as OpError;
-  expect(e.arg).toBe(arg);
-  expect(e.op).toBe("attention");
-  expect(e.message).toContain(`'${arg}'`);
-  if (pattern) expect(e.message).toMatch(pattern);
+  expectOpErrorNaming(fn, arg, { op: "attention", ...(pattern ? { message: pattern } : {}) });
 }
 
 describe("attention argument errors", () => {

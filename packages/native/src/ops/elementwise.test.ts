@@ -4,6 +4,7 @@ import { bf16ToF32, type DType, f16ToF32, f32ToBf16, f32ToF16 } from "../dtype.j
 import { OpError } from "../errors.js";
 import { liveTensorCount, scope } from "../scope.js";
 import { numel, Tensor } from "../tensor.js";
+import { expectOpError } from "../testing/expect-op-error.js";
 import { HostRng } from "../testing/random.js";
 import {
   add,
@@ -98,21 +99,6 @@ function expectEqualValues(got: ArrayLike<number>, ref: ArrayLike<number>): void
     if (g !== r && !(Number.isNaN(g) && Number.isNaN(r)))
       expect.fail(`element ${i}: got ${g}, expected ${r}`);
   }
-}
-
-function expectOpError(fn: () => unknown, arg: string, text?: RegExp): void {
-  let err: unknown;
-  scope(() => {
-    try {
-      fn();
-    } catch (e) {
-      err = e;
-    }
-  });
-  expect(err, `expected an OpError naming '${arg}'`).toBeInstanceOf(OpError);
-  expect((err as OpError).arg).toBe(arg);
-  expect((err as OpError).message).toContain(`argument '${arg}'`);
-  if (text) expect((err as OpError).message).toMatch(text);
 }
 
 const sizes = [[1], [7], [77, 13], [3, 4097]] as const;

@@ -2,10 +2,10 @@
 // engine's blocking edges (micro-tile, KC and NC boundaries, threading), plus
 // every argument error.
 import { afterEach, describe, expect, it } from "vitest";
-import { OpError } from "../errors.js";
 import { liveTensorCount } from "../scope.js";
 import { Tensor } from "../tensor.js";
 import { relError } from "../testing/compare.js";
+import { expectOpError } from "../testing/expect-op-error.js";
 import { HostRng } from "../testing/random.js";
 import { linear, type MatmulOptions, matmul } from "./gemm.js";
 
@@ -75,21 +75,6 @@ function refMatmul(
 async function values(t: Tensor): Promise<Float32Array> {
   keep(t);
   return t.toFloat32Array();
-}
-
-function expectOpError(fn: () => unknown, arg: string, op?: string): void {
-  let err: unknown;
-  try {
-    const r = fn();
-    if (r instanceof Tensor) keep(r);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected an OpError naming '${arg}'`).toBeInstanceOf(OpError);
-  const e = err as OpError;
-  expect(e.arg).toBe(arg);
-  expect(e.message).toContain(`'${arg}'`);
-  if (op) expect(e.op).toBe(op);
 }
 
 describe("matmul on cpu (f32) vs float64 reference", () => {

@@ -5,6 +5,7 @@ import { type DType, f32ToBf16, f32ToF16 } from "../dtype.js";
 import { OpError } from "../errors.js";
 import { liveTensorCount, scope } from "../scope.js";
 import { numel, Tensor } from "../tensor.js";
+import { expectOpError } from "../testing/expect-op-error.js";
 import { HostRng } from "../testing/random.js";
 import { cast } from "./elementwise.js";
 import { embedding, full, ones, randn, timestepEmbedding, upsampleNearest, zeros } from "./misc.js";
@@ -15,21 +16,6 @@ const rng = new HostRng(777);
 // Fresh outputs are NaN-filled, so an element a kernel forgets to write fails the comparison.
 beforeAll(() => native.setPoison(true));
 afterAll(() => native.setPoison(false));
-
-function expectOpError(fn: () => unknown, arg: string, text?: RegExp): void {
-  let err: unknown;
-  scope(() => {
-    try {
-      fn();
-    } catch (e) {
-      err = e;
-    }
-  });
-  expect(err, `expected an OpError naming '${arg}'`).toBeInstanceOf(OpError);
-  expect((err as OpError).arg).toBe(arg);
-  expect((err as OpError).message).toContain(`argument '${arg}'`);
-  if (text) expect((err as OpError).message).toMatch(text);
-}
 
 function expectEqualValues(got: ArrayLike<number>, ref: ArrayLike<number>): void {
   expect(got.length).toBe(ref.length);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { OpError } from "../errors.js";
 import { liveTensorCount, scope } from "../scope.js";
 import { Tensor } from "../tensor.js";
 import { relError } from "../testing/compare.js";
+import { expectOpError as expectOpErrorNaming } from "../testing/expect-op-error.js";
 import { HostRng } from "../testing/random.js";
 import { gatedResidual, groupNorm, layerNorm, rmsNorm } from "./norm.js";
 import { runOp } from "./run.js";
@@ -252,20 +252,7 @@ describe("gated_residual (CPU)", () => {
 // ---- errors ----
 
 function expectOpError(fn: () => unknown, op: string, arg: string, pattern?: RegExp): void {
-  let err: unknown;
-  scope(() => {
-    try {
-      fn();
-    } catch (e) {
-      err = e;
-    }
-  });
-  expect(err, `expected an OpError naming '${arg}'`).toBeInstanceOf(OpError);
-  const e = err as OpError;
-  expect(e.op).toBe(op);
-  expect(e.arg).toBe(arg);
-  expect(e.message).toContain(`'${arg}'`);
-  if (pattern) expect(e.message).toMatch(pattern);
+  expectOpErrorNaming(fn, arg, { op, ...(pattern ? { message: pattern } : {}) });
 }
 
 describe("norm argument errors", () => {

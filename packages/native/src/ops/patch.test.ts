@@ -1,10 +1,10 @@
 // CPU patch_embed3d / unpatchify3d against float64 references written here, the
 // round trip through an identity embedding, and every argument error.
 import { afterEach, describe, expect, it } from "vitest";
-import { OpError } from "../errors.js";
 import { liveTensorCount } from "../scope.js";
 import { Tensor } from "../tensor.js";
 import { relError } from "../testing/compare.js";
+import { expectOpError } from "../testing/expect-op-error.js";
 import { HostRng } from "../testing/random.js";
 import { type PatchEmbedOptions, patchEmbed3d, type UnpatchifyOptions, unpatchify3d } from "./patch.js";
 
@@ -26,21 +26,6 @@ function randn(shape: number[], scale = 1): { t: Tensor; v: Float32Array } {
 async function values(t: Tensor): Promise<Float32Array> {
   keep(t);
   return t.toFloat32Array();
-}
-
-function expectOpError(fn: () => unknown, arg: string, op?: string): void {
-  let err: unknown;
-  try {
-    const r = fn();
-    if (r instanceof Tensor) keep(r);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected an OpError naming '${arg}'`).toBeInstanceOf(OpError);
-  const e = err as OpError;
-  expect(e.arg).toBe(arg);
-  expect(e.message).toContain(`'${arg}'`);
-  if (op) expect(e.op).toBe(op);
 }
 
 // out[b, token, d] = bias[d] + Σ w[d, c, i, j, l] · x[b, f·pt+i, h·ph+j, w·pw+l, c], tokens in f-h-w order.
