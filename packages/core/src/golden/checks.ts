@@ -1,0 +1,412 @@
+// The TypeScript models against golden tensors from an independent PyTorch
+// implementation (training/tessera_ref, written from the published Wan2.1 / diffusers /
+// transformers code; regenerate with training/make_golden.py, see training/README.md).
+// A plain module (no test framework): golden.test.ts runs it under vitest on the CPU,
+// run.ts runs it anywhere Node runs (the GPU host: node dist/golden/run.js --device cuda).
+//
+// Each fixture holds the weights under their checkpoint names, input.* tensors, the
+// float64 reference output.* (stored as f32) and output_bf16.* (the reference model
+// under bf16 autocast on a GPU). In f32 the models must agree with output.* to
+// ‖out − ref‖ / ‖ref‖ ≤ 1e-4. In bf16 the bound becomes 2 × the error PyTorch's own
+// bf16 run makes against the float64 reference (floored at 5e-3): the engine may round
+// differently from PyTorch's autocast, not by more than another bf16 implementation does.
+//
+// The fixtures are looked up relative to this module (src/golden/ or dist/golden/ →
+// ../../test-fixtures/golden); TESSERA_GOLDEN_DIR (or options.dir) overrides that.
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { cast, type DType, liveTensorCount, type Tensor } from "@tessera/native";
+import { relativePositionBuckets } from "../models/t5/bucket.js";
+import type { UMT5Config } from "../models/t5/config.js";
+import { UMT5Encoder } from "../models/t5/encoder.js";
+import type { WanTransformerConfig } from "../models/wan/config.js";
+import { WanTransformer } from "../models/wan/transformer.js";
+import type { WanVaeConfig } from "../models/wan-vae/config.js";
+import { WanVAE } from "../models/wan-vae/vae.js";
+import { inspectWeights, loadWeights } from "../weights/load.js";
+import type { WeightStore } from "../weights/store.js";
+
+/** One check's outcome. `error` is NaN where nothing could be measured (then `detail` says why). */
+export interface GoldenResult {
+  name: string;
+  /** The measured error (relative L2 error, or a count / magnitude for the exact checks). */
+  error: number;
+  /** The largest error that passes. */
+  bound: number;
+  pass: boolean;
+  detail: string;
+}
+
+export interface GoldenOptions {
+  /** "cpu", "cuda" or "cuda:N" (default "cpu"). */
+  device?: string;
+  /** Run dtype of the models (default "f32"); the CPU backend runs f32 only. */
+  dtype?: DType;
+  /** The fixtures' folder (default: TESSERA_GOLDEN_DIR, else ../../test-fixtures/golden from here). */
+  dir?: string;
+  /** Called with each result as soon as it is known. */
+  onResult?: (r: GoldenResult) => void;
+}
+
+export const F32_BOUND = 1e-4;
+export const GOLDEN_FIXTURES = ["wan_transformer", "wan_vae", "umt5"] as const;
+
+/** The fixtures' folder: TESSERA_GOLDEN_DIR, else test-fixtures/golden of this package. */
+export function goldenDir(): string {
+  return (
+    process.env.TESSERA_GOLDEN_DIR ??
+    join(dirname(fileURLToPath(import.meta.url)), "../../test-fixtures/golden")
+  );
+}
+
+export const hasGoldenFixture = (name: string, dir = goldenDir()) =>
+  existsSync(join(dir, `${name}.safetensors`));
+
+/** The CPU backend computes in f32 only; bf16 is a GPU check. */
+export const goldenRunnable = (device: string, dtype: DType) => !(device === "cpu" && dtype !== "f32");
+
+/** Formats an error or a bound for messages. */
+export const fmtErr = (x: number) => (Number.isFinite(x) && x !== 0 ? x.toExponential(2) : String(x));
+
+interface Ctx {
+  dir: string;
+  device: string;
+  dtype: DType;
+}
+
+const DATA_PREFIXES = ["input.", "output.", "output_bf16.", "inter."];
+const isData = (name: string) => DATA_PREFIXES.some((p) => name.startsWith(p));
+
+interface Golden<C> {
+  config: C;
+  meta: Readonly<Record<string, string>>;
+  /** Model weights on the run device in the run dtype. */
+  weights: WeightStore;
+  /** input.*, output.*, … as stored (f32 or i32), on the CPU. */
+  data: WeightStore;
+  dispose(): void;
+}
+
+async function openGolden<C>(ctx: Ctx, name: string): Promise<Golden<C>> {
+  const path = join(ctx.dir, `${name}.safetensors`);
+  if (!existsSync(path)) throw new Error(`missing fixture ${path}`);
+  const inv = await inspectWeights(path);
+  const meta = inv.metadata.get(inv.files[0] as string) ?? {};
+  if (meta.format !== "tessera-golden/1")
+    throw new Error(`${path}: format '${meta.format}', expected 'tessera-golden/1'`);
+  const weights = await loadWeights(path, {
+    filter: (n) => !isData(n),
+    device: ctx.device,
+    dtype: ctx.dtype,
+  });
+  let data: WeightStore;
+  try {
+    data = await loadWeights(path, { filter: isData });
+  } catch (e) {
+    weights.dispose();
+    throw e;
+  }
+  return {
+    config: JSON.parse(meta.config as string) as C,
+    meta,
+    weights,
+    data,
+    dispose() {
+      weights.dispose();
+      data.dispose();
+    },
+  };
+}
+
+/** An input for the model on the run device: floats in the run dtype unless `keepF32`, ids as they are. */
+async function input(
+  ctx: Ctx,
+  g: Golden<unknown>,
+  name: string,
+  track: Tensor[],
+  keepF32 = false,
+): Promise<Tensor> {
+  const t = g.data.get(`input.${name}`);
+  let moved = ctx.device === "cpu" ? t : await t.to(ctx.device);
+  if (moved !== t) track.push(moved);
+  if (!keepF32 && moved.dtype !== "i32" && moved.dtype !== ctx.dtype) {
+    moved = cast(moved, ctx.dtype);
+    track.push(moved);
+  }
+  return moved;
+}
+
+function relErr(out: Float32Array, ref: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = (out[i] as number) - (ref[i] as number);
+    num += d * d;
+    den += (ref[i] as number) ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+/** Compares `out` with output.<ref> (only the elements `rows` accepts, if given). */
+async function compare(
+  ctx: Ctx,
+  g: Golden<unknown>,
+  check: string,
+  ref: string,
+  out: Tensor,
+  rows?: (i: number) => boolean,
+): Promise<GoldenResult> {
+  const refT = g.data.get(`output.${ref}`);
+  let bound = F32_BOUND;
+  const where = `${ctx.device} ${ctx.dtype}, output.${ref}`;
+  if (out.shape.length !== refT.shape.length || out.shape.some((d, i) => d !== refT.shape[i]))
+    return {
+      name: check,
+      error: Number.NaN,
+      bound,
+      pass: false,
+      detail: `${where}: shape [${out.shape.join(", ")}], reference [${refT.shape.join(", ")}]`,
+    };
+  let a = await out.toFloat32Array();
+  let r = await refT.toFloat32Array();
+  const nonFinite = a.reduce((n, v) => (Number.isFinite(v) ? n : n + 1), 0);
+  if (rows) {
+    a = a.filter((_, i) => rows(i));
+    r = r.filter((_, i) => rows(i));
+  }
+  const error = relErr(a, r);
+  let detail = `${where}: ‖out − ref‖/‖ref‖ over ${a.length} values`;
+  if (ctx.dtype !== "f32") {
+    const b16 = g.data.has(`output_bf16.${ref}`)
+      ? await g.data.get(`output_bf16.${ref}`).toFloat32Array()
+      : null;
+    const torchErr = b16 ? relErr(rows ? b16.filter((_, i) => rows(i)) : b16, r) : 1e-2;
+    bound = Math.max(2 * torchErr, 5e-3);
+    detail += b16
+      ? `; PyTorch bf16 autocast error ${fmtErr(torchErr)}, bound max(2×, 5e-3)`
+      : "; no output_bf16 reference, bound from 1e-2";
+  }
+  if (nonFinite) detail += `; ${nonFinite} non-finite values`;
+  return { name: check, error, bound, pass: nonFinite === 0 && error <= bound, detail };
+}
+
+interface Check {
+  fixture: (typeof GOLDEN_FIXTURES)[number];
+  /** The names of the results it gives, in order. */
+  names: readonly string[];
+  /** Gives its results through `emit`; any it did not give when it throws count as failed. */
+  run(ctx: Ctx, emit: (r: GoldenResult) => void): Promise<void>;
+}
+
+const CHECKS: readonly Check[] = [
+  {
+    fixture: "wan_transformer",
+    names: ["Wan transformer: forward", "Wan transformer: releases every tensor"],
+    async run(ctx, emit) {
+      const before = liveTensorCount();
+      const g = await openGolden<WanTransformerConfig>(ctx, "wan_transformer");
+      const track: Tensor[] = [];
+      try {
+        const model = new WanTransformer(g.config, g.weights);
+        const y = model.forward({
+          latents: await input(ctx, g, "latents", track),
+          // timestep_embedding takes f32 timesteps whatever the run dtype.
+          timesteps: await input(ctx, g, "timesteps", track, true),
+          context: await input(ctx, g, "context", track),
+        });
+        track.push(y);
+        emit(await compare(ctx, g, "Wan transformer: forward", "velocity", y));
+      } finally {
+        for (const t of track) t.dispose();
+        g.dispose();
+      }
+      const leaked = liveTensorCount() - before;
+      emit({
+        name: "Wan transformer: releases every tensor",
+        error: leaked,
+        bound: 0,
+        pass: leaked === 0,
+        detail: `live tensors ${before} before, ${before + leaked} after`,
+      });
+    },
+  },
+  {
+    fixture: "wan_vae",
+    names: ["Wan VAE: chunked encode (5 frames) to normalised latents"],
+    async run(ctx, emit) {
+      const g = await openGolden<WanVaeConfig>(ctx, "wan_vae");
+      const track: Tensor[] = [];
+      try {
+        const vae = new WanVAE(g.config, g.weights);
+        const z = vae.encode(await input(ctx, g, "video", track));
+        track.push(z);
+        emit(
+          await compare(
+            ctx,
+            g,
+            "Wan VAE: chunked encode (5 frames) to normalised latents",
+            "encode_latents",
+            z,
+          ),
+        );
+      } finally {
+        for (const t of track) t.dispose();
+        g.dispose();
+      }
+    },
+  },
+  {
+    fixture: "wan_vae",
+    names: ["Wan VAE: decode of 3 latent frames (first, zero-started, cached)"],
+    async run(ctx, emit) {
+      const g = await openGolden<WanVaeConfig>(ctx, "wan_vae");
+      const track: Tensor[] = [];
+      try {
+        const vae = new WanVAE(g.config, g.weights);
+        // WanVAE.decode takes normalised latents (it applies latents_std/mean itself).
+        const y = vae.decode(await input(ctx, g, "decode_latents_normalized", track));
+        track.push(y);
+        emit(
+          await compare(
+            ctx,
+            g,
+            "Wan VAE: decode of 3 latent frames (first, zero-started, cached)",
+            "decode",
+            y,
+          ),
+        );
+      } finally {
+        for (const t of track) t.dispose();
+        g.dispose();
+      }
+    },
+  },
+  {
+    fixture: "umt5",
+    names: ["umT5 encoder: two prompts of different lengths", "umT5 encoder: padding rows are zero"],
+    async run(ctx, emit) {
+      const g = await openGolden<UMT5Config>(ctx, "umt5");
+      const track: Tensor[] = [];
+      try {
+        const enc = new UMT5Encoder(g.config, g.weights);
+        const ids = await input(ctx, g, "input_ids", track);
+        const lengths = Array.from(await g.data.get("input.lengths").toFloat32Array());
+        const y = enc.encode(ids, lengths);
+        track.push(y);
+        const [, l, d] = y.shape as [number, number, number];
+        const valid = (i: number) => Math.floor(i / d) % l < (lengths[Math.floor(i / (l * d))] as number);
+        // The reference holds HF's values for padding rows; Wan (and the engine) zero them.
+        emit(
+          await compare(
+            ctx,
+            g,
+            "umT5 encoder: two prompts of different lengths",
+            "last_hidden_state",
+            y,
+            valid,
+          ),
+        );
+        const out = await y.toFloat32Array();
+        let padding = 0;
+        let nonZero = 0;
+        let maxAbs = 0;
+        out.forEach((v, i) => {
+          if (valid(i)) return;
+          padding++;
+          if (v !== 0) nonZero++;
+          maxAbs = Math.max(maxAbs, Math.abs(v)); // NaN stays NaN
+        });
+        emit({
+          name: "umT5 encoder: padding rows are zero",
+          error: maxAbs,
+          bound: 0,
+          pass: nonZero === 0,
+          detail: `${nonZero} of ${padding} padding values non-zero (error: their largest magnitude)`,
+        });
+      } finally {
+        for (const t of track) t.dispose();
+        g.dispose();
+      }
+    },
+  },
+  {
+    fixture: "umt5",
+    names: ["umT5 relative-position buckets match torch's float32 answer (32 buckets, 128)"],
+    async run(ctx, emit) {
+      const g = await openGolden<UMT5Config>(ctx, "umt5");
+      try {
+        const ref = Array.from(await g.data.get("output.rel_buckets_xxl").toFloat32Array());
+        // Row 0 of a [1, 401] table is rel = j − 0 for j < 401; the key/query roles put
+        // rel = −200..200 in one row when the query sits at position 200.
+        const table = relativePositionBuckets(201, 401, {
+          bidirectional: true,
+          numBuckets: 32,
+          maxDistance: 128,
+        });
+        const row = Array.from(table.subarray(200 * 401, 201 * 401));
+        const n = Math.max(row.length, ref.length);
+        let wrong = 0;
+        for (let i = 0; i < n; i++) if (row[i] !== ref[i]) wrong++;
+        emit({
+          name: "umT5 relative-position buckets match torch's float32 answer (32 buckets, 128)",
+          error: wrong,
+          bound: 0,
+          pass: wrong === 0,
+          detail: `${wrong} of ${n} buckets differ (${row.length} computed, ${ref.length} in the reference)`,
+        });
+      } finally {
+        g.dispose();
+      }
+    },
+  },
+];
+
+const ALL_RELEASED = "all checks: release every tensor";
+
+/** Every result name runGoldenChecks gives, in order. */
+export const GOLDEN_CHECKS: readonly string[] = [...CHECKS.flatMap((c) => c.names), ALL_RELEASED];
+
+/**
+ * Runs every golden check on `device` in `dtype`. A check that throws (a missing fixture,
+ * a model error) fails with the message in `detail`; nothing is skipped.
+ */
+export async function runGoldenChecks(opts: GoldenOptions = {}): Promise<GoldenResult[]> {
+  const ctx: Ctx = {
+    dir: opts.dir ?? goldenDir(),
+    device: opts.device ?? "cpu",
+    dtype: opts.dtype ?? "f32",
+  };
+  if (!goldenRunnable(ctx.device, ctx.dtype))
+    throw new Error(`the CPU backend computes in f32 only, not ${ctx.dtype}; use a GPU device`);
+  const results: GoldenResult[] = [];
+  const before = liveTensorCount();
+  const give = (r: GoldenResult) => {
+    results.push(r);
+    opts.onResult?.(r);
+  };
+  for (const check of CHECKS) {
+    const got: GoldenResult[] = [];
+    const emit = (r: GoldenResult) => {
+      got.push(r);
+      give(r);
+    };
+    try {
+      await check.run(ctx, emit);
+    } catch (e) {
+      const why = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      for (const name of check.names)
+        if (!got.some((r) => r.name === name))
+          emit({ name, error: Number.NaN, bound: Number.NaN, pass: false, detail: `threw ${why}` });
+    }
+  }
+  const leaked = liveTensorCount() - before;
+  give({
+    name: ALL_RELEASED,
+    error: leaked,
+    bound: 0,
+    pass: leaked === 0,
+    detail: `live tensors ${before} before the checks, ${before + leaked} after`,
+  });
+  return results;
+}
