@@ -7,13 +7,29 @@ import { Device } from "@tessera/native";
 
 const out = process.env.OUT ?? ".";
 const steps = Number(process.env.STEPS ?? 50);
-const size = { width: Number(process.env.W ?? 832), height: Number(process.env.H ?? 480), frames: Number(process.env.F ?? 81) };
+const size = {
+  width: Number(process.env.W ?? 832),
+  height: Number(process.env.H ?? 480),
+  frames: Number(process.env.F ?? 81),
+};
 const dev = Device.parse(process.env.DEVICE ?? "cuda");
-const record = { date: new Date().toISOString(), commit: process.env.COMMIT ?? "unknown", device: dev.info(), config: "wan2.1-1.3b (random weights, umT5-XXL text encoder)", dtype: "bf16", ...size, steps, guidance: 5, scheduler: "unipc" };
+const record = {
+  date: new Date().toISOString(),
+  commit: process.env.COMMIT ?? "unknown",
+  device: dev.info(),
+  config: "wan2.1-1.3b (random weights, umT5-XXL text encoder)",
+  dtype: "bf16",
+  ...size,
+  steps,
+  guidance: 5,
+  scheduler: "unipc",
+};
 const save = () => writeFileSync(`${out}/wan-e2e.json`, `${JSON.stringify(record, null, 1)}\n`);
 
 const t0 = performance.now();
-const pipe = new WanPipeline(randomWanComponents({ config: "wan2.1-1.3b", seed: 2, device: dev, dtype: "bf16" }));
+const pipe = new WanPipeline(
+  randomWanComponents({ config: "wan2.1-1.3b", seed: 2, device: dev, dtype: "bf16" }),
+);
 await dev.synchronize();
 record.weightsMs = performance.now() - t0;
 record.memoryAfterWeights = dev.memoryStats();
@@ -31,14 +47,19 @@ const r = await pipe.generate({
   onProgress: (p) => {
     stepMs.push(p.elapsed - last);
     last = p.elapsed;
-    if (p.step % 5 === 0 || p.step === p.total) console.log(`step ${p.step}/${p.total} ${(p.elapsed / 1000).toFixed(1)} s`);
+    if (p.step % 5 === 0 || p.step === p.total)
+      console.log(`step ${p.step}/${p.total} ${(p.elapsed / 1000).toFixed(1)} s`);
     record.progress = { step: p.step, elapsed: p.elapsed };
     save();
   },
 });
 const video = await r.video.toFloat32Array();
 let finite = true;
-for (const v of video) if (!Number.isFinite(v)) { finite = false; break; }
+for (const v of video)
+  if (!Number.isFinite(v)) {
+    finite = false;
+    break;
+  }
 record.timings = r.timings;
 record.stepMs = { median: [...stepMs].sort((a, b) => a - b)[Math.floor(stepMs.length / 2)], all: stepMs };
 record.videoShape = r.video.shape;
@@ -46,7 +67,9 @@ record.finite = finite;
 record.peakMemoryBytes = dev.memoryStats().peak;
 record.memory = dev.memoryStats();
 save();
-console.log(JSON.stringify({ timings: r.timings, peakGiB: record.peakMemoryBytes / 2 ** 30, finite }, null, 1));
+console.log(
+  JSON.stringify({ timings: r.timings, peakGiB: record.peakMemoryBytes / 2 ** 30, finite }, null, 1),
+);
 r.video.dispose();
 r.latents.dispose();
 pipe.dispose();

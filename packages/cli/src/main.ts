@@ -7,6 +7,7 @@ import { forwardCommand } from "./commands/forward.js";
 import { generateCommand } from "./commands/generate.js";
 import { infoCommand } from "./commands/info.js";
 import { modelsCommand } from "./commands/models.js";
+import { keysCommand, serveCommand } from "./commands/serve.js";
 
 export const HELP = `tessera — text-to-video on a diffusion transformer over spacetime patches
 
@@ -28,6 +29,9 @@ usage:
                                       a model's configs, parameters, and a memory estimate
   tessera create-model DIR [--config tiny|wan2.1-1.3b] [--seed N] [--dtype D]
                                       write a random-weight model folder (diffusers layout) to try things with
+  tessera serve [--port N] [--host H] [--data DIR] [--model DIR] [--device cpu|cuda] [--max-queue N]
+                                      the HTTP video API (see /openapi.json); SIGTERM drains
+  tessera keys create|list|revoke [--data DIR]   API keys for serve (none: open mode)
   tessera help                        this text
 `;
 
@@ -51,6 +55,10 @@ export async function main(
         return await infoCommand(rest, out, err);
       case "create-model":
         return await createModelCommand(rest, out, err);
+      case "serve":
+        return await serveCommand(rest, out, err);
+      case "keys":
+        return await keysCommand(rest, out);
       case undefined:
       case "help":
       case "--help":

@@ -1,0 +1,98 @@
+// The seam between the HTTP/job layer and whatever makes the pixels. The server
+// only ever talks to a VideoGenerator, so the whole API runs in tests against a
+// fake, and in production against WanPipeline (pipeline-generator.ts).
+
+/** A fully resolved request: every default already filled in, so a re-run after a crash is identical. */
+export interface GenerationRequest {
+  prompt: string;
+  negativePrompt: string;
+  width: number;
+  height: number;
+  frames: number;
+  steps: number;
+  guidance: number;
+  seed: number;
+  /** Absolute path of an uploaded image inside the data folder (image-to-video). */
+  image?: string;
+  /** Absolute path of an uploaded video inside the data folder (video-to-video). */
+  video?: string;
+  /** Video-to-video: how much of the schedule to run, in (0, 1]. */
+  strength?: number;
+}
+
+export interface GenerationProgress {
+  step: number;
+  total: number;
+  /** Milliseconds since denoising started. */
+  elapsed: number;
+  /** Estimated milliseconds left. */
+  eta: number;
+}
+
+export interface GenerateContext {
+  /**
+   * An empty folder, private to this run, inside the data folder. Write outputs
+   * here; the server moves the folder into place only once generate() resolves,
+   * so a crash never leaves a half-written video where a client can fetch it.
+   */
+  outputDir: string;
+  onProgress: (p: GenerationProgress) => void;
+  /** Aborted on DELETE and on a drain that ran out of time; stop between steps and reject. */
+  signal: AbortSignal;
+}
+
+export interface GeneratedVideo {
+  /** File name (no folders) of the video inside outputDir. */
+  file: string;
+  contentType: string;
+  /** File name of a PNG thumbnail inside outputDir, if one was written. */
+  thumbnail?: string;
+  width: number;
+  height: number;
+  frames: number;
+  fps: number;
+  /** Milliseconds per phase (text, denoise, step, decode, write, …) as the generator measured them. */
+  timings?: Record<string, number>;
+}
+
+export interface GeneratorInfo {
+  /** The model name clients pass as `model` (and see in responses). */
+  model: string;
+  device: string;
+  /** Frames per second of the output; turns `seconds` into frames. */
+  fps: number;
+  defaults: { width: number; height: number; frames: number; steps: number; guidance: number };
+  /** Width and height must be multiples of this. */
+  sideMultiple: number;
+  /** frames must be 1 + temporalFactor·k. */
+  temporalFactor: number;
+  /** Whether image-to-video and video-to-video uploads are accepted. */
+  acceptsImage: boolean;
+  acceptsVideo: boolean;
+}
+
+export interface VideoGenerator {
+  readonly info: GeneratorInfo;
+  /**
+   * Checks a request against the model at submission time, so a request the model
+   * cannot run is a 400 now rather than a failed job later. Throws RequestFieldError.
+   */
+  validate?(req: GenerationRequest): void;
+  generate(req: GenerationRequest, ctx: GenerateContext): Promise<GeneratedVideo>;
+  close?(): Promise<void>;
+}
+
+/** A request field the server or the model refuses; becomes a 400 naming `field`. */
+export class RequestFieldError extends Error {
+  override name = "RequestFieldError";
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function isAbortError(e: unknown, signal?: AbortSignal): boolean {
+  return (e instanceof Error && e.name === "AbortError") || signal?.aborted === true;
+}

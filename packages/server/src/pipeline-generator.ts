@@ -1,0 +1,254 @@
+// The real VideoGenerator: WanPipeline from @tessera/core on a model folder.
+//
+// @tessera/core is imported lazily and described here only by the few members the
+// server uses, so the API (and its tests with a fake generator) needs neither the
+// native addon nor a model, and a core that lacks the pipeline fails with a clear
+// message at load instead of at import.
+import { basename, join, resolve } from "node:path";
+import { Worker } from "node:worker_threads";
+import type {
+  GenerateContext,
+  GeneratedVideo,
+  GenerationRequest,
+  GeneratorInfo,
+  VideoGenerator,
+} from "./generator.js";
+import { RequestFieldError } from "./generator.js";
+
+interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+interface VideoFrames {
+  width: number;
+  height: number;
+  frames: Uint8Array[];
+  fps: number;
+}
+interface TensorLike {
+  shape: readonly number[];
+  toFloat32Array(): Promise<Float32Array>;
+  dispose(): void;
+}
+interface PipelineLike {
+  modelId: string;
+  defaults: { width: number; height: number; frames: number; steps: number; guidance: number; fps: number };
+  limits: { sideMultiple: number; temporalFactor: number };
+  resolve(o: Record<string, unknown>): unknown;
+  generate(o: Record<string, unknown>): Promise<{
+    video: TensorLike;
+    latents?: TensorLike;
+    timings: Record<string, number>;
+    width: number;
+    height: number;
+    frames: number;
+    fps: number;
+  }>;
+  dispose(): void;
+}
+interface CoreLike {
+  WanPipeline: { load(dir: string, o: { device?: string; dtype?: string }): Promise<PipelineLike> };
+  writeVideo(
+    path: string,
+    v: VideoFrames,
+    o?: Record<string, unknown>,
+  ): Promise<{ bytes: number; width: number; height: number }>;
+  writeImage(path: string, img: RgbImage): Promise<void>;
+  readImage(path: string, o?: Record<string, unknown>): Promise<RgbImage>;
+  readVideo(path: string, o?: Record<string, unknown>): Promise<VideoFrames>;
+}
+
+export interface PipelineGeneratorOptions {
+  /** A diffusers-layout model folder (`tessera create-model DIR --config tiny` makes a test one). */
+  modelDir: string;
+  /** "cpu" (default) or "cuda[:N]". */
+  device?: string;
+  dtype?: string;
+  /** The name clients pass as `model` (default: the folder's name). */
+  name?: string;
+  /** Output container: "mp4" (default; needs ffmpeg, falls back to gif without it) or "gif". */
+  format?: "mp4" | "gif";
+}
+
+// Pipeline option names → API field names, so a model's refusal names what the client sent.
+const FIELD_NAMES: Record<string, string> = {
+  width: "size",
+  height: "size",
+  negativePrompt: "negative_prompt",
+  image: "image",
+  video: "video",
+};
+
+export async function loadPipelineGenerator(o: PipelineGeneratorOptions): Promise<VideoGenerator> {
+  let core: CoreLike;
+  try {
+    core = (await import("@tessera/core")) as unknown as CoreLike;
+  } catch (e) {
+    throw new Error(
+      `@tessera/core could not be loaded (is it built? run pnpm build): ${(e as Error).message}`,
+    );
+  }
+  if (typeof core.WanPipeline?.load !== "function" || typeof core.writeVideo !== "function")
+    throw new Error(
+      "this build of @tessera/core has no WanPipeline.load / writeVideo; rebuild it (pnpm build)",
+    );
+  const device = o.device ?? "cpu";
+  const pipeline = await core.WanPipeline.load(resolve(o.modelDir), {
+    device,
+    ...(o.dtype ? { dtype: o.dtype } : {}),
+  });
+  return new PipelineGenerator(core, pipeline, {
+    model: o.name ?? basename(resolve(o.modelDir)),
+    device,
+    format: o.format ?? "mp4",
+  });
+}
+
+class PipelineGenerator implements VideoGenerator {
+  readonly info: GeneratorInfo;
+  #format: "mp4" | "gif";
+
+  constructor(
+    private readonly core: CoreLike,
+    private readonly pipeline: PipelineLike,
+    o: { model: string; device: string; format: "mp4" | "gif" },
+  ) {
+    const d = pipeline.defaults;
+    this.#format = o.format;
+    this.info = {
+      model: o.model,
+      device: o.device,
+      fps: d.fps,
+      defaults: { width: d.width, height: d.height, frames: d.frames, steps: d.steps, guidance: d.guidance },
+      sideMultiple: pipeline.limits.sideMultiple,
+      temporalFactor: pipeline.limits.temporalFactor,
+      acceptsImage: true,
+      acceptsVideo: true,
+    };
+  }
+
+  validate(req: GenerationRequest): void {
+    try {
+      this.pipeline.resolve(this.#options(req));
+    } catch (e) {
+      const field = (e as { field?: unknown }).field;
+      if (typeof field === "string")
+        throw new RequestFieldError(FIELD_NAMES[field] ?? field, (e as Error).message);
+      throw e;
+    }
+  }
+
+  #options(req: GenerationRequest): Record<string, unknown> {
+    return {
+      prompt: req.prompt,
+      negativePrompt: req.negativePrompt,
+      width: req.width,
+      height: req.height,
+      frames: req.frames,
+      steps: req.steps,
+      guidance: req.guidance,
+      seed: req.seed,
+    };
+  }
+
+  async generate(req: GenerationRequest, ctx: GenerateContext): Promise<GeneratedVideo> {
+    const opts = this.#options(req);
+    if (req.image) opts.image = await this.core.readImage(req.image);
+    if (req.video) {
+      opts.video = await this.core.readVideo(req.video, { maxFrames: req.frames });
+      if (req.strength !== undefined) opts.strength = req.strength;
+    }
+    const result = await this.pipeline.generate({
+      ...opts,
+      signal: ctx.signal,
+      onProgress: (p: { step: number; total: number; elapsed: number; eta: number }) =>
+        ctx.onProgress({ step: p.step, total: p.total, elapsed: p.elapsed, eta: p.eta }),
+    });
+    const tWrite = performance.now();
+    let video: VideoFrames;
+    try {
+      video = await framesOffThread(result.video, result.fps);
+    } finally {
+      result.video.dispose();
+      result.latents?.dispose();
+    }
+    const written = await this.#writeVideo(ctx.outputDir, video);
+    const mid = video.frames[Math.floor(video.frames.length / 2)] as Uint8Array;
+    await this.core.writeImage(join(ctx.outputDir, "thumbnail.png"), {
+      width: video.width,
+      height: video.height,
+      data: mid,
+    });
+    return {
+      file: written.file,
+      contentType: written.contentType,
+      thumbnail: "thumbnail.png",
+      width: video.width,
+      height: video.height,
+      frames: video.frames.length,
+      fps: video.fps,
+      timings: { ...result.timings, write: performance.now() - tWrite },
+    };
+  }
+
+  async #writeVideo(dir: string, video: VideoFrames): Promise<{ file: string; contentType: string }> {
+    if (this.#format === "mp4") {
+      try {
+        await this.core.writeVideo(join(dir, "video.mp4"), video);
+        return { file: "video.mp4", contentType: "video/mp4" };
+      } catch (e) {
+        if (!/ffmpeg was not found/.test((e as Error).message)) throw e;
+        // Without ffmpeg the built-in GIF writer still gives something every browser plays.
+        this.#format = "gif";
+      }
+    }
+    await this.core.writeVideo(join(dir, "video.gif"), video);
+    return { file: "video.gif", contentType: "image/gif" };
+  }
+
+  async close(): Promise<void> {
+    this.pipeline.dispose();
+  }
+}
+
+// Float [-1, 1] → RGB8 for every pixel of the clip is ~100 M iterations at 832x480x81:
+// a few hundred milliseconds that must not stall the event loop (health checks,
+// SSE, uploads), so it runs on a worker thread, with the buffer transferred, not copied.
+const TO_RGB8 = `
+const { parentPort } = require("node:worker_threads");
+parentPort.once("message", ({ buffer, frames, n }) => {
+  const x = new Float32Array(buffer);
+  const out = [];
+  for (let f = 0; f < frames; f++) {
+    const o = new Uint8Array(n);
+    const base = f * n;
+    for (let i = 0; i < n; i++) {
+      const v = Math.round((x[base + i] + 1) * 127.5);
+      o[i] = v > 255 ? 255 : v > 0 ? v : 0;
+    }
+    out.push(o.buffer);
+  }
+  parentPort.postMessage(out, out);
+});`;
+
+async function framesOffThread(t: TensorLike, fps: number): Promise<VideoFrames> {
+  const s = t.shape;
+  if (s.length !== 5 || s[0] !== 1 || s[4] !== 3)
+    throw new Error(`the pipeline returned a video of shape [${s.join(", ")}]`);
+  const [, T, H, W] = s as [number, number, number, number, number];
+  const x = await t.toFloat32Array();
+  const buffer = x.byteOffset === 0 && x.byteLength === x.buffer.byteLength ? x.buffer : x.slice().buffer;
+  const worker = new Worker(TO_RGB8, { eval: true });
+  try {
+    const frames = await new Promise<ArrayBuffer[]>((res, rej) => {
+      worker.once("message", res);
+      worker.once("error", rej);
+      worker.once("exit", (code) => rej(new Error(`frame conversion worker exited with code ${code}`)));
+      worker.postMessage({ buffer, frames: T, n: H * W * 3 }, [buffer as ArrayBuffer]);
+    });
+    return { width: W, height: H, frames: frames.map((b) => new Uint8Array(b)), fps };
+  } finally {
+    await worker.terminate();
+  }
+}

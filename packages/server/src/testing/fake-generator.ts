@@ -1,0 +1,185 @@
+// A VideoGenerator with no model: it sleeps per "step", reports progress like the
+// real pipeline, honours AbortSignal between steps, and writes a real (tiny) Y4M
+// video and PNG thumbnail, so the whole API can be tested in milliseconds.
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { deflateSync } from "node:zlib";
+import type {
+  GenerateContext,
+  GeneratedVideo,
+  GenerationRequest,
+  GeneratorInfo,
+  VideoGenerator,
+} from "../generator.js";
+import { RequestFieldError } from "../generator.js";
+
+export interface FakeGeneratorOptions {
+  /** Milliseconds per denoising step (default 5). */
+  stepMs?: number;
+  info?: Partial<GeneratorInfo>;
+  /** Prompts containing this text make the run fail (to test failed jobs). */
+  failOn?: string;
+}
+
+export class FakeVideoGenerator implements VideoGenerator {
+  readonly info: GeneratorInfo;
+  /** Every generate() call, in order (a job re-run after a restart appears twice). */
+  readonly calls: GenerationRequest[] = [];
+  /** Runs that reached the end (not aborted). */
+  readonly completed: GenerationRequest[] = [];
+  stepMs: number;
+  readonly failOn: string | undefined;
+
+  constructor(o: FakeGeneratorOptions = {}) {
+    this.stepMs = o.stepMs ?? 5;
+    this.failOn = o.failOn;
+    this.info = {
+      model: "fake",
+      device: "none",
+      fps: 8,
+      defaults: { width: 32, height: 32, frames: 9, steps: 4, guidance: 5 },
+      sideMultiple: 16,
+      temporalFactor: 4,
+      acceptsImage: true,
+      acceptsVideo: true,
+      ...o.info,
+    };
+  }
+
+  validate(req: GenerationRequest): void {
+    if (req.width * req.height * req.frames > 4096 * 4096)
+      throw new RequestFieldError("size", "the fake model refuses more than 16M pixels in all");
+  }
+
+  async generate(req: GenerationRequest, ctx: GenerateContext): Promise<GeneratedVideo> {
+    this.calls.push(req);
+    const t0 = performance.now();
+    for (let step = 1; step <= req.steps; step++) {
+      await abortableSleep(this.stepMs, ctx.signal);
+      const elapsed = performance.now() - t0;
+      ctx.onProgress({ step, total: req.steps, elapsed, eta: (elapsed / step) * (req.steps - step) });
+    }
+    if (this.failOn !== undefined && req.prompt.includes(this.failOn))
+      throw new Error("the fake model failed on purpose");
+    const frames = fakeFrames(req);
+    await writeFile(join(ctx.outputDir, "video.y4m"), y4m(req.width, req.height, this.info.fps, frames));
+    const mid = frames[Math.floor(frames.length / 2)] as Uint8Array;
+    await writeFile(join(ctx.outputDir, "thumbnail.png"), png(req.width, req.height, mid));
+    this.completed.push(req);
+    const total = performance.now() - t0;
+    return {
+      file: "video.y4m",
+      contentType: "video/x-yuv4mpeg2",
+      thumbnail: "thumbnail.png",
+      width: req.width,
+      height: req.height,
+      frames: req.frames,
+      fps: this.info.fps,
+      timings: { denoise: total, step: total / req.steps },
+    };
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(abortError(signal));
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(abortError(signal));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function abortError(signal: AbortSignal): Error {
+  const e = new Error("generation was aborted", { cause: signal.reason });
+  e.name = "AbortError";
+  return e;
+}
+
+/** Deterministic RGB frames from the seed: a gradient that moves with time. */
+export function fakeFrames(req: GenerationRequest): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let f = 0; f < req.frames; f++) {
+    const px = new Uint8Array(req.width * req.height * 3);
+    for (let y = 0; y < req.height; y++)
+      for (let x = 0; x < req.width; x++) {
+        const i = (y * req.width + x) * 3;
+        px[i] = (x * 8 + f * 16 + req.seed) & 255;
+        px[i + 1] = (y * 8) & 255;
+        px[i + 2] = (req.seed >> 3) & 255;
+      }
+    out.push(px);
+  }
+  return out;
+}
+
+/** YUV4MPEG2, 4:4:4 (every pixel converted, no subsampling to get wrong), BT.601 full range. */
+export function y4m(w: number, h: number, fps: number, frames: Uint8Array[]): Buffer {
+  const header = Buffer.from(`YUV4MPEG2 W${w} H${h} F${fps}:1 Ip A1:1 C444\n`, "latin1");
+  const parts: Buffer[] = [header];
+  for (const rgb of frames) {
+    parts.push(Buffer.from("FRAME\n", "latin1"));
+    const plane = Buffer.alloc(w * h * 3);
+    for (let i = 0; i < w * h; i++) {
+      const r = rgb[i * 3] as number;
+      const g = rgb[i * 3 + 1] as number;
+      const b = rgb[i * 3 + 2] as number;
+      plane[i] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+      plane[w * h + i] = Math.max(0, Math.min(255, Math.round(128 - 0.168736 * r - 0.331264 * g + 0.5 * b)));
+      plane[2 * w * h + i] = Math.max(
+        0,
+        Math.min(255, Math.round(128 + 0.5 * r - 0.418688 * g - 0.081312 * b)),
+      );
+    }
+    parts.push(plane);
+  }
+  return Buffer.concat(parts);
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(buf: Buffer): number {
+  let c = 0xffffffff;
+  for (const b of buf) c = (CRC_TABLE[(c ^ b) & 255] as number) ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type: string, data: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const td = Buffer.concat([Buffer.from(type, "latin1"), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(td));
+  return Buffer.concat([len, td, crc]);
+}
+
+/** A minimal RGB8 PNG. */
+export function png(w: number, h: number, rgb: Uint8Array): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  const raw = Buffer.alloc(h * (w * 3 + 1));
+  for (let y = 0; y < h; y++)
+    Buffer.from(rgb.buffer, rgb.byteOffset + y * w * 3, w * 3).copy(raw, y * (w * 3 + 1) + 1);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
