@@ -19,7 +19,7 @@ import { UMT5_TINY, UMT5_XXL, type UMT5Config } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
 import { umt5Params } from "../models/t5/params.js";
 import { WAN_TINY, WAN21_T2V_1_3B, type WanTransformerConfig } from "../models/wan/config.js";
-import { wanTransformerParams } from "../models/wan/params.js";
+import { type ParamSpec, wanTransformerParams } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import { WAN_VAE_TINY, WAN21_VAE, type WanVaeConfig } from "../models/wan-vae/config.js";
 import { wanVaeParams } from "../models/wan-vae/params.js";
@@ -93,9 +93,10 @@ type Init = { mean: number; std: number };
 // seed's stream at a running offset, exactly as randomWanTransformerWeights,
 // randomWanVaeWeights and randomUMT5Weights draw them, so a written folder holds
 // the same numbers as the in-memory models of the same seed.
-function transformerInits(c: WanTransformerConfig): Map<string, { shape: number[]; init: Init }> {
+// The Wan transformer and VAE specs share one shape: normal draws scaled by fan-in, or constants.
+function specInits(params: Map<string, ParamSpec>): Map<string, { shape: number[]; init: Init }> {
   const out = new Map<string, { shape: number[]; init: Init }>();
-  for (const [name, s] of wanTransformerParams(c))
+  for (const [name, s] of params)
     out.set(name, {
       shape: s.shape,
       init:
@@ -106,18 +107,8 @@ function transformerInits(c: WanTransformerConfig): Map<string, { shape: number[
   return out;
 }
 
-function vaeInits(c: WanVaeConfig): Map<string, { shape: number[]; init: Init }> {
-  const out = new Map<string, { shape: number[]; init: Init }>();
-  for (const [name, s] of wanVaeParams(c))
-    out.set(name, {
-      shape: s.shape,
-      init:
-        s.init === "normal"
-          ? { mean: 0, std: 1 / Math.sqrt(s.fanIn ?? 1) }
-          : { mean: s.init === "ones" ? 1 : 0, std: 0 },
-    });
-  return out;
-}
+const transformerInits = (c: WanTransformerConfig) => specInits(wanTransformerParams(c));
+const vaeInits = (c: WanVaeConfig) => specInits(wanVaeParams(c));
 
 function t5Inits(c: UMT5Config): Map<string, { shape: number[]; init: Init }> {
   const out = new Map<string, { shape: number[]; init: Init }>();

@@ -7,6 +7,7 @@ import { VideoIOError } from "./errors.js";
 import { findFfmpeg } from "./ffmpeg.js";
 import type { VideoFrames } from "./frames.js";
 import { readVideo, writeVideo } from "./io.js";
+import { syntheticVideo } from "./test-video.js";
 import { readY4m, writeY4m } from "./y4m.js";
 
 const made: string[] = [];
@@ -30,21 +31,8 @@ const FFMPEG = (() => {
 // Shown in the test name, so a skipped run says why rather than passing silently.
 const NEEDS = FFMPEG ? "" : " [SKIPPED: ffmpeg not found on PATH or TESSERA_FFMPEG; apt-get install ffmpeg]";
 
-function video(
-  width: number,
-  height: number,
-  n: number,
-  px: (x: number, y: number, t: number) => number[],
-  fps = 8,
-) {
-  const frames: Uint8Array[] = [];
-  for (let t = 0; t < n; t++) {
-    const f = new Uint8Array(width * height * 3);
-    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) f.set(px(x, y, t), (y * width + x) * 3);
-    frames.push(f);
-  }
-  return { width, height, frames, fps } satisfies VideoFrames;
-}
+const video = (w: number, h: number, n: number, px: (x: number, y: number, t: number) => number[], fps = 8) =>
+  syntheticVideo(w, h, n, px, fps);
 
 /** A moving square over a gradient: smooth areas, hard edges and motion, like real content. */
 const scene = (w = 64, h = 48, n = 10) =>

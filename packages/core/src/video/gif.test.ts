@@ -7,6 +7,7 @@ import { VideoIOError } from "./errors.js";
 import type { VideoFrames } from "./frames.js";
 import { encodeGif, type GifOptions } from "./gif.js";
 import { readVideo, writeVideo } from "./io.js";
+import { syntheticVideo } from "./test-video.js";
 
 const made: string[] = [];
 /** A fresh folder under the OS temp dir, removed after the file's tests. */
@@ -212,21 +213,7 @@ async function sharpFrames(gif: Uint8Array): Promise<{ pages: number; frames: Ui
 
 // --- Synthetic videos.
 
-function video(
-  width: number,
-  height: number,
-  n: number,
-  px: (x: number, y: number, t: number) => number[],
-  fps = 16,
-) {
-  const frames: Uint8Array[] = [];
-  for (let t = 0; t < n; t++) {
-    const f = new Uint8Array(width * height * 3);
-    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) f.set(px(x, y, t), (y * width + x) * 3);
-    frames.push(f);
-  }
-  return { width, height, frames, fps } satisfies VideoFrames;
-}
+const video = syntheticVideo;
 
 const gradient = (n = 3) =>
   video(64, 48, n, (x, y, t) => [

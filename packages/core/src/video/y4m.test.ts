@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { VideoIOError } from "./errors.js";
-import type { VideoFrames } from "./frames.js";
 import { readVideo, writeVideo } from "./io.js";
+import { syntheticVideo } from "./test-video.js";
 import { readY4m, writeY4m } from "./y4m.js";
 
 const made: string[] = [];
@@ -18,21 +18,7 @@ afterAll(async () => {
   await Promise.all(made.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-function video(
-  width: number,
-  height: number,
-  n: number,
-  px: (x: number, y: number, t: number) => number[],
-  fps = 16,
-) {
-  const frames: Uint8Array[] = [];
-  for (let t = 0; t < n; t++) {
-    const f = new Uint8Array(width * height * 3);
-    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) f.set(px(x, y, t), (y * width + x) * 3);
-    frames.push(f);
-  }
-  return { width, height, frames, fps } satisfies VideoFrames;
-}
+const video = syntheticVideo;
 
 const COLOURS = [
   [255, 0, 0],
