@@ -51,6 +51,21 @@ describe("tessera CLI", () => {
     }
   });
 
+  it("checks --queue for serve and worker before loading anything", async () => {
+    for (const [args, pattern] of [
+      [["worker"], /needs --queue/],
+      [["worker", "--queue", "http://127.0.0.1:6379"], /--queue must be a redis:\/\//],
+      [["worker", "--queue", "127.0.0.1:6379"], /--queue must be a redis:\/\//],
+      [["serve", "--queue", "nonsense"], /--queue must be a redis:\/\//],
+      [["worker", "--queue", "redis://127.0.0.1:1", "--lock-seconds", "1"], /--lock-seconds/],
+    ] as const) {
+      const r = await run(...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.err).toMatch(pattern);
+    }
+    expect((await run("help")).out).toMatch(/tessera worker --queue/);
+  });
+
   it("explains an unavailable device", async () => {
     const r = await run("forward", "--device", "cuda:7");
     expect(r.code).toBe(1);

@@ -8,6 +8,7 @@ import { generateCommand } from "./commands/generate.js";
 import { infoCommand } from "./commands/info.js";
 import { modelsCommand } from "./commands/models.js";
 import { keysCommand, serveCommand } from "./commands/serve.js";
+import { workerCommand } from "./commands/worker.js";
 
 export const HELP = `tessera — text-to-video on a diffusion transformer over spacetime patches
 
@@ -31,6 +32,9 @@ usage:
                                       write a random-weight model folder (diffusers layout) to try things with
   tessera serve [--port N] [--host H] [--data DIR] [--model DIR] [--device cpu|cuda] [--max-queue N]
                                       the HTTP video API (see /openapi.json); SIGTERM drains
+      --queue redis://HOST:PORT        put jobs on a Redis queue for \`tessera worker\`s instead of running them here
+  tessera worker --queue redis://HOST:PORT [--model DIR] [--device cpu|cuda] [--data DIR]
+                                      take jobs from serve's queue (any number, any host; --data shared with serve)
   tessera keys create|list|revoke [--data DIR]   API keys for serve (none: open mode)
   tessera help                        this text
 `;
@@ -59,6 +63,8 @@ export async function main(
         return await serveCommand(rest, out, err);
       case "keys":
         return await keysCommand(rest, out);
+      case "worker":
+        return await workerCommand(rest, out, err);
       case undefined:
       case "help":
       case "--help":

@@ -12,6 +12,7 @@ import { type JobEvent, JobRunner, type LiveProgress } from "./jobs.js";
 import { Metrics } from "./metrics.js";
 import { DataDir, isJobId } from "./paths.js";
 import { RateLimiter, type RateLimitOptions } from "./ratelimit.js";
+import type { RedisJobRunner } from "./redis-queue.js";
 import * as S from "./schemas.js";
 import { type JobRow, Store, TERMINAL } from "./store.js";
 import { readMultipart, type Upload } from "./upload.js";
@@ -25,6 +26,7 @@ import {
   type VideoBody,
   validateWithGenerator,
 } from "./validation.js";
+import { registerWebPage } from "./web/index.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -58,12 +60,19 @@ export interface ServerOptions {
   progressWriteIntervalMs?: number;
   /** fastify's logger option (default off). */
   logger?: boolean | Record<string, unknown>;
+  /**
+   * redis:// URL: jobs go on this BullMQ queue for `tessera worker` processes instead of
+   * running here (see redis-queue.ts); the data folder must be shared with the workers.
+   */
+  queue?: string;
+  /** Redis mode: milliseconds between reconciling sweeps of SQLite against the queue (default 5000). */
+  queueSweepIntervalMs?: number;
 }
 
 export interface TesseraServer {
   app: FastifyInstance;
   store: Store;
-  runner: JobRunner;
+  runner: JobRunner | RedisJobRunner;
   data: DataDir;
   generator: VideoGenerator;
   /** Jobs found in_progress at start (left by a killed server) and queued again. */
@@ -121,16 +130,33 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
   const data = new DataDir(o.dataDir);
   await data.init();
   const store = new Store(data.dbFile);
-  const requeuedAtStart = store.requeueInterrupted();
-  let runner: JobRunner | null = null;
+  // In Redis mode a job in_progress may well be running on a worker right now.
+  const requeuedAtStart = o.queue ? 0 : store.requeueInterrupted();
+  let runner: JobRunner | RedisJobRunner | null = null;
   const metrics = new Metrics(
     () => store,
     () => ({ busy: runner?.busy ?? false }),
   );
-  runner = new JobRunner(store, data, generator, metrics, {
-    maxAttempts: o.maxAttempts ?? 3,
-    progressWriteIntervalMs: o.progressWriteIntervalMs ?? 250,
-  });
+  if (o.queue) {
+    const { RedisJobRunner } = await import("./redis-queue.js");
+    const r = new RedisJobRunner(store, data, metrics, {
+      url: o.queue,
+      progressWriteIntervalMs: o.progressWriteIntervalMs ?? 250,
+      ...(o.queueSweepIntervalMs !== undefined ? { sweepIntervalMs: o.queueSweepIntervalMs } : {}),
+    });
+    try {
+      await r.init();
+    } catch (e) {
+      await r.drain(0);
+      store.close();
+      throw e;
+    }
+    runner = r;
+  } else
+    runner = new JobRunner(store, data, generator, metrics, {
+      maxAttempts: o.maxAttempts ?? 3,
+      progressWriteIntervalMs: o.progressWriteIntervalMs ?? 250,
+    });
   const worker = runner;
   const limiter =
     o.rateLimit === false ? null : new RateLimiter(o.rateLimit ?? { perMinute: 600, burst: 120 });
@@ -340,10 +366,12 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
         if (moved) await data.removeJob(id);
         throw e;
       }
-      worker.wake();
-      const job = store.getJob(id, req.keyId) as JobRow;
+      // Redis mode enqueues here (a failure is retried by its sweep); in-process mode wakes the loop.
+      const enqueued = worker.wake(id);
+      const body202 = view(store.getJob(id, req.keyId) as JobRow);
+      await enqueued;
       reply.header("location", `/v1/videos/${id}`);
-      return reply.code(202).send(view(job));
+      return reply.code(202).send(body202);
     },
   );
 
@@ -560,6 +588,9 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
       res.on("error", finish);
     },
   );
+
+  // The web page at / (HTML, CSS and a small ES module; no key needed to load it).
+  registerWebPage(app);
 
   app.get(
     "/healthz",

@@ -13,5 +13,11 @@ export {
 export { DataDir } from "./paths.js";
 export { loadPipelineGenerator, type PipelineGeneratorOptions } from "./pipeline-generator.js";
 export type { RateLimitOptions } from "./ratelimit.js";
+export {
+  type QueueWorker,
+  type QueueWorkerOptions,
+  queueUrlProblem,
+  startQueueWorker,
+} from "./redis-queue.js";
 export { type ApiKeyInfo, type JobStatus, Store } from "./store.js";
 export { DEFAULT_LIMITS, type Limits } from "./validation.js";

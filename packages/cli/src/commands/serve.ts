@@ -9,7 +9,26 @@ import type { Store, TesseraServer, VideoGenerator } from "@tessera/server";
 import { choiceFlag, intFlag, parse, UsageError } from "../args.js";
 import { deviceFlag, resolveModel, runtimeFailure } from "./model-args.js";
 
-function dataFlag(v: string | undefined): string {
+/** --queue: a redis:// or rediss:// URL (checked without loading the server). */
+export function queueFlag(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  let u: URL | null = null;
+  try {
+    u = new URL(v);
+  } catch {}
+  if (!u || (u.protocol !== "redis:" && u.protocol !== "rediss:") || !u.hostname)
+    throw new UsageError(`--queue must be a redis://HOST:PORT or rediss://HOST:PORT URL, got '${v}'`);
+  return v;
+}
+
+/** The URL without its password, for logs. */
+export function redactUrl(v: string): string {
+  const u = new URL(v);
+  if (u.password) u.password = "***";
+  return u.toString();
+}
+
+export function dataFlag(v: string | undefined): string {
   return resolve(v ?? process.env.TESSERA_DATA ?? "tessera-data");
 }
 
@@ -39,8 +58,10 @@ export async function serveCommand(
     "drain-seconds": { type: "string" },
     format: { type: "string" },
     verbose: { type: "boolean" },
+    queue: { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got '${positionals[0]}'`);
+  const queue = queueFlag(values.queue);
   const { createServer, DEFAULT_LIMITS, loadPipelineGenerator } = await import("@tessera/server");
   const port = intFlag("port", values.port, 8080, 0, 65535);
   const host = values.host ?? "127.0.0.1";
@@ -82,6 +103,7 @@ export async function serveCommand(
       limits: { maxUploadBytes: maxUploadMb * 2 ** 20, maxFrames, maxSteps },
       rateLimit: perMinute === 0 ? false : { perMinute, burst: Math.max(1, Math.ceil(perMinute / 5)) },
       drainTimeoutMs: drainSeconds * 1000,
+      ...(queue ? { queue } : {}),
       logger: { level: values.verbose ? "info" : "warn" },
     });
   } catch (e) {
@@ -96,6 +118,10 @@ export async function serveCommand(
   }
   const keys = srv.store.hasActiveKeys();
   out(`tessera: serving ${generator.info.model} on ${url} (data: ${dataDir})`);
+  if (queue)
+    out(
+      `tessera: jobs go to the queue at ${redactUrl(queue)}; run \`tessera worker --queue … --data ${dataDir}\` (the same data folder, shared) to process them`,
+    );
   if (srv.requeuedAtStart > 0)
     out(`tessera: ${srv.requeuedAtStart} job(s) interrupted by the last shutdown are queued again`);
   out(
