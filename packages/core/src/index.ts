@@ -3,6 +3,7 @@ export * from "./models/wan/config.js";
 export * from "./models/wan/params.js";
 export * from "./models/wan/transformer.js";
 export * from "./models/wan-vae/index.js";
+export * from "./parallel/index.js";
 export * from "./pipelines/index.js";
 export * from "./schedulers/index.js";
 export * from "./tokenizer/index.js";

@@ -1,0 +1,2 @@
+export * from "./comm.js";
+export * from "./ulysses.js";

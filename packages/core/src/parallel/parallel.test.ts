@@ -1,0 +1,249 @@
+import { full, liveTensorCount, randn, type Tensor } from "@tessera/native";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { WAN_TINY, type WanTransformerConfig } from "../models/wan/config.js";
+import { randomWanTransformerWeights } from "../models/wan/params.js";
+import { WanTransformer } from "../models/wan/transformer.js";
+import { guidedVelocity } from "../pipelines/wan.js";
+import { CommError, InProcessGroup, runRanks } from "./comm.js";
+import {
+  cfgParallelVelocity,
+  frameShard,
+  gatherFrames,
+  ringSelfAttention,
+  shardLatents,
+  UlyssesWanTransformer,
+  ulyssesSelfAttention,
+} from "./ulysses.js";
+
+// Four heads so that 2 and 4 ranks both divide them.
+const CFG: WanTransformerConfig = { ...WAN_TINY, num_attention_heads: 4, attention_head_dim: 12 };
+
+async function relErr(a: Tensor, b: Tensor): Promise<number> {
+  expect(a.shape).toEqual(b.shape);
+  const x = await a.toFloat32Array();
+  const y = await b.toFloat32Array();
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < y.length; i++) {
+    num = Math.max(num, Math.abs((x[i] as number) - (y[i] as number)));
+    den = Math.max(den, Math.abs(y[i] as number));
+  }
+  return num / den;
+}
+
+let before = 0;
+beforeEach(() => {
+  before = liveTensorCount();
+});
+afterEach(() => {
+  expect(liveTensorCount()).toBe(before);
+});
+
+describe("InProcessGroup", () => {
+  it("all-to-all, all-gather and ring shift move the right slices", async () => {
+    for (const n of [1, 2, 3]) {
+      const outs = await runRanks(n, async (comm) => {
+        // Rank r holds rows r*2..r*2+1 of a [2n, 3n] matrix with value 100*row + col.
+        const rows = Array.from({ length: 2 * 3 * n }, (_, i) => {
+          const row = comm.rank * 2 + Math.floor(i / (3 * n));
+          return 100 * row + (i % (3 * n));
+        });
+        const { Tensor } = await import("@tessera/native");
+        const x = Tensor.from(rows, [2, 3 * n]);
+        const a2a = await comm.allToAll(x, { splitDim: 1, concatDim: 0 }); // [2n, 3]: all rows, my cols
+        const ag = await comm.allGather(x, 0); // [2n, 3n]
+        const ring = await comm.ringShift(x);
+        await comm.barrier();
+        const res = {
+          a2a: Array.from(await a2a.toFloat32Array()),
+          a2aShape: a2a.shape,
+          ag: Array.from(await ag.toFloat32Array()),
+          ring: Array.from(await ring.toFloat32Array()),
+        };
+        for (const t of [x, a2a, ag, ring]) t.dispose();
+        return res;
+      });
+      for (let r = 0; r < n; r++) {
+        const o = outs[r] as (typeof outs)[number];
+        expect(o.a2aShape).toEqual([2 * n, 3]);
+        const want: number[] = [];
+        for (let row = 0; row < 2 * n; row++) for (let c = 0; c < 3; c++) want.push(100 * row + r * 3 + c);
+        expect(o.a2a).toEqual(want);
+        const all: number[] = [];
+        for (let row = 0; row < 2 * n; row++) for (let c = 0; c < 3 * n; c++) all.push(100 * row + c);
+        expect(o.ag).toEqual(all);
+        const from = (r - 1 + n) % n;
+        expect(o.ring).toEqual(all.slice(from * 2 * 3 * n, (from + 1) * 2 * 3 * n));
+      }
+    }
+  });
+
+  it("rejects non-divisible splits and mismatched shapes, and aborts the other ranks", async () => {
+    await expect(
+      runRanks(2, async (comm) => {
+        const x = full([3, 4], 1);
+        try {
+          return await comm.allToAll(x, { splitDim: 0, concatDim: 1 });
+        } finally {
+          x.dispose();
+        }
+      }),
+    ).rejects.toThrow(/dim 0 of \[3, 4\] \(3\) is not divisible by the world size 2/);
+    await expect(
+      runRanks(2, async (comm) => {
+        const x = full([2, comm.rank + 2], 1);
+        try {
+          return await comm.allToAll(x, { splitDim: 0, concatDim: 1 });
+        } finally {
+          x.dispose();
+        }
+      }),
+    ).rejects.toThrow(CommError);
+    // A rank that fails before a collective releases the ranks waiting in it.
+    await expect(
+      runRanks(3, async (comm) => {
+        if (comm.rank === 1) throw new Error("rank 1 failed");
+        await comm.barrier();
+        return 0;
+      }),
+    ).rejects.toThrow("rank 1 failed");
+    expect(() => new InProcessGroup(0)).toThrow(/positive integer/);
+  });
+});
+
+describe("self-attention over token shards", () => {
+  for (const n of [2, 4])
+    it(`ring and Ulysses attention over ${n} ranks equal full attention with 3D RoPE`, async () => {
+      const grid: [number, number, number] = [4, 3, 2];
+      const len = 24;
+      // Large logits, so the online softmax's running max matters.
+      const q = randn([2, len, 4, 12], { seed: 11 });
+      const k = randn([2, len, 4, 12], { seed: 12 });
+      const v = randn([2, len, 4, 12], { seed: 13 });
+      const { attention, affine, slice } = await import("@tessera/native");
+      const q3 = affine(q, 3, 0);
+      const ref = attention(q3, k, v, { grid, rope: true });
+      for (const mode of ["ring", "ulysses"] as const) {
+        const outs = await runRanks(n, async (comm) => {
+          const lr = len / n;
+          const [ql, kl, vl] = [q3, k, v].map((t) => slice(t, 1, comm.rank * lr, (comm.rank + 1) * lr)) as [
+            Tensor,
+            Tensor,
+            Tensor,
+          ];
+          const o =
+            mode === "ring"
+              ? await ringSelfAttention(comm, ql, kl, vl, {
+                  localGrid: [grid[0] / n, grid[1], grid[2]],
+                  frameOffset: (comm.rank * grid[0]) / n,
+                })
+              : await ulyssesSelfAttention(comm, ql, kl, vl, grid);
+          const all = await comm.allGather(o, 1);
+          for (const t of [ql, kl, vl, o]) t.dispose();
+          return all;
+        });
+        for (const o of outs) expect(await relErr(o, ref)).toBeLessThan(1e-5);
+        for (const o of outs) o.dispose();
+      }
+      for (const t of [q, k, v, q3, ref]) t.dispose();
+    });
+});
+
+describe("frameShard", () => {
+  it("gives ceil(Fg/N) frames per rank with the padding at the end", () => {
+    expect([0, 1, 2, 3].map((r) => frameShard(21, 1, 4, r))).toEqual([
+      { start: 0, end: 6, paddedFrames: 6 },
+      { start: 6, end: 12, paddedFrames: 6 },
+      { start: 12, end: 18, paddedFrames: 6 },
+      { start: 18, end: 21, paddedFrames: 6 },
+    ]);
+    expect(frameShard(4, 1, 2, 1)).toEqual({ start: 2, end: 4, paddedFrames: 2 });
+    expect(() => frameShard(5, 2, 2, 0)).toThrow(/multiple of the patch 2/);
+  });
+});
+
+describe("sequence-parallel Wan transformer", () => {
+  async function compare(n: number, frames: number, mode: "ulysses" | "ring"): Promise<number> {
+    const weights = randomWanTransformerWeights(CFG, { seed: 5 });
+    const model = new WanTransformer(CFG, weights);
+    const latents = randn([1, frames, 4, 6, 16], { seed: 1 });
+    const context = randn([1, 7, CFG.text_dim], { seed: 2 });
+    const timesteps = full([1], 700);
+    const ref = model.forward({ latents, timesteps, context });
+    const outs = await runRanks(n, async (comm) => {
+      const par = new UlyssesWanTransformer(model, comm, { attention: mode });
+      const local = shardLatents(latents, comm, 1);
+      const y = await par.forward({ latents: local, latentFrames: frames, timesteps, context });
+      expect(y.shape).toEqual(local.shape);
+      const whole = await gatherFrames(y, comm);
+      local.dispose();
+      y.dispose();
+      return whole;
+    });
+    let err = 0;
+    for (const o of outs) err = Math.max(err, await relErr(o, ref));
+    for (const t of [...outs, ref, latents, context, timesteps]) t.dispose();
+    weights.dispose();
+    return err;
+  }
+
+  for (const n of [2, 4])
+    for (const mode of ["ulysses", "ring"] as const)
+      it(`${mode} over ${n} ranks equals the one-device forward`, async () => {
+        expect(await compare(n, 4, mode)).toBeLessThan(1e-5);
+      });
+
+  for (const mode of ["ulysses", "ring"] as const)
+    it(`${mode} pads a frame count the ranks do not divide (3 frames over 2 ranks)`, async () => {
+      expect(await compare(2, 3, mode)).toBeLessThan(1e-5);
+    });
+
+  for (const mode of ["ulysses", "ring"] as const)
+    it(`${mode} gives a rank with no frames only padding (3 frames over 4 ranks)`, async () => {
+      expect(await compare(4, 3, mode)).toBeLessThan(1e-5);
+    });
+
+  it("ring attention works with heads the world size does not divide (3 ranks)", async () => {
+    expect(await compare(3, 3, "ring")).toBeLessThan(1e-5);
+  });
+
+  it("rejects heads not divisible by the world size, and a wrong shard", async () => {
+    const weights = randomWanTransformerWeights(CFG, { seed: 5 });
+    const model = new WanTransformer(CFG, weights);
+    const group = new InProcessGroup(3);
+    expect(() => new UlyssesWanTransformer(model, group.comm(0))).toThrow(
+      /4 attention heads are not divisible by the world size 3/,
+    );
+    const latents = randn([1, 3, 4, 6, 16], { seed: 1 });
+    const context = randn([1, 7, CFG.text_dim], { seed: 2 });
+    const timesteps = full([1], 700);
+    const par = new UlyssesWanTransformer(model, new InProcessGroup(2).comm(0));
+    await expect(par.forward({ latents, latentFrames: 4, timesteps, context })).rejects.toThrow(
+      /owns latent frames \[0, 2\) of 4, got 3/,
+    );
+    for (const t of [latents, context, timesteps]) t.dispose();
+    weights.dispose();
+  });
+});
+
+describe("guidance-parallel velocity", () => {
+  it("equals the batch-of-two guidance", async () => {
+    const weights = randomWanTransformerWeights(CFG, { seed: 7 });
+    const model = new WanTransformer(CFG, weights);
+    const latents = randn([1, 2, 4, 6, 16], { seed: 3 });
+    const cond = randn([1, 7, CFG.text_dim], { seed: 4 });
+    const uncond = randn([1, 7, CFG.text_dim], { seed: 5 });
+    const { concat } = await import("@tessera/native");
+    const both = concat([cond, uncond], 0);
+    const ref = guidedVelocity(model, latents, 600, both, 5);
+    const outs = await runRanks(2, (comm) =>
+      cfgParallelVelocity(comm, model, latents, 600, comm.rank === 0 ? cond : uncond, 5),
+    );
+    for (const o of outs) expect(await relErr(o, ref)).toBeLessThan(1e-5);
+    await expect(
+      runRanks(3, (comm) => cfgParallelVelocity(comm, model, latents, 600, cond, 5)),
+    ).rejects.toThrow(/needs a world of 2 ranks/);
+    for (const t of [...outs, ref, latents, cond, uncond, both]) t.dispose();
+    weights.dispose();
+  });
+});
