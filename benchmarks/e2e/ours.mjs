@@ -1,0 +1,162 @@
+// Our side of the end-to-end baseline (benchmarks/e2e/README.md): one part per process, so
+// that the VAE's peak memory is that of a fresh process (Device has no peak reset).
+//
+//   node ours.mjs --part dit|t5|vae --out FILE.json [--device cuda|cpu] [--tiny] [--reps 5]
+//
+// dit: WanTransformer.forward on a batch of 2 (both guidance branches), bf16, latent
+//      [2, 21, 60, 104, 16] (channels-last), text [2, 512, 4096]; warm-up, then the median of
+//      --reps calls, each timed with `await device.synchronize()` on the host clock.
+// t5:  UMT5Encoder.encode of one 512-token prompt, bf16: all 512 positions (trimPadding off,
+//      the work Hugging Face does), and the pipeline's default (padding trimmed, 16 real tokens).
+// vae: WanVAE.decode of a normalised latent [1, 21, 60, 104, 16], f32 (as the pipeline runs it),
+//      chunked one latent frame at a time; peak = the allocator's high-water mark of bytes in use.
+import { writeFileSync } from "node:fs";
+import {
+  randomUMT5Weights,
+  randomWanTransformerWeights,
+  randomWanVaeWeights,
+  UMT5_TINY,
+  UMT5_XXL,
+  UMT5Encoder,
+  WAN_TINY,
+  WAN_VAE_TINY,
+  WAN21_T2V_1_3B,
+  WAN21_VAE,
+  WanTransformer,
+  WanVAE,
+} from "@tessera/core";
+import { cast, Device, randn, Tensor } from "@tessera/native";
+
+const args = process.argv.slice(2);
+const arg = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
+const part = arg("--part");
+const outPath = arg("--out");
+const dev = Device.parse(arg("--device", "cuda"));
+const tiny = args.includes("--tiny");
+const reps = Number(arg("--reps", 5));
+const warm = Number(arg("--warmup", 1));
+const dtype = tiny && dev.name === "cpu" ? "f32" : "bf16";
+
+// Full shapes: 832x480, 81 frames -> latent 21x60x104 (z 16); text 512 tokens.
+const S = tiny
+  ? { f: 3, h: 8, w: 8, text: 16, promptLen: 5, dit: WAN_TINY, t5: UMT5_TINY, vae: WAN_VAE_TINY }
+  : { f: 21, h: 60, w: 104, text: 512, promptLen: 16, dit: WAN21_T2V_1_3B, t5: UMT5_XXL, vae: WAN21_VAE };
+if (tiny) S.dit = { ...S.dit, text_dim: S.t5.d_model };
+
+const rec = { part, device: dev.info(), dtype, tiny, reps, warmup: warm };
+const save = () => writeFileSync(outPath, `${JSON.stringify(rec, null, 1)}\n`);
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+async function time(fn, n, w) {
+  for (let i = 0; i < w; i++) {
+    const y = fn();
+    await dev.synchronize();
+    y.dispose();
+  }
+  const ms = [];
+  for (let i = 0; i < n; i++) {
+    await dev.synchronize();
+    const t = performance.now();
+    const y = fn();
+    await dev.synchronize();
+    ms.push(performance.now() - t);
+    y.dispose();
+  }
+  return { median: median(ms), min: Math.min(...ms), max: Math.max(...ms), all: ms };
+}
+
+async function finite(t) {
+  const v = await t.toFloat32Array();
+  let sumsq = 0;
+  for (const x of v) {
+    if (!Number.isFinite(x)) return { finite: false };
+    sumsq += x * x;
+  }
+  return { finite: true, rms: Math.sqrt(sumsq / v.length) };
+}
+
+function randnAs(shape, seed, dt) {
+  const r = randn(shape, { seed, device: dev, dtype: "f32" });
+  if (dt === "f32") return r;
+  const c = cast(r, dt);
+  r.dispose();
+  return c;
+}
+
+const t0 = performance.now();
+if (part === "dit") {
+  const w = randomWanTransformerWeights(S.dit, { seed: 2, device: dev, dtype });
+  const model = new WanTransformer(S.dit, w);
+  const latents = randnAs([2, S.f, S.h, S.w, S.dit.in_channels], 3, dtype);
+  const timesteps = Tensor.from([500, 500], [2], { device: dev });
+  const context = randnAs([2, S.text, S.dit.text_dim], 4, dtype);
+  await dev.synchronize();
+  rec.setupMs = performance.now() - t0;
+  rec.shape = { latents: latents.shape, context: context.shape };
+  const fwd = () => model.forward({ latents, timesteps, context });
+  const y = fwd();
+  rec.check = await finite(y);
+  y.dispose();
+  save();
+  rec.ms = await time(fwd, reps, warm);
+  rec.memory = dev.memoryStats();
+  console.log(
+    `ours dit: median ${rec.ms.median.toFixed(1)} ms (${rec.ms.all.map((x) => x.toFixed(0)).join(", ")})`,
+  );
+  latents.dispose();
+  context.dispose();
+  timesteps.dispose();
+  w.dispose();
+} else if (part === "t5") {
+  const w = randomUMT5Weights(S.t5, { seed: 4, device: dev, dtype });
+  const enc = new UMT5Encoder(S.t5, w);
+  const idsArr = Array.from({ length: S.text }, (_, i) => 2 + ((i * 7919) % (S.t5.vocab_size - 2)));
+  const ids = Tensor.from(idsArr, [1, S.text], { dtype: "i32", device: dev });
+  await dev.synchronize();
+  rec.setupMs = performance.now() - t0;
+  const full = () => enc.encode(ids, [S.text], { trimPadding: false });
+  const y = full();
+  rec.check = await finite(y);
+  y.dispose();
+  rec.full = await time(full, reps, warm);
+  rec.trimmed = await time(() => enc.encode(ids, [S.promptLen]), reps, warm);
+  rec.promptLen = S.promptLen;
+  rec.memory = dev.memoryStats();
+  console.log(
+    `ours t5: 512 positions ${rec.full.median.toFixed(2)} ms; trimmed to ${S.promptLen}: ${rec.trimmed.median.toFixed(2)} ms`,
+  );
+  ids.dispose();
+  w.dispose();
+} else if (part === "vae") {
+  const w = randomWanVaeWeights(S.vae, { seed: 5, device: dev, dtype: "f32" });
+  const vae = new WanVAE(S.vae, w);
+  const latent = randn([1, S.f, S.h, S.w, S.vae.z_dim], { seed: 6, device: dev, dtype: "f32" });
+  const small = randn([1, 2, S.h, S.w, S.vae.z_dim], { seed: 7, device: dev, dtype: "f32" });
+  await dev.synchronize();
+  rec.setupMs = performance.now() - t0;
+  // Warm-up on two latent frames (every layer, both cache states); its peak is below the full decode's.
+  const tw = performance.now();
+  vae.decode(small).dispose();
+  await dev.synchronize();
+  rec.warmupMs = performance.now() - tw;
+  small.dispose();
+  rec.memoryBefore = dev.memoryStats();
+  const t = performance.now();
+  const y = vae.decode(latent);
+  await dev.synchronize();
+  rec.ms = { median: performance.now() - t, all: [performance.now() - t] };
+  rec.memoryAfter = dev.memoryStats();
+  rec.outShape = y.shape;
+  rec.peakBytes = rec.memoryAfter.peak;
+  rec.peakDeltaBytes = rec.memoryAfter.peak - rec.memoryBefore.inUse;
+  rec.check = await finite(y);
+  y.dispose();
+  console.log(
+    `ours vae: ${rec.ms.median.toFixed(0)} ms, peak ${(rec.peakBytes / 2 ** 30).toFixed(2)} GiB (in use before ${(rec.memoryBefore.inUse / 2 ** 30).toFixed(2)} GiB)`,
+  );
+  latent.dispose();
+  w.dispose();
+} else {
+  throw new Error(`--part must be dit, t5 or vae, got ${part}`);
+}
+save();
