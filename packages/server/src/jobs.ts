@@ -4,11 +4,12 @@
 // transitions in the store, so a job completes at most once whatever races
 // between DELETE, a drain and the run itself.
 import { EventEmitter } from "node:events";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm } from "node:fs/promises";
 import type { GeneratedVideo, GenerationRequest, VideoGenerator } from "./generator.js";
 import { isAbortError } from "./generator.js";
 import type { Metrics } from "./metrics.js";
-import { type DataDir, isSafeFileName } from "./paths.js";
+import { checkOutputs, prefixed } from "./outputs.js";
+import type { DataDir } from "./paths.js";
 import type { JobRow, JobStatus, Store, StoredResult } from "./store.js";
 
 export interface LiveProgress {
@@ -297,36 +298,10 @@ export class JobRunner {
 
   // Checks what the generator says it wrote, then moves the staging folder into place in one rename.
   async #publish(id: string, staging: string, out: GeneratedVideo): Promise<StoredResult> {
-    if (!isSafeFileName(out.file))
-      throw new Error(`the generator returned a bad file name '${String(out.file)}'`);
-    if (out.thumbnail !== undefined && !isSafeFileName(out.thumbnail))
-      throw new Error(`the generator returned a bad thumbnail name '${String(out.thumbnail)}'`);
-    const s = await stat(`${staging}/${out.file}`);
-    if (!s.isFile() || s.size === 0)
-      throw new Error(`the generator wrote no video (${out.file} is empty or not a file)`);
-    if (out.thumbnail !== undefined && !(await stat(`${staging}/${out.thumbnail}`)).isFile())
-      throw new Error(`the generator's thumbnail ${out.thumbnail} is not a file`);
+    const result = await checkOutputs(staging, out);
     const final = this.data.outDir(id);
     await rm(final, { recursive: true, force: true });
     await rename(staging, final);
-    return {
-      file: out.file,
-      contentType: out.contentType,
-      bytes: s.size,
-      ...(out.thumbnail !== undefined ? { thumbnail: out.thumbnail } : {}),
-      width: out.width,
-      height: out.height,
-      frames: out.frames,
-      fps: out.fps,
-    };
+    return result;
   }
-}
-
-function prefixed(t: Record<string, number> | undefined): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (!t) return out;
-  for (const [k, v] of Object.entries(t))
-    if (typeof v === "number" && Number.isFinite(v))
-      out[`${k.replace(/[^a-z0-9_]/gi, "_")}_ms`] = Math.round(v * 10) / 10;
-  return out;
 }

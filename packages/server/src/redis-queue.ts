@@ -27,14 +27,15 @@
 // the lock token, and the API's SQLite transition (in_progress → completed)
 // happens once whatever duplicates arrive (QueueEvents + the periodic sweep).
 import { EventEmitter } from "node:events";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm } from "node:fs/promises";
 import { type Job, Queue, QueueEvents, WaitingError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { GeneratedVideo, GenerationRequest, VideoGenerator } from "./generator.js";
 import { isAbortError } from "./generator.js";
 import type { JobEvent, LiveProgress } from "./jobs.js";
 import type { Metrics } from "./metrics.js";
-import { type DataDir, isJobId, isSafeFileName } from "./paths.js";
+import { checkOutputs, prefixed } from "./outputs.js";
+import { type DataDir, isJobId } from "./paths.js";
 import type { JobRow, Store, StoredRequest, StoredResult } from "./store.js";
 
 export const QUEUE_NAME = "tessera-videos";
@@ -562,35 +563,4 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
       return closing;
     },
   };
-}
-
-async function checkOutputs(staging: string, out: GeneratedVideo): Promise<StoredResult> {
-  if (!isSafeFileName(out.file))
-    throw new Error(`the generator returned a bad file name '${String(out.file)}'`);
-  if (out.thumbnail !== undefined && !isSafeFileName(out.thumbnail))
-    throw new Error(`the generator returned a bad thumbnail name '${String(out.thumbnail)}'`);
-  const s = await stat(`${staging}/${out.file}`);
-  if (!s.isFile() || s.size === 0)
-    throw new Error(`the generator wrote no video (${out.file} is empty or not a file)`);
-  if (out.thumbnail !== undefined && !(await stat(`${staging}/${out.thumbnail}`)).isFile())
-    throw new Error(`the generator's thumbnail ${out.thumbnail} is not a file`);
-  return {
-    file: out.file,
-    contentType: out.contentType,
-    bytes: s.size,
-    ...(out.thumbnail !== undefined ? { thumbnail: out.thumbnail } : {}),
-    width: out.width,
-    height: out.height,
-    frames: out.frames,
-    fps: out.fps,
-  };
-}
-
-function prefixed(t: Record<string, number> | undefined): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (!t) return out;
-  for (const [k, v] of Object.entries(t))
-    if (typeof v === "number" && Number.isFinite(v))
-      out[`${k.replace(/[^a-z0-9_]/gi, "_")}_ms`] = Math.round(v * 10) / 10;
-  return out;
 }
