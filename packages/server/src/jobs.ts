@@ -5,12 +5,13 @@
 // between DELETE, a drain and the run itself.
 import { EventEmitter } from "node:events";
 import { mkdir, rename, rm } from "node:fs/promises";
-import type { GeneratedVideo, GenerationRequest, VideoGenerator } from "./generator.js";
+import type { GeneratedVideo, VideoGenerator } from "./generator.js";
 import { isAbortError } from "./generator.js";
 import type { Metrics } from "./metrics.js";
 import { checkOutputs, prefixed } from "./outputs.js";
 import type { DataDir } from "./paths.js";
 import type { JobRow, JobStatus, Store, StoredResult } from "./store.js";
+import { requestFromStored } from "./validation.js";
 
 export interface LiveProgress {
   step: number;
@@ -207,19 +208,7 @@ export class JobRunner {
       }
       return;
     }
-    const req: GenerationRequest = {
-      prompt: r.prompt,
-      negativePrompt: r.negativePrompt,
-      width: r.width,
-      height: r.height,
-      frames: r.frames,
-      steps: r.steps,
-      guidance: r.guidance,
-      seed: r.seed,
-      ...(r.image ? { image: this.data.inputFile(id, r.image) } : {}),
-      ...(r.video ? { video: this.data.inputFile(id, r.video) } : {}),
-      ...(r.strength !== undefined ? { strength: r.strength } : {}),
-    };
+    const req = requestFromStored(r, (name) => this.data.inputFile(id, name));
     let lastWrite = 0;
     let lastElapsed = 0;
     const onProgress = (p: { step: number; total: number; elapsed: number; eta: number }) => {

@@ -30,13 +30,14 @@ import { EventEmitter } from "node:events";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { type Job, Queue, QueueEvents, WaitingError, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import type { GeneratedVideo, GenerationRequest, VideoGenerator } from "./generator.js";
+import type { GeneratedVideo, VideoGenerator } from "./generator.js";
 import { isAbortError } from "./generator.js";
 import type { JobEvent, LiveProgress } from "./jobs.js";
 import type { Metrics } from "./metrics.js";
 import { checkOutputs, prefixed } from "./outputs.js";
 import { type DataDir, isJobId } from "./paths.js";
 import type { JobRow, Store, StoredRequest, StoredResult } from "./store.js";
+import { requestFromStored } from "./validation.js";
 
 export const QUEUE_NAME = "tessera-videos";
 const DENOISE_SHARE = 99;
@@ -419,19 +420,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     await mkdir(staging, { recursive: true });
     const controller = new AbortController();
     current = controller;
-    const req: GenerationRequest = {
-      prompt: r.prompt,
-      negativePrompt: r.negativePrompt,
-      width: r.width,
-      height: r.height,
-      frames: r.frames,
-      steps: r.steps,
-      guidance: r.guidance,
-      seed: r.seed,
-      ...(r.image ? { image: o.dataDir.inputFile(id, r.image) } : {}),
-      ...(r.video ? { video: o.dataDir.inputFile(id, r.video) } : {}),
-      ...(r.strength !== undefined ? { strength: r.strength } : {}),
-    };
+    const req = requestFromStored(r, (name) => o.dataDir.inputFile(id, name));
     let lastReport = 0;
     let checking = false;
     const onProgress = (p: { step: number; total: number; elapsed: number; eta: number }) => {

@@ -273,7 +273,16 @@ export function resolveRequest(
 /** Lets the model refuse what only it knows about (runs at submission, without the uploads). */
 export function validateWithGenerator(gen: VideoGenerator, r: StoredRequest): void {
   if (!gen.validate) return;
-  const req: GenerationRequest = {
+  const req = requestFromStored(r);
+  gen.validate(req);
+}
+
+/**
+ * The generator's view of a stored request. `inputFile` resolves uploaded inputs to paths
+ * (runners pass it; submission-time validation runs before uploads exist and does not).
+ */
+export function requestFromStored(r: StoredRequest, inputFile?: (name: string) => string): GenerationRequest {
+  return {
     prompt: r.prompt,
     negativePrompt: r.negativePrompt,
     width: r.width,
@@ -282,7 +291,8 @@ export function validateWithGenerator(gen: VideoGenerator, r: StoredRequest): vo
     steps: r.steps,
     guidance: r.guidance,
     seed: r.seed,
+    ...(inputFile && r.image ? { image: inputFile(r.image) } : {}),
+    ...(inputFile && r.video ? { video: inputFile(r.video) } : {}),
     ...(r.strength !== undefined ? { strength: r.strength } : {}),
   };
-  gen.validate(req);
 }
