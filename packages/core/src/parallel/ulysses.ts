@@ -28,7 +28,6 @@ import {
   concat,
   div,
   exp,
-  gatedResidual,
   layerNorm,
   linear,
   matmul,
@@ -37,7 +36,6 @@ import {
   ones,
   patchEmbed3d,
   permute,
-  rmsNorm,
   scope,
   silu,
   slice,
@@ -136,11 +134,6 @@ export class UlyssesWanTransformer {
     return linear(x, this.w(`${name}.weight`), this.w(`${name}.bias`), epilogue ? { epilogue } : {});
   }
 
-  private qkNorm(x: Tensor, name: string): Tensor {
-    if (!this.config.qk_norm) return x;
-    return rmsNorm(x, { weight: this.w(`${name}.weight`), eps: this.config.eps });
-  }
-
   async forward(input: UlyssesForwardInput): Promise<Tensor> {
     const c = this.config;
     const n = this.comm.worldSize;
@@ -223,18 +216,7 @@ export class UlyssesWanTransformer {
     geo: Geometry,
     keyLengths: Tensor | undefined,
   ): Promise<Tensor> {
-    const c = this.config;
-    const p = `blocks.${i}`;
-    const [b, len] = x.shape as [number, number];
-    const heads = c.num_attention_heads;
-    const hd = c.attention_head_dim;
-    const mod = add(this.w(`${p}.scale_shift_table`), tproj);
-    const e = [0, 1, 2, 3, 4, 5].map((k) => chunk(mod, k, b, this.dim)) as Tensor[];
-
-    const n1 = layerNorm(x, { eps: c.eps, scale: e[1], shift: e[0] });
-    const q = this.qkNorm(this.lin(n1, `${p}.attn1.to_q`), `${p}.attn1.norm_q`).reshape([b, len, heads, hd]);
-    const k = this.qkNorm(this.lin(n1, `${p}.attn1.to_k`), `${p}.attn1.norm_k`).reshape([b, len, heads, hd]);
-    const v = this.lin(n1, `${p}.attn1.to_v`).reshape([b, len, heads, hd]);
+    const { q, k, v, mod } = this.model.blockSelfAttentionInputs(i, x, tproj);
     const sa =
       this.mode === "ulysses"
         ? await ulyssesSelfAttention(this.comm, q, k, v, geo.globalGrid, keyLengths)
@@ -243,25 +225,7 @@ export class UlyssesWanTransformer {
             frameOffset: geo.frameOffset,
             realTokens: geo.realTokens,
           });
-    x = gatedResidual(x, this.lin(sa.reshape([b, len, this.dim]), `${p}.attn1.to_out.0`), e[2] as Tensor);
-
-    const n3 = c.cross_attn_norm
-      ? layerNorm(x, { eps: c.eps, weight: this.w(`${p}.norm2.weight`), bias: this.w(`${p}.norm2.bias`) })
-      : x;
-    const lt = ctx.shape[1] as number;
-    const cq = this.qkNorm(this.lin(n3, `${p}.attn2.to_q`), `${p}.attn2.norm_q`);
-    const ck = this.qkNorm(this.lin(ctx, `${p}.attn2.to_k`), `${p}.attn2.norm_k`);
-    const cv = this.lin(ctx, `${p}.attn2.to_v`);
-    const ca = attention(
-      cq.reshape([b, len, heads, hd]),
-      ck.reshape([b, lt, heads, hd]),
-      cv.reshape([b, lt, heads, hd]),
-    );
-    x = add(x, this.lin(ca.reshape([b, len, this.dim]), `${p}.attn2.to_out.0`));
-
-    const n2 = layerNorm(x, { eps: c.eps, scale: e[4], shift: e[3] });
-    const ff = this.lin(this.lin(n2, `${p}.ffn.net.0.proj`, "gelu_tanh"), `${p}.ffn.net.2`);
-    return gatedResidual(x, ff, e[5] as Tensor);
+    return this.model.blockAfterSelfAttention(i, x, sa, mod, ctx);
   }
 }
 

@@ -93,29 +93,45 @@ export class WanTransformer {
   }
 
   private block(i: number, x: Tensor, tproj: Tensor, ctx: Tensor, grid: [number, number, number]): Tensor {
+    const { q, k, v, mod } = this.blockSelfAttentionInputs(i, x, tproj);
+    // Self-attention over all video tokens with 3D RoPE.
+    const sa = attention(q, k, v, { grid, rope: true });
+    return this.blockAfterSelfAttention(i, x, sa, mod, ctx);
+  }
+
+  /**
+   * The first part of block `i`: adaLN modulation and the self-attention q, k, v as
+   * [B, L, H, D]. Split from the attention itself so that sequence-parallel runners
+   * (packages/core/src/parallel) can put their own attention between the two halves.
+   */
+  blockSelfAttentionInputs(
+    i: number,
+    x: Tensor,
+    tproj: Tensor,
+  ): { q: Tensor; k: Tensor; v: Tensor; mod: Tensor[] } {
+    const c = this.config;
+    const p = `blocks.${i}`;
+    const [b, len] = x.shape as [number, number];
+    const shape = [b, len, c.num_attention_heads, c.attention_head_dim];
+    const table = add(this.w(`${p}.scale_shift_table`), tproj);
+    const mod = [0, 1, 2, 3, 4, 5].map((k) => chunk(table, k, b, this.dim));
+    const n1 = layerNorm(x, { eps: c.eps, scale: mod[1], shift: mod[0] });
+    return {
+      q: this.qkNorm(this.lin(n1, `${p}.attn1.to_q`), `${p}.attn1.norm_q`).reshape(shape),
+      k: this.qkNorm(this.lin(n1, `${p}.attn1.to_k`), `${p}.attn1.norm_k`).reshape(shape),
+      v: this.lin(n1, `${p}.attn1.to_v`).reshape(shape),
+      mod,
+    };
+  }
+
+  /** The rest of block `i` given its self-attention output `sa` [B, L, H, D]. */
+  blockAfterSelfAttention(i: number, x: Tensor, sa: Tensor, mod: Tensor[], ctx: Tensor): Tensor {
     const c = this.config;
     const p = `blocks.${i}`;
     const [b, len] = x.shape as [number, number];
     const heads = c.num_attention_heads;
     const hd = c.attention_head_dim;
-    const mod = add(this.w(`${p}.scale_shift_table`), tproj);
-    const e = [0, 1, 2, 3, 4, 5].map((k) => chunk(mod, k, b, this.dim));
-
-    // Self-attention over all video tokens with 3D RoPE.
-    const n1 = layerNorm(x, { eps: c.eps, scale: e[1], shift: e[0] });
-    const q = this.qkNorm(this.lin(n1, `${p}.attn1.to_q`), `${p}.attn1.norm_q`);
-    const k = this.qkNorm(this.lin(n1, `${p}.attn1.to_k`), `${p}.attn1.norm_k`);
-    const v = this.lin(n1, `${p}.attn1.to_v`);
-    const sa = attention(
-      q.reshape([b, len, heads, hd]),
-      k.reshape([b, len, heads, hd]),
-      v.reshape([b, len, heads, hd]),
-      {
-        grid,
-        rope: true,
-      },
-    );
-    x = gatedResidual(x, this.lin(sa.reshape([b, len, this.dim]), `${p}.attn1.to_out.0`), e[2] as Tensor);
+    x = gatedResidual(x, this.lin(sa.reshape([b, len, this.dim]), `${p}.attn1.to_out.0`), mod[2] as Tensor);
 
     // Cross-attention to the text states.
     const n3 = c.cross_attn_norm
@@ -133,9 +149,9 @@ export class WanTransformer {
     x = add(x, this.lin(ca.reshape([b, len, this.dim]), `${p}.attn2.to_out.0`));
 
     // Feed-forward with adaLN modulation and a gated residual.
-    const n2 = layerNorm(x, { eps: c.eps, scale: e[4], shift: e[3] });
+    const n2 = layerNorm(x, { eps: c.eps, scale: mod[4], shift: mod[3] });
     const ff = this.lin(this.lin(n2, `${p}.ffn.net.0.proj`, "gelu_tanh"), `${p}.ffn.net.2`);
-    return gatedResidual(x, ff, e[5] as Tensor);
+    return gatedResidual(x, ff, mod[5] as Tensor);
   }
 
   private qkNorm(x: Tensor, name: string): Tensor {
