@@ -4,7 +4,7 @@ import { existsSync, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { GenerateOptionError } from "@tessera/core";
 import { Device, DeviceError } from "@tessera/native";
-import { UsageError } from "../args.js";
+import { choiceFlag, UsageError } from "../args.js";
 
 /** A finite number flag within [min, max] (or (min, max] with exclusiveMin). */
 export function numberFlag(
@@ -125,4 +125,48 @@ export function formatDuration(ms: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+/** The flags `serve` and `worker` share for the model that generates. */
+export const GENERATOR_FLAGS = {
+  model: { type: "string" },
+  device: { type: "string" },
+  dtype: { type: "string" },
+  format: { type: "string" },
+} as const;
+
+export interface GeneratorFlags {
+  modelDir: string;
+  device: Device;
+  dtype?: "f32" | "bf16" | "f16";
+  format: "mp4" | "gif";
+}
+
+/** Validates the shared generator flags (UsageError naming the flag). */
+export function generatorFlags(values: {
+  model?: string;
+  device?: string;
+  dtype?: string;
+  format?: string;
+}): GeneratorFlags {
+  const dtype =
+    values.dtype === undefined ? undefined : choiceFlag("dtype", values.dtype, ["f32", "bf16", "f16"], "f32");
+  return {
+    modelDir: resolveModel(values.model),
+    device: deviceFlag(values.device, () => Device.cpu),
+    ...(dtype ? { dtype } : {}),
+    format: choiceFlag("format", values.format, ["mp4", "gif"] as const, "mp4"),
+  };
+}
+
+/** Loads the pipeline behind a server or worker, saying what it loads. */
+export async function loadGenerator(g: GeneratorFlags, err: (s: string) => void) {
+  const { loadPipelineGenerator } = await import("@tessera/server");
+  err(`tessera: loading ${g.modelDir} on ${g.device.name}…`);
+  return loadPipelineGenerator({
+    modelDir: g.modelDir,
+    device: g.device.name,
+    ...(g.dtype ? { dtype: g.dtype } : {}),
+    format: g.format,
+  });
 }

@@ -4,10 +4,9 @@
 // SQLite) is imported only by these commands, so the others start as fast as before.
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Device } from "@tessera/native";
 import type { Store, TesseraServer, VideoGenerator } from "@tessera/server";
-import { choiceFlag, intFlag, parse, UsageError } from "../args.js";
-import { deviceFlag, resolveModel, runtimeFailure } from "./model-args.js";
+import { intFlag, parse, UsageError } from "../args.js";
+import { GENERATOR_FLAGS, generatorFlags, loadGenerator, runtimeFailure } from "./model-args.js";
 
 /** --queue: a redis:// or rediss:// URL (checked without loading the server). */
 export function queueFlag(v: string | undefined): string | undefined {
@@ -47,29 +46,23 @@ export async function serveCommand(
     port: { type: "string" },
     host: { type: "string" },
     data: { type: "string" },
-    model: { type: "string" },
-    device: { type: "string" },
-    dtype: { type: "string" },
+    ...GENERATOR_FLAGS,
     "max-queue": { type: "string" },
     "max-upload-mb": { type: "string" },
     "max-frames": { type: "string" },
     "max-steps": { type: "string" },
     "rate-limit": { type: "string" },
     "drain-seconds": { type: "string" },
-    format: { type: "string" },
     verbose: { type: "boolean" },
     queue: { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got '${positionals[0]}'`);
   const queue = queueFlag(values.queue);
-  const { createServer, DEFAULT_LIMITS, loadPipelineGenerator } = await import("@tessera/server");
+  const { createServer, DEFAULT_LIMITS } = await import("@tessera/server");
   const port = intFlag("port", values.port, 8080, 0, 65535);
   const host = values.host ?? "127.0.0.1";
   const dataDir = dataFlag(values.data);
-  const modelDir = resolveModel(values.model);
-  const device = deviceFlag(values.device, () => Device.cpu);
-  const dtype =
-    values.dtype === undefined ? undefined : choiceFlag("dtype", values.dtype, ["f32", "bf16", "f16"], "f32");
+  const gen = generatorFlags(values);
   const maxQueued = intFlag("max-queue", values["max-queue"], 100, 1, 1_000_000);
   const maxUploadMb = intFlag(
     "max-upload-mb",
@@ -82,18 +75,11 @@ export async function serveCommand(
   const maxSteps = intFlag("max-steps", values["max-steps"], DEFAULT_LIMITS.maxSteps, 1, 1000);
   const perMinute = intFlag("rate-limit", values["rate-limit"], 600, 0, 1_000_000);
   const drainSeconds = intFlag("drain-seconds", values["drain-seconds"], 30, 0, 86_400);
-  const format = choiceFlag("format", values.format, ["mp4", "gif"] as const, "mp4");
 
   let srv: TesseraServer;
   let generator: VideoGenerator;
   try {
-    err(`tessera: loading ${modelDir} on ${device.name}…`);
-    generator = await loadPipelineGenerator({
-      modelDir,
-      device: device.name,
-      ...(dtype ? { dtype } : {}),
-      format,
-    });
+    generator = await loadGenerator(gen, err);
     srv = await createServer({
       dataDir,
       generator,

@@ -4,10 +4,9 @@
 // outputs written. A killed worker's job is run again by another after about
 // --lock-seconds + --stalled-seconds.
 import { resolve } from "node:path";
-import { Device } from "@tessera/native";
 import type { QueueWorker, VideoGenerator } from "@tessera/server";
-import { choiceFlag, intFlag, parse, UsageError } from "../args.js";
-import { deviceFlag, resolveModel, runtimeFailure } from "./model-args.js";
+import { intFlag, parse, UsageError } from "../args.js";
+import { GENERATOR_FLAGS, generatorFlags, loadGenerator, runtimeFailure } from "./model-args.js";
 import { dataFlag, queueFlag, redactUrl } from "./serve.js";
 
 export async function workerCommand(
@@ -18,10 +17,7 @@ export async function workerCommand(
   const { values, positionals } = parse(argv, {
     queue: { type: "string" },
     data: { type: "string" },
-    model: { type: "string" },
-    device: { type: "string" },
-    dtype: { type: "string" },
-    format: { type: "string" },
+    ...GENERATOR_FLAGS,
     "drain-seconds": { type: "string" },
     "lock-seconds": { type: "string" },
     "stalled-seconds": { type: "string" },
@@ -31,27 +27,17 @@ export async function workerCommand(
     throw new UsageError("worker needs --queue redis://HOST:PORT (the one `tessera serve --queue` uses)");
   const queue = queueFlag(values.queue) as string;
   const dataDir = dataFlag(values.data);
-  const dtype =
-    values.dtype === undefined ? undefined : choiceFlag("dtype", values.dtype, ["f32", "bf16", "f16"], "f32");
-  const format = choiceFlag("format", values.format, ["mp4", "gif"] as const, "mp4");
   const drainSeconds = intFlag("drain-seconds", values["drain-seconds"], 30, 0, 86_400);
   // The lock is renewed every half of it from the event loop; it must outlast any step that blocks it.
   const lockSeconds = intFlag("lock-seconds", values["lock-seconds"], 60, 5, 86_400);
   const stalledSeconds = intFlag("stalled-seconds", values["stalled-seconds"], 30, 1, 86_400);
-  const modelDir = resolveModel(values.model);
-  const device = deviceFlag(values.device, () => Device.cpu);
+  const gen = generatorFlags(values);
 
-  const { DataDir, loadPipelineGenerator, startQueueWorker } = await import("@tessera/server");
+  const { DataDir, startQueueWorker } = await import("@tessera/server");
   let generator: VideoGenerator;
   let worker: QueueWorker;
   try {
-    err(`tessera: loading ${modelDir} on ${device.name}…`);
-    generator = await loadPipelineGenerator({
-      modelDir,
-      device: device.name,
-      ...(dtype ? { dtype } : {}),
-      format,
-    });
+    generator = await loadGenerator(gen, err);
     const data = new DataDir(resolve(dataDir));
     worker = await startQueueWorker({
       url: queue,
@@ -65,7 +51,7 @@ export async function workerCommand(
     return runtimeFailure(e, err);
   }
   out(
-    `tessera: worker for ${generator.info.model} on ${device.name}, taking jobs from ${redactUrl(queue)} (data: ${dataDir})`,
+    `tessera: worker for ${generator.info.model} on ${gen.device.name}, taking jobs from ${redactUrl(queue)} (data: ${dataDir})`,
   );
 
   return new Promise<number>((done) => {
