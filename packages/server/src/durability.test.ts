@@ -1,16 +1,15 @@
 // Jobs survive the server: a drain that runs out of time requeues the running job,
 // a SIGKILLed server's job runs again on the next start, SIGTERM finishes the job
 // before exiting, and a job that keeps killing the server eventually fails.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer } from "./app.js";
 import { Store } from "./store.js";
+import { compileForChildProcesses } from "./testing/compile.js";
 import { FakeVideoGenerator } from "./testing/fake-generator.js";
 import { api, parseY4m, startFake, tempDir, waitFor, waitForStatus } from "./testing/harness.js";
 
@@ -143,29 +142,7 @@ describe("a server process killed mid-run", () => {
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
-    // The child runs plain JS: compile this package (only this package) next to its node_modules.
-    const require = createRequire(import.meta.url);
-    const tsc = join(dirname(require.resolve("typescript/package.json")), "bin", "tsc");
-    await rm(outDir, { recursive: true, force: true });
-    await promisify(execFile)(
-      process.execPath,
-      [
-        tsc,
-        "-p",
-        join(pkgDir, "tsconfig.build.json"),
-        "--outDir",
-        outDir,
-        "--declaration",
-        "false",
-        "--sourceMap",
-        "false",
-      ],
-      { cwd: pkgDir },
-    ).catch((e: { stdout?: string }) => {
-      // Type errors still emit JavaScript; only a missing output is fatal.
-      if (!existsSync(script))
-        throw new Error(`could not compile the server for the child process: ${e.stdout ?? e}`);
-    });
+    await compileForChildProcesses(outDir, script);
   }, 60_000);
 
   afterAll(() => {

@@ -1,18 +1,17 @@
 // Redis mode (serve --queue): a real redis-server of the test's own on a free
 // loopback port, the API in this process, and `tessera worker`s as child processes
 // over the fake generator. Skipped, visibly, where redis-server is not installed.
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { createServer as netServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type TesseraServer } from "./app.js";
 import { queueUrlProblem } from "./redis-queue.js";
 import { Store } from "./store.js";
+import { compileForChildProcesses } from "./testing/compile.js";
 import { FakeVideoGenerator } from "./testing/fake-generator.js";
 import { api, parseY4m, readSse, tempDir, waitFor, waitForStatus } from "./testing/harness.js";
 
@@ -140,27 +139,7 @@ describe.skipIf(!redisServer)(`redis mode${redisServer ? "" : ` (${SKIP})`}`, ()
   }
 
   beforeAll(async () => {
-    const require = createRequire(import.meta.url);
-    const tsc = join(dirname(require.resolve("typescript/package.json")), "bin", "tsc");
-    await rm(outDir, { recursive: true, force: true });
-    const compile = promisify(execFile)(
-      process.execPath,
-      [
-        tsc,
-        "-p",
-        join(pkgDir, "tsconfig.build.json"),
-        "--outDir",
-        outDir,
-        "--declaration",
-        "false",
-        "--sourceMap",
-        "false",
-      ],
-      { cwd: pkgDir },
-    ).catch((e: { stdout?: string }) => {
-      if (!existsSync(script))
-        throw new Error(`could not compile the worker for child processes: ${e.stdout ?? e}`);
-    });
+    const compile = compileForChildProcesses(outDir, script);
     redisDir = await tempDir("tessera-redis-");
     dataDir = await tempDir();
     logFile = join(dataDir, "executions.log");
