@@ -91,11 +91,15 @@ int tessera_nccl_all_to_all(void* comm, const void* send, void* recv, size_t chu
   char* r = static_cast<char*>(recv);
   rc = nccl(ncclGroupStart());
   if (rc) return rc;
+  // Every call inside the group is still ended by ncclGroupEnd, whose error wins.
+  int first = 0;
   for (int peer = 0; peer < n; ++peer) {
-    ncclSend(s + peer * chunk_bytes, chunk_bytes, ncclChar, peer, c, as_stream(stream));
-    ncclRecv(r + peer * chunk_bytes, chunk_bytes, ncclChar, peer, c, as_stream(stream));
+    int a = nccl(ncclSend(s + peer * chunk_bytes, chunk_bytes, ncclChar, peer, c, as_stream(stream)));
+    int b = nccl(ncclRecv(r + peer * chunk_bytes, chunk_bytes, ncclChar, peer, c, as_stream(stream)));
+    if (!first) first = a ? a : b;
   }
-  return nccl(ncclGroupEnd());
+  rc = nccl(ncclGroupEnd());
+  return rc ? rc : first;
 }
 
 int tessera_nccl_all_gather(void* comm, const void* send, void* recv, size_t bytes, void* stream) {
@@ -109,9 +113,43 @@ int tessera_nccl_send_recv(void* comm, const void* send, size_t send_bytes, int 
   ncclComm_t c = as_comm(comm);
   int rc = nccl(ncclGroupStart());
   if (rc) return rc;
-  ncclSend(send, send_bytes, ncclChar, to, c, as_stream(stream));
-  ncclRecv(recv, recv_bytes, ncclChar, from, c, as_stream(stream));
-  return nccl(ncclGroupEnd());
+  int a = nccl(ncclSend(send, send_bytes, ncclChar, to, c, as_stream(stream)));
+  int b = nccl(ncclRecv(recv, recv_bytes, ncclChar, from, c, as_stream(stream)));
+  rc = nccl(ncclGroupEnd());
+  return rc ? rc : (a ? a : b);
+}
+
+int tessera_nccl_all_reduce(void* comm, const void* send, void* recv, size_t count, int dtype, int op, void* stream) {
+  if (!comm) return kErrArgs;
+  ncclDataType_t t;
+  switch (dtype) {
+    case 0: t = ncclFloat32; break;
+    case 1: t = ncclBfloat16; break;
+    case 2: t = ncclFloat16; break;
+    case 3: t = ncclInt32; break;
+    case 4: t = ncclUint8; break;
+    default: return kErrArgs;
+  }
+  ncclRedOp_t o;
+  switch (op) {
+    case 0: o = ncclSum; break;
+    case 1: o = ncclProd; break;
+    case 2: o = ncclMax; break;
+    case 3: o = ncclMin; break;
+    case 4: o = ncclAvg; break;
+    default: return kErrArgs;
+  }
+  return nccl(ncclAllReduce(send, recv, count, t, o, as_comm(comm), as_stream(stream)));
+}
+
+int tessera_nccl_broadcast(void* comm, const void* send, void* recv, size_t bytes, int root, void* stream) {
+  if (!comm) return kErrArgs;
+  return nccl(ncclBroadcast(send, recv, bytes, ncclChar, root, as_comm(comm), as_stream(stream)));
+}
+
+int tessera_nccl_version(int* version) {
+  if (!version) return kErrArgs;
+  return nccl(ncclGetVersion(version));
 }
 
 int tessera_nccl_destroy(void* comm) {

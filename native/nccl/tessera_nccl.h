@@ -29,9 +29,21 @@ int tessera_nccl_all_to_all(void* comm, const void* send, void* recv, size_t chu
 /** recv (world_size · bytes) = every rank's send (bytes), in rank order. */
 int tessera_nccl_all_gather(void* comm, const void* send, void* recv, size_t bytes, void* stream);
 
+/**
+ * Element-wise reduction of `count` elements over every rank into recv (recv may equal send).
+ * dtype: 0 f32, 1 bf16, 2 f16, 3 i32, 4 u8 (tessera::DType's values); op: 0 sum, 1 prod, 2 max, 3 min, 4 avg.
+ */
+int tessera_nccl_all_reduce(void* comm, const void* send, void* recv, size_t count, int dtype, int op, void* stream);
+
+/** recv (bytes) on every rank = root's send. */
+int tessera_nccl_broadcast(void* comm, const void* send, void* recv, size_t bytes, int root, void* stream);
+
 /** Sends send_bytes to rank `to` and receives recv_bytes from rank `from` (one ring step when to = rank+1, from = rank−1). */
 int tessera_nccl_send_recv(void* comm, const void* send, size_t send_bytes, int to, void* recv, size_t recv_bytes,
                            int from, void* stream);
+
+/** NCCL's version code (e.g. 22203 for 2.22.3) of the library loaded at run time. */
+int tessera_nccl_version(int* version);
 
 /** Frees the communicator. */
 int tessera_nccl_destroy(void* comm);

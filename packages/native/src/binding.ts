@@ -16,6 +16,20 @@ export interface NativeTensorHandle {
   read(): Promise<ArrayBuffer>;
 }
 
+/** A communicator of libtessera_nccl.so (see nccl.ts); collectives enqueue on the tensors' device stream. */
+export interface NativeNcclComm {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly device: string;
+  readonly destroyed: boolean;
+  allToAll(send: NativeTensorHandle, recv: NativeTensorHandle): void;
+  allGather(send: NativeTensorHandle, recv: NativeTensorHandle): void;
+  allReduce(send: NativeTensorHandle, recv: NativeTensorHandle, op: string): void;
+  broadcast(send: NativeTensorHandle, recv: NativeTensorHandle, root: number): void;
+  sendRecv(send: NativeTensorHandle, to: number, recv: NativeTensorHandle, from: number): void;
+  destroy(): void;
+}
+
 export type AttrValue = boolean | number | string | number[] | NativeTensorHandle | null | undefined;
 
 export interface NativeAddon {
@@ -51,6 +65,10 @@ export interface NativeAddon {
   emptyCache(device: string): void;
   synchronize(device: string): Promise<void>;
   setPoison(on: boolean): void;
+  setNcclLibrary(path: string): void;
+  ncclStatus(): { built: boolean; available: boolean; version: number; reason: string };
+  ncclUniqueId(): Uint8Array;
+  ncclInit(id: Uint8Array, worldSize: number, rank: number, device: string): Promise<NativeNcclComm>;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -68,6 +86,8 @@ function load(): NativeAddon {
   const addon = require(addonPath) as NativeAddon;
   const cudaLib = join(buildDir, "libtessera_cuda.so");
   if (existsSync(cudaLib)) addon.setCudaLibrary(cudaLib);
+  const ncclLib = join(buildDir, "libtessera_nccl.so");
+  if (existsSync(ncclLib)) addon.setNcclLibrary(ncclLib);
   return addon;
 }
 

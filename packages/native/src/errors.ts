@@ -34,12 +34,29 @@ export class DeviceError extends TesseraError {
   override name = "DeviceError";
 }
 
+/** This build or process has no NCCL (multi-GPU): the message says how to get it. */
+export class NcclUnavailableError extends TesseraError {
+  override name = "NcclUnavailableError";
+}
+
+/** An NCCL call failed; `ncclCode` is NCCL's result code (or the wrapper's, from 1000). */
+export class NcclError extends TesseraError {
+  override name = "NcclError";
+  constructor(
+    message: string,
+    readonly ncclCode: number,
+  ) {
+    super(message);
+  }
+}
+
 interface NativeError extends Error {
   code?: string;
   op?: string;
   arg?: string;
   device?: string;
   requested?: number;
+  ncclCode?: number;
 }
 
 export function translateError(e: unknown): unknown {
@@ -52,6 +69,10 @@ export function translateError(e: unknown): unknown {
       return new OutOfMemoryError(n.message, n.device ?? "?", n.requested ?? 0);
     case "TESSERA_DEVICE_ERROR":
       return new DeviceError(n.message);
+    case "TESSERA_NO_NCCL":
+      return new NcclUnavailableError(n.message);
+    case "TESSERA_NCCL_ERROR":
+      return new NcclError(n.message, n.ncclCode ?? -1);
     case "TESSERA_INVALID_ARGUMENT":
     case "TESSERA_ERROR":
       return new TesseraError(n.message);

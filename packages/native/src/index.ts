@@ -11,6 +11,15 @@ export {
 } from "./device.js";
 export * from "./dtype.js";
 export * from "./errors.js";
+export {
+  NCCL_ID_BYTES,
+  NcclComm,
+  type NcclReduceOp,
+  type NcclStatus,
+  ncclStatus,
+  ncclUniqueId,
+  requireNccl,
+} from "./nccl.js";
 export * from "./ops/attention.js";
 export * from "./ops/conv.js";
 export * from "./ops/elementwise.js";

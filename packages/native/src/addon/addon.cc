@@ -10,6 +10,7 @@
 
 #include "../../../../native/ops/op.h"
 #include "devices.h"
+#include "nccl.h"
 
 namespace tessera {
 namespace {
@@ -441,6 +442,14 @@ Napi::Value SetPoison(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+}  // namespace
+
+Tensor tensor_from_js(const Napi::Value& v, const std::string& op, const std::string& arg) {
+  return TensorHandle::From(v, op, arg);
+}
+
+namespace {
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = TensorHandle::Init(env);
   tensor_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));
@@ -459,6 +468,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
   exports.Set("setPoison", Napi::Function::New(env, SetPoison));
+  init_nccl(env, exports);
   return exports;
 }
 
