@@ -9,7 +9,7 @@
 // fresh tensor owned by the calling rank (created in the caller's async context, so
 // it lands in the caller's scope()). Every collective ends with a rendezvous, so an
 // input stays alive until every rank has read from it.
-import { cast, concat, slice, type Tensor } from "@tessera/native";
+import { add, affine, cast, concat, maximum, minimum, slice, type Tensor } from "@tessera/native";
 
 export interface AllToAllOptions {
   /** The dim cut into worldSize equal chunks; chunk j goes to rank j. */
@@ -34,9 +34,16 @@ export interface Communicator {
    * it receives from rank (rank − shift) mod N. Shapes may differ between ranks.
    */
   ringShift(x: Tensor, shift?: number): Promise<Tensor>;
+  /**
+   * Element-wise reduction over every rank's x (same shape and dtype on all ranks);
+   * every rank gets the result. Default op "sum".
+   */
+  allReduce(x: Tensor, op?: ReduceOp): Promise<Tensor>;
   /** Resolves once every rank has reached it. */
   barrier(): Promise<void>;
 }
+
+export type ReduceOp = "sum" | "max" | "min" | "avg";
 
 export class CommError extends Error {
   constructor(message: string) {
@@ -206,6 +213,32 @@ class InProcessComm implements Communicator {
     return this.#collective("ringShift", x, (all) => cast(all[from] as Tensor, (all[from] as Tensor).dtype));
   }
 
+  async allReduce(x: Tensor, op: ReduceOp = "sum"): Promise<Tensor> {
+    const r = this.rank;
+    if (!["sum", "max", "min", "avg"].includes(op))
+      throw new CommError(`allReduce: op must be one of sum, max, min, avg, got '${String(op)}'`);
+    return this.#collective("allReduce", x, (all) => {
+      const xs = all as Tensor[];
+      for (const [j, t] of xs.entries())
+        if (shapeStr(t.shape) !== shapeStr(x.shape) || t.dtype !== x.dtype)
+          throw new CommError(
+            `allReduce: rank ${j} brought ${t.dtype} ${shapeStr(t.shape)}, rank ${r} ${x.dtype} ${shapeStr(x.shape)}; all ranks must agree`,
+          );
+      // In rank order on every rank, so all ranks hold the same values.
+      const fold = op === "max" ? maximum : op === "min" ? minimum : add;
+      let acc = cast(xs[0] as Tensor, x.dtype);
+      for (const t of xs.slice(1)) {
+        const next = fold(acc, t);
+        acc.dispose();
+        acc = next;
+      }
+      if (op !== "avg" || xs.length === 1) return acc;
+      const out = affine(acc, 1 / xs.length, 0);
+      acc.dispose();
+      return out;
+    });
+  }
+
   async barrier(): Promise<void> {
     await this.group.exchange(this.#seq++, this.rank, "barrier", null);
   }
@@ -216,11 +249,16 @@ class InProcessComm implements Communicator {
  * If any rank fails, the group is aborted (so the others stop waiting) and the
  * first error is thrown, after every rank has settled.
  */
-export async function runRanks<T>(worldSize: number, fn: (comm: Communicator) => Promise<T>): Promise<T[]> {
+export async function runRanks<T>(
+  worldSize: number,
+  fn: (comm: Communicator) => Promise<T>,
+  /** Rank r's communicator over the group (default: the group's own). */
+  makeComm: (group: InProcessGroup, rank: number) => Communicator = (g, r) => g.comm(r),
+): Promise<T[]> {
   const group = new InProcessGroup(worldSize);
   const settled = await Promise.allSettled(
     Array.from({ length: worldSize }, (_, r) =>
-      fn(group.comm(r)).catch((e: unknown) => {
+      fn(makeComm(group, r)).catch((e: unknown) => {
         group.abort(e);
         throw e;
       }),
