@@ -2,6 +2,7 @@
 // the ground-truth captions and scenes as JSON, so training needs no TypeScript.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { VideoFrames } from "../video/frames.js";
 import { captionScene } from "./caption.js";
 import { renderClip } from "./render.js";
 import { makeRng, type Scene } from "./scene.js";
@@ -24,6 +25,21 @@ export interface ExportedClip {
   row: number;
   caption: string;
   scene: Scene;
+}
+
+/**
+ * Clip `index` of the dataset with this seed and split: its scene, ground-truth
+ * caption and frames. Depends only on (seed, index, split), so the PyTorch trainer's
+ * data script (training/demo/make_dataset.mjs) and exportWorldDataset agree.
+ */
+export function worldClip(
+  seed: number,
+  index: number,
+  split: "train" | "heldout",
+): { scene: Scene; caption: string; video: VideoFrames } {
+  // Seeds per clip from a mixed stream: neighbouring seeds must not give neighbouring scenes.
+  const scene = sampleWorldScene(makeRng((seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0), split);
+  return { scene, caption: captionScene(scene), video: renderClip(scene) };
 }
 
 /**
@@ -52,13 +68,11 @@ export async function exportWorldDataset(
     const shard = `video-${String(shards.length).padStart(5, "0")}.safetensors`;
     for (let row = 0; row < n; row++) {
       const index = start + row;
-      // Seeds per clip from a mixed stream: neighbouring seeds must not give neighbouring scenes.
-      const scene = sampleWorldScene(makeRng((seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0), split);
-      const video = renderClip(scene);
+      const { scene, caption, video } = worldClip(seed, index, split);
       video.frames.forEach((f, t) => {
         data.set(f, row * clipBytes + t * f.length);
       });
-      clips.push({ index, shard, row, caption: captionScene(scene), scene });
+      clips.push({ index, shard, row, caption, scene });
     }
     await writeSafetensors(
       join(dir, shard),

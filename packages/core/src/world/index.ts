@@ -6,4 +6,5 @@ export * from "./render.js";
 export * from "./scene.js";
 export * from "./score.js";
 export * from "./split.js";
+export * from "./tokenizer.js";
 export * from "./vocabulary.js";

@@ -174,3 +174,22 @@ test("exportWorldDataset writes uint8 [N,17,128,128,3] shards and captions", asy
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+describe("world tokenizer", () => {
+  test("knows every word of every caption the sampler makes", async () => {
+    const { TextTokenizer } = await import("../tokenizer/tokenizer.js");
+    const { worldTokenizerJson, worldCaptionWords } = await import("./tokenizer.js");
+    const tok = TextTokenizer.fromJson(worldTokenizerJson());
+    expect(tok.vocabSize).toBe(3 + worldCaptionWords().length);
+    let longest = 0;
+    for (let i = 0; i < 3000; i++) {
+      const scene = sampleWorldScene(makeRng(i + 1), i % 2 ? "train" : "heldout");
+      const enc = tok.encode(captionScene(scene), { maxLength: 64 });
+      const ids = Array.from(enc.ids.subarray(0, enc.length));
+      expect(ids).not.toContain(tok.unkId);
+      longest = Math.max(longest, enc.length);
+    }
+    // The demo model pads text to 48 tokens (tessera.json textLength): the longest caption must fit.
+    expect(longest).toBeLessThanOrEqual(48);
+  });
+});

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run HERE (no GPU): packs what scripts/gpu/train-demo.sh needs into .gpu-demo/ (git-ignored,
+# for the device tool's `carry`): Node, the built @tessera/core (its world renders the
+# dataset), and, with --init DIR, a checkpoint to resume from (the VAE as float16:
+# frozen after the first call, and the carry is limited to 64 MiB).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+grep -qx '/.gpu-demo/' .git/info/exclude 2>/dev/null || echo '/.gpu-demo/' >> .git/info/exclude
+mkdir -p .gpu-demo
+[ -f .gpu-demo/node.xz ] || xz -T2 -6 -k -c "$(command -v node)" > .gpu-demo/node.xz
+pnpm --filter @tessera/core run build >/dev/null
+rm -rf .gpu-demo/core-dist .gpu-demo/demo-ckpt .gpu-demo/native-dist .gpu-demo/node_modules .gpu-demo/node-addon-api .gpu-demo/node-api-headers
+cp -rL packages/core/dist .gpu-demo/core-dist
+find .gpu-demo/core-dist -name '*.map' -delete
+if [ "${1:-}" = "--init" ]; then
+  mkdir -p .gpu-demo/demo-ckpt
+  cp "$2"/dit-*.safetensors "$2"/t5-*.safetensors "$2"/train.json .gpu-demo/demo-ckpt/
+  (cd training && /usr/bin/python3 -c "
+import sys
+from demo.common import load_sharded, save_sharded
+save_sharded(load_sharded('$2/vae'), '../.gpu-demo/demo-ckpt/vae', dtype=__import__('torch').float16)
+")
+fi
+git describe --always --dirty > .gpu-demo/commit
+du -sh .gpu-demo
