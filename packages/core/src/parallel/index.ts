@@ -1,5 +1,7 @@
 export * from "./collective.js";
 export * from "./comm.js";
+export * from "./generate.js";
 export * from "./nccl.js";
 export * from "./rendezvous.js";
 export * from "./ulysses.js";
+export * from "./vae.js";

@@ -1,0 +1,114 @@
+import { liveTensorCount, type Tensor } from "@tessera/native";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomWanComponents } from "../pipelines/model-folder.js";
+import { type GenerateResult, WanPipeline } from "../pipelines/wan.js";
+import { collectiveComm } from "./collective.js";
+import { runRanks } from "./comm.js";
+import { generateParallel, type ParallelStrategy, pickStrategy } from "./generate.js";
+
+async function maxRelErr(a: Tensor, b: Tensor): Promise<number> {
+  expect(a.shape).toEqual(b.shape);
+  const x = await a.toFloat32Array();
+  const y = await b.toFloat32Array();
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < y.length; i++) {
+    num = Math.max(num, Math.abs((x[i] as number) - (y[i] as number)));
+    den = Math.max(den, Math.abs(y[i] as number));
+  }
+  return num / den;
+}
+
+function dispose(r: GenerateResult): void {
+  r.video.dispose();
+  r.latents.dispose();
+}
+
+describe("pickStrategy", () => {
+  it("takes cfg for 2 ranks with guidance, else Ulysses where the heads divide, else ring", () => {
+    expect(pickStrategy(2, 5, 12)).toBe("cfg");
+    expect(pickStrategy(2, 1, 12)).toBe("ulysses");
+    expect(pickStrategy(4, 5, 12)).toBe("ulysses");
+    expect(pickStrategy(8, 5, 12)).toBe("ring");
+    expect(pickStrategy(8, 5, 40)).toBe("ulysses");
+  });
+});
+
+describe("multi-rank text-to-video (tiny random model, in-process ranks)", () => {
+  let before = 0;
+  let pipe: WanPipeline;
+  let ref: GenerateResult;
+  // 48x32 → a 6x4 latent (4 rows: one per rank at 4 ranks); 5 frames → 2 latent frames.
+  const opts = {
+    prompt: "a red ball bounces",
+    width: 48,
+    height: 32,
+    frames: 5,
+    steps: 3,
+    guidance: 5,
+    seed: 7,
+  };
+
+  beforeAll(async () => {
+    before = liveTensorCount();
+    pipe = new WanPipeline(randomWanComponents({ seed: 3 }));
+    ref = await pipe.generate(opts);
+  });
+
+  afterAll(() => {
+    dispose(ref);
+    pipe.dispose();
+    expect(liveTensorCount()).toBe(before);
+  });
+
+  const cases: [number, ParallelStrategy | "auto"][] = [
+    [1, "auto"],
+    [2, "auto"],
+    [2, "ulysses"],
+    [2, "ring"],
+    [4, "auto"],
+  ];
+  for (const [n, strategy] of cases)
+    it(`${n} rank(s), strategy ${strategy}: the same video as one device`, async () => {
+      const outs = await runRanks(n, (comm) => generateParallel(pipe, comm, { ...opts, strategy }));
+      for (const o of outs) {
+        expect(o.video.shape).toEqual(ref.video.shape);
+        expect(await maxRelErr(o.latents, ref.latents)).toBeLessThan(1e-4);
+        expect(await maxRelErr(o.video, ref.video)).toBeLessThan(1e-4);
+        expect(o.seed).toBe(7);
+        expect(o.stepsRun).toBe(3);
+      }
+      for (const o of outs) dispose(o);
+    });
+
+  it("the same through NCCL's layout code (2 ranks, Ulysses), with progress on every rank", async () => {
+    const steps: number[][] = [[], []];
+    const outs = await runRanks(
+      2,
+      (comm) =>
+        generateParallel(pipe, comm, {
+          ...opts,
+          strategy: "ulysses",
+          onProgress: (p) => steps[comm.rank]?.push(p.step),
+        }),
+      collectiveComm,
+    );
+    for (const o of outs) expect(await maxRelErr(o.video, ref.video)).toBeLessThan(1e-4);
+    expect(steps).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+    ]);
+    for (const o of outs) dispose(o);
+  });
+
+  it("needs a seed, text-to-video, and a strategy that fits", async () => {
+    const { seed: _, ...noSeed } = opts;
+    await expect(runRanks(2, (comm) => generateParallel(pipe, comm, noSeed))).rejects.toThrow(/pass a seed/);
+    await expect(
+      runRanks(2, (comm) => generateParallel(pipe, comm, { ...opts, loop: true })),
+    ).rejects.toThrow(/text-to-video only/);
+    await expect(
+      runRanks(4, (comm) => generateParallel(pipe, comm, { ...opts, strategy: "cfg" })),
+    ).rejects.toThrow(/cfg strategy needs 2 ranks/);
+  });
+});

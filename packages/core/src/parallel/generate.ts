@@ -1,0 +1,207 @@
+// One text-to-video generation split over a Communicator's ranks (one per GPU):
+// every rank holds the whole model and the whole latents and runs the same
+// scheduler; each step's velocity is computed in parallel and gathered, and the VAE
+// decode is split in space. Every rank ends with the same video (rank 0 writes it).
+//
+// Velocity strategies:
+//   cfg:     2 ranks, guidance > 1: rank 0 the conditional branch, rank 1 the
+//            unconditional one (no communication inside the transformer);
+//   ulysses: the video tokens split by frames, an all-to-all around attention
+//            (heads divisible by the world size); both guidance branches as a batch;
+//   ring:    the same split with ring attention (any head count).
+// "auto" picks cfg for 2 ranks with guidance, else ulysses where the heads divide,
+// else ring.
+//
+// Mirrors WanPipeline.generate for text-to-video (no image, video or loop
+// conditioning), which the in-process tests check it equals.
+import { axpby, cast, concat, randn, scope, slice, Tensor } from "@tessera/native";
+import { AbortError, cleanPrompt, type GenerateOptions } from "../pipelines/options.js";
+import {
+  type GenerateResult,
+  type GenerateTimings,
+  guidedVelocity,
+  type WanPipeline,
+} from "../pipelines/wan.js";
+import type { FlowScheduler } from "../schedulers/common.js";
+import { createScheduler } from "../schedulers/index.js";
+import type { Communicator } from "./comm.js";
+import {
+  cfgParallelVelocity,
+  type SequenceParallelAttention,
+  shardLatents,
+  UlyssesWanTransformer,
+} from "./ulysses.js";
+import { decodeSpatialParallel } from "./vae.js";
+
+export type ParallelStrategy = "cfg" | SequenceParallelAttention;
+
+export interface ParallelGenerateOptions extends GenerateOptions {
+  /** How the velocity is split (default "auto"; see the file header). */
+  strategy?: ParallelStrategy | "auto";
+}
+
+/** The strategy "auto" picks for this world, guidance and head count. */
+export function pickStrategy(worldSize: number, guidance: number, heads: number): ParallelStrategy {
+  if (worldSize === 2 && guidance > 1) return "cfg";
+  return heads % worldSize === 0 ? "ulysses" : "ring";
+}
+
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError("generation was aborted", { cause: signal.reason });
+}
+
+/**
+ * Text-to-video on every rank of `comm` (call it on all of them with the same
+ * options, including the seed). Returns what WanPipeline.generate returns.
+ */
+export async function generateParallel(
+  pipe: WanPipeline,
+  comm: Communicator,
+  opts: ParallelGenerateOptions,
+): Promise<GenerateResult> {
+  const t0 = performance.now();
+  if (comm.worldSize > 1 && opts.seed === undefined)
+    throw new Error("generateParallel: pass a seed: every rank must draw the same noise");
+  const r = pipe.resolve(opts);
+  if (r.mode !== "t2v" || r.loop)
+    throw new Error(
+      `generateParallel: multi-GPU generation does text-to-video only; ${r.loop ? "--loop" : "image/video conditioning"} runs on one GPU`,
+    );
+  const n = comm.worldSize;
+  const cfg = r.guidance > 1;
+  const heads = pipe.transformer.config.num_attention_heads;
+  const strategy =
+    !opts.strategy || opts.strategy === "auto" ? pickStrategy(n, r.guidance, heads) : opts.strategy;
+  if (strategy === "cfg" && (n !== 2 || !cfg))
+    throw new Error(
+      `generateParallel: the cfg strategy needs 2 ranks and guidance > 1, got ${n} rank(s) and guidance ${r.guidance}`,
+    );
+  const signal = opts.signal;
+  checkAbort(signal);
+  const device = pipe.device;
+  const dtype = pipe.dtype;
+  const sf = pipe.vae.spatialFactor;
+  const shape = [1, r.latentFrames, r.height / sf, r.width / sf, pipe.vae.config.z_dim];
+  const pt = pipe.transformer.config.patch_size[0];
+  const par =
+    strategy === "cfg" || n === 1
+      ? null
+      : new UlyssesWanTransformer(pipe.transformer, comm, { attention: strategy });
+
+  const owned: Tensor[] = [];
+  let latents: Tensor | null = null;
+  let scheduler: FlowScheduler | null = null;
+  let video: Tensor | null = null;
+  const timings: GenerateTimings = { text: 0, encode: 0, denoise: 0, step: 0, decode: 0, total: 0 };
+  try {
+    const tText = performance.now();
+    const cond = await pipe.encodeText(cleanPrompt(r.prompt));
+    owned.push(cond);
+    let uncond: Tensor | null = null;
+    if (cfg) {
+      uncond = await pipe.encodeText(cleanPrompt(r.negativePrompt));
+      owned.push(uncond);
+    }
+    const both = uncond ? concat([cond, uncond], 0) : cond;
+    if (both !== cond) owned.push(both);
+    timings.text = performance.now() - tText;
+    checkAbort(signal);
+
+    const noise = randn(shape, { seed: r.seed, device });
+    owned.push(noise);
+    scheduler = createScheduler(r.scheduler, { shift: r.shift, numTrainTimesteps: pipe.numTrainTimesteps });
+    scheduler.setTimesteps(r.steps);
+    latents = cast(noise, "f32");
+
+    const velocity = async (x: Tensor, t: number): Promise<Tensor> => {
+      if (n === 1) return guidedVelocity(pipe.transformer, x, t, both, r.guidance, dtype);
+      if (strategy === "cfg")
+        return cfgParallelVelocity(
+          comm,
+          pipe.transformer,
+          x,
+          t,
+          comm.rank === 0 ? cond : (uncond as Tensor),
+          r.guidance,
+        );
+      return scope(async () => {
+        const batch = cfg ? 2 : 1;
+        const xs = shardLatents(x.dtype === dtype ? x : cast(x, dtype), comm, pt);
+        const input = batch === 2 ? concat([xs, xs], 0) : xs;
+        const ts = Tensor.from(batch === 2 ? [t, t] : [t], [batch], { device });
+        const raw = await (par as UlyssesWanTransformer).forward({
+          latents: input,
+          latentFrames: r.latentFrames,
+          timesteps: ts,
+          context: both,
+        });
+        const out = raw.dtype === "f32" ? raw : cast(raw, "f32");
+        const local =
+          batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), r.guidance, 1 - r.guidance) : out;
+        return comm.allGather(local, 1);
+      });
+    };
+
+    const tDen = performance.now();
+    for (let i = 0; i < r.steps; i++) {
+      checkAbort(signal);
+      const cur: Tensor = latents;
+      const v = await velocity(cur, scheduler.timesteps[i] as number);
+      let next: Tensor;
+      try {
+        next = scheduler.step(v, cur, i);
+      } finally {
+        v.dispose();
+      }
+      cur.dispose();
+      latents = next;
+      await device.synchronize();
+      const done = i + 1;
+      const elapsed = performance.now() - tDen;
+      opts.onProgress?.({
+        step: done,
+        total: r.steps,
+        elapsed,
+        eta: (elapsed / done) * (r.steps - done),
+        timestep: scheduler.timesteps[i] as number,
+        sigma: scheduler.sigmas[i + 1] as number,
+      });
+    }
+    timings.denoise = performance.now() - tDen;
+    timings.step = timings.denoise / r.steps;
+    scheduler.reset();
+    checkAbort(signal);
+
+    const tDec = performance.now();
+    const final: Tensor = latents;
+    const zIn = pipe.vaeDtype === "f32" ? final : cast(final, pipe.vaeDtype);
+    const px = await decodeSpatialParallel(pipe.vae, zIn, comm);
+    if (zIn !== final) zIn.dispose();
+    video = px.dtype === "f32" ? px : cast(px, "f32");
+    if (video !== px) px.dispose();
+    await device.synchronize();
+    timings.decode = performance.now() - tDec;
+    timings.total = performance.now() - t0;
+    const result: GenerateResult = {
+      video,
+      latents: final,
+      timings,
+      seed: r.seed,
+      width: r.width,
+      height: r.height,
+      frames: r.frames,
+      fps: pipe.defaults.fps,
+      stepsRun: r.steps,
+      contextFrames: r.contextFrames,
+      textCacheHits: 0,
+    };
+    latents = null;
+    video = null;
+    return result;
+  } finally {
+    for (const t of owned) t.dispose();
+    latents?.dispose();
+    video?.dispose();
+    scheduler?.dispose();
+  }
+}
