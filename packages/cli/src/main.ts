@@ -22,6 +22,7 @@ usage:
       --model DIR|NAME ($TESSERA_MODEL)   --device cpu|cuda[:N]   --dtype f32|bf16|f16
       --size WxH   --frames N (1+4k)   --steps N   --guidance X   --shift X   --scheduler unipc|euler
       --seed N   --negative TEXT   --fps N   --json
+      --gpus N                         one generation over N GPUs (a process each, NCCL; text-to-video)
       --image FILE                     image-to-video: the image is the first frame
       --video FILE [--strength X]      video-to-video from FILE (strength in (0,1], default 0.8)
       --video FILE --extend [--context N]   continue FILE; --loop ends where it began

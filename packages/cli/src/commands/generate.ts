@@ -12,6 +12,7 @@ import {
   framesFromTensor,
   type GenerateOptions,
   type GenerateProgress,
+  generateParallel,
   generationDefaults,
   modelLimits,
   type RgbImage,
@@ -26,6 +27,7 @@ import {
 import { cudaStatus, type DType, defaultDevice } from "@tessera/native";
 import { choiceFlag, intFlag, parse, sizeFlag, UsageError } from "../args.js";
 import { deviceFlag, formatDuration, numberFlag, resolveModel, runtimeFailure } from "./model-args.js";
+import { type MultiGpu, multiGpu } from "./multigpu.js";
 
 const VIDEO_EXTS = [".mp4", ".m4v", ".webm", ".gif", ".y4m"];
 
@@ -106,6 +108,7 @@ export async function generateCommand(
     context: { type: "string" },
     fps: { type: "string" },
     json: { type: "boolean" },
+    gpus: { type: "string" },
   });
   const prompt = positionals.join(" ").trim();
   if (prompt === "")
@@ -114,7 +117,7 @@ export async function generateCommand(
   // Flags, each on its own.
   const output = values.output ?? "out.mp4";
   checkOutput(output);
-  const device = deviceFlag(values.device, defaultDevice);
+  let device = deviceFlag(values.device, defaultDevice);
   const dtype = choiceFlag<DType>(
     "dtype",
     values.dtype,
@@ -158,6 +161,8 @@ export async function generateCommand(
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   let pipeline: WanPipeline | null = null;
+  let multi: MultiGpu = { kind: "single" };
+  let done = false; // a rank that failed exits without waiting on its communicator
   try {
     // The model's configs (cheap) settle the size, so the inputs can be read and every
     // option checked before the weights load.
@@ -203,6 +208,12 @@ export async function generateCommand(
     const opts: GenerateOptions = { ...base, ...(image ? { image } : {}), ...(video ? { video } : {}) };
     resolveOptions(opts, defaults, limits, () => 0);
 
+    // --gpus N: this process launches N ranks and waits, or is one of them (multigpu.ts).
+    const conditioning = Boolean(imagePath || videoPath || values.loop);
+    multi = await multiGpu({ gpus: values.gpus, argv, device: values.device, seed, conditioning, err });
+    if (multi.kind === "launched") return multi.exitCode;
+    if (multi.kind === "rank") device = multi.device;
+
     if (device.kind === "cuda") {
       const s = cudaStatus();
       if (!s.available || device.index >= s.count) {
@@ -213,7 +224,7 @@ export async function generateCommand(
       }
     }
 
-    const quiet = values.json === true;
+    const quiet = values.json === true || (multi.kind === "rank" && multi.env.rank !== 0);
     const tty = process.stderr.isTTY === true;
     const say = (s: string) => {
       if (!quiet || tty) err(s);
@@ -234,12 +245,19 @@ export async function generateCommand(
     );
 
     process.once("SIGINT", onSigint);
-    const result = await pipeline.generate({
-      ...opts,
-      signal: ac.signal,
-      onProgress: progressPrinter(tty, quiet, err),
-    });
+    const genOpts = { ...opts, signal: ac.signal, onProgress: progressPrinter(tty, quiet, err) };
+    const result =
+      multi.kind === "rank"
+        ? await generateParallel(pipeline, multi.comm, genOpts)
+        : await pipeline.generate(genOpts);
     process.removeListener("SIGINT", onSigint);
+    if (multi.kind === "rank" && multi.env.rank !== 0) {
+      // Rank 0 writes the video.
+      result.video.dispose();
+      result.latents.dispose();
+      done = true;
+      return 0;
+    }
     say(`writing ${output}`);
 
     let written: Awaited<ReturnType<typeof writeVideo>>;
@@ -253,6 +271,7 @@ export async function generateCommand(
       result.video.dispose();
       result.latents.dispose();
     }
+    done = true;
     const report = {
       output: written.path,
       format: written.format,
@@ -270,6 +289,7 @@ export async function generateCommand(
       guidance: opts.guidance ?? defaults.guidance,
       model: modelDir,
       device: device.name,
+      ...(multi.kind === "rank" ? { gpus: multi.env.worldSize } : {}),
       dtype,
       timings: { load: loadMs, ...result.timings },
     };
@@ -291,5 +311,6 @@ export async function generateCommand(
   } finally {
     process.removeListener("SIGINT", onSigint);
     pipeline?.dispose();
+    if (multi.kind === "rank" && done) await multi.comm.destroy();
   }
 }
