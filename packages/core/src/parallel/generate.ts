@@ -15,6 +15,7 @@
 // Mirrors WanPipeline.generate for text-to-video (no image, video or loop
 // conditioning), which the in-process tests check it equals.
 import { axpby, cast, concat, randn, scope, slice, Tensor } from "@tessera/native";
+import type { WanTransformer } from "../models/wan/transformer.js";
 import { AbortError, cleanPrompt, type GenerateOptions } from "../pipelines/options.js";
 import {
   type GenerateResult,
@@ -44,6 +45,77 @@ export interface ParallelGenerateOptions extends GenerateOptions {
 export function pickStrategy(worldSize: number, guidance: number, heads: number): ParallelStrategy {
   if (worldSize === 2 && guidance > 1) return "cfg";
   return heads % worldSize === 0 ? "ulysses" : "ring";
+}
+
+export interface ParallelVelocityOptions {
+  strategy: ParallelStrategy;
+  /** Conditional text states [1, Lt, text_dim] in the transformer's dtype. */
+  cond: Tensor;
+  /** Unconditional ones, with guidance > 1. */
+  uncond?: Tensor;
+  guidance: number;
+  /** Latent frames of the whole video. */
+  latentFrames: number;
+}
+
+/**
+ * The guided velocity of one step over `comm`'s ranks: (latents [1, F, h, w, C], the
+ * same on every rank; timestep) → the whole velocity [1, F, h, w, C] in f32 on every
+ * rank (guidedVelocity with one rank). The returned function owns a concatenation of
+ * the text states: call dispose() on it when done.
+ */
+export function parallelVelocity(
+  transformer: WanTransformer,
+  comm: Communicator,
+  o: ParallelVelocityOptions,
+): ((latents: Tensor, timestep: number) => Promise<Tensor>) & { dispose(): void } {
+  const n = comm.worldSize;
+  const cfg = o.guidance > 1;
+  if (cfg && !o.uncond) throw new Error("parallelVelocity: guidance > 1 needs the unconditional text states");
+  if (o.strategy === "cfg" && (n !== 2 || !cfg))
+    throw new Error(
+      `parallelVelocity: the cfg strategy needs 2 ranks and guidance > 1, got ${n} rank(s) and guidance ${o.guidance}`,
+    );
+  const dtype = transformer.weights.get("patch_embedding.weight").dtype;
+  const pt = transformer.config.patch_size[0];
+  const both = cfg ? concat([o.cond, o.uncond as Tensor], 0) : o.cond;
+  const par =
+    o.strategy === "cfg" || n === 1
+      ? null
+      : new UlyssesWanTransformer(transformer, comm, { attention: o.strategy });
+  const fn = async (x: Tensor, t: number): Promise<Tensor> => {
+    if (n === 1) return guidedVelocity(transformer, x, t, both, o.guidance, dtype);
+    if (o.strategy === "cfg")
+      return cfgParallelVelocity(
+        comm,
+        transformer,
+        x,
+        t,
+        comm.rank === 0 ? o.cond : (o.uncond as Tensor),
+        o.guidance,
+      );
+    return scope(async () => {
+      const batch = cfg ? 2 : 1;
+      const xs = shardLatents(x.dtype === dtype ? x : cast(x, dtype), comm, pt);
+      const input = batch === 2 ? concat([xs, xs], 0) : xs;
+      const ts = Tensor.from(batch === 2 ? [t, t] : [t], [batch], { device: x.device });
+      const raw = await (par as UlyssesWanTransformer).forward({
+        latents: input,
+        latentFrames: o.latentFrames,
+        timesteps: ts,
+        context: both,
+      });
+      const out = raw.dtype === "f32" ? raw : cast(raw, "f32");
+      const local =
+        batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), o.guidance, 1 - o.guidance) : out;
+      return comm.allGather(local, 1);
+    });
+  };
+  return Object.assign(fn, {
+    dispose: () => {
+      if (both !== o.cond) both.dispose();
+    },
+  });
 }
 
 function checkAbort(signal: AbortSignal | undefined): void {
@@ -76,22 +148,21 @@ export async function generateParallel(
     throw new Error(
       `generateParallel: the cfg strategy needs 2 ranks and guidance > 1, got ${n} rank(s) and guidance ${r.guidance}`,
     );
+  if (strategy === "ulysses" && heads % n !== 0)
+    throw new Error(
+      `generateParallel: ${heads} attention heads are not divisible by ${n} ranks; use the ring strategy`,
+    );
   const signal = opts.signal;
   checkAbort(signal);
   const device = pipe.device;
-  const dtype = pipe.dtype;
   const sf = pipe.vae.spatialFactor;
   const shape = [1, r.latentFrames, r.height / sf, r.width / sf, pipe.vae.config.z_dim];
-  const pt = pipe.transformer.config.patch_size[0];
-  const par =
-    strategy === "cfg" || n === 1
-      ? null
-      : new UlyssesWanTransformer(pipe.transformer, comm, { attention: strategy });
 
   const owned: Tensor[] = [];
   let latents: Tensor | null = null;
   let scheduler: FlowScheduler | null = null;
   let video: Tensor | null = null;
+  let velocity: ReturnType<typeof parallelVelocity> | null = null;
   const timings: GenerateTimings = { text: 0, encode: 0, denoise: 0, step: 0, decode: 0, total: 0 };
   try {
     const tText = performance.now();
@@ -102,8 +173,6 @@ export async function generateParallel(
       uncond = await pipe.encodeText(cleanPrompt(r.negativePrompt));
       owned.push(uncond);
     }
-    const both = uncond ? concat([cond, uncond], 0) : cond;
-    if (both !== cond) owned.push(both);
     timings.text = performance.now() - tText;
     checkAbort(signal);
 
@@ -113,34 +182,13 @@ export async function generateParallel(
     scheduler.setTimesteps(r.steps);
     latents = cast(noise, "f32");
 
-    const velocity = async (x: Tensor, t: number): Promise<Tensor> => {
-      if (n === 1) return guidedVelocity(pipe.transformer, x, t, both, r.guidance, dtype);
-      if (strategy === "cfg")
-        return cfgParallelVelocity(
-          comm,
-          pipe.transformer,
-          x,
-          t,
-          comm.rank === 0 ? cond : (uncond as Tensor),
-          r.guidance,
-        );
-      return scope(async () => {
-        const batch = cfg ? 2 : 1;
-        const xs = shardLatents(x.dtype === dtype ? x : cast(x, dtype), comm, pt);
-        const input = batch === 2 ? concat([xs, xs], 0) : xs;
-        const ts = Tensor.from(batch === 2 ? [t, t] : [t], [batch], { device });
-        const raw = await (par as UlyssesWanTransformer).forward({
-          latents: input,
-          latentFrames: r.latentFrames,
-          timesteps: ts,
-          context: both,
-        });
-        const out = raw.dtype === "f32" ? raw : cast(raw, "f32");
-        const local =
-          batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), r.guidance, 1 - r.guidance) : out;
-        return comm.allGather(local, 1);
-      });
-    };
+    velocity = parallelVelocity(pipe.transformer, comm, {
+      strategy,
+      cond,
+      ...(uncond ? { uncond } : {}),
+      guidance: r.guidance,
+      latentFrames: r.latentFrames,
+    });
 
     const tDen = performance.now();
     for (let i = 0; i < r.steps; i++) {
@@ -199,6 +247,7 @@ export async function generateParallel(
     video = null;
     return result;
   } finally {
+    velocity?.dispose();
     for (const t of owned) t.dispose();
     latents?.dispose();
     video?.dispose();
