@@ -21,6 +21,7 @@
 #include "../common/dtype.cuh"
 #include "../gemm/mma.cuh"
 #include "../runtime/cuda_backend.h"
+#include "attention_sm90.h"
 #include "tessera/kernels/attention.h"
 
 namespace tessera {
@@ -1163,6 +1164,10 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
     p.rope_tab = 0;
   }
   p.vec = (a.head_dim % 8 == 0) && aligned16(p.q) && aligned16(p.k) && aligned16(a.v) && aligned16(a.o);
+
+  // Hopper: the wgmma kernel (attention_sm90.cu) takes the cases it covers (bf16/f16, head
+  // dim 64/128, no bias, full or spatial grouping) on sm_90a devices.
+  if (half && attention_sm90(a, p.q, p.k, stream)) return;
 
   dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch));
   switch (a.dtype) {

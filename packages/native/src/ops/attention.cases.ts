@@ -98,6 +98,25 @@ export const cases: ConformanceCase[] = [
       keyLengths: t.tensor([24, 13], [2], "i32"),
     }),
   }),
+  // Several key tiles at head dim 128, a partial last tile, a one-key tile (key lengths),
+  // cross attention; spatial frames of 130 tokens (two query and key tiles per frame).
+  spec({
+    name: "cross-300x333-D128-batch2-key-padding",
+    B: 2,
+    Lq: 300,
+    Lk: 333,
+    H: 2,
+    D: 128,
+    opts: (t) => ({ keyLengths: t.tensor([333, 129], [2], "i32") }),
+  }),
+  spec({
+    name: "spatial-2x10x13-rope-D128",
+    B: 1,
+    Lq: 260,
+    H: 2,
+    D: 128,
+    opts: () => ({ group: "spatial", grid: [2, 10, 13], rope: true }),
+  }),
   spec({ name: "4097-tokens-H1-D64", B: 1, Lq: 4097, H: 1, D: 64 }),
   spec({
     name: "4097-tokens-temporal-17x241x1-rope",

@@ -1,0 +1,33 @@
+// bf16 instantiations of the Hopper attention kernel (attention_sm90.cuh). Split from the
+// f16 ones so the two compile in parallel.
+#include "attention_sm90.cuh"
+
+namespace tessera {
+namespace sm90 {
+
+bool launch_wgmma_bf16(int D, int ncwg, int var, const Maps& m, const AttnParams& p, dim3 grid, cudaStream_t stream) {
+  using T = __nv_bfloat16;
+  if (D == 128 && ncwg == 2) {
+    switch (var) {
+      case kVarBasic: launch_wgmma<T, 128, 2, kBC, 2, kVarBasic>(m, p, grid, stream); return true;
+      case kVarOverlap: launch_wgmma<T, 128, 2, kBC, 2, kVarOverlap>(m, p, grid, stream); return true;
+      case kVarPingpong: launch_wgmma<T, 128, 2, kBC, 2, kVarPingpong>(m, p, grid, stream); return true;
+      default: return false;
+    }
+  }
+  if (D == 64 && ncwg == 2) {
+    switch (var) {
+      case kVarBasic: launch_wgmma<T, 64, 2, kBC, 3, kVarBasic>(m, p, grid, stream); return true;
+      case kVarPingpong: launch_wgmma<T, 64, 2, kBC, 3, kVarPingpong>(m, p, grid, stream); return true;
+      default: return false;
+    }
+  }
+  if (D == 64 && ncwg == 3 && var == kVarPingpong) {
+    launch_wgmma<T, 64, 3, kBC, 2, kVarPingpong>(m, p, grid, stream);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace sm90
+}  // namespace tessera
