@@ -13,14 +13,21 @@ pnpm --filter @tessera/core run build >/dev/null
 rm -rf .gpu-demo/core-dist .gpu-demo/demo-ckpt .gpu-demo/native-dist .gpu-demo/node_modules .gpu-demo/node-addon-api .gpu-demo/node-api-headers
 cp -rL packages/core/dist .gpu-demo/core-dist
 find .gpu-demo/core-dist -name '*.map' -delete
+# --init DIR: resume from a trainer's files (DiT and text encoder in f32, VAE in f16);
+# --init DIR --vae-only: just the VAE, in f32, to train it further (--train-vae).
 if [ "${1:-}" = "--init" ]; then
   mkdir -p .gpu-demo/demo-ckpt
-  cp "$2"/dit-*.safetensors "$2"/t5-*.safetensors "$2"/train.json .gpu-demo/demo-ckpt/
-  (cd training && /usr/bin/python3 -c "
-import sys
+  cp "$2"/train.json .gpu-demo/demo-ckpt/
+  if [ "${3:-}" = "--vae-only" ]; then
+    cp "$2"/vae-*.safetensors .gpu-demo/demo-ckpt/
+  else
+    cp "$2"/dit-*.safetensors "$2"/t5-*.safetensors .gpu-demo/demo-ckpt/
+    (cd training && /usr/bin/python3 -c "
+import torch
 from demo.common import load_sharded, save_sharded
-save_sharded(load_sharded('$2/vae'), '../.gpu-demo/demo-ckpt/vae', dtype=__import__('torch').float16)
+save_sharded(load_sharded('$2/vae'), '../.gpu-demo/demo-ckpt/vae', dtype=torch.float16)
 ")
+  fi
 fi
 git describe --always --dirty > .gpu-demo/commit
 du -sh .gpu-demo
