@@ -4,6 +4,7 @@ import { WAN_TINY, type WanTransformerConfig } from "../models/wan/config.js";
 import { randomWanTransformerWeights } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import { guidedVelocity } from "../pipelines/wan.js";
+import { collectiveComm } from "./collective.js";
 import { CommError, InProcessGroup, runRanks } from "./comm.js";
 import {
   cfgParallelVelocity,
@@ -223,6 +224,55 @@ describe("sequence-parallel Wan transformer", () => {
     );
     for (const t of [latents, context, timesteps]) t.dispose();
     weights.dispose();
+  });
+});
+
+describe("sequence-parallel Wan transformer, tokens split (forwardWhole)", () => {
+  async function compareWhole(
+    n: number,
+    shape: [number, number, number],
+    mode: "ulysses" | "ring",
+    batch = 1,
+    comm?: typeof collectiveComm,
+  ): Promise<number> {
+    const weights = randomWanTransformerWeights(CFG, { seed: 5 });
+    const model = new WanTransformer(CFG, weights);
+    const latents = randn([batch, shape[0], shape[1], shape[2], 16], { seed: 1 });
+    const context = randn([batch, 7, CFG.text_dim], { seed: 2 });
+    const timesteps = full([batch], 700);
+    const ref = model.forward({ latents, timesteps, context });
+    const outs = await runRanks(
+      n,
+      (c) =>
+        new UlyssesWanTransformer(model, c, { attention: mode }).forwardWhole({
+          latents,
+          timesteps,
+          context,
+        }),
+      comm,
+    );
+    let err = 0;
+    for (const o of outs) err = Math.max(err, await relErr(o, ref));
+    for (const t of [...outs, ref, latents, context, timesteps]) t.dispose();
+    weights.dispose();
+    return err;
+  }
+
+  // 3 frames of a 2x3 token grid: 18 tokens; 4 ranks pad one whole frame (24 tokens, 6 each).
+  for (const [n, mode, shape] of [
+    [2, "ulysses", [3, 4, 6]],
+    [4, "ulysses", [3, 4, 6]],
+    [4, "ring", [3, 4, 6]],
+    [3, "ring", [2, 4, 6]],
+    [4, "ulysses", [1, 4, 6]],
+  ] as const)
+    it(`${mode} over ${n} ranks, latents ${shape.join("x")}: equals the one-device forward`, async () => {
+      expect(await compareWhole(n, [...shape], mode)).toBeLessThan(1e-5);
+    });
+
+  it("both guidance branches as a batch, through NCCL's layout code", async () => {
+    expect(await compareWhole(4, [3, 4, 6], "ulysses", 2, collectiveComm)).toBeLessThan(1e-5);
+    expect(await compareWhole(2, [3, 4, 6], "ring", 2, collectiveComm)).toBeLessThan(1e-5);
   });
 });
 

@@ -208,6 +208,89 @@ export class UlyssesWanTransformer {
     });
   }
 
+  /**
+   * The forward of the whole video on every rank with the tokens, not frames, split:
+   * each rank embeds all of the latents (a cheap strided conv), keeps its contiguous
+   * run of L/N tokens, runs the blocks on them, and the ranks' outputs are all-gathered
+   * before unpatchify. Nothing is padded unless N does not divide the tokens (then
+   * whole zero frames at the end, masked as keys) — where frame shards pad to
+   * ceil(F/N) frames per rank (21 frames on 4 or 8 ranks compute 24). Takes the whole
+   * latents [B, F, H, W, C] (the same on every rank) and returns the whole velocity
+   * [B, F, H, W, out_channels] on every rank.
+   */
+  async forwardWhole(input: WanForwardInput): Promise<Tensor> {
+    const c = this.config;
+    const n = this.comm.worldSize;
+    const [pt, ph, pw] = c.patch_size;
+    const lat = input.latents;
+    if (lat.ndim !== 5 || lat.shape[4] !== c.in_channels)
+      throw new Error(
+        `UlyssesWanTransformer: latents must be [B, F, H, W, ${c.in_channels}], got [${lat.shape.join(", ")}]`,
+      );
+    const [b, f, h, w] = lat.shape as [number, number, number, number, number];
+    if (f % pt || h % ph || w % pw)
+      throw new Error(
+        `UlyssesWanTransformer: latents ${f}x${h}x${w} are not a multiple of the patch ${pt}x${ph}x${pw}`,
+      );
+    const fg = f / pt;
+    const hg = h / ph;
+    const wg = w / pw;
+    const hw = hg * wg;
+    const real = fg * hw;
+    let fgp = fg; // frames, padded until the ranks divide the tokens
+    while ((fgp * hw) % n !== 0) fgp++;
+    const per = (fgp * hw) / n;
+    const start = this.comm.rank * per;
+    const geo: Geometry = {
+      b,
+      hw,
+      localGrid: [fgp, hg, wg],
+      globalGrid: [fgp, hg, wg],
+      realTokens: real,
+      frameOffset: 0,
+      tokenStart: start,
+    };
+    return scope(async () => {
+      const tFreq = timestepEmbedding(input.timesteps, c.freq_dim, { cosFirst: true, dtype: lat.dtype });
+      const temb = this.lin(
+        this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"),
+        "condition_embedder.time_embedder.linear_2",
+      );
+      const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([b, 6, this.dim]);
+      const ctx = this.lin(
+        this.lin(input.context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
+        "condition_embedder.text_embedder.linear_2",
+      );
+      const all = patchEmbed3d(lat, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
+      const s0 = Math.min(start, real);
+      const e0 = Math.min(start + per, real);
+      const pad = per - (e0 - s0);
+      const padding = () => zeros([b, pad, this.dim], { dtype: all.dtype, device: all.device });
+      let x =
+        pad === 0
+          ? slice(all, 1, s0, e0)
+          : e0 === s0
+            ? padding()
+            : concat([slice(all, 1, s0, e0), padding()], 1);
+      all.dispose();
+      const keyLengths =
+        real < fgp * hw
+          ? TensorClass.from(new Array(b).fill(real), [b], { dtype: "i32", device: lat.device })
+          : undefined;
+      for (let i = 0; i < c.num_layers; i++) {
+        const xi = x;
+        x = await scope(() => this.block(i, xi, tproj, ctx, geo, keyLengths));
+      }
+      const mod = add(this.w("scale_shift_table"), temb.reshape([b, 1, this.dim]));
+      const shift = chunk(mod, 0, b, this.dim);
+      const scale = chunk(mod, 1, b, this.dim);
+      const y = this.lin(layerNorm(x, { eps: c.eps, scale, shift }), "proj_out");
+      const gathered = await this.comm.allGather(y, 1);
+      const tokens = fgp === fg ? gathered : slice(gathered, 1, 0, real);
+      return unpatchify3d(tokens, { grid: [fg, hg, wg], patch: c.patch_size, channels: c.out_channels });
+    });
+  }
+
   private async block(
     i: number,
     x: Tensor,
@@ -224,6 +307,9 @@ export class UlyssesWanTransformer {
             localGrid: geo.localGrid,
             frameOffset: geo.frameOffset,
             realTokens: geo.realTokens,
+            ...(geo.tokenStart === undefined
+              ? {}
+              : { tokens: { globalGrid: geo.globalGrid, tokenStart: geo.tokenStart } }),
           });
     return this.model.blockAfterSelfAttention(i, x, sa, mod, ctx);
   }
@@ -236,6 +322,8 @@ interface Geometry {
   globalGrid: [number, number, number];
   realTokens: number;
   frameOffset: number;
+  /** forwardWhole: this rank's first global token (its tokens need not be whole frames). */
+  tokenStart?: number;
 }
 
 function chunk(mod: Tensor, k: number, b: number, dim: number): Tensor {
@@ -275,6 +363,11 @@ export interface RingGeometry {
   localGrid: readonly [number, number, number];
   /** Global frame index of this rank's first token frame (rank · Fl). */
   frameOffset: number;
+  /**
+   * Instead of whole frames, a run of tokens: this rank holds global tokens
+   * [tokenStart, tokenStart + Lr) of `globalGrid` (localGrid and frameOffset are then ignored).
+   */
+  tokens?: { globalGrid: readonly [number, number, number]; tokenStart: number };
   /** Keys at or beyond this global token index are padding (masked); default all real. */
   realTokens?: number;
   /** RoPE base; default 10000. */
@@ -295,7 +388,7 @@ export async function ringSelfAttention(
 ): Promise<Tensor> {
   const [, lr, , hd] = q.shape as [number, number, number, number];
   const [fl, hh, ww] = geo.localGrid;
-  if (fl * hh * ww !== lr)
+  if (!geo.tokens && fl * hh * ww !== lr)
     throw new Error(`ringSelfAttention: grid ${fl}x${hh}x${ww} does not hold ${lr} tokens`);
   const n = comm.worldSize;
   const r = comm.rank;
@@ -305,7 +398,10 @@ export async function ringSelfAttention(
     const f32 = (t: Tensor) => (t.dtype === "f32" ? t : cast(t, "f32"));
     // [B, Lr, H, D] → [B, H, Lr, D], rotated at this rank's global positions.
     const toBH = (t: Tensor) => permute(t, [0, 2, 1, 3]);
-    const rope = ropeTables(geo.localGrid, geo.frameOffset, hd, geo.theta ?? 10000, q.device);
+    const theta = geo.theta ?? 10000;
+    const rope = geo.tokens
+      ? ropeTablesAt(lr, tokenPosition(geo.tokens.globalGrid, geo.tokens.tokenStart), hd, theta, q.device)
+      : ropeTables(geo.localGrid, geo.frameOffset, hd, theta, q.device);
     const qh = toBH(applyRope(f32(q), rope));
     let kh = toBH(applyRope(f32(k), rope));
     let vh = toBH(f32(v));
@@ -377,9 +473,37 @@ function ropeTables(
   device: Tensor["device"],
 ): RopeTables {
   const [fl, hh, ww] = grid;
+  return ropeTablesAt(
+    fl * hh * ww,
+    tokenPosition([fl + frameOffset, hh, ww], frameOffset * hh * ww),
+    hd,
+    theta,
+    device,
+  );
+}
+
+/** The (frame, row, column) of token `start + i` of a grid in f-h-w order. */
+function tokenPosition(
+  grid: readonly [number, number, number],
+  start: number,
+): (i: number) => [number, number, number] {
+  const [, hh, ww] = grid;
+  return (i) => {
+    const t = start + i;
+    return [Math.floor(t / (hh * ww)), Math.floor(t / ww) % hh, t % ww];
+  };
+}
+
+/** cos/sin of Wan's 3D RoPE angles for `len` tokens at positions pos(0..len−1). */
+function ropeTablesAt(
+  len: number,
+  pos: (i: number) => [number, number, number],
+  hd: number,
+  theta: number,
+  device: Tensor["device"],
+): RopeTables {
   const dims = wanRopeDims(hd);
   const half = hd / 2;
-  const len = fl * hh * ww;
   const cos = new Float32Array(len * half);
   const sin = new Float32Array(len * half);
   // Per pair: its axis and its frequency theta^(-2i/d_axis).
@@ -390,17 +514,14 @@ function ropeTables(
       axis.push(a);
       freq.push(theta ** ((-2 * i) / (dims[a] as number)));
     }
-  let t = 0;
-  for (let f = 0; f < fl; f++)
-    for (let y = 0; y < hh; y++)
-      for (let x = 0; x < ww; x++, t++) {
-        const pos = [f + frameOffset, y, x];
-        for (let p = 0; p < half; p++) {
-          const ang = (pos[axis[p] as number] as number) * (freq[p] as number);
-          cos[t * half + p] = Math.cos(ang);
-          sin[t * half + p] = Math.sin(ang);
-        }
-      }
+  for (let t = 0; t < len; t++) {
+    const p = pos(t);
+    for (let q = 0; q < half; q++) {
+      const ang = (p[axis[q] as number] as number) * (freq[q] as number);
+      cos[t * half + q] = Math.cos(ang);
+      sin[t * half + q] = Math.sin(ang);
+    }
+  }
   return {
     cos: TensorClass.from(cos, [1, len, 1, half, 1], { device }),
     sin: TensorClass.from(sin, [1, len, 1, half, 1], { device }),
