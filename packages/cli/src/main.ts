@@ -17,9 +17,11 @@ usage:
   tessera forward [options]           run one forward pass of a Wan-family transformer with random weights
       --device cpu|cuda[:N]  (cpu)    --config tiny|wan2.1-1.3b (tiny)   --layers N
       --frames N (5)   --size WxH (64x64)   --dtype f32|bf16|f16   --seed N   --json
-  tessera generate PROMPT [options]   make a video from a text prompt with a Wan2.1 model folder
+  tessera generate PROMPT [options]   make a video from a text prompt with a Wan-family model folder
       -o FILE (out.mp4: .mp4/.webm need ffmpeg; .gif, .y4m, or DIR/ for PNG frames)
-      --model DIR|NAME ($TESSERA_MODEL)   --device cpu|cuda[:N]   --dtype f32|bf16|f16
+      --model DIR|NAME ($TESSERA_MODEL; default: the bundled demo model, tessera-world)
+      --device cpu|cuda[:N]   --dtype f32|bf16|f16
+      --no-rewrite                     send the prompt as typed (the demo model rewrites it onto its captions)
       --size WxH   --frames N (1+4k)   --steps N   --guidance X   --shift X   --scheduler unipc|euler
       --seed N   --negative TEXT   --fps N   --json
       --gpus N                         one generation over N GPUs (a process each, NCCL; text-to-video)

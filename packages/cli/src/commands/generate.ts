@@ -9,12 +9,14 @@ import { existsSync, statSync } from "node:fs";
 import { delimiter, dirname, extname, join, resolve } from "node:path";
 import {
   AbortError,
+  cleanPrompt,
   framesFromTensor,
   type GenerateOptions,
   type GenerateProgress,
   generateParallel,
   generationDefaults,
   modelLimits,
+  preparePrompt,
   type RgbImage,
   readImage,
   readModelFolder,
@@ -109,6 +111,7 @@ export async function generateCommand(
     fps: { type: "string" },
     json: { type: "boolean" },
     gpus: { type: "string" },
+    "no-rewrite": { type: "boolean" },
   });
   const prompt = positionals.join(" ").trim();
   if (prompt === "")
@@ -171,8 +174,13 @@ export async function generateCommand(
     const limits = modelLimits(info.transformer, info.vae);
     const [width, height] = size ?? [defaults.width, defaults.height];
     const fps = fpsFlag ?? defaults.fps;
+    // A model trained on one caption style (the bundled demo model) gets the prompt
+    // rewritten onto it; shown here so the user sees what the model is asked for.
+    const rewrite = values["no-rewrite"] !== true;
+    const prepared = preparePrompt(cleanPrompt(prompt), info.captionStyle, rewrite);
     const base: GenerateOptions = {
       prompt,
+      rewrite,
       width,
       height,
       ...(values.negative !== undefined ? { negativePrompt: values.negative } : {}),
@@ -229,6 +237,13 @@ export async function generateCommand(
     const say = (s: string) => {
       if (!quiet || tty) err(s);
     };
+    if (prepared.rewrite) {
+      const r = prepared.rewrite;
+      if (r.changed) say(`prompt rewritten for this model: "${r.caption}" (--no-rewrite sends it as typed)`);
+      if (r.unknownWords.length > 0)
+        say(`not understood, left out: ${r.unknownWords.map((w) => `"${w}"`).join(", ")}`);
+      if (r.filledDefaults.length > 0) say(`filled in: ${r.filledDefaults.join(", ")}`);
+    }
     say(`loading ${modelDir} on ${device.name} (${dtype})`);
     const tLoad = performance.now();
     pipeline = await WanPipeline.load(modelDir, { device, dtype });
@@ -281,6 +296,16 @@ export async function generateCommand(
       frames: written.frameCount,
       fps,
       mode,
+      prompt,
+      promptUsed: result.prompt,
+      ...(result.rewrite
+        ? {
+            rewrite: {
+              unknownWords: result.rewrite.unknownWords,
+              filledDefaults: result.rewrite.filledDefaults,
+            },
+          }
+        : {}),
       seed: result.seed,
       steps: opts.steps ?? defaults.steps,
       stepsRun: result.stepsRun,

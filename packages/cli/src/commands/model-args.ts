@@ -2,7 +2,7 @@
 // flags, where model folders live, and turning library errors into exit codes.
 import { existsSync, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
-import { GenerateOptionError } from "@tessera/core";
+import { DEMO_MODEL_DIR, GenerateOptionError, hasDemoModel } from "@tessera/core";
 import { Device, DeviceError } from "@tessera/native";
 import { choiceFlag, UsageError } from "../args.js";
 
@@ -42,23 +42,30 @@ export function modelRoots(): string[] {
   return [resolve("models")];
 }
 
+/** Name of the bundled demo model for --model. */
+export const DEMO_MODEL_NAME = "tessera-world";
+
 /**
- * --model: a path to a model folder, or a bare name looked up in modelRoots().
- * Absent: $TESSERA_MODEL.
+ * --model: a path to a model folder, or a bare name looked up in modelRoots()
+ * ("tessera-world" is the bundled demo model unless a folder of that name is found
+ * there). Absent: $TESSERA_MODEL, else the bundled demo model.
  */
 export function resolveModel(v: string | undefined): string {
   const given = v ?? process.env.TESSERA_MODEL;
-  if (given === undefined || given === "")
+  if (given === undefined || given === "") {
+    if (hasDemoModel()) return DEMO_MODEL_DIR;
     throw new UsageError(
-      "--model is required (a model folder, or the name of one under $TESSERA_MODELS or ./models); " +
-        "`tessera create-model DIR` writes a small random one to try",
+      "--model is required: this install has no bundled demo model (packages/core/models/tessera-world); " +
+        "give a model folder, or the name of one under $TESSERA_MODELS or ./models",
     );
+  }
   if (isAbsolute(given) || given.includes("/") || given.startsWith(".") || existsSync(given))
     return resolve(given);
   for (const root of modelRoots()) {
     const p = join(root, given);
     if (existsSync(p) && statSync(p).isDirectory()) return p;
   }
+  if (given === DEMO_MODEL_NAME && hasDemoModel()) return DEMO_MODEL_DIR;
   return resolve(given);
 }
 

@@ -26,12 +26,7 @@ import {
 import type { FlowScheduler } from "../schedulers/common.js";
 import { createScheduler } from "../schedulers/index.js";
 import type { Communicator } from "./comm.js";
-import {
-  cfgParallelVelocity,
-  type SequenceParallelAttention,
-  shardLatents,
-  UlyssesWanTransformer,
-} from "./ulysses.js";
+import { cfgParallelVelocity, type SequenceParallelAttention, UlyssesWanTransformer } from "./ulysses.js";
 import { decodeSpatialParallel } from "./vae.js";
 
 export type ParallelStrategy = "cfg" | SequenceParallelAttention;
@@ -54,8 +49,8 @@ export interface ParallelVelocityOptions {
   /** Unconditional ones, with guidance > 1. */
   uncond?: Tensor;
   guidance: number;
-  /** Latent frames of the whole video. */
-  latentFrames: number;
+  /** Latent frames of the whole video (unused since the tokens are split; kept for callers). */
+  latentFrames?: number;
 }
 
 /**
@@ -77,7 +72,6 @@ export function parallelVelocity(
       `parallelVelocity: the cfg strategy needs 2 ranks and guidance > 1, got ${n} rank(s) and guidance ${o.guidance}`,
     );
   const dtype = transformer.weights.get("patch_embedding.weight").dtype;
-  const pt = transformer.config.patch_size[0];
   const both = cfg ? concat([o.cond, o.uncond as Tensor], 0) : o.cond;
   const par =
     o.strategy === "cfg" || n === 1
@@ -94,21 +88,15 @@ export function parallelVelocity(
         comm.rank === 0 ? o.cond : (o.uncond as Tensor),
         o.guidance,
       );
+    // The tokens split over the ranks (forwardWhole), both branches as a batch of two.
     return scope(async () => {
       const batch = cfg ? 2 : 1;
-      const xs = shardLatents(x.dtype === dtype ? x : cast(x, dtype), comm, pt);
-      const input = batch === 2 ? concat([xs, xs], 0) : xs;
+      const xd = x.dtype === dtype ? x : cast(x, dtype);
+      const input = batch === 2 ? concat([xd, xd], 0) : xd;
       const ts = Tensor.from(batch === 2 ? [t, t] : [t], [batch], { device: x.device });
-      const raw = await (par as UlyssesWanTransformer).forward({
-        latents: input,
-        latentFrames: o.latentFrames,
-        timesteps: ts,
-        context: both,
-      });
+      const raw = await (par as UlyssesWanTransformer).forwardWhole({ latents: input, timesteps: ts, context: both });
       const out = raw.dtype === "f32" ? raw : cast(raw, "f32");
-      const local =
-        batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), o.guidance, 1 - o.guidance) : out;
-      return comm.allGather(local, 1);
+      return batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), o.guidance, 1 - o.guidance) : out;
     });
   };
   return Object.assign(fn, {
@@ -135,6 +123,7 @@ export async function generateParallel(
   if (comm.worldSize > 1 && opts.seed === undefined)
     throw new Error("generateParallel: pass a seed: every rank must draw the same noise");
   const r = pipe.resolve(opts);
+  const prepared = pipe.preparePrompt(r.prompt, opts.rewrite !== false);
   if (r.mode !== "t2v" || r.loop)
     throw new Error(
       `generateParallel: multi-GPU generation does text-to-video only; ${r.loop ? "--loop" : "image/video conditioning"} runs on one GPU`,
@@ -166,7 +155,7 @@ export async function generateParallel(
   const timings: GenerateTimings = { text: 0, encode: 0, denoise: 0, step: 0, decode: 0, total: 0 };
   try {
     const tText = performance.now();
-    const cond = await pipe.encodeText(cleanPrompt(r.prompt));
+    const cond = await pipe.encodeText(prepared.prompt);
     owned.push(cond);
     let uncond: Tensor | null = null;
     if (cfg) {
@@ -242,6 +231,8 @@ export async function generateParallel(
       stepsRun: r.steps,
       contextFrames: r.contextFrames,
       textCacheHits: 0,
+      prompt: prepared.prompt,
+      rewrite: prepared.rewrite,
     };
     latents = null;
     video = null;

@@ -16,6 +16,7 @@ import { loadComponentWeights, openDiffusersFolder } from "../weights/diffusers.
 import { readJsonFile } from "../weights/load.js";
 import type { WeightStore } from "../weights/store.js";
 import type { GenerationDefaults } from "./options.js";
+import { CAPTION_STYLES, type CaptionStyle } from "./prompt-style.js";
 import type { WanPipelineComponents } from "./wan.js";
 
 export class ModelFolderError extends Error {
@@ -125,6 +126,13 @@ export interface ModelFolderInfo {
   scheduler: { name: "unipc" | "euler"; shift: number; numTrainTimesteps: number } | null;
   defaults: Partial<GenerationDefaults>;
   description?: string;
+  /** tessera.json: text states are padded to this many tokens (Wan's 512 when absent). */
+  textLength?: number;
+  /**
+   * tessera.json: the caption style the text encoder was trained on. "tessera-world"
+   * (the bundled demo model) turns on the prompt rewriter for this model.
+   */
+  captionStyle?: CaptionStyle;
 }
 
 /** True when `dir` has a model_index.json (a candidate model folder). */
@@ -170,6 +178,8 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
   }
   const defaults: Partial<GenerationDefaults> = {};
   let description: string | undefined;
+  let textLength: number | undefined;
+  let captionStyle: CaptionStyle | undefined;
   const extraPath = join(root, "tessera.json");
   if (existsSync(extraPath)) {
     const extra = obj(await readJsonFile(extraPath, "tessera.json"), extraPath);
@@ -178,6 +188,24 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
       if (typeof d[k] === "number") defaults[k] = d[k] as number;
     if (d.scheduler === "unipc" || d.scheduler === "euler") defaults.scheduler = d.scheduler;
     if (typeof extra.description === "string") description = extra.description;
+    if (extra.textLength !== undefined) {
+      if (
+        !Number.isInteger(extra.textLength) ||
+        (extra.textLength as number) < 1 ||
+        (extra.textLength as number) > 4096
+      )
+        throw new ModelFolderError(
+          `${extraPath}: textLength must be an integer from 1 to 4096, got ${JSON.stringify(extra.textLength)}`,
+        );
+      textLength = extra.textLength as number;
+    }
+    if (extra.captionStyle !== undefined) {
+      if (!CAPTION_STYLES.includes(extra.captionStyle as CaptionStyle))
+        throw new ModelFolderError(
+          `${extraPath}: captionStyle ${JSON.stringify(extra.captionStyle)} is not one of ${CAPTION_STYLES.join(", ")}; remove it for free-text prompts`,
+        );
+      captionStyle = extra.captionStyle as CaptionStyle;
+    }
   }
   if (scheduler) {
     defaults.scheduler ??= scheduler.name;
@@ -192,6 +220,8 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     scheduler,
     defaults,
     ...(description ? { description } : {}),
+    ...(textLength !== undefined ? { textLength } : {}),
+    ...(captionStyle !== undefined ? { captionStyle } : {}),
   };
 }
 
@@ -243,6 +273,8 @@ export async function loadWanComponents(
       tokenizer,
       modelId: `${root} ${device.name} ${dtype}/${textDtype}`,
       defaults: info.defaults,
+      ...(info.textLength !== undefined ? { textLength: info.textLength } : {}),
+      ...(info.captionStyle !== undefined ? { captionStyle: info.captionStyle } : {}),
       ...(info.scheduler ? { numTrainTimesteps: info.scheduler.numTrainTimesteps } : {}),
       ...(opts.textCacheSize !== undefined ? { textCacheSize: opts.textCacheSize } : {}),
     };

@@ -67,6 +67,11 @@ export interface GenerateOptions {
   loop?: boolean;
   /** Video-to-video: how much of the schedule to run, in (0, 1] (default 0.8, as diffusers). */
   strength?: number;
+  /**
+   * For a model with a caption style (the bundled demo model): rewrite the prompt onto
+   * it (default true). Ignored by models trained on free text.
+   */
+  rewrite?: boolean;
   onProgress?: (p: GenerateProgress) => void;
   signal?: AbortSignal;
 }
@@ -151,6 +156,8 @@ export function resolveOptions(
   if (typeof o.prompt !== "string") throw new GenerateOptionError("prompt", "prompt must be a string");
   if (o.negativePrompt !== undefined && typeof o.negativePrompt !== "string")
     throw new GenerateOptionError("negativePrompt", "negativePrompt must be a string");
+  if (o.rewrite !== undefined && typeof o.rewrite !== "boolean")
+    throw new GenerateOptionError("rewrite", "rewrite must be true or false");
 
   const hasVideo = o.video !== undefined && o.video !== null;
   const hasImage = o.image !== undefined && o.image !== null;

@@ -17,6 +17,7 @@ import type { WanTransformerConfig } from "../models/wan/config.js";
 import type { WanTransformer } from "../models/wan/transformer.js";
 import { spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
 import type { WanVAE } from "../models/wan-vae/vae.js";
+import type { RewriteResult } from "../prompt/rewrite.js";
 import { type FlowScheduler, startIndexForStrength } from "../schedulers/common.js";
 import { createScheduler, WAN_SAMPLING_DEFAULTS } from "../schedulers/index.js";
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
@@ -32,6 +33,7 @@ import {
   resolveOptions,
 } from "./options.js";
 import { pixelsToTensor } from "./pixels.js";
+import { type CaptionStyle, type PreparedPrompt, preparePrompt } from "./prompt-style.js";
 import { TextStateCache } from "./text-cache.js";
 
 export interface WanPipelineComponents {
@@ -48,6 +50,8 @@ export interface WanPipelineComponents {
   /** Prompts whose text states are kept (default 4). */
   textCacheSize?: number;
   numTrainTimesteps?: number;
+  /** The caption style the text encoder was trained on; "tessera-world" rewrites prompts onto it (see prompt-style.ts). */
+  captionStyle?: CaptionStyle;
 }
 
 export interface GenerateTimings {
@@ -79,6 +83,10 @@ export interface GenerateResult {
   contextFrames: number;
   /** How many of the prompts came from the text-state cache. */
   textCacheHits: number;
+  /** The prompt the text encoder got (the rewritten one, when the rewriter ran). */
+  prompt: string;
+  /** The rewriter's report (caption, unknown words, filled-in defaults), or null when it did not run. */
+  rewrite: RewriteResult | null;
 }
 
 let nextInstance = 0;
@@ -93,6 +101,7 @@ export class WanPipeline {
   readonly limits: ModelLimits;
   readonly textLength: number;
   readonly numTrainTimesteps: number;
+  readonly captionStyle: CaptionStyle | undefined;
   readonly #cache: TextStateCache;
 
   constructor(c: WanPipelineComponents) {
@@ -103,6 +112,7 @@ export class WanPipeline {
     this.modelId = c.modelId ?? `in-memory Wan pipeline #${nextInstance++}`;
     this.textLength = c.textLength ?? WAN_SAMPLING_DEFAULTS.textLength;
     this.numTrainTimesteps = c.numTrainTimesteps ?? 1000;
+    this.captionStyle = c.captionStyle;
     this.#cache = new TextStateCache(c.textCacheSize ?? 4);
     this.defaults = generationDefaults(c.defaults);
 
@@ -177,9 +187,19 @@ export class WanPipeline {
     return resolveOptions(opts, this.defaults, this.limits, () => Math.floor(Math.random() * 2 ** 32));
   }
 
+  /**
+   * The prompt as this model's text encoder should get it: for a model with a caption
+   * style (the bundled demo model), free text rewritten onto that style unless
+   * `rewrite` is false; otherwise the text unchanged.
+   */
+  preparePrompt(text: string, rewrite = true): PreparedPrompt {
+    return preparePrompt(cleanPrompt(text), this.captionStyle, rewrite);
+  }
+
   async generate(opts: GenerateOptions): Promise<GenerateResult> {
     const t0 = performance.now();
     const r = this.resolve(opts);
+    const prepared = this.preparePrompt(r.prompt, opts.rewrite !== false);
     const signal = opts.signal;
     checkAbort(signal);
     const device = this.device;
@@ -203,7 +223,7 @@ export class WanPipeline {
       // 1. Text states: conditional, then unconditional, one batch of two for guidance.
       const tText = performance.now();
       const cfg = r.guidance > 1;
-      const cond = await this.textStates(r.prompt, pinned);
+      const cond = await this.textStates(prepared.prompt, pinned);
       hits += cond.hit ? 1 : 0;
       let context = cond.states;
       if (cfg) {
@@ -304,6 +324,8 @@ export class WanPipeline {
         stepsRun: total,
         contextFrames: r.contextFrames,
         textCacheHits: hits,
+        prompt: prepared.prompt,
+        rewrite: prepared.rewrite,
       };
       latents = null;
       video = null;
