@@ -94,7 +94,11 @@ export function parallelVelocity(
       const xd = x.dtype === dtype ? x : cast(x, dtype);
       const input = batch === 2 ? concat([xd, xd], 0) : xd;
       const ts = Tensor.from(batch === 2 ? [t, t] : [t], [batch], { device: x.device });
-      const raw = await (par as UlyssesWanTransformer).forwardWhole({ latents: input, timesteps: ts, context: both });
+      const raw = await (par as UlyssesWanTransformer).forwardWhole({
+        latents: input,
+        timesteps: ts,
+        context: both,
+      });
       const out = raw.dtype === "f32" ? raw : cast(raw, "f32");
       return batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), o.guidance, 1 - o.guidance) : out;
     });
