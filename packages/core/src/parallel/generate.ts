@@ -6,8 +6,9 @@
 // Velocity strategies:
 //   cfg:     2 ranks, guidance > 1: rank 0 the conditional branch, rank 1 the
 //            unconditional one (no communication inside the transformer);
-//   ulysses: the video tokens split by frames, an all-to-all around attention
-//            (heads divisible by the world size); both guidance branches as a batch;
+//   ulysses: the video tokens split in equal contiguous runs (forwardWhole), an
+//            all-to-all around attention (heads divisible by the world size); both
+//            guidance branches as a batch;
 //   ring:    the same split with ring attention (any head count).
 // "auto" picks cfg for 2 ranks with guidance, else ulysses where the heads divide,
 // else ring.
