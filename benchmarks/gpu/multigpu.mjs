@@ -166,8 +166,11 @@ async function check() {
       const local = shardLatents(latents, comm, cfg.patch_size[0]);
       const y = await par.forward({ latents: local, latentFrames: shape[1], timesteps, context });
       const whole = await comm.allGather(y, 1);
-      await add(`${label} ${m}`, await relErr(whole, ref), tol);
-      for (const t of [local, y, whole]) t.dispose();
+      await add(`${label} ${m}, frames split`, await relErr(whole, ref), tol);
+      // The tokens split: what parallelVelocity (generate --gpus) runs.
+      const all = await par.forwardWhole({ latents, timesteps, context });
+      await add(`${label} ${m}, tokens split`, await relErr(all, ref), tol);
+      for (const t of [local, y, whole, all]) t.dispose();
     }
     for (const t of [ref, latents, context, timesteps]) t.dispose();
     weights.dispose();
