@@ -95,6 +95,11 @@ const healthSchema = {
     device: { type: "string" },
     worker: { type: "string", enum: ["idle", "busy"] },
     queued: { type: "integer" },
+    caption_style: {
+      type: ["string", "null"],
+      description:
+        "The caption style the model was trained on (tessera-world: prompts are rewritten onto it unless a job sends rewrite: false); null for free text.",
+    },
   },
 } as const;
 
@@ -354,12 +359,17 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
         for (const u of uploads) inputs[u.field] = `input-${u.field}.${u.ext}`;
         const request = resolveRequest(body, generator.info, limits, inputs, () => randomInt(0, 2 ** 32));
         validateWithGenerator(generator, request);
+        // What the text encoder will get, so the job shows it at once (a worker's run reports it again).
+        const prepared = generator.preparePrompt?.(request.prompt, request.rewrite !== false) ?? null;
         if (uploads.length > 0) {
           await mkdir(data.jobDir(id), { recursive: true });
           moved = true;
           for (const u of uploads) await rename(u.tmp, data.inputFile(id, inputs[u.field] as string));
         }
-        const res = store.insertJob({ id, keyId: req.keyId, request, totalSteps: request.steps }, maxQueued);
+        const res = store.insertJob(
+          { id, keyId: req.keyId, request, totalSteps: request.steps, prepared },
+          maxQueued,
+        );
         if (!res.ok) throw queueFull(res.queued);
       } catch (e) {
         await removeUploads(uploads);
@@ -610,6 +620,7 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
         device: generator.info.device,
         worker: worker.busy ? "busy" : "idle",
         queued: store.closed ? 0 : store.queuedCount(),
+        caption_style: generator.info.captionStyle ?? null,
       };
       return reply.code(draining ? 503 : 200).send(body);
     },
@@ -719,6 +730,15 @@ export function jobView(job: JobRow, live: LiveProgress | null, queuePosition: n
     progress: job.status === "completed" ? 100 : (live?.progress ?? Math.round(job.progress)),
     model: r.model,
     prompt: r.prompt,
+    // What the model's text encoder got (rewritten for a model with a caption style); null until known.
+    prompt_used: job.prepared?.prompt ?? null,
+    rewrite: job.prepared?.rewrite
+      ? {
+          unknown_words: job.prepared.rewrite.unknownWords,
+          filled_defaults: job.prepared.rewrite.filledDefaults,
+          changed: job.prepared.rewrite.changed,
+        }
+      : null,
     negative_prompt: r.negativePrompt,
     mode: r.image ? "image-to-video" : r.video ? "video-to-video" : "text-to-video",
     size: `${r.width}x${r.height}`,

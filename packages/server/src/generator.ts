@@ -18,6 +18,28 @@ export interface GenerationRequest {
   video?: string;
   /** Video-to-video: how much of the schedule to run, in (0, 1]. */
   strength?: number;
+  /**
+   * For a model with a caption style (the bundled demo model): rewrite the prompt onto
+   * it (default true). Models trained on free text ignore it.
+   */
+  rewrite?: boolean;
+}
+
+/** The prompt rewriter's report, for a model with a caption style (see @tessera/core's prompt-style.ts). */
+export interface PromptRewrite {
+  /** Words (or phrases) of the prompt that did not make it into the caption. */
+  unknownWords: string[];
+  /** Attributes the rewriter filled in because the prompt left them out ("objects[0].colour", "background"). */
+  filledDefaults: string[];
+  /** Whether the caption differs from the prompt as typed. */
+  changed: boolean;
+}
+
+/** What the model's text encoder gets for a prompt. */
+export interface PreparedPrompt {
+  prompt: string;
+  /** The rewriter's report when it ran, else null. */
+  rewrite: PromptRewrite | null;
 }
 
 export interface GenerationProgress {
@@ -53,6 +75,8 @@ export interface GeneratedVideo {
   fps: number;
   /** Milliseconds per phase (text, denoise, step, decode, write, …) as the generator measured them. */
   timings?: Record<string, number>;
+  /** The prompt the model was actually given (after any rewriting), when the generator knows it. */
+  prepared?: PreparedPrompt;
 }
 
 export interface GeneratorInfo {
@@ -69,6 +93,8 @@ export interface GeneratorInfo {
   /** Whether image-to-video and video-to-video uploads are accepted. */
   acceptsImage: boolean;
   acceptsVideo: boolean;
+  /** The caption style the model's text encoder was trained on ("tessera-world"); absent for free text. */
+  captionStyle?: string;
 }
 
 export interface VideoGenerator {
@@ -78,6 +104,12 @@ export interface VideoGenerator {
    * cannot run is a 400 now rather than a failed job later. Throws RequestFieldError.
    */
   validate?(req: GenerationRequest): void;
+  /**
+   * What the text encoder will get for `prompt` (rewritten onto the model's caption
+   * style when it has one and `rewrite` is on). Cheap; called at submission so a job
+   * shows it at once. Throws RequestFieldError for a prompt it cannot prepare.
+   */
+  preparePrompt?(prompt: string, rewrite: boolean): PreparedPrompt;
   generate(req: GenerationRequest, ctx: GenerateContext): Promise<GeneratedVideo>;
   close?(): Promise<void>;
 }

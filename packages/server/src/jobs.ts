@@ -266,7 +266,7 @@ export class JobRunner {
         ...prefixed(out.timings),
         publish_ms: Date.now() - tWrite,
       };
-      if (this.store.markCompleted(id, result, timings)) {
+      if (this.store.markCompleted(id, result, timings, out.prepared)) {
         this.metrics.generation(runMs / 1000);
         this.metrics.finished("completed");
         this.#avgRunMs = this.#avgRunMs === null ? runMs : 0.7 * this.#avgRunMs + 0.3 * runMs;

@@ -11,6 +11,8 @@ import type {
   GeneratedVideo,
   GenerationRequest,
   GeneratorInfo,
+  PreparedPrompt,
+  PromptRewrite,
   VideoGenerator,
 } from "./generator.js";
 import { RequestFieldError } from "./generator.js";
@@ -31,8 +33,17 @@ interface TensorLike {
   toFloat32Array(): Promise<Float32Array>;
   dispose(): void;
 }
+/** Core's RewriteResult, the fields the server reports. */
+interface RewriteLike {
+  unknownWords: string[];
+  filledDefaults: string[];
+  changed: boolean;
+}
 interface PipelineLike {
   modelId: string;
+  /** Absent in a core from before caption styles. */
+  captionStyle?: string;
+  preparePrompt?(text: string, rewrite?: boolean): { prompt: string; rewrite: RewriteLike | null };
   defaults: { width: number; height: number; frames: number; steps: number; guidance: number; fps: number };
   limits: { sideMultiple: number; temporalFactor: number };
   resolve(o: Record<string, unknown>): unknown;
@@ -44,6 +55,8 @@ interface PipelineLike {
     height: number;
     frames: number;
     fps: number;
+    prompt?: string;
+    rewrite?: RewriteLike | null;
   }>;
   dispose(): void;
 }
@@ -125,8 +138,26 @@ class PipelineGenerator implements VideoGenerator {
       temporalFactor: pipeline.limits.temporalFactor,
       acceptsImage: true,
       acceptsVideo: true,
+      ...(pipeline.captionStyle ? { captionStyle: pipeline.captionStyle } : {}),
     };
+    if (typeof pipeline.preparePrompt !== "function") this.preparePrompt = undefined;
   }
+
+  // An own property, so a core without preparePrompt leaves the server without it too.
+  preparePrompt?: (prompt: string, rewrite: boolean) => PreparedPrompt = (prompt, rewrite) => {
+    try {
+      const p = (this.pipeline.preparePrompt as NonNullable<PipelineLike["preparePrompt"]>)(prompt, rewrite);
+      return { prompt: p.prompt, rewrite: rewriteReport(p.rewrite) };
+    } catch (e) {
+      // The rewriter refuses a prompt with no words (only punctuation, say).
+      if ((e as Error).name === "PromptRewriteError")
+        throw new RequestFieldError(
+          "prompt",
+          `${(e as Error).message} (send rewrite: false to give the model the prompt as typed)`,
+        );
+      throw e;
+    }
+  };
 
   validate(req: GenerationRequest): void {
     try {
@@ -149,6 +180,7 @@ class PipelineGenerator implements VideoGenerator {
       steps: req.steps,
       guidance: req.guidance,
       seed: req.seed,
+      rewrite: req.rewrite !== false,
     };
   }
 
@@ -189,6 +221,9 @@ class PipelineGenerator implements VideoGenerator {
       frames: video.frames.length,
       fps: video.fps,
       timings: { ...result.timings, write: performance.now() - tWrite },
+      ...(typeof result.prompt === "string"
+        ? { prepared: { prompt: result.prompt, rewrite: rewriteReport(result.rewrite ?? null) } }
+        : {}),
     };
   }
 
@@ -210,6 +245,12 @@ class PipelineGenerator implements VideoGenerator {
   async close(): Promise<void> {
     this.pipeline.dispose();
   }
+}
+
+function rewriteReport(r: RewriteLike | null): PromptRewrite | null {
+  return r
+    ? { unknownWords: [...r.unknownWords], filledDefaults: [...r.filledDefaults], changed: r.changed }
+    : null;
 }
 
 // Float [-1, 1] → RGB8 for every pixel of the clip is ~100 M iterations at 832x480x81:

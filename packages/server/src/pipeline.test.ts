@@ -2,7 +2,7 @@
 // a video made end to end, a run cancelled between steps, and /healthz answering
 // fast while a generation runs (the CPU backend computes off the main thread, and
 // the server keeps its own work — file writes, frame conversion — off it too).
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -149,6 +149,19 @@ describe.skipIf(!probe.ok)(
       expect(after.body.step).toBeLessThan(100);
     }, 120_000);
 
+    it("gives a free-text model the prompt itself, whatever rewrite says", async () => {
+      expect((await api(url, "/healthz")).body.caption_style).toBeNull();
+      for (const rewrite of [true, false]) {
+        const c = await api(url, "/v1/videos", {
+          json: { prompt: "a  cat on a beach", size: "32x32", frames: 1, steps: 1, rewrite },
+        });
+        expect(c.status, JSON.stringify(c.body)).toBe(202);
+        expect([c.body.prompt_used, c.body.rewrite]).toEqual(["a cat on a beach", null]);
+        const done = await waitForStatus(url, c.body.id, "completed", { timeoutMs: 60_000 });
+        expect([done.prompt_used, done.rewrite]).toEqual(["a cat on a beach", null]);
+      }
+    }, 120_000);
+
     it("runs image-to-video from an uploaded PNG", async () => {
       const f = new FormData();
       f.append("prompt", "the picture comes alive");
@@ -161,6 +174,80 @@ describe.skipIf(!probe.ok)(
       expect(c.body.mode).toBe("image-to-video");
       const done = await waitForStatus(url, c.body.id, "completed", { timeoutMs: 60_000 });
       expect(done.frames).toBe(5);
+    }, 120_000);
+  },
+);
+
+describe.skipIf(!probe.ok || typeof (probe as { core?: any }).core?.rewritePrompt !== "function")(
+  "the real pipeline on a tiny model with the tessera-world caption style",
+  () => {
+    let modelDir = "";
+    let dataDir = "";
+    let gen: VideoGenerator;
+    let srv: TesseraServer;
+    let url = "";
+    const core = () => (probe as { core: any }).core;
+
+    beforeAll(async () => {
+      modelDir = await mkdtemp(join(tmpdir(), "tessera-tiny-world-"));
+      dataDir = await mkdtemp(join(tmpdir(), "tessera-server-"));
+      await core().writeRandomWanModel(modelDir, { config: "tiny", seed: 1 });
+      const extraPath = join(modelDir, "tessera.json");
+      const extra = JSON.parse(await readFile(extraPath, "utf8"));
+      await writeFile(extraPath, JSON.stringify({ ...extra, captionStyle: "tessera-world" }));
+      gen = await loadPipelineGenerator({ modelDir, device: "cpu", name: "tiny-world" });
+      srv = await createServer({ dataDir, generator: gen, port: 0, rateLimit: false });
+      url = await srv.listen();
+    }, 60_000);
+
+    afterAll(async () => {
+      await srv?.close({ graceMs: 0 });
+      await gen?.close?.();
+      await rm(modelDir, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    it("rewrites the prompt onto the world's captions, and says what the model got", async () => {
+      expect((await api(url, "/healthz")).body.caption_style).toBe("tessera-world");
+      const prompt = "a blue square  gliding to the left, cinematic";
+      const want = core().rewritePrompt("a blue square gliding to the left, cinematic");
+      expect(want.caption).not.toBe(prompt);
+      const c = await api(url, "/v1/videos", { json: { prompt, size: "32x32", frames: 1, steps: 1 } });
+      expect(c.status, JSON.stringify(c.body)).toBe(202);
+      const report = {
+        unknown_words: want.unknownWords,
+        filled_defaults: want.filledDefaults,
+        changed: true,
+      };
+      expect(c.body).toMatchObject({ prompt, prompt_used: want.caption, rewrite: report });
+      expect(want.unknownWords.length).toBeGreaterThan(0);
+      const done = await waitForStatus(url, c.body.id, "completed", { timeoutMs: 60_000 });
+      // What the run itself reported agrees with the submission-time answer.
+      expect(done).toMatchObject({ prompt_used: want.caption, rewrite: report });
+      expect(srv.store.getAnyJob(c.body.id)?.prepared?.prompt).toBe(want.caption);
+    }, 120_000);
+
+    it("sends the prompt as typed with rewrite: false, and refuses a prompt with no words only when rewriting", async () => {
+      const c = await api(url, "/v1/videos", {
+        json: { prompt: "a blue square gliding", size: "32x32", frames: 1, steps: 1, rewrite: false },
+      });
+      expect(c.status, JSON.stringify(c.body)).toBe(202);
+      expect([c.body.prompt_used, c.body.rewrite]).toEqual(["a blue square gliding", null]);
+      const done = await waitForStatus(url, c.body.id, "completed", { timeoutMs: 60_000 });
+      expect([done.prompt_used, done.rewrite]).toEqual(["a blue square gliding", null]);
+
+      const blank = await api(url, "/v1/videos", {
+        json: { prompt: "?!", size: "32x32", frames: 1, steps: 1 },
+      });
+      expect(blank.status).toBe(400);
+      expect(blank.body.error).toMatchObject({
+        param: "prompt",
+        message: expect.stringMatching(/rewrite: false/),
+      });
+      const typed = await api(url, "/v1/videos", {
+        json: { prompt: "?!", size: "32x32", frames: 1, steps: 1, rewrite: false },
+      });
+      expect(typed.status).toBe(202);
     }, 120_000);
   },
 );

@@ -30,7 +30,7 @@ import { EventEmitter } from "node:events";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { type Job, Queue, QueueEvents, WaitingError, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import type { GeneratedVideo, VideoGenerator } from "./generator.js";
+import type { GeneratedVideo, PreparedPrompt, VideoGenerator } from "./generator.js";
 import { isAbortError } from "./generator.js";
 import type { JobEvent, LiveProgress } from "./jobs.js";
 import type { Metrics } from "./metrics.js";
@@ -76,7 +76,13 @@ interface QueuedData {
 
 /** What a worker's run returns (BullMQ's return value). */
 export type RunOutcome =
-  | { outcome: "completed"; result: StoredResult; timings: Record<string, number> }
+  | {
+      outcome: "completed";
+      result: StoredResult;
+      timings: Record<string, number>;
+      /** The prompt the model was given (absent from older workers). */
+      prepared?: PreparedPrompt;
+    }
   | { outcome: "cancelled" }
   | { outcome: "failed"; error: { code: string; message: string }; timings?: Record<string, number> };
 
@@ -259,7 +265,7 @@ export class RedisJobRunner {
       await this.data.removeJob(id).catch(() => {});
     } else if (o.outcome === "completed") {
       if (job.status === "queued") this.store.markStarted(id); // its "active" event was missed
-      if (this.store.markCompleted(id, o.result, o.timings)) {
+      if (this.store.markCompleted(id, o.result, o.timings, o.prepared)) {
         const runMs = o.timings.run_ms ?? 0;
         this.metrics.generation(runMs / 1000);
         this.metrics.finished("completed");
@@ -506,6 +512,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
           ...prefixed(out.timings),
           publish_ms: Date.now() - tWrite,
         },
+        ...(out.prepared ? { prepared: out.prepared } : {}),
       };
     } finally {
       current = null;

@@ -73,7 +73,8 @@ describe.skipIf(!redisServer)(`redis mode${redisServer ? "" : ` (${SKIP})`}`, ()
   async function startApi(): Promise<void> {
     srv = await createServer({
       dataDir,
-      generator: new FakeVideoGenerator(),
+      // As an API host without the model: what the model was given comes from the workers.
+      generator: new FakeVideoGenerator({ noPreparePrompt: true }),
       port: 0,
       rateLimit: false,
       queue,
@@ -82,10 +83,21 @@ describe.skipIf(!redisServer)(`redis mode${redisServer ? "" : ` (${SKIP})`}`, ()
     url = await srv.listen();
   }
 
-  function startWorker(stepMs = 50): Promise<number> {
+  function startWorker(stepMs = 50, rewrites = false): Promise<number> {
     const child = spawn(
       process.execPath,
-      [script, "--queue", queue, "--data", dataDir, "--log", logFile, "--step-ms", String(stepMs)],
+      [
+        script,
+        "--queue",
+        queue,
+        "--data",
+        dataDir,
+        "--log",
+        logFile,
+        "--step-ms",
+        String(stepMs),
+        ...(rewrites ? ["--rewrites"] : []),
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     children.push(child);
@@ -299,4 +311,27 @@ describe.skipIf(!redisServer)(`redis mode${redisServer ? "" : ` (${SKIP})`}`, ()
     expect(count(await logLines(), "start", "never-run")).toBe(0);
     expect((await api(url, `/v1/videos/${waiting}`)).body.status).toBe("cancelled");
   }, 40_000);
+
+  it("takes prompt_used and the rewriter's report from the worker's result when the API has no model", async () => {
+    for (const [p, x] of workers) {
+      x.child.kill("SIGTERM");
+      await exited(x.child);
+      workers.delete(p);
+    }
+    await startWorker(5, true);
+    const body = { prompt: "a blue  ball zooming", size: "48x32", frames: 13, steps: 3 };
+    const a = await api(url, "/v1/videos", { json: body });
+    const b = await api(url, "/v1/videos", { json: { ...body, rewrite: false } });
+    expect([a.status, b.status]).toEqual([202, 202]);
+    // The API cannot know it yet.
+    expect([a.body.prompt_used, a.body.rewrite]).toEqual([null, null]);
+    const ja = await checkVideo(a.body.id);
+    expect(ja.prompt).toBe("a blue  ball zooming");
+    expect(ja.prompt_used).toBe("fake caption: a blue ball");
+    expect(ja.rewrite).toEqual({ unknown_words: ["zooming"], filled_defaults: [], changed: true });
+    const jb = await checkVideo(b.body.id);
+    expect([jb.prompt_used, jb.rewrite]).toEqual(["a blue ball zooming", null]);
+    // Stored in SQLite with the result, so it outlives the API process.
+    expect(srv?.store.getAnyJob(a.body.id)?.prepared?.prompt).toBe("fake caption: a blue ball");
+  }, 30_000);
 });

@@ -33,7 +33,32 @@ export const videoSchema = {
       description: "Percent; 100 only once the file is written.",
     },
     model: { type: "string" },
-    prompt: { type: "string" },
+    prompt: { type: "string", description: "The prompt as submitted." },
+    prompt_used: {
+      ...nullable("string"),
+      description:
+        "What the model's text encoder was given: for a model trained on one caption style (tessera-world), the " +
+        "prompt rewritten onto it (unless the job sent rewrite: false); otherwise the prompt with its whitespace " +
+        "collapsed. Null until known (in queue mode, an API without the model learns it from the worker's result).",
+    },
+    rewrite: {
+      ...nullable("object"),
+      description: "The prompt rewriter's report when it ran for this job, else null.",
+      properties: {
+        unknown_words: {
+          type: "array",
+          items: { type: "string" },
+          description: "Words (or phrases) of the prompt the rewriter could not put in the caption.",
+        },
+        filled_defaults: {
+          type: "array",
+          items: { type: "string" },
+          description:
+            'Attributes the prompt left out and the rewriter filled in, e.g. "objects[0].colour", "background".',
+        },
+        changed: { type: "boolean", description: "Whether prompt_used differs from the prompt." },
+      },
+    },
     negative_prompt: { type: "string" },
     mode: { type: "string", enum: ["text-to-video", "image-to-video", "video-to-video"] },
     size: { type: "string", examples: ["832x480"] },

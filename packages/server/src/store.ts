@@ -4,6 +4,7 @@
 // everything that touches video files is async and lives elsewhere.
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
+import type { PreparedPrompt } from "./generator.js";
 
 export type JobStatus = "queued" | "in_progress" | "completed" | "failed" | "cancelled";
 export const JOB_STATUSES: readonly JobStatus[] = [
@@ -31,6 +32,8 @@ export interface StoredRequest {
   /** Input file name inside the job folder (never a client-supplied name). */
   image?: string;
   video?: string;
+  /** Rewrite the prompt onto the model's caption style, if it has one (absent in jobs stored before it existed: true). */
+  rewrite?: boolean;
 }
 
 export interface StoredResult {
@@ -60,6 +63,11 @@ export interface JobRow {
   error: { code: string; message: string } | null;
   result: StoredResult | null;
   timings: Record<string, number> | null;
+  /**
+   * What the model's text encoder gets: known at submission when the server has the
+   * model, else once a worker reports the result; null until then.
+   */
+  prepared: PreparedPrompt | null;
 }
 
 interface RawJob {
@@ -78,6 +86,8 @@ interface RawJob {
   error: string | null;
   result: string | null;
   timings: string | null;
+  prompt_used: string | null;
+  prompt_rewrite: string | null;
 }
 
 export interface ApiKeyInfo {
@@ -90,7 +100,8 @@ export interface ApiKeyInfo {
   lastUsedAt: number | null;
 }
 
-const SCHEMA_VERSION = 1;
+// 1: jobs and api_keys. 2: jobs.prompt_used and jobs.prompt_rewrite.
+const SCHEMA_VERSION = 2;
 
 function fromRaw(r: RawJob): JobRow {
   return {
@@ -109,14 +120,29 @@ function fromRaw(r: RawJob): JobRow {
     error: r.error ? (JSON.parse(r.error) as JobRow["error"]) : null,
     result: r.result ? (JSON.parse(r.result) as StoredResult) : null,
     timings: r.timings ? (JSON.parse(r.timings) as Record<string, number>) : null,
+    prepared:
+      r.prompt_used === null
+        ? null
+        : {
+            prompt: r.prompt_used,
+            rewrite: r.prompt_rewrite ? (JSON.parse(r.prompt_rewrite) as PreparedPrompt["rewrite"]) : null,
+          },
+  };
+}
+
+function preparedParams(p: PreparedPrompt | null | undefined) {
+  return {
+    hasPrompt: p ? 1 : 0,
+    promptUsed: p?.prompt ?? null,
+    promptRewrite: p?.rewrite ? JSON.stringify(p.rewrite) : null,
   };
 }
 
 function prepareStatements(db: Database.Database) {
   return {
     insert: db.prepare(
-      `INSERT INTO jobs (id, key_id, status, request, total_steps, created_at)
-       VALUES (@id, @keyId, 'queued', @request, @totalSteps, @createdAt)`,
+      `INSERT INTO jobs (id, key_id, status, request, total_steps, created_at, prompt_used, prompt_rewrite)
+       VALUES (@id, @keyId, 'queued', @request, @totalSteps, @createdAt, @promptUsed, @promptRewrite)`,
     ),
     countQueued: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued'`),
     get: db.prepare(`SELECT * FROM jobs WHERE id = ? AND key_id IS ?`),
@@ -129,9 +155,12 @@ function prepareStatements(db: Database.Database) {
     progress: db.prepare(
       `UPDATE jobs SET progress = ?, step = ?, total_steps = ? WHERE id = ? AND status = 'in_progress'`,
     ),
+    // The run's own report of the prompt it used replaces the submission-time one (when it gave one).
     complete: db.prepare(
-      `UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?, result = ?, timings = ?
-       WHERE id = ? AND status = 'in_progress'`,
+      `UPDATE jobs SET status = 'completed', progress = 100, completed_at = @now, result = @result, timings = @timings,
+         prompt_used = CASE WHEN @hasPrompt THEN @promptUsed ELSE prompt_used END,
+         prompt_rewrite = CASE WHEN @hasPrompt THEN @promptRewrite ELSE prompt_rewrite END
+       WHERE id = @id AND status = 'in_progress'`,
     ),
     fail: db.prepare(
       `UPDATE jobs SET status = 'failed', completed_at = ?, error = ?, timings = ?
@@ -179,12 +208,32 @@ export class Store {
   }
 
   #migrate(): void {
-    const version = this.db.pragma("user_version", { simple: true }) as number;
-    if (version > SCHEMA_VERSION)
-      throw new Error(
-        `the data folder's database has schema version ${version}, newer than this server's ${SCHEMA_VERSION}; upgrade Tessera`,
-      );
-    if (version === SCHEMA_VERSION) return;
+    const check = () => {
+      const version = this.db.pragma("user_version", { simple: true }) as number;
+      if (version > SCHEMA_VERSION)
+        throw new Error(
+          `the data folder's database has schema version ${version}, newer than this server's ${SCHEMA_VERSION}; upgrade Tessera`,
+        );
+      return version;
+    };
+    if (check() === SCHEMA_VERSION) return;
+    // One write transaction, the version read again inside it: `tessera keys` in another
+    // process may be migrating the same file, and a half-migrated database must never be seen.
+    this.db
+      .transaction(() => {
+        const version = check();
+        if (version < 1) this.#createV1();
+        if (version < 2)
+          this.db.exec(`
+            ALTER TABLE jobs ADD COLUMN prompt_used TEXT;
+            ALTER TABLE jobs ADD COLUMN prompt_rewrite TEXT;
+          `);
+        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })
+      .immediate();
+  }
+
+  #createV1(): void {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS jobs (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -214,7 +263,6 @@ export class Store {
         revoked_at INTEGER,
         last_used_at INTEGER
       );
-      PRAGMA user_version = ${SCHEMA_VERSION};
     `);
   }
 
@@ -233,7 +281,14 @@ export class Store {
    * the insert run in one transaction, so concurrent submissions cannot overshoot.
    */
   insertJob(
-    j: { id: string; keyId: string | null; request: StoredRequest; totalSteps: number },
+    j: {
+      id: string;
+      keyId: string | null;
+      request: StoredRequest;
+      totalSteps: number;
+      /** The prompt as the model will get it, when known at submission. */
+      prepared?: PreparedPrompt | null;
+    },
     maxQueued: number,
   ): { ok: true } | { ok: false; queued: number } {
     return this.db
@@ -246,6 +301,8 @@ export class Store {
           request: JSON.stringify(j.request),
           totalSteps: j.totalSteps,
           createdAt: Date.now(),
+          promptUsed: j.prepared?.prompt ?? null,
+          promptRewrite: j.prepared?.rewrite ? JSON.stringify(j.prepared.rewrite) : null,
         });
         return { ok: true as const };
       })
@@ -310,10 +367,21 @@ export class Store {
     this.#st.progress.run(progress, step, total, id);
   }
 
-  /** in_progress → completed, exactly once. */
-  markCompleted(id: string, result: StoredResult, timings: Record<string, number>): boolean {
+  /** in_progress → completed, exactly once; `prepared` (the run's report of its prompt) is stored with it. */
+  markCompleted(
+    id: string,
+    result: StoredResult,
+    timings: Record<string, number>,
+    prepared?: PreparedPrompt | null,
+  ): boolean {
     return (
-      this.#st.complete.run(Date.now(), JSON.stringify(result), JSON.stringify(timings), id).changes === 1
+      this.#st.complete.run({
+        id,
+        now: Date.now(),
+        result: JSON.stringify(result),
+        timings: JSON.stringify(timings),
+        ...preparedParams(prepared),
+      }).changes === 1
     );
   }
 

@@ -8,7 +8,7 @@ import { pipeline } from "node:stream/promises";
 import type { FastifyRequest } from "fastify";
 import { RequestFieldError } from "./generator.js";
 import type { DataDir } from "./paths.js";
-import { NUMERIC_FIELDS } from "./validation.js";
+import { BOOLEAN_FIELDS, NUMERIC_FIELDS } from "./validation.js";
 
 export type UploadField = "image" | "video";
 
@@ -110,7 +110,11 @@ export async function readMultipart(
         const v = part.value;
         if (typeof v !== "string") throw new RequestFieldError(name, `${name} must be text`);
         fields[name] =
-          NUMERIC_FIELDS.has(name) && /^\s*-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\s*$/.test(v) ? Number(v) : v;
+          NUMERIC_FIELDS.has(name) && /^\s*-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\s*$/.test(v)
+            ? Number(v)
+            : BOOLEAN_FIELDS.has(name) && /^\s*(true|false)\s*$/.test(v)
+              ? v.trim() === "true"
+              : v;
       }
       current = null;
     }

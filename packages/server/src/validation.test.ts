@@ -158,6 +158,17 @@ describe("POST /v1/videos validation", () => {
     }
   });
 
+  it("refuses a rewrite that is not true or false, naming the field", async () => {
+    for (const rewrite of ["false", "no", 0, 1, null, [], {}])
+      await expect400({ prompt: "a", rewrite }, "rewrite", /rewrite must be true or false/);
+    const f = new FormData();
+    f.append("prompt", "a");
+    f.append("rewrite", "maybe");
+    const r = await api(h.url, "/v1/videos", { body: f });
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({ param: "rewrite", message: "rewrite must be true or false" });
+  });
+
   it("queued nothing for any refused request", async () => {
     const counts = await api(h.url, "/metrics");
     expect(counts.body).toMatch(/^tessera_requests_rejected_total\{reason="invalid"\} [1-9]\d*$/m);

@@ -91,6 +91,13 @@ export function createVideoBodySchema(l: Limits) {
         maximum: 1,
         description: "Video-to-video only: how much of the schedule to run.",
       },
+      rewrite: {
+        type: "boolean",
+        description:
+          "For a model trained on one caption style (the bundled demo model, tessera-world): rewrite the prompt " +
+          "onto it first (default true); false sends it as typed. The job's prompt_used and rewrite say what the " +
+          "model got. Models trained on free text ignore it.",
+      },
     },
   } as const;
 }
@@ -106,9 +113,12 @@ export type VideoBody = {
   guidance?: number;
   seed?: number;
   strength?: number;
+  rewrite?: boolean;
 };
 
 export const NUMERIC_FIELDS = new Set(["seconds", "frames", "steps", "guidance", "seed", "strength"]);
+/** Fields that are true or false (multipart text parts "true" and "false"). */
+export const BOOLEAN_FIELDS = new Set(["rewrite"]);
 
 /**
  * Two compilers: request bodies are checked strictly (a string "20" for steps is a
@@ -141,6 +151,8 @@ export function describeSchemaError(e: ErrorObject, part: string): { field: stri
   }
   const path = e.instancePath.replace(/^\//, "").replaceAll("/", ".");
   const field = path || part;
+  if (e.keyword === "type" && (e.params as { type?: unknown }).type === "boolean")
+    return { field, message: `${field} must be true or false` };
   return { field, message: `${field} ${e.message ?? "is invalid"}` };
 }
 
@@ -264,6 +276,7 @@ export function resolveRequest(
     steps,
     guidance,
     seed: body.seed ?? randomSeed(),
+    rewrite: body.rewrite ?? true,
     ...(body.strength !== undefined ? { strength: body.strength } : {}),
     ...(inputs.image ? { image: inputs.image } : {}),
     ...(inputs.video ? { video: inputs.video } : {}),
@@ -291,6 +304,7 @@ export function requestFromStored(r: StoredRequest, inputFile?: (name: string) =
     steps: r.steps,
     guidance: r.guidance,
     seed: r.seed,
+    rewrite: r.rewrite !== false,
     ...(inputFile && r.image ? { image: inputFile(r.image) } : {}),
     ...(inputFile && r.video ? { video: inputFile(r.video) } : {}),
     ...(r.strength !== undefined ? { strength: r.strength } : {}),

@@ -353,5 +353,46 @@ describe.skipIf(!probe.ok)(
       if (media.kind === "video") expect(media.duration).toBeGreaterThan(0);
       expect(problems.filter((p) => !p.includes("401"))).toEqual([]);
     }, 90_000);
+
+    it("shows what a caption-style model was sent and the words it did not understand; the checkbox turns rewriting off", async () => {
+      await page.goto(`${url}/`);
+      await page.waitForFunction(() =>
+        document.getElementById("rewrite-hint")?.textContent?.includes("free text"),
+      );
+      const h = await startFake({ fake: { stepMs: 2, rewrites: true } });
+      try {
+        await page.goto(`${h.url}/`);
+        await page.waitForSelector("html[data-ready=true]");
+        await page.waitForFunction(() =>
+          document.getElementById("rewrite-hint")?.textContent?.includes("fake-world"),
+        );
+        expect(await page.isChecked("#rewrite")).toBe(true);
+        const id = await submitFromForm("a ball zooming past");
+        const card = `.job[data-id="${id}"]`;
+        await page.waitForSelector(`${card}[data-status=completed]`, { timeout: 10_000 });
+        expect(await page.isVisible(`${card} .prompt-used`)).toBe(true);
+        expect(await page.textContent(`${card} .used-text`)).toBe("fake caption: red a ball");
+        expect(await page.textContent(`${card} .filled`)).toBe(" (filled in: objects[0].colour)");
+        expect(await page.isVisible(`${card} .unknown`)).toBe(true);
+        expect(await page.textContent(`${card} .unknown-words`)).toBe("zooming, past");
+        expect(h.gen.calls.at(-1)?.rewrite).toBe(true);
+
+        await page.uncheck("#rewrite");
+        const off = await submitFromForm("a ball zooming past");
+        const offCard = `.job[data-id="${off}"]`;
+        await page.waitForSelector(`${offCard}[data-status=completed]`, { timeout: 10_000 });
+        expect(h.gen.calls.at(-1)?.rewrite).toBe(false);
+        expect((await api(h.url, `/v1/videos/${off}`)).body).toMatchObject({
+          prompt_used: "a ball zooming past",
+          rewrite: null,
+        });
+        expect(await page.isVisible(`${offCard} .prompt-used`)).toBe(false);
+        expect(await page.isVisible(`${offCard} .unknown`)).toBe(false);
+        // The first card still shows its own rewrite.
+        expect(await page.isVisible(`${card} .unknown`)).toBe(true);
+      } finally {
+        await h.close();
+      }
+    }, 60_000);
   },
 );

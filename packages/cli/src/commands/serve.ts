@@ -104,6 +104,10 @@ export async function serveCommand(
   }
   const keys = srv.store.hasActiveKeys();
   out(`tessera: serving ${generator.info.model} on ${url} (data: ${dataDir})`);
+  if (generator.info.captionStyle)
+    out(
+      `tessera: ${generator.info.model} knows only ${generator.info.captionStyle} captions: prompts are rewritten onto them (a job's "rewrite": false sends them as typed)`,
+    );
   if (queue)
     out(
       `tessera: jobs go to the queue at ${redactUrl(queue)}; run \`tessera worker --queue … --data ${dataDir}\` (the same data folder, shared) to process them`,

@@ -17,6 +17,8 @@ const { values } = parseArgs({
     "step-ms": { type: "string", default: "50" },
     "lock-ms": { type: "string", default: "2000" },
     "stalled-ms": { type: "string", default: "1000" },
+    /** The fake acts as a model with a caption style (FakeGeneratorOptions.rewrites). */
+    rewrites: { type: "boolean", default: false },
   },
 });
 if (!values.queue || !values.data || !values.log)
@@ -36,7 +38,7 @@ const dataDir = new DataDir(values.data);
 const w = await startQueueWorker({
   url: values.queue,
   dataDir,
-  generator: new CountingGenerator({ stepMs: Number(values["step-ms"]) }),
+  generator: new CountingGenerator({ stepMs: Number(values["step-ms"]), rewrites: values.rewrites }),
   lockDurationMs: Number(values["lock-ms"]),
   stalledIntervalMs: Number(values["stalled-ms"]),
   reportIntervalMs: 20,

@@ -9,6 +9,7 @@ import type {
   GeneratedVideo,
   GenerationRequest,
   GeneratorInfo,
+  PreparedPrompt,
   VideoGenerator,
 } from "../generator.js";
 import { RequestFieldError } from "../generator.js";
@@ -19,6 +20,46 @@ export interface FakeGeneratorOptions {
   info?: Partial<GeneratorInfo>;
   /** Prompts containing this text make the run fail (to test failed jobs). */
   failOn?: string;
+  /**
+   * Acts as a model with a caption style: prompts go through fakeRewrite (unless a job
+   * sends rewrite: false), and info.captionStyle is "fake-world".
+   */
+  rewrites?: boolean;
+  /** Leaves preparePrompt out, as an API without the model would be: prompt_used then comes from the run. */
+  noPreparePrompt?: boolean;
+}
+
+const FAKE_WORDS = new Set([
+  "a",
+  "an",
+  "the",
+  "red",
+  "blue",
+  "green",
+  "ball",
+  "circle",
+  "square",
+  "moving",
+  "left",
+  "right",
+]);
+const FAKE_COLOURS = new Set(["red", "blue", "green"]);
+
+/**
+ * A stand-in for the demo model's rewriter: keeps the words it knows, reports the
+ * others, and fills in a colour when none is given. Blank (no words) is refused.
+ */
+export function fakeRewrite(text: string): PreparedPrompt {
+  const words = text
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean);
+  if (words.length === 0) throw new RequestFieldError("prompt", "the prompt is blank: nothing to rewrite");
+  const known = words.filter((w) => FAKE_WORDS.has(w));
+  const unknownWords = [...new Set(words.filter((w) => !FAKE_WORDS.has(w)))];
+  const filledDefaults = known.some((w) => FAKE_COLOURS.has(w)) ? [] : ["objects[0].colour"];
+  const prompt = `fake caption: ${filledDefaults.length > 0 ? "red " : ""}${known.join(" ")}`.trim();
+  return { prompt, rewrite: { unknownWords, filledDefaults, changed: prompt !== text.trim() } };
 }
 
 export class FakeVideoGenerator implements VideoGenerator {
@@ -29,10 +70,13 @@ export class FakeVideoGenerator implements VideoGenerator {
   readonly completed: GenerationRequest[] = [];
   stepMs: number;
   readonly failOn: string | undefined;
+  readonly rewrites: boolean;
 
   constructor(o: FakeGeneratorOptions = {}) {
     this.stepMs = o.stepMs ?? 5;
     this.failOn = o.failOn;
+    this.rewrites = o.rewrites === true;
+    if (o.noPreparePrompt) this.preparePrompt = undefined;
     this.info = {
       model: "fake",
       device: "none",
@@ -42,8 +86,19 @@ export class FakeVideoGenerator implements VideoGenerator {
       temporalFactor: 4,
       acceptsImage: true,
       acceptsVideo: true,
+      ...(this.rewrites ? { captionStyle: "fake-world" } : {}),
       ...o.info,
     };
+  }
+
+  /** Collapsed whitespace as the real pipeline does, or fakeRewrite for a rewriting fake. */
+  preparePrompt?: (prompt: string, rewrite: boolean) => PreparedPrompt = (prompt, rewrite) =>
+    this.#prepare(prompt, rewrite);
+
+  #prepare(prompt: string, rewrite: boolean): PreparedPrompt {
+    return this.rewrites && rewrite
+      ? fakeRewrite(prompt)
+      : { prompt: prompt.replace(/\s+/g, " ").trim(), rewrite: null };
   }
 
   validate(req: GenerationRequest): void {
@@ -76,6 +131,7 @@ export class FakeVideoGenerator implements VideoGenerator {
       frames: req.frames,
       fps: this.info.fps,
       timings: { denoise: total, step: total / req.steps },
+      prepared: this.#prepare(req.prompt, req.rewrite !== false),
     };
   }
 }

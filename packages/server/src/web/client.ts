@@ -82,6 +82,8 @@ function readForm() {
     const v = numberField(f);
     if (v !== undefined) body[f] = v;
   }
+  // On is the server's default; only "off" is sent.
+  if (!$("rewrite").checked) body.rewrite = false;
   return body;
 }
 
@@ -151,6 +153,17 @@ function render(card) {
   el.dataset.status = job.status;
   el.querySelector(".prompt").textContent = job.prompt;
   el.querySelector(".prompt").title = job.negative_prompt ? "negative: " + job.negative_prompt : "";
+  // What the model was given, when the rewriter ran (prompt_used is null until the server knows).
+  const rw = job.rewrite;
+  const used = el.querySelector(".prompt-used");
+  used.hidden = !(rw && job.prompt_used != null);
+  el.querySelector(".used-text").textContent = used.hidden ? "" : job.prompt_used;
+  const filled = rw && rw.filled_defaults ? rw.filled_defaults : [];
+  el.querySelector(".filled").textContent = filled.length && !used.hidden ? " (filled in: " + filled.join(", ") + ")" : "";
+  const unknown = el.querySelector(".unknown");
+  const words = rw && rw.unknown_words ? rw.unknown_words : [];
+  unknown.hidden = words.length === 0;
+  el.querySelector(".unknown-words").textContent = words.join(", ");
   el.querySelector(".meta").textContent = describe(job);
   const pct = Math.max(0, Math.min(100, Math.round(Number(job.progress) || 0)));
   const bar = el.querySelector(".bar");
@@ -369,6 +382,9 @@ async function loadInfo() {
     const res = await fetch("/healthz", { cache: "no-store" });
     const h = await res.json();
     $("server-info").textContent = "model " + h.model + " on " + h.device + " · " + h.status;
+    $("rewrite-hint").textContent = h.caption_style
+      ? "the model knows only " + h.caption_style + " captions: prompts are rewritten onto them; untick to send yours as typed"
+      : h.model + " takes free text: nothing is rewritten";
   } catch {
     $("server-info").textContent = "server unreachable";
   }

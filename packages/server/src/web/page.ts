@@ -34,6 +34,7 @@ export const PAGE_HTML = `<!doctype html>
   <label>Guidance <input id="guidance" name="guidance" type="number" min="0" max="30" step="any" placeholder="default"></label>
   <label>Seed <input id="seed" name="seed" type="number" min="0" step="1" placeholder="random"></label>
   <label>Image (optional) <input id="image" name="image" type="file" accept="image/png,image/jpeg,image/webp,image/gif"></label>
+  <div class="check-cell"><label class="check"><input id="rewrite" name="rewrite" type="checkbox" checked> Rewrite the prompt for the model</label><span id="rewrite-hint" class="muted">a model trained on one caption style gets the prompt in that style</span></div>
   <div class="wide actions">
     <button type="submit" id="submit">Generate</button>
     <output id="form-error" class="error" role="alert"></output>
@@ -50,6 +51,8 @@ export const PAGE_HTML = `<!doctype html>
     <div class="media"></div>
     <div class="info">
       <p class="prompt"></p>
+      <p class="prompt-used muted" hidden>Sent to the model: <q class="used-text"></q><span class="filled"></span></p>
+      <p class="unknown muted" hidden>Not understood: <span class="unknown-words"></span></p>
       <p class="meta muted"></p>
       <div class="progress-row"><progress class="bar" max="100" value="0"></progress><span class="pct"></span></div>
       <p class="status"></p>
@@ -78,6 +81,9 @@ form { display: grid; grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr
 form label { display: flex; flex-direction: column; gap: 0.25rem; font-size: 0.9em; }
 form .wide { grid-column: 1 / -1; }
 .row { display: flex; gap: 0.25rem; }
+.check-cell { display: flex; flex-direction: column; gap: 0.25rem; justify-content: center; font-size: 0.9em; }
+form label.check { flex-direction: row; align-items: center; gap: 0.4rem; }
+.job .prompt-used q { overflow-wrap: anywhere; }
 .row input { flex: 1; min-width: 0; }
 textarea, input, select, button { font: inherit; }
 .actions { display: flex; gap: 1rem; align-items: center; }
