@@ -6,14 +6,20 @@
 // packages/core/dist/world are present (the GPU host: no native addon needed).
 //   node make_dataset.mjs --out DIR --count N [--seed S] [--split train|heldout] [--workers K] [--world DIR]
 import { fork } from "node:child_process";
-import { mkdirSync, openSync, writeFileSync, writeSync, closeSync } from "node:fs";
-import { join, resolve, dirname } from "node:path";
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
+const { values: args } = parseArgs({
+  options: Object.fromEntries(
+    ["out", "count", "seed", "split", "workers", "world", "part", "first", "n"].map((k) => [
+      k,
+      { type: "string" },
+    ]),
+  ),
+});
 const out = resolve(args.out ?? "");
 const count = Number(args.count);
 const seed = Number(args.seed ?? 1);
@@ -21,7 +27,9 @@ const split = args.split ?? "train";
 const workers = Number(args.workers ?? 8);
 const worldDir = resolve(args.world ?? join(here, "../../packages/core/dist/world"));
 if (!args.out || !Number.isInteger(count) || count <= 0 || !["train", "heldout"].includes(split)) {
-  console.error("usage: node make_dataset.mjs --out DIR --count N [--seed S] [--split train|heldout] [--workers K] [--world DIR]");
+  console.error(
+    "usage: node make_dataset.mjs --out DIR --count N [--seed S] [--split train|heldout] [--workers K] [--world DIR]",
+  );
   process.exit(2);
 }
 
@@ -40,7 +48,10 @@ if (args.part !== undefined) {
     heldOut.push(scene.objects.some((o) => isHeldOut(o.colour, o.shape, o.motion)));
   }
   closeSync(fd);
-  writeFileSync(join(out, `part-${part}.json`), JSON.stringify({ split, seed, first, count: n, captions, heldOut }));
+  writeFileSync(
+    join(out, `part-${part}.json`),
+    JSON.stringify({ split, seed, first, count: n, captions, heldOut }),
+  );
   process.exit(0);
 }
 
@@ -50,13 +61,34 @@ const jobs = [];
 for (let k = 0; k * per < count; k++) {
   const first = k * per;
   const n = Math.min(per, count - first);
-  const argv = ["--out", out, "--count", String(count), "--seed", String(seed), "--split", split, "--world", worldDir, "--part", String(k), "--first", String(first), "--n", String(n)];
+  const argv = [
+    "--out",
+    out,
+    "--count",
+    String(count),
+    "--seed",
+    String(seed),
+    "--split",
+    split,
+    "--world",
+    worldDir,
+    "--part",
+    String(k),
+    "--first",
+    String(first),
+    "--n",
+    String(n),
+  ];
   jobs.push(
     new Promise((ok, fail) =>
-      fork(fileURLToPath(import.meta.url), argv).on("exit", (c) => (c === 0 ? ok() : fail(new Error(`part ${k} exited ${c}`)))),
+      fork(fileURLToPath(import.meta.url), argv).on("exit", (c) =>
+        c === 0 ? ok() : fail(new Error(`part ${k} exited ${c}`)),
+      ),
     ),
   );
 }
 const t0 = Date.now();
 await Promise.all(jobs);
-console.log(`make_dataset: ${count} ${split} clips (seed ${seed}) in ${jobs.length} parts, ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${out}`);
+console.log(
+  `make_dataset: ${count} ${split} clips (seed ${seed}) in ${jobs.length} parts, ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${out}`,
+);

@@ -168,8 +168,10 @@ describe("rewritePrompt", () => {
     expect(CASES.length).toBeGreaterThanOrEqual(60);
   });
 
+  // The lexicon cases leave start positions out (positions: false); the defaults
+  // for them are checked on their own below.
   it.each(CASES)("%j", (input, caption, unknown = []) => {
-    const r = rewritePrompt(input);
+    const r = rewritePrompt(input, { positions: false });
     expect(r.caption).toBe(caption);
     expect(r.unknownWords).toEqual(unknown);
     expect(r.changed).toBe(caption !== input.trim());
@@ -177,32 +179,57 @@ describe("rewritePrompt", () => {
     expect(parseCaption(r.caption)).toEqual(normalised(r.attributes));
   });
 
+  it("gives every object a start position where its motion has room", () => {
+    expect(rewritePrompt("red ball going right").caption).toBe(
+      "a red circle moves to the right on the left on a black background",
+    );
+    expect(rewritePrompt("a blue square moving up on white").caption).toBe(
+      "a blue square moves up at the bottom on a white background",
+    );
+    expect(rewritePrompt("a green triangle").caption).toBe(
+      "a green triangle stays still in the middle on a black background",
+    );
+    expect(rewritePrompt("a red ball going right and a blue square falling").caption).toBe(
+      "a red circle moves to the right in the top left, and a blue square moves down in the top right, on a black background",
+    );
+    // A position that is given is kept, and is not reported as filled in.
+    const r = rewritePrompt("a red ball going right in the middle");
+    expect(r.caption).toBe("a red circle moves to the right in the middle on a black background");
+    expect(r.filledDefaults).toEqual(["background"]);
+    expect(rewritePrompt("red ball going right").filledDefaults).toEqual([
+      "objects[0].position",
+      "background",
+    ]);
+  });
+
   it("lists the defaults it filled in", () => {
-    expect(rewritePrompt("a dragon").filledDefaults).toEqual([
+    expect(rewritePrompt("a dragon", { positions: false }).filledDefaults).toEqual([
       "objects[0].colour",
       "objects[0].shape",
       "objects[0].motion",
       "background",
     ]);
-    expect(rewritePrompt("a ball and a red square going left").filledDefaults).toEqual([
+    expect(rewritePrompt("a ball and a red square going left", { positions: false }).filledDefaults).toEqual([
       "objects[0].colour",
       "objects[0].motion",
       "background",
     ]);
-    expect(rewritePrompt("the camera pans over a red ball going up on white").filledDefaults).toEqual([
-      "pan",
-    ]);
-    expect(rewritePrompt("a red circle moves to the right on a black background").filledDefaults).toEqual([]);
+    expect(
+      rewritePrompt("the camera pans over a red ball going up on white", { positions: false }).filledDefaults,
+    ).toEqual(["pan"]);
+    expect(
+      rewritePrompt("a red circle moves to the right on the left on a black background").filledDefaults,
+    ).toEqual([]);
   });
 
   it("takes other defaults when asked", () => {
     const r = rewritePrompt("a square", {
       defaults: { colour: "white", motion: "bouncing", background: "blue" },
     });
-    expect(r.caption).toBe("a white square bounces on a blue background");
+    expect(r.caption).toBe("a white square bounces in the middle on a blue background");
     // The preferred colour is skipped where it would be the background's colour.
     expect(rewritePrompt("a ball on blue", { defaults: { colour: "blue" } }).caption).toBe(
-      "a red circle stays still on a blue background",
+      "a red circle stays still in the middle on a blue background",
     );
   });
 
@@ -212,7 +239,7 @@ describe("rewritePrompt", () => {
   });
 
   it("keeps the caption as typed, apart from surrounding space", () => {
-    const c = "a red circle moves to the right on a black background";
+    const c = "a red circle moves to the right on the left on a black background";
     expect(rewritePrompt(`  ${c}\n`).changed).toBe(false);
     expect(rewritePrompt(`${c}.`)).toMatchObject({ caption: c, changed: true, unknownWords: [] });
   });

@@ -17,8 +17,14 @@
 //               verb is given ("a ball moving"), because the user did ask for motion
 //   background  black (plain)
 //   pan         none; "right" when a pan is asked for without a direction
-// Size and start position are optional in the caption grammar, so they are left
-// out rather than defaulted, and are never listed in `filledDefaults`.
+//   position    where the motion has room: "moves to the right" starts on the left,
+//               "moves up" at the bottom, "moves diagonally…" in the top left, the
+//               rest in the middle; two objects take a column (or row) each
+//               (DEFAULT_POSITIONS). The grammar makes position optional, but every
+//               training caption has one, so a caption without it is one the demo
+//               model never saw.
+// Size is optional in the grammar and in training captions (medium takes no word),
+// so it is left out rather than defaulted, and never listed in `filledDefaults`.
 //
 // Blank input (nothing but spaces and punctuation) throws PromptRewriteError:
 // there is nothing to rewrite, and the CLI and server already refuse blank prompts.
@@ -76,6 +82,23 @@ export const REWRITE_DEFAULTS: Readonly<RewriteDefaults> = Object.freeze({
   panDirection: "right",
 });
 
+/**
+ * Start position of an object given none, by motion: [alone, first of two, second of
+ * two]. Each leaves the motion room to play out inside the frame, and two objects
+ * start in different columns or rows.
+ */
+export const DEFAULT_POSITIONS: Readonly<Record<Motion, readonly [Position, Position, Position]>> = {
+  right: ["left", "top left", "bottom left"],
+  left: ["right", "top right", "bottom right"],
+  up: ["bottom", "bottom left", "bottom right"],
+  down: ["top", "top left", "top right"],
+  diagonal: ["top left", "top left", "left"],
+  bouncing: ["middle", "left", "right"],
+  growing: ["middle", "left", "right"],
+  shrinking: ["middle", "left", "right"],
+  still: ["middle", "left", "right"],
+};
+
 /** Order in which objects without a colour get one; red first because no background is red. */
 export const DEFAULT_COLOUR_ORDER: readonly ObjectColour[] = [
   "red",
@@ -89,6 +112,8 @@ export const DEFAULT_COLOUR_ORDER: readonly ObjectColour[] = [
 
 export interface RewriteOptions {
   defaults?: Partial<RewriteDefaults>;
+  /** Give objects without a start position the DEFAULT_POSITIONS one (default true). */
+  positions?: boolean;
 }
 
 export interface RewriteResult {
@@ -753,6 +778,11 @@ export function rewritePrompt(text: string, opts: RewriteOptions = {}): RewriteR
     const attrs: ObjectAttributes = { colour, shape, motion };
     if (o.size !== undefined && o.size !== "medium") attrs.size = o.size;
     if (o.position !== undefined) attrs.position = o.position;
+    else if (opts.positions !== false) {
+      const slot = drafts.length === 1 ? 0 : i + 1;
+      attrs.position = DEFAULT_POSITIONS[motion][slot] as Position;
+      filledDefaults.push(`${at}.position`);
+    }
     return attrs;
   });
 

@@ -2,6 +2,7 @@
 // held-out split, the model-free scorer and the dataset export.
 export * from "./caption.js";
 export * from "./export.js";
+export * from "./prompt-set.js";
 export * from "./render.js";
 export * from "./scene.js";
 export * from "./score.js";
