@@ -112,6 +112,18 @@ describe("tessera create-model / generate / models / info", () => {
     ).toBe(0);
   });
 
+  it("passes --step-cache through and reports the full steps", async () => {
+    const path = join(dir, "cached.y4m");
+    const args = ["generate", "a cat", "--model", model, "-o", path, "--seed", "9", ...fast];
+    const r = await run(...args, "--steps", "5", "--step-cache", "10", "--json");
+    expect(r.code, r.err).toBe(0);
+    // Steps 1..3 reuse the cache; the first and last run in full.
+    expect(JSON.parse(r.out)).toMatchObject({ stepsRun: 5, stepCache: 10, fullSteps: 2 });
+    const text = await run(...args, "--step-cache", "0");
+    expect(text.code, text.err).toBe(0);
+    expect(text.err).toMatch(/step cache: 3 of 3 steps ran the whole model/);
+  });
+
   it("conditions on an image, a video (strength) and extends a clip", async () => {
     const img = join(dir, "in.png");
     await writeImage(img, { width: 40, height: 24, data: picture(40, 24, 1) });
@@ -224,6 +236,8 @@ describe("tessera create-model / generate / models / info", () => {
       [["generate", "x", ...m, ...o, "--shift", "0"], /--shift/],
       [["generate", "x", ...m, ...o, "--scheduler", "ddim"], /--scheduler/],
       [["generate", "x", ...m, ...o, "--seed", "-4"], /--seed/],
+      [["generate", "x", ...m, ...o, "--step-cache", "11"], /--step-cache.*0 to 10/],
+      [["generate", "x", ...m, ...o, "--step-cache", "0.1", "--gpus", "2"], /--step-cache.*--gpus/],
       [["generate", "x", ...m, ...o, "--strength", "0.5"], /--strength/],
       [["generate", "x", ...m, ...o, "--extend"], /--extend/],
       [["generate", "x", ...m, ...o, "--image", join(dir, "missing.png")], /--image.*no such file/],

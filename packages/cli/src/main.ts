@@ -24,6 +24,7 @@ usage:
       --no-rewrite                     send the prompt as typed (the demo model rewrites it onto its captions)
       --size WxH   --frames N (1+4k)   --steps N   --guidance X   --shift X   --scheduler unipc|euler
       --seed N   --negative TEXT   --fps N   --json
+      --step-cache X                   reuse the deep blocks on steps whose first block changed under X (0.05-0.2; faster, off by default)
       --gpus N                         one generation over N GPUs (a process each, NCCL; text-to-video)
       --image FILE                     image-to-video: the image is the first frame
       --video FILE [--strength X]      video-to-video from FILE (strength in (0,1], default 0.8)

@@ -1,6 +1,7 @@
 export * from "./models/t5/index.js";
 export * from "./models/wan/config.js";
 export * from "./models/wan/params.js";
+export * from "./models/wan/step-cache.js";
 export * from "./models/wan/transformer.js";
 export * from "./models/wan-vae/index.js";
 export * from "./parallel/index.js";

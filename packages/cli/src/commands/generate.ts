@@ -112,6 +112,7 @@ export async function generateCommand(
     json: { type: "boolean" },
     gpus: { type: "string" },
     "no-rewrite": { type: "boolean" },
+    "step-cache": { type: "string" },
   });
   const prompt = positionals.join(" ").trim();
   if (prompt === "")
@@ -143,6 +144,9 @@ export async function generateCommand(
   const contextFrames =
     values.context === undefined ? undefined : intFlag("context", values.context, 0, 1, 100_000);
   const fpsFlag = numberFlag("fps", values.fps, 0, 240, { exclusiveMin: true });
+  const stepCache = numberFlag("step-cache", values["step-cache"], 0, 10);
+  if (stepCache !== undefined && values.gpus !== undefined)
+    throw new UsageError("--step-cache runs on one device; it cannot be combined with --gpus");
   const imagePath = checkInput("image", values.image);
   const videoPath = checkInput("video", values.video);
   if (values.extend && !videoPath) throw new UsageError("--extend needs --video (the clip to continue)");
@@ -194,6 +198,7 @@ export async function generateCommand(
       ...(contextFrames !== undefined ? { contextFrames } : {}),
       ...(values.extend ? { extend: true } : {}),
       ...(values.loop ? { loop: true } : {}),
+      ...(stepCache !== undefined ? { stepCache } : {}),
     };
     // Size problems are reported before any input is decoded (option errors become usage errors below).
     resolveOptions(
@@ -273,6 +278,8 @@ export async function generateCommand(
       done = true;
       return 0;
     }
+    if (stepCache !== undefined)
+      say(`step cache: ${result.fullSteps} of ${result.stepsRun} steps ran the whole model`);
     say(`writing ${output}`);
 
     let written: Awaited<ReturnType<typeof writeVideo>>;
@@ -309,6 +316,7 @@ export async function generateCommand(
       seed: result.seed,
       steps: opts.steps ?? defaults.steps,
       stepsRun: result.stepsRun,
+      ...(stepCache !== undefined ? { stepCache, fullSteps: result.fullSteps } : {}),
       scheduler: opts.scheduler ?? defaults.scheduler,
       shift: opts.shift ?? defaults.shift,
       guidance: opts.guidance ?? defaults.guidance,

@@ -133,6 +133,10 @@ export async function generateParallel(
     throw new Error(
       `generateParallel: multi-GPU generation does text-to-video only; ${r.loop ? "--loop" : "image/video conditioning"} runs on one GPU`,
     );
+  if (r.stepCache !== false)
+    throw new Error(
+      "generateParallel: step caching (stepCache) runs on one device; leave it off with several GPUs",
+    );
   const n = comm.worldSize;
   const cfg = r.guidance > 1;
   const heads = pipe.transformer.config.num_attention_heads;
@@ -234,6 +238,7 @@ export async function generateParallel(
       frames: r.frames,
       fps: pipe.defaults.fps,
       stepsRun: r.steps,
+      fullSteps: r.steps,
       contextFrames: r.contextFrames,
       textCacheHits: 0,
       prompt: prepared.prompt,

@@ -72,6 +72,13 @@ export interface GenerateOptions {
    * it (default true). Ignored by models trained on free text.
    */
   rewrite?: boolean;
+  /**
+   * Step caching (First-Block Cache): the threshold on the first block's relative
+   * change, accumulated since the last full step, under which a step reuses the other
+   * blocks' residual instead of running them (0.05 to 0.2 are typical; 0 runs every
+   * step in full). Off (false) by default. The first and last steps always run in full.
+   */
+  stepCache?: number | false;
   onProgress?: (p: GenerateProgress) => void;
   signal?: AbortSignal;
 }
@@ -120,6 +127,8 @@ export interface ResolvedOptions {
   knownLatentFrames: number;
   /** Pixel frames of the input clip the extension re-creates. */
   contextFrames: number;
+  /** The step-cache threshold, or false (off). */
+  stepCache: number | false;
 }
 
 function isTensorLike(x: unknown): x is Tensor {
@@ -278,6 +287,15 @@ export function resolveOptions(
       "loop",
       "loop with extend leaves no free frame; give more frames or fewer contextFrames",
     );
+  const stepCache =
+    o.stepCache === undefined || o.stepCache === false
+      ? false
+      : num(
+          "stepCache",
+          o.stepCache,
+          (x) => x >= 0 && x <= 10,
+          "false or a threshold from 0 to 10 (0.05 to 0.2 are typical)",
+        );
   if (o.onProgress !== undefined && typeof o.onProgress !== "function")
     throw new GenerateOptionError("onProgress", "onProgress must be a function");
 
@@ -298,6 +316,7 @@ export function resolveOptions(
     loop: o.loop === true,
     knownLatentFrames,
     contextFrames,
+    stepCache,
   };
 }
 

@@ -14,6 +14,7 @@
 import { axpby, cast, concat, type Device, type DType, randn, scope, slice, Tensor } from "@tessera/native";
 import type { UMT5Encoder } from "../models/t5/encoder.js";
 import type { WanTransformerConfig } from "../models/wan/config.js";
+import { StepCache } from "../models/wan/step-cache.js";
 import type { WanTransformer } from "../models/wan/transformer.js";
 import { spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
 import type { WanVAE } from "../models/wan-vae/vae.js";
@@ -79,6 +80,8 @@ export interface GenerateResult {
   fps: number;
   /** Steps run (fewer than `steps` for video-to-video). */
   stepsRun: number;
+  /** Steps that ran the whole transformer: stepsRun, less the steps the step cache (`stepCache`) served. */
+  fullSteps: number;
   /** For extend: the output's first frames that re-create the end of the input clip. */
   contextFrames: number;
   /** How many of the prompts came from the text-state cache. */
@@ -217,6 +220,7 @@ export class WanPipeline {
     let latents: Tensor | null = null;
     let scheduler: FlowScheduler | null = null;
     let video: Tensor | null = null;
+    const stepCache = r.stepCache === false ? null : new StepCache(r.stepCache);
     const timings: GenerateTimings = { text: 0, encode: 0, denoise: 0, step: 0, decode: 0, total: 0 };
     let hits = 0;
     try {
@@ -267,14 +271,14 @@ export class WanPipeline {
       for (let i = start; i < r.steps; i++) {
         checkAbort(signal);
         const cur: Tensor = latents;
-        const v = guidedVelocity(
-          this.transformer,
-          cur,
-          scheduler.timesteps[i] as number,
-          context,
-          r.guidance,
-          dtype,
-        );
+        const t = scheduler.timesteps[i] as number;
+        const v = stepCache
+          ? await guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype, {
+              cache: stepCache,
+              // The first and the last step always run in full.
+              full: i === start || i === r.steps - 1,
+            })
+          : guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype);
         let next: Tensor;
         try {
           next = scheduler.step(v, cur, i);
@@ -322,6 +326,7 @@ export class WanPipeline {
         frames: r.frames,
         fps: this.defaults.fps,
         stepsRun: total,
+        fullSteps: stepCache ? stepCache.fullSteps : total,
         contextFrames: r.contextFrames,
         textCacheHits: hits,
         prompt: prepared.prompt,
@@ -335,6 +340,7 @@ export class WanPipeline {
       latents?.dispose();
       video?.dispose();
       scheduler?.dispose();
+      stepCache?.dispose();
       for (const k of pinned) this.#cache.release(k);
     }
   }
@@ -452,7 +458,9 @@ export function modelLimits(tc: WanTransformerConfig, vc: WanVaeConfig): ModelLi
 /**
  * The guided velocity at one step: with guidance > 1 (a context of batch 2,
  * conditional first) both branches run as one batch of two and combine as
- * uncond + g·(cond − uncond); otherwise the single branch. Returns f32.
+ * uncond + g·(cond − uncond); otherwise the single branch. Returns f32. With
+ * `step`, the transformer runs through the step cache (asynchronously: the cache
+ * reads its distance back), `full` forcing every block.
  */
 export function guidedVelocity(
   transformer: WanTransformer,
@@ -460,20 +468,42 @@ export function guidedVelocity(
   timestep: number,
   context: Tensor,
   guidance: number,
+  dtype?: DType,
+): Tensor;
+export function guidedVelocity(
+  transformer: WanTransformer,
+  latents: Tensor,
+  timestep: number,
+  context: Tensor,
+  guidance: number,
+  dtype: DType | undefined,
+  step: { cache: StepCache; full: boolean },
+): Promise<Tensor>;
+export function guidedVelocity(
+  transformer: WanTransformer,
+  latents: Tensor,
+  timestep: number,
+  context: Tensor,
+  guidance: number,
   dtype: DType = transformer.weights.get("patch_embedding.weight").dtype,
-): Tensor {
+  step?: { cache: StepCache; full: boolean },
+): Tensor | Promise<Tensor> {
+  const batch = context.shape[0] as number;
+  // Combined in f32: with g = 5 the difference of two bf16 branches is amplified
+  // fivefold, and the upcast costs one pass over a latent-sized tensor.
+  // g·cond + (1 − g)·uncond is uncond + g·(cond − uncond) in one pass.
+  const combine = (raw: Tensor): Tensor => {
+    const out = raw.dtype === "f32" ? raw : cast(raw, "f32");
+    return batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), guidance, 1 - guidance) : out;
+  };
   return scope(() => {
     const device = latents.device;
     const x = latents.dtype === dtype ? latents : cast(latents, dtype);
-    const batch = context.shape[0] as number;
     const input = batch === 2 ? concat([x, x], 0) : x;
     const ts = Tensor.from(batch === 2 ? [timestep, timestep] : [timestep], [batch], { device });
-    const raw = transformer.forward({ latents: input, timesteps: ts, context });
-    // Combined in f32: with g = 5 the difference of two bf16 branches is amplified
-    // fivefold, and the upcast costs one pass over a latent-sized tensor.
-    const out = raw.dtype === "f32" ? raw : cast(raw, "f32");
-    // g·cond + (1 − g)·uncond is uncond + g·(cond − uncond) in one pass.
-    return batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), guidance, 1 - guidance) : out;
+    const fwd = { latents: input, timesteps: ts, context };
+    if (step) return transformer.forwardStepCached(fwd, step.cache, step.full).then(combine);
+    return combine(transformer.forward(fwd));
   });
 }
 

@@ -11,6 +11,7 @@ import {
   scope,
   silu,
   slice,
+  sub,
   type Tensor,
   timestepEmbedding,
   unpatchify3d,
@@ -18,6 +19,7 @@ import {
 import type { WeightStore } from "../../weights/store.js";
 import { innerDim, validateWanConfig, type WanTransformerConfig } from "./config.js";
 import { wanTransformerParams } from "./params.js";
+import type { StepCache } from "./step-cache.js";
 
 export interface WanForwardInput {
   /** Noisy latent video [B, F, H, W, in_channels]. */
@@ -26,6 +28,17 @@ export interface WanForwardInput {
   timesteps: Tensor;
   /** Text encoder states [B, Lt, text_dim]. */
   context: Tensor;
+}
+
+// What embed() gives the blocks and the head.
+interface Embedded {
+  /** Patch-embedded tokens [B, L, dim]. */
+  x: Tensor;
+  temb: Tensor;
+  tproj: Tensor;
+  ctx: Tensor;
+  grid: [number, number, number];
+  b: number;
 }
 
 export class WanTransformer {
@@ -53,43 +66,84 @@ export class WanTransformer {
   /** Predicts the flow-matching velocity for `latents` at `timesteps` given `context`. */
   forward(input: WanForwardInput): Tensor {
     const c = this.config;
-    const [b, f, h, w, ch] = input.latents.shape as [number, number, number, number, number];
+    const grid = this.grid(input.latents);
+    return scope(() => {
+      const s = this.embed(input, grid);
+      let x = s.x;
+      for (let i = 0; i < c.num_layers; i++) x = scope(() => this.block(i, x, s.tproj, s.ctx, grid));
+      return this.head(x, s);
+    });
+  }
+
+  /**
+   * forward() with First-Block-Cache step caching (see step-cache.ts): runs the first
+   * block, lets `cache` compare its residual with the previous step's, and either
+   * runs the remaining blocks (refreshing the cache) or adds their residual from the
+   * last full step. `full` forces the whole model (the pipeline's first and last
+   * steps). Resolves to what forward() returns; with every step full, the same values.
+   */
+  async forwardStepCached(input: WanForwardInput, cache: StepCache, full = false): Promise<Tensor> {
+    const c = this.config;
+    const grid = this.grid(input.latents);
+    return scope(async (keep) => {
+      const s = this.embed(input, grid);
+      const first = scope(() => this.block(0, s.x, s.tproj, s.ctx, grid));
+      const reuse = await cache.observe(keep(sub(first, s.x)), full);
+      let x = first;
+      if (reuse) x = add(first, cache.rest as Tensor);
+      else {
+        for (let i = 1; i < c.num_layers; i++) x = scope(() => this.block(i, x, s.tproj, s.ctx, grid));
+        cache.refresh(keep(sub(x, first)));
+      }
+      return this.head(x, s);
+    });
+  }
+
+  private grid(latents: Tensor): [number, number, number] {
+    const c = this.config;
+    const [, f, h, w, ch] = latents.shape as [number, number, number, number, number];
     const [pt, ph, pw] = c.patch_size;
-    if (input.latents.ndim !== 5 || ch !== c.in_channels)
+    if (latents.ndim !== 5 || ch !== c.in_channels)
       throw new Error(
-        `WanTransformer: latents must be [B, F, H, W, ${c.in_channels}], got [${input.latents.shape.join(", ")}]`,
+        `WanTransformer: latents must be [B, F, H, W, ${c.in_channels}], got [${latents.shape.join(", ")}]`,
       );
     if (f % pt || h % ph || w % pw)
       throw new Error(
         `WanTransformer: latent size ${f}x${h}x${w} is not a multiple of the patch ${pt}x${ph}x${pw}`,
       );
-    const grid: [number, number, number] = [f / pt, h / ph, w / pw];
-    return scope(() => {
-      // Conditioning: sinusoidal timestep -> MLP -> six modulation vectors per block.
-      const tFreq = timestepEmbedding(input.timesteps, c.freq_dim, {
-        cosFirst: true,
-        dtype: input.latents.dtype,
-      });
-      const temb = this.lin(
-        this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"),
-        "condition_embedder.time_embedder.linear_2",
-      );
-      const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([b, 6, this.dim]);
-      const ctx = this.lin(
-        this.lin(input.context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
-        "condition_embedder.text_embedder.linear_2",
-      );
+    return [f / pt, h / ph, w / pw];
+  }
 
-      let x = patchEmbed3d(input.latents, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
-      for (let i = 0; i < c.num_layers; i++) x = scope(() => this.block(i, x, tproj, ctx, grid));
-
-      // Output head: shift/scale from the time embedding, then back to patches.
-      const mod = add(this.w("scale_shift_table"), temb.reshape([b, 1, this.dim]));
-      const shift = chunk(mod, 0, b, this.dim);
-      const scale = chunk(mod, 1, b, this.dim);
-      const y = this.lin(layerNorm(x, { eps: c.eps, scale, shift }), "proj_out");
-      return unpatchify3d(y, { grid, patch: c.patch_size, channels: c.out_channels });
+  // Conditioning and patch embedding: what every block takes.
+  private embed(input: WanForwardInput, grid: [number, number, number]): Embedded {
+    const c = this.config;
+    const b = input.latents.shape[0] as number;
+    // Conditioning: sinusoidal timestep -> MLP -> six modulation vectors per block.
+    const tFreq = timestepEmbedding(input.timesteps, c.freq_dim, {
+      cosFirst: true,
+      dtype: input.latents.dtype,
     });
+    const temb = this.lin(
+      this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"),
+      "condition_embedder.time_embedder.linear_2",
+    );
+    const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([b, 6, this.dim]);
+    const ctx = this.lin(
+      this.lin(input.context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
+      "condition_embedder.text_embedder.linear_2",
+    );
+    const x = patchEmbed3d(input.latents, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
+    return { x, temb, tproj, ctx, grid, b };
+  }
+
+  // Output head: shift/scale from the time embedding, then back to patches.
+  private head(x: Tensor, s: Embedded): Tensor {
+    const c = this.config;
+    const mod = add(this.w("scale_shift_table"), s.temb.reshape([s.b, 1, this.dim]));
+    const shift = chunk(mod, 0, s.b, this.dim);
+    const scale = chunk(mod, 1, s.b, this.dim);
+    const y = this.lin(layerNorm(x, { eps: c.eps, scale, shift }), "proj_out");
+    return unpatchify3d(y, { grid: s.grid, patch: c.patch_size, channels: c.out_channels });
   }
 
   private block(i: number, x: Tensor, tproj: Tensor, ctx: Tensor, grid: [number, number, number]): Tensor {
