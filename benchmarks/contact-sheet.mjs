@@ -16,7 +16,9 @@ const PROMPTS = [
 ];
 const PICK = [0, 4, 8, 12, 16];
 const { values } = parseArgs({
-  options: { out: { type: "string", default: new URL("../docs/demo-contact-sheet.png", import.meta.url).pathname } },
+  options: {
+    out: { type: "string", default: new URL("../docs/demo-contact-sheet.png", import.meta.url).pathname },
+  },
 });
 
 const pipe = await WanPipeline.load(DEMO_MODEL_DIR);
