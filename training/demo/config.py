@@ -16,7 +16,9 @@ TEXT_LENGTH = 48
 # Flow shift of the σ grid, at training (timestep sampling) and at sampling time.
 SHIFT = 3.0
 STEPS = 20
-GUIDANCE = 5.0
+# Guidance 3 and 5 score alike on the prompt-adherence set (83% overall at 40 prompts; 8 is
+# worse), and 3 gives steadier objects across frames (consistency 0.62 vs 0.54).
+GUIDANCE = 3.0
 
 VAE = WanVAEConfig(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2)
 

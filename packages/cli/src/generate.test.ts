@@ -226,7 +226,6 @@ describe("tessera create-model / generate / models / info", () => {
     const o = ["-o", join(dir, "x.gif")];
     for (const [args, pattern] of [
       [["generate", ...m, ...o], /PROMPT/],
-      [["generate", "x", ...o], /--model/],
       [["generate", "x", ...m, ...o, "--size", "100"], /--size/],
       [["generate", "x", ...m, ...o, "--size", "40x40"], /--size.*multiple of 16/],
       [["generate", "x", ...m, ...o, "--frames", "10"], /--frames.*1 \+ 4k/],
@@ -254,6 +253,18 @@ describe("tessera create-model / generate / models / info", () => {
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
       expect(r.err).toMatch(pattern);
     }
+  });
+
+  it("uses the bundled demo model when no --model is given, rewriting the prompt onto its captions", async () => {
+    const path = join(dir, "demo.gif");
+    const r = await run("generate", "red ball going right", "-o", path, "--steps", "2", "--json");
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out);
+    expect(report.model).toMatch(/tessera-world$/);
+    expect(report.promptUsed).toBe("a red circle moves to the right on the left on a black background");
+    expect(report.rewrite.filledDefaults).toEqual(["objects[0].position", "background"]);
+    const raw = await run("generate", "red ball going right", "-o", path, "--steps", "2", "--json", "--no-rewrite");
+    expect(JSON.parse(raw.out).promptUsed).toBe("red ball going right");
   });
 
   it("refuses to write a model into a folder holding other things", async () => {
