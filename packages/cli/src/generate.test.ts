@@ -263,7 +263,16 @@ describe("tessera create-model / generate / models / info", () => {
     expect(report.model).toMatch(/tessera-world$/);
     expect(report.promptUsed).toBe("a red circle moves to the right on the left on a black background");
     expect(report.rewrite.filledDefaults).toEqual(["objects[0].position", "background"]);
-    const raw = await run("generate", "red ball going right", "-o", path, "--steps", "2", "--json", "--no-rewrite");
+    const raw = await run(
+      "generate",
+      "red ball going right",
+      "-o",
+      path,
+      "--steps",
+      "2",
+      "--json",
+      "--no-rewrite",
+    );
     expect(JSON.parse(raw.out).promptUsed).toBe("red ball going right");
   });
 
