@@ -27,6 +27,7 @@ usage:
       --step-cache X                   reuse the deep blocks on steps whose first block changed under X (0.05-0.2; faster, off by default)
       --gpus N                         one generation over N GPUs (a process each, NCCL; text-to-video)
       --image FILE                     image-to-video: the image is the first frame
+      --end-image FILE                 the clip ends on this image (with --image: interpolation)
       --video FILE [--strength X]      video-to-video from FILE (strength in (0,1], default 0.8)
       --video FILE --extend [--context N]   continue FILE; --loop ends where it began
   tessera models [PATH...] [--json]   list model folders under $TESSERA_MODELS (or ./models) and PATHs

@@ -103,6 +103,7 @@ export async function generateCommand(
     seed: { type: "string" },
     negative: { type: "string" },
     image: { type: "string" },
+    "end-image": { type: "string" },
     video: { type: "string" },
     extend: { type: "boolean" },
     loop: { type: "boolean" },
@@ -148,6 +149,10 @@ export async function generateCommand(
   if (stepCache !== undefined && values.gpus !== undefined)
     throw new UsageError("--step-cache runs on one device; it cannot be combined with --gpus");
   const imagePath = checkInput("image", values.image);
+  const endImagePath = checkInput("end-image", values["end-image"]);
+  if (endImagePath && values.video) throw new UsageError("--end-image cannot be combined with --video");
+  if (endImagePath && values.loop)
+    throw new UsageError("--end-image and --loop both set the last frame; give one");
   const videoPath = checkInput("video", values.video);
   if (values.extend && !videoPath) throw new UsageError("--extend needs --video (the clip to continue)");
   if (strength !== undefined && !videoPath) throw new UsageError("--strength needs --video (video-to-video)");
@@ -209,8 +214,10 @@ export async function generateCommand(
     );
 
     let image: RgbImage | undefined;
+    let endImage: RgbImage | undefined;
     let video: VideoFrames | undefined;
     if (imagePath) image = await readImage(imagePath, { width, height, fit: "cover" });
+    if (endImagePath) endImage = await readImage(endImagePath, { width, height, fit: "cover" });
     if (videoPath)
       video = await readVideo(videoPath, {
         width,
@@ -218,11 +225,16 @@ export async function generateCommand(
         fit: "cover",
         ...(!values.extend && frames !== undefined ? { maxFrames: frames } : {}),
       });
-    const opts: GenerateOptions = { ...base, ...(image ? { image } : {}), ...(video ? { video } : {}) };
+    const opts: GenerateOptions = {
+      ...base,
+      ...(image ? { image } : {}),
+      ...(endImage ? { endImage } : {}),
+      ...(video ? { video } : {}),
+    };
     resolveOptions(opts, defaults, limits, () => 0);
 
     // --gpus N: this process launches N ranks and waits, or is one of them (multigpu.ts).
-    const conditioning = Boolean(imagePath || videoPath || values.loop);
+    const conditioning = Boolean(imagePath || endImagePath || videoPath || values.loop);
     multi = await multiGpu({ gpus: values.gpus, argv, device: values.device, seed, conditioning, err });
     if (multi.kind === "launched") return multi.exitCode;
     if (multi.kind === "rank") device = multi.device;
@@ -253,13 +265,17 @@ export async function generateCommand(
     const tLoad = performance.now();
     pipeline = await WanPipeline.load(modelDir, { device, dtype });
     const loadMs = performance.now() - tLoad;
-    const mode = image
-      ? "image-to-video"
-      : video
-        ? values.extend
-          ? "extension"
-          : "video-to-video"
-        : "text-to-video";
+    const mode = endImage
+      ? image
+        ? "interpolation"
+        : "text-to-video to an end image"
+      : image
+        ? "image-to-video"
+        : video
+          ? values.extend
+            ? "extension"
+            : "video-to-video"
+          : "text-to-video";
     say(
       `${mode}: ${width}x${height}, ${opts.frames ?? defaults.frames} frames, seed ${opts.seed ?? "random"}`,
     );

@@ -81,6 +81,7 @@ const FLAG_OF: Record<string, string> = {
   seed: "--seed",
   strength: "--strength",
   image: "--image",
+  endImage: "--end-image",
   video: "--video",
   extend: "--extend",
   loop: "--loop",

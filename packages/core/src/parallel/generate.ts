@@ -129,9 +129,9 @@ export async function generateParallel(
     throw new Error("generateParallel: pass a seed: every rank must draw the same noise");
   const r = pipe.resolve(opts);
   const prepared = pipe.preparePrompt(r.prompt, opts.rewrite !== false);
-  if (r.mode !== "t2v" || r.loop)
+  if (r.mode !== "t2v" || r.loop || r.endImage)
     throw new Error(
-      `generateParallel: multi-GPU generation does text-to-video only; ${r.loop ? "--loop" : "image/video conditioning"} runs on one GPU`,
+      `generateParallel: multi-GPU generation does text-to-video only; ${r.loop ? "--loop" : r.endImage ? "an end image" : "image/video conditioning"} runs on one GPU`,
     );
   if (r.stepCache !== false)
     throw new Error(

@@ -148,6 +148,27 @@ describe.runIf(hasDemoModel())("bundled demo model", () => {
     }
   });
 
+  test("interpolation starts on the first image and ends on the last", async () => {
+    const clip = worldClip(11, 8, "train");
+    const first = clip.video.frames[0] as Uint8Array;
+    const last = clip.video.frames[16] as Uint8Array;
+    const r = await pipe.generate({
+      prompt: clip.caption,
+      image: { width: 128, height: 128, data: first },
+      endImage: { width: 128, height: 128, data: last },
+      seed: 5,
+    });
+    try {
+      const video = await framesFromTensor(r.video);
+      expect(frameDiff(video.frames[0] as Uint8Array, first)).toBeLessThan(6);
+      // The last latent frame holds the end image as a still: its last pixel frame shows it.
+      expect(frameDiff(video.frames[16] as Uint8Array, last)).toBeLessThan(8);
+    } finally {
+      r.video.dispose();
+      r.latents.dispose();
+    }
+  });
+
   test("a loop ends on the latent frame it began with", async () => {
     const r = await pipe.generate({
       prompt: "a green square bounces on a blue background",

@@ -65,6 +65,12 @@ export interface GenerateOptions {
   contextFrames?: number;
   /** Tie the last latent frame to the first, so the clip ends where it began. */
   loop?: boolean;
+  /**
+   * The clip ends on this image (held for its last latent frame: the VAE's temporal
+   * factor in frames). With `image`: interpolation between two frames. RGB8 of any
+   * size, or a [1, 1, H, W, 3] tensor in [-1, 1] at the generation size.
+   */
+  endImage?: RgbImage | Tensor;
   /** Video-to-video: how much of the schedule to run, in (0, 1] (default 0.8, as diffusers). */
   strength?: number;
   /**
@@ -129,6 +135,8 @@ export interface ResolvedOptions {
   contextFrames: number;
   /** The step-cache threshold, or false (off). */
   stepCache: number | false;
+  /** The last latent frame is held to the encoded endImage. */
+  endImage: boolean;
 }
 
 function isTensorLike(x: unknown): x is Tensor {
@@ -189,6 +197,19 @@ export function resolveOptions(
     throw new GenerateOptionError(
       "image",
       `an image tensor must be [1, 1, H, W, 3] in [-1, 1], got [${o.image.shape.join(", ")}]`,
+    );
+  const hasEnd = o.endImage !== undefined && o.endImage !== null;
+  if (hasEnd && hasVideo)
+    throw new GenerateOptionError(
+      "endImage",
+      "endImage cannot be combined with video (extension / video-to-video); use it with or without image",
+    );
+  if (hasEnd && o.loop)
+    throw new GenerateOptionError("endImage", "endImage and loop both set the last frame; give one of them");
+  if (hasEnd && isTensorLike(o.endImage) && (o.endImage.ndim !== 5 || o.endImage.shape[1] !== 1))
+    throw new GenerateOptionError(
+      "endImage",
+      `an endImage tensor must be [1, 1, H, W, 3] in [-1, 1], got [${o.endImage.shape.join(", ")}]`,
     );
   const mode: Mode = hasImage ? "i2v" : hasVideo ? (o.extend ? "extend" : "v2v") : "t2v";
 
@@ -282,6 +303,8 @@ export function resolveOptions(
   }
   if (o.loop && latentFrames < 2)
     throw new GenerateOptionError("loop", `loop needs frames of at least ${1 + tf}, got ${frames}`);
+  if (hasEnd && latentFrames < 2)
+    throw new GenerateOptionError("endImage", `endImage needs frames of at least ${1 + tf}, got ${frames}`);
   if (o.loop && mode === "extend" && knownLatentFrames === latentFrames - 1)
     throw new GenerateOptionError(
       "loop",
@@ -317,6 +340,7 @@ export function resolveOptions(
     knownLatentFrames,
     contextFrames,
     stepCache,
+    endImage: hasEnd,
   };
 }
 

@@ -282,6 +282,9 @@ describe("WanPipeline on tiny random models", () => {
       [{ extend: true }, "extend", /needs a video/],
       [{ image, video }, "image", /not both/],
       [{ frames: 1, loop: true }, "loop", /loop/],
+      [{ endImage: image, video }, "endImage", /cannot be combined with video/],
+      [{ endImage: image, loop: true }, "endImage", /give one/],
+      [{ endImage: image, frames: 1 }, "endImage", /at least 5/],
       [
         { video: { ...video, frames: Array(9).fill(testImage(32, 32)) }, strength: 0.05, steps: 10 },
         "strength",

@@ -249,13 +249,30 @@ export class WanPipeline {
         known = own(this.encodePixels(clipFrames(clip, n - r.contextFrames, n), r));
       } else if (r.mode === "v2v")
         init = own(this.encodePixels(clipFrames(opts.video as VideoFrames | Tensor, 0, r.frames), r));
-      if (known || init) await device.synchronize();
+      // The end image as a still: encoded as 1 + tf copies, its second latent frame is
+      // what the last latent frame of a clip that holds that image looks like.
+      let knownEnd: Tensor | null = null;
+      if (r.endImage) {
+        const tf = temporalFactor(this.vae.config);
+        const still = stillFrames(opts.endImage as RgbImage | Tensor, 1 + tf);
+        knownEnd = own(
+          scope(() => {
+            const lat = this.encodePixels(still.source, r);
+            return slice(lat, 1, 1, 2);
+          }),
+        );
+        still.dispose();
+      }
+      if (known || init || knownEnd) await device.synchronize();
       timings.encode = performance.now() - tEnc;
       checkAbort(signal);
 
       // 3. Noise and the starting point.
       const noise = own(randn(shape, { seed: r.seed, device }));
       const noiseKnown = known ? own(slice(noise, 1, 0, r.knownLatentFrames)) : null;
+      const end = knownEnd
+        ? { known: knownEnd, noise: own(slice(noise, 1, r.latentFrames - 1, r.latentFrames)) }
+        : null;
       scheduler = createScheduler(r.scheduler, { shift: r.shift, numTrainTimesteps: this.numTrainTimesteps });
       scheduler.setTimesteps(r.steps);
       const start = r.mode === "v2v" ? startIndexForStrength(r.steps, r.strength) : 0;
@@ -263,7 +280,7 @@ export class WanPipeline {
       // At the first step the pure noise is the sample, as in text-to-video (diffusers
       // would mix in (1 − σ₀) of the video even at strength 1, where σ₀ < 1 for UniPC).
       const begin = start === 0 || !init ? cast(noise, "f32") : scheduler.scaleNoise(init, noise, s0);
-      latents = this.constrain(begin, s0, known, noiseKnown, r.loop);
+      latents = this.constrain(begin, s0, known, noiseKnown, r.loop, end);
 
       // 4. Denoising.
       const tDen = performance.now();
@@ -287,7 +304,7 @@ export class WanPipeline {
         }
         cur.dispose();
         latents = next;
-        latents = this.constrain(latents, scheduler.sigmas[i + 1] as number, known, noiseKnown, r.loop);
+        latents = this.constrain(latents, scheduler.sigmas[i + 1] as number, known, noiseKnown, r.loop, end);
         await device.synchronize();
         const done = i - start + 1;
         const elapsed = performance.now() - tDen;
@@ -401,8 +418,9 @@ export class WanPipeline {
     known: Tensor | null,
     noiseKnown: Tensor | null,
     loop: boolean,
+    end: { known: Tensor; noise: Tensor } | null = null,
   ): Tensor {
-    if (!known && !loop) return x;
+    if (!known && !loop && !end) return x;
     const out = scope(() => {
       const f = x.shape[1] as number;
       let y = x;
@@ -412,6 +430,10 @@ export class WanPipeline {
         y = m === f ? k : concat([k, slice(y, 1, m, f)], 1);
       }
       if (loop && f > 1) y = concat([slice(y, 1, 0, f - 1), slice(y, 1, 0, 1)], 1);
+      if (end && f > 1) {
+        const k = sigma === 0 ? cast(end.known, "f32") : axpby(end.known, end.noise, 1 - sigma, sigma);
+        y = concat([slice(y, 1, 0, f - 1), k], 1);
+      }
       return y === x ? cast(x, "f32") : y;
     });
     x.dispose();
@@ -518,6 +540,26 @@ function isTensor(x: unknown): x is Tensor {
 function imageFrames(image: RgbImage | Tensor): PixelSource {
   if (isTensor(image)) return { kind: "tensor", tensor: image, from: 0, to: image.shape[1] as number };
   return { kind: "frames", frames: [image.data], width: image.width, height: image.height };
+}
+
+// `n` copies of one image as a pixel source; dispose() frees the tensor copy, if any.
+function stillFrames(image: RgbImage | Tensor, n: number): { source: PixelSource; dispose(): void } {
+  if (isTensor(image)) {
+    const t = concat(
+      Array.from({ length: n }, () => image),
+      1,
+    );
+    return { source: { kind: "tensor", tensor: t, from: 0, to: n }, dispose: () => t.dispose() };
+  }
+  return {
+    source: {
+      kind: "frames",
+      frames: Array.from({ length: n }, () => image.data),
+      width: image.width,
+      height: image.height,
+    },
+    dispose: () => {},
+  };
 }
 
 function clipLength(clip: VideoFrames | Tensor): number {
