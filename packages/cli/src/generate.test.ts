@@ -202,7 +202,10 @@ describe("tessera create-model / generate / models / info", () => {
       const l = await run("models", "--json");
       expect(l.code).toBe(0);
       const body = JSON.parse(l.out) as { models: { name: string; ok: boolean }[] };
-      expect(body.models).toEqual([expect.objectContaining({ name: "tiny", ok: true })]);
+      expect(body.models).toEqual([
+        expect.objectContaining({ name: "tiny", ok: true }),
+        expect.objectContaining({ name: "tessera-world (bundled)", ok: true }),
+      ]);
       // By name, found under $TESSERA_MODELS.
       const i = await run("info", "tiny", "--size", "64x64", "--frames", "9", "--json");
       expect(i.code, i.err).toBe(0);

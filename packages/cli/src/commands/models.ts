@@ -4,9 +4,16 @@
 // is looking.
 import { readdir, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { componentWeightFiles, looksLikeModelFolder, parameterCount, readModelFolder } from "@tessera/core";
+import {
+  componentWeightFiles,
+  DEMO_MODEL_DIR,
+  hasDemoModel,
+  looksLikeModelFolder,
+  parameterCount,
+  readModelFolder,
+} from "@tessera/core";
 import { parse } from "../args.js";
-import { formatBytes, formatCount, modelRoots } from "./model-args.js";
+import { DEMO_MODEL_NAME, formatBytes, formatCount, modelRoots } from "./model-args.js";
 
 export interface ModelListing {
   name: string;
@@ -71,6 +78,11 @@ export async function modelsCommand(argv: string[], out: (s: string) => void): P
       seen.add(p);
       list.push(await describe(p));
     }
+  // The bundled demo model is always there (and is what --model defaults to).
+  if (hasDemoModel() && !seen.has(DEMO_MODEL_DIR)) {
+    const demo = await describe(DEMO_MODEL_DIR);
+    list.push({ ...demo, name: `${DEMO_MODEL_NAME} (bundled)` });
+  }
   if (values.json) {
     out(JSON.stringify({ roots: roots.map((r) => resolve(r)), models: list }, null, 2));
     return 0;
