@@ -2,6 +2,8 @@
 #include <mma.h>
 
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "../common/dtype.cuh"
@@ -347,6 +349,11 @@ void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
     check_int(name, what, v);
   if (!dtype_is_float(a.dtype))
     throw DeviceError(std::string("CUDA kernel '") + name + "' got non-float dtype " + dtype_name(a.dtype));
+  // TESSERA_CUDA_CONV=igemm (read at every call) selects the mma.sync implicit-GEMM kernel
+  // (conv3d_igemm.cu) for the cases it covers. It is opt-in until it has passed conformance
+  // on the H100 (scripts/gpu/conv-igemm.sh); by default every conv runs the kernels below.
+  if (const char* sel = std::getenv("TESSERA_CUDA_CONV"); sel && std::strcmp(sel, "igemm") == 0)
+    if (conv3d_igemm(a, P, ctx, name)) return;
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
   const size_t es = dtype_size(a.dtype);
 
