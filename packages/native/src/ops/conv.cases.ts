@@ -64,6 +64,76 @@ const conv3dCases: Conv3dCase[] = [
     bias: true,
     prev: 2,
   },
+  // Cin % 8 == 0: the shapes the CUDA implicit-GEMM kernel (TESSERA_CUDA_CONV=igemm) takes,
+  // with odd spatial sizes, stride 2, cached frames, K tails and Cout not a multiple of 8
+  // (native/cuda/conv/igemm_host_check.cpp replays the same list).
+  {
+    name: "igemm-3x3x3-pad1-c16-to-36-odd",
+    x: [2, 3, 7, 9, 16],
+    w: [36, 3, 3, 3],
+    opts: { padding: 1 },
+    bias: true,
+  },
+  {
+    name: "igemm-3x3x3-stride2-c32-odd",
+    x: [1, 5, 13, 11, 32],
+    w: [24, 3, 3, 3],
+    opts: { stride: 2, padding: 1 },
+  },
+  {
+    name: "igemm-causal-stride-1x2x2-c24-to-19-prev2",
+    x: [1, 3, 9, 13, 24],
+    w: [19, 3, 3, 3],
+    opts: { causal: true, stride: [1, 2, 2], padding: 1 },
+    bias: true,
+    prev: 2,
+  },
+  {
+    name: "igemm-causal-c64-to-136-prev1",
+    x: [1, 2, 11, 10, 64],
+    w: [136, 3, 3, 3],
+    opts: { causal: true, padding: 1 },
+    bias: true,
+    prev: 1,
+  },
+  {
+    name: "igemm-causal-c8-prev2",
+    x: [1, 3, 6, 5, 8],
+    w: [8, 3, 3, 3],
+    opts: { causal: true, padding: 1 },
+    prev: 2,
+  },
+  { name: "igemm-1x1x1-c8-to-16", x: [2, 3, 5, 7, 8], w: [16, 1, 1, 1], bias: true },
+  {
+    name: "igemm-causal-c128-prev2",
+    x: [1, 2, 12, 20, 128],
+    w: [128, 3, 3, 3],
+    opts: { causal: true, padding: 1 },
+    bias: true,
+    prev: 2,
+  },
+  {
+    name: "igemm-causal-time-stride2-c16-prev1",
+    x: [2, 5, 7, 6, 16],
+    w: [40, 3, 3, 3],
+    opts: { causal: true, stride: [2, 1, 1], padding: 1 },
+    prev: 1,
+  },
+  {
+    name: "igemm-pad-2x1x0x2-kernel-3x2x3-c8",
+    x: [1, 3, 4, 5, 8],
+    w: [12, 3, 2, 3],
+    opts: { padding: [2, 1, 0, 2] },
+    bias: true,
+  },
+  {
+    name: "igemm-causal-c40-to-72-prev2",
+    x: [1, 2, 9, 7, 40],
+    w: [72, 3, 3, 3],
+    opts: { causal: true, padding: 1 },
+    bias: true,
+    prev: 2,
+  },
 ];
 
 const conv2dCases: {
@@ -81,6 +151,7 @@ const conv2dCases: {
     w: [3, 5, 2],
     opts: { stride: [1, 2], padding: [2, 0] },
   },
+  { name: "igemm-3x3-stride2-c16-odd", x: [1, 13, 15, 16], w: [24, 3, 3], opts: { stride: 2, padding: 1 } },
 ];
 
 export const cases: ConformanceCase[] = [
