@@ -157,8 +157,11 @@ function setup(c) {
       };
     case "patch":
       return { t, fn: () => patchEmbed3d(t.x, t.w, t.b) };
-    case "conv3d":
-      return { t, fn: () => conv3d(t.x, t.w, { bias: t.b, causal: true, padding: 1, prev: t.prev }) };
+    case "conv3d": {
+      // Causal in time; params.padHW / params.stride for other convs (default: the VAE's 3x3x3, pad 1).
+      const opts = { bias: t.b, causal: true, padding: p.padHW ?? 1, stride: p.stride, prev: t.prev };
+      return { t, fn: () => conv3d(t.x, t.w, opts) };
+    }
     case "layernorm":
       return { t, fn: () => layerNorm(t.x, { eps: p.eps, scale: t.scale, shift: t.shift }) };
     case "gated_residual":

@@ -227,16 +227,23 @@ def candidates(case, t, device):
              .view(1, L, D), nullcontext),
         ]
     if kind == "conv3d":
-        x, prev, w, b = t["x"], t["prev"], t["w"], t["b"]
-        xc = torch.cat([prev, x], 1)  # the cached frames in front, as the chunked decode sees them
+        # Causal in time; params padHW / stride for other convs (default: the VAE's 3x3x3, pad 1).
+        x, prev, w, b = t["x"], t.get("prev"), t["w"], t.get("b")
+        pad = (0, *p.get("padHW", [1, 1]))
+        stride = tuple(p.get("stride", [1, 1, 1]))
+        # The cached frames in front, as the chunked decode sees them.
+        xc = torch.cat([prev, x], 1) if prev is not None else x
+        front = w.shape[2] - 1 - (prev.shape[1] if prev is not None else 0)
+        if front > 0:  # zero frames for the rest of the causal padding (untimed, like the cat)
+            xc = F.pad(xc, (0, 0, 0, 0, 0, 0, front, 0))
         xt = xc.permute(0, 4, 1, 2, 3)  # channels_last_3d
         w_cl = w.contiguous(memory_format=torch.channels_last_3d)
         xn = xt.contiguous()  # NCDHW
         return [
             ("F.conv3d(channels_last_3d)",
-             lambda: F.conv3d(xt, w_cl, b, padding=(0, 1, 1)).permute(0, 2, 3, 4, 1), nullcontext),
+             lambda: F.conv3d(xt, w_cl, b, stride=stride, padding=pad).permute(0, 2, 3, 4, 1), nullcontext),
             ("F.conv3d(NCDHW)",
-             lambda: F.conv3d(xn, w, b, padding=(0, 1, 1)).permute(0, 2, 3, 4, 1), nullcontext),
+             lambda: F.conv3d(xn, w, b, stride=stride, padding=pad).permute(0, 2, 3, 4, 1), nullcontext),
         ]
     if kind == "layernorm":
         x, sc, sh = t["x"], t["scale"], t["shift"]
