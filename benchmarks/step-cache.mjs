@@ -41,6 +41,15 @@ if (thresholds.some((t) => !Number.isFinite(t) || t < 0))
 const settings = [false, ...thresholds];
 const label = (s) => (s === false ? "off" : String(s));
 
+// Taken before the run: the code that runs is what was built when it started.
+const commit = (() => {
+  try {
+    return execSync("git describe --always --dirty", { encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+})();
+
 const pipe = await WanPipeline.load(values.model, { device: values.device });
 const prompts = qualityPromptSet(count);
 const per = settings.map(() => ({ results: [], seconds: [], denoise: [], fullSteps: [], latentDist: [] }));
@@ -120,13 +129,6 @@ const figures = settings.map((s, j) => {
   };
 });
 
-const commit = (() => {
-  try {
-    return execSync("git describe --always --dirty", { encoding: "utf8" }).trim();
-  } catch {
-    return "unknown";
-  }
-})();
 const date = new Date().toISOString().slice(0, 10);
 const device =
   values.device === "cpu" ? `cpu: ${cpus()[0]?.model ?? "?"} x${availableParallelism()}` : values.device;
