@@ -5,6 +5,7 @@ import { statSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { slice } from "@tessera/native";
+import { maxAbsError } from "@tessera/native/testing";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { framesFromTensor } from "../video/tensor.js";
 import { decodeToF32Host, SafetensorsFile } from "../weights/safetensors.js";
@@ -26,18 +27,6 @@ async function folderBytes(dir: string): Promise<number> {
 
 async function f32(file: SafetensorsFile, name: string): Promise<Float32Array> {
   return decodeToF32Host(await file.readBytes(name), file.info(name), name);
-}
-
-function maxAbs(a: Float32Array): number {
-  let m = 0;
-  for (const x of a) m = Math.max(m, Math.abs(x));
-  return m;
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
 }
 
 // Mean absolute difference of two RGB8 frames, in 0..255.
@@ -78,7 +67,9 @@ describe.runIf(hasDemoModel())("bundled demo model", () => {
       const got = await r.latents.toTypedArray();
       expect(r.latents.shape).toEqual(fx.info("latents").shape);
       // float32 engine vs the float64 reference over 8 guided steps.
-      expect(maxAbsDiff(got as Float32Array, want)).toBeLessThan(2e-3 * maxAbs(want));
+      expect(maxAbsError(got as Float32Array, want)).toBeLessThan(
+        2e-3 * maxAbsError(want, new Float32Array(want.length)),
+      );
       const picks = JSON.parse(meta.frame_indices as string) as number[];
       const frames = await f32(fx, "frames");
       const per = frames.length / picks.length;
@@ -86,7 +77,7 @@ describe.runIf(hasDemoModel())("bundled demo model", () => {
         const f = slice(r.video, 1, t, t + 1);
         const px = (await f.toTypedArray()) as Float32Array;
         f.dispose();
-        expect(maxAbsDiff(px, frames.subarray(k * per, (k + 1) * per))).toBeLessThan(1e-2);
+        expect(maxAbsError(px, frames.subarray(k * per, (k + 1) * per))).toBeLessThan(1e-2);
       }
     } finally {
       r.video.dispose();
@@ -180,7 +171,7 @@ describe.runIf(hasDemoModel())("bundled demo model", () => {
       const a = slice(r.latents, 1, 0, 1);
       const b = slice(r.latents, 1, f - 1, f);
       expect(
-        maxAbsDiff((await a.toTypedArray()) as Float32Array, (await b.toTypedArray()) as Float32Array),
+        maxAbsError((await a.toTypedArray()) as Float32Array, (await b.toTypedArray()) as Float32Array),
       ).toBe(0);
       a.dispose();
       b.dispose();

@@ -6,6 +6,7 @@
 import { rewritePrompt } from "../prompt/rewrite.js";
 import { captionScene, type SceneAttributes, sceneAttributes } from "./caption.js";
 import { makeRng, type Scene } from "./scene.js";
+import { sameBackground } from "./score.js";
 import { isHeldOut, sampleWorldScene } from "./split.js";
 import type { Motion, Shape } from "./vocabulary.js";
 
@@ -58,8 +59,7 @@ function paraphrase(a: SceneAttributes, r: () => number): string {
 
 // The attributes the scorer checks agree (size and start position are not scored).
 function sameScored(x: SceneAttributes, y: SceneAttributes): boolean {
-  const bg = (b: SceneAttributes["background"]) => (b.kind === "plain" ? b.colour : `${b.left}|${b.right}`);
-  if (bg(x.background) !== bg(y.background) || x.pan !== y.pan || x.objects.length !== y.objects.length)
+  if (!sameBackground(x.background, y.background) || x.pan !== y.pan || x.objects.length !== y.objects.length)
     return false;
   return x.objects.every((o, i) => {
     const p = y.objects[i];

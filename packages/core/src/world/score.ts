@@ -473,7 +473,8 @@ export interface ClipScore {
   };
 }
 
-function sameBackground(a: SceneAttributes["background"], b: SceneAttributes["background"]): boolean {
+/** Whether two backgrounds are the same plain colour, or the same two colours in the same order. */
+export function sameBackground(a: SceneAttributes["background"], b: SceneAttributes["background"]): boolean {
   if (a.kind === "plain" && b.kind === "plain") return a.colour === b.colour;
   if (a.kind === "split" && b.kind === "split") return a.left === b.left && a.right === b.right;
   return false;

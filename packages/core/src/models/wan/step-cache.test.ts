@@ -1,4 +1,5 @@
 import { full, liveTensorCount, randn, type Tensor } from "@tessera/native";
+import { maxAbsError } from "@tessera/native/testing";
 import { describe, expect, it } from "vitest";
 import { WAN_TINY } from "./config.js";
 import { randomWanTransformerWeights } from "./params.js";
@@ -11,9 +12,7 @@ async function values(t: Tensor): Promise<number[]> {
 
 function maxAbsDiff(a: number[], b: number[]): number {
   expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
+  return maxAbsError(a, b);
 }
 
 describe("Wan transformer step cache", () => {
