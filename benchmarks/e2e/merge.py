@@ -1,4 +1,4 @@
-"""Merges ours-{dit,t5,vae}.json (ours.mjs) and torch.json / compile.json (torch_e2e.py) into
+"""Merges ours-{dit,t5,vae,vae-bf16}.json (ours.mjs) and torch.json / compile.json (torch_e2e.py) into
 e2e.json (one record per measurement: name, ours, baseline, baselineName, unit, ratio) and e2e.md.
 ratio = baseline time / our time for times (> 1: we are faster), our / baseline otherwise (see unit)."""
 
@@ -26,6 +26,7 @@ def load(name):
 
 
 od, ot, ov = load("ours-dit.json"), load("ours-t5.json"), load("ours-vae.json")
+ovb = load("ours-vae-bf16.json")
 tt, tc = load("torch.json"), load("compile.json")
 GiB = 2**30
 
@@ -96,6 +97,11 @@ add("vae.decode peak GPU memory above what was in use before the decode", b(g(ov
     b(g(tt, "vae_f32", "peakDeltaBytes")), "PyTorch f32", "GiB")
 add("vae.decode peak GPU memory above what was in use before the decode", b(g(ov, "peakDeltaBytes")),
     b(g(tt, "vae_bf16", "peakDeltaBytes")), "PyTorch bf16", "GiB")
+add("vae.decode (21x60x104 latent -> 81x480x832, chunked, bf16)", g(ovb, "ms", "median"),
+    g(tt, "vae_bf16", "ms", "median"), "PyTorch eager bf16 (cuDNN convs), tessera_ref WanVAE.decode", "ms",
+    note=err(tt, "vae_bf16"))
+add("vae.decode bf16 peak GPU memory above what was in use before the decode", b(g(ovb, "peakDeltaBytes")),
+    b(g(tt, "vae_bf16", "peakDeltaBytes")), "PyTorch bf16", "GiB")
 
 top = {
     "device": (od.get("device") or {}).get("description") or tt.get("gpu"),
@@ -108,7 +114,7 @@ top = {
     "ceiling": {"bf16GemmTflops": ceil, "range": g(tt, "ceiling", "tflops_range"), "what": g(tt, "ceiling", "what")},
     "ditFlops": g(tt, "flops") or g(tc, "flops"),
     "records": recs,
-    "raw": {"ours-dit": od, "ours-t5": ot, "ours-vae": ov, "torch": tt, "compile": tc},
+    "raw": {"ours-dit": od, "ours-t5": ot, "ours-vae": ov, "ours-vae-bf16": ovb, "torch": tt, "compile": tc},
 }
 with open(a.json, "w") as f:
     json.dump(top, f, indent=1)

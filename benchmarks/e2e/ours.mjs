@@ -1,15 +1,16 @@
 // Our side of the end-to-end baseline (benchmarks/e2e/README.md): one part per process, so
 // that the VAE's peak memory is that of a fresh process (Device has no peak reset).
 //
-//   node ours.mjs --part dit|t5|vae --out FILE.json [--device cuda|cpu] [--tiny] [--reps 5]
+//   node ours.mjs --part dit|t5|vae --out FILE.json [--device cuda|cpu] [--tiny] [--reps 5] [--vae-dtype f32|bf16]
 //
 // dit: WanTransformer.forward on a batch of 2 (both guidance branches), bf16, latent
 //      [2, 21, 60, 104, 16] (channels-last), text [2, 512, 4096]; warm-up, then the median of
 //      --reps calls, each timed with `await device.synchronize()` on the host clock.
 // t5:  UMT5Encoder.encode of one 512-token prompt, bf16: all 512 positions (trimPadding off,
 //      the work Hugging Face does), and the pipeline's default (padding trimmed, 16 real tokens).
-// vae: WanVAE.decode of a normalised latent [1, 21, 60, 104, 16], f32 (as the pipeline runs it),
-//      chunked one latent frame at a time; peak = the allocator's high-water mark of bytes in use.
+// vae: WanVAE.decode of a normalised latent [1, 21, 60, 104, 16], f32 (as the pipeline runs it by
+//      default) or bf16 (--vae-dtype bf16: the implicit-GEMM conv kernel's dtype), chunked one
+//      latent frame at a time; peak = the allocator's high-water mark of bytes in use.
 import { writeFileSync } from "node:fs";
 import {
   randomUMT5Weights,
@@ -36,6 +37,8 @@ const tiny = args.includes("--tiny");
 const reps = Number(arg("--reps", 5));
 const warm = Number(arg("--warmup", 1));
 const dtype = tiny && dev.name === "cpu" ? "f32" : "bf16";
+const vaeDtype = arg("--vae-dtype", "f32");
+if (vaeDtype !== "f32" && vaeDtype !== "bf16") throw new Error(`--vae-dtype must be f32 or bf16, got ${vaeDtype}`);
 
 // Full shapes: 832x480, 81 frames -> latent 21x60x104 (z 16); text 512 tokens.
 const S = tiny
@@ -128,10 +131,11 @@ if (part === "dit") {
   ids.dispose();
   w.dispose();
 } else if (part === "vae") {
-  const w = randomWanVaeWeights(S.vae, { seed: 5, device: dev, dtype: "f32" });
+  rec.vaeDtype = vaeDtype;
+  const w = randomWanVaeWeights(S.vae, { seed: 5, device: dev, dtype: vaeDtype });
   const vae = new WanVAE(S.vae, w);
-  const latent = randn([1, S.f, S.h, S.w, S.vae.z_dim], { seed: 6, device: dev, dtype: "f32" });
-  const small = randn([1, 2, S.h, S.w, S.vae.z_dim], { seed: 7, device: dev, dtype: "f32" });
+  const latent = randnAs([1, S.f, S.h, S.w, S.vae.z_dim], 6, vaeDtype);
+  const small = randnAs([1, 2, S.h, S.w, S.vae.z_dim], 7, vaeDtype);
   await dev.synchronize();
   rec.setupMs = performance.now() - t0;
   // Warm-up on two latent frames (every layer, both cache states); its peak is below the full decode's.
@@ -152,7 +156,7 @@ if (part === "dit") {
   rec.check = await finite(y);
   y.dispose();
   console.log(
-    `ours vae: ${rec.ms.median.toFixed(0)} ms, peak ${(rec.peakBytes / 2 ** 30).toFixed(2)} GiB (in use before ${(rec.memoryBefore.inUse / 2 ** 30).toFixed(2)} GiB)`,
+    `ours vae (${vaeDtype}): ${rec.ms.median.toFixed(0)} ms, peak ${(rec.peakBytes / 2 ** 30).toFixed(2)} GiB (in use before ${(rec.memoryBefore.inUse / 2 ** 30).toFixed(2)} GiB)`,
   );
   latent.dispose();
   w.dispose();

@@ -13,12 +13,15 @@ const size = {
   frames: Number(process.env.F ?? 81),
 };
 const dev = Device.parse(process.env.DEVICE ?? "cuda");
+// VAE_DTYPE=bf16: decode on the implicit-GEMM conv kernel (default f32, as Wan runs it).
+const vaeDtype = process.env.VAE_DTYPE ?? "f32";
 const record = {
   date: new Date().toISOString(),
   commit: process.env.COMMIT ?? "unknown",
   device: dev.info(),
   config: "wan2.1-1.3b (random weights, umT5-XXL text encoder)",
   dtype: "bf16",
+  vaeDtype,
   ...size,
   steps,
   guidance: 5,
@@ -28,7 +31,7 @@ const save = () => writeFileSync(`${out}/wan-e2e.json`, `${JSON.stringify(record
 
 const t0 = performance.now();
 const pipe = new WanPipeline(
-  randomWanComponents({ config: "wan2.1-1.3b", seed: 2, device: dev, dtype: "bf16" }),
+  randomWanComponents({ config: "wan2.1-1.3b", seed: 2, device: dev, dtype: "bf16", vaeDtype }),
 );
 await dev.synchronize();
 record.weightsMs = performance.now() - t0;

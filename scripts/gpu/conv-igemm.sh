@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ON THE GPU HOST, after `bash scripts/gpu/prepare.sh` here (device tool: carry [".gpu"],
-# timeout_s 600): the mma.sync implicit-GEMM conv3d (native/cuda/conv/conv3d_igemm.cu, taken
-# only with TESSERA_CUDA_CONV=igemm), checked and timed in one call (~6-8 minutes):
+# timeout_s 600): the mma.sync implicit-GEMM conv3d (native/cuda/conv/conv3d_igemm.cu, the
+# default where it applies; TESSERA_CUDA_CONV=wmma forces the older kernel, "old" below),
+# checked and timed in one call (~3 minutes on the H100, 2026-11-25):
 #   1. build for sm_90a (scripts/gpu/check.sh --build-only); the kernels' registers / stack /
 #      shared memory as built there (cuobjdump -res-usage); the host replay of the kernel's
 #      index arithmetic (native/cuda/conv/igemm_host_check.cpp);
@@ -65,7 +66,7 @@ conf igemm-128x96 conv TESSERA_CUDA_CONV=igemm TESSERA_CUDA_CONV_TILE=128x96
 conf igemm-128x64 conv TESSERA_CUDA_CONV=igemm TESSERA_CUDA_CONV_TILE=128x64
 conf igemm-patch patch_embed3d TESSERA_CUDA_CONV=igemm TESSERA_CUDA_CONV_TRACE=1
 sed -E 's/ M=[0-9]+ N=.*//; s/^\[tessera conv\] //' "$out/conf-igemm-patch.err" | sort | uniq -c
-conf old conv
+conf old conv TESSERA_CUDA_CONV=wmma
 pack
 
 san() {  # tool, tag, seconds, env...: compute-sanitizer over the igemm conv cases
@@ -110,7 +111,7 @@ ours() {  # tag, share of what is left (%), bench args..., then env after "--"
   pack
 }
 ours igemm 40 -- TESSERA_CUDA_CONV=igemm
-ours old 50 --
+ours old 50 -- TESSERA_CUDA_CONV=wmma
 # The tile each shape takes by default (3 calls per case: check, estimate, one timed call).
 ours trace 30 --reps 1 --warm 0 --target-ms 0.001 -- TESSERA_CUDA_CONV=igemm TESSERA_CUDA_CONV_TRACE=1
 sed -E 's/^\[tessera conv\] //; s/ K=.*//' "$out/ours-trace.err" | sort | uniq -c

@@ -44,9 +44,14 @@ cp benchmarks/e2e/ours.mjs .gpu/e2e-ours.mjs
 # E2E_DIT_ONLY=1: the DiT step alone (ours, PyTorch eager + ceiling, torch.compile).
 parts="dit t5 vae"; tpart=eager
 [ "${E2E_DIT_ONLY:-0}" = 1 ] && { parts=dit; tpart=dit; }
+# vae-bf16: the VAE decode in bf16 (the implicit-GEMM conv kernel's dtype), a fresh process too
+# (GPU only: the CPU backend computes in f32).
+[ "${E2E_DIT_ONLY:-0}" = 1 ] || [ $dev != cuda ] || parts="$parts vae-bf16"
 for part in $parts; do
   echo "== ours $part ($(($(date +%s) - t0))s)" | tee -a "$log"
-  timeout 150 node .gpu/e2e-ours.mjs --part $part --out "$raw/ours-$part.json" --device $dev "${extra[@]}" 2>&1 | tee -a "$log"
+  args=(--part "${part%-bf16}")
+  [ "$part" = vae-bf16 ] && args+=(--vae-dtype bf16)
+  timeout 150 node .gpu/e2e-ours.mjs "${args[@]}" --out "$raw/ours-$part.json" --device $dev "${extra[@]}" 2>&1 | tee -a "$log"
   echo "ours $part: rc=$?" | tee -a "$log"
 done
 [ $dev = cuda ] && nvidia-smi --query-gpu=memory.used --format=csv,noheader 2>&1 | tee -a "$log"

@@ -349,10 +349,12 @@ void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
     check_int(name, what, v);
   if (!dtype_is_float(a.dtype))
     throw DeviceError(std::string("CUDA kernel '") + name + "' got non-float dtype " + dtype_name(a.dtype));
-  // TESSERA_CUDA_CONV=igemm (read at every call) selects the mma.sync implicit-GEMM kernel
-  // (conv3d_igemm.cu) for the cases it covers. It is opt-in until it has passed conformance
-  // on the H100 (scripts/gpu/conv-igemm.sh); by default every conv runs the kernels below.
-  if (const char* sel = std::getenv("TESSERA_CUDA_CONV"); sel && std::strcmp(sel, "igemm") == 0)
+  // The mma.sync implicit-GEMM kernel (conv3d_igemm.cu) takes the cases it covers: on the
+  // H100 it passed conformance with every tile, memcheck and racecheck, at 2.1-2.8x the wmma
+  // kernel below (benchmarks/results/conv-igemm-h100-2026-11-25.md). TESSERA_CUDA_CONV=wmma
+  // (read at every call) keeps every conv on the older kernels, for comparison.
+  const char* sel = std::getenv("TESSERA_CUDA_CONV");
+  if (!(sel && std::strcmp(sel, "wmma") == 0))
     if (conv3d_igemm(a, P, ctx, name)) return;
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
   const size_t es = dtype_size(a.dtype);

@@ -21,9 +21,9 @@ namespace tessera {
 void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name);
 
 // The mma.sync implicit-GEMM kernel (conv3d_igemm.cu, design in NOTES.md) for bf16/f16 with
-// Cin % 8 == 0, at most 32 taps and 16-byte aligned x / prev. conv3d_gemm calls it only
-// when TESSERA_CUDA_CONV=igemm is set (it has not run on a GPU yet); `a` has been checked
-// there, and prev_frames is the number of prev frames in use. Returns false, having
+// Cin % 8 == 0, at most 32 taps and 16-byte aligned x / prev. conv3d_gemm calls it first
+// unless TESSERA_CUDA_CONV=wmma is set; `a` has been checked there, and prev_frames is the
+// number of prev frames in use. Returns false, having
 // launched nothing, for a case it does not cover (the older kernels run it then).
 bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name);
 

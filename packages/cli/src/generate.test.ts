@@ -245,6 +245,8 @@ describe("tessera create-model / generate / models / info", () => {
       [["generate", "x", ...m, ...o, "--image", join(dir, "missing.png")], /--image.*no such file/],
       [["generate", "x", ...m, ...o, "--device", "tpu"], /--device/],
       [["generate", "x", ...m, ...o, "--dtype", "bf16", "--device", "cpu"], /--dtype/],
+      [["generate", "x", ...m, ...o, "--vae-dtype", "bf16", "--device", "cpu"], /--vae-dtype on the CPU/],
+      [["generate", "x", ...m, ...o, "--vae-dtype", "f64"], /--vae-dtype/],
       [["generate", "x", ...m, "-o", join(dir, "x.avi")], /-o/],
       [["generate", "x", ...m, "-o", join(dir, "nope", "x.gif")], /-o.*does not exist/],
       [["generate", "x", ...m, ...o, "--bogus"], /bogus/],

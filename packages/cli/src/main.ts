@@ -21,6 +21,7 @@ usage:
       -o FILE (out.mp4: .mp4/.webm need ffmpeg; .gif, .y4m, or DIR/ for PNG frames)
       --model DIR|NAME ($TESSERA_MODEL; default: the bundled demo model, tessera-world)
       --device cpu|cuda[:N]   --dtype f32|bf16|f16
+      --vae-dtype f32|bf16|f16 (f32)   bf16 decodes on the GPU's implicit-GEMM conv kernel (faster, less memory)
       --no-rewrite                     send the prompt as typed (the demo model rewrites it onto its captions)
       --size WxH   --frames N (1+4k)   --steps N   --guidance X   --shift X   --scheduler unipc|euler
       --seed N   --negative TEXT   --fps N   --json

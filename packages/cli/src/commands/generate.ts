@@ -94,6 +94,7 @@ export async function generateCommand(
     model: { type: "string" },
     device: { type: "string" },
     dtype: { type: "string" },
+    "vae-dtype": { type: "string" },
     frames: { type: "string" },
     size: { type: "string" },
     steps: { type: "string" },
@@ -130,6 +131,8 @@ export async function generateCommand(
     device.kind === "cpu" ? "f32" : "bf16",
   );
   if (device.kind === "cpu" && dtype !== "f32") throw new UsageError("--dtype on the CPU must be f32");
+  const vaeDtype = choiceFlag<DType>("vae-dtype", values["vae-dtype"], ["f32", "bf16", "f16"], "f32");
+  if (device.kind === "cpu" && vaeDtype !== "f32") throw new UsageError("--vae-dtype on the CPU must be f32");
   const size = values.size === undefined ? undefined : sizeFlag(values.size, [0, 0]);
   const frames = values.frames === undefined ? undefined : intFlag("frames", values.frames, 0, 1, 100_000);
   const steps = values.steps === undefined ? undefined : intFlag("steps", values.steps, 0, 1, 1000);
@@ -261,9 +264,9 @@ export async function generateCommand(
         say(`not understood, left out: ${r.unknownWords.map((w) => `"${w}"`).join(", ")}`);
       if (r.filledDefaults.length > 0) say(`filled in: ${r.filledDefaults.join(", ")}`);
     }
-    say(`loading ${modelDir} on ${device.name} (${dtype})`);
+    say(`loading ${modelDir} on ${device.name} (${dtype}${vaeDtype !== "f32" ? `, VAE ${vaeDtype}` : ""})`);
     const tLoad = performance.now();
-    pipeline = await WanPipeline.load(modelDir, { device, dtype });
+    pipeline = await WanPipeline.load(modelDir, { device, dtype, vaeDtype });
     const loadMs = performance.now() - tLoad;
     const mode = endImage
       ? image
@@ -340,6 +343,7 @@ export async function generateCommand(
       device: device.name,
       ...(multi.kind === "rank" ? { gpus: multi.env.worldSize } : {}),
       dtype,
+      vaeDtype,
       timings: { load: loadMs, ...result.timings },
     };
     if (values.json) out(JSON.stringify(report, null, 2));

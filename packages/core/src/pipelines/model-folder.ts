@@ -163,6 +163,8 @@ export interface RandomPipelineOptions {
   device?: DeviceLike;
   /** Transformer and text-encoder dtype (default f32); the VAE stays f32. */
   dtype?: DType;
+  /** VAE dtype (default f32, as Wan runs it). */
+  vaeDtype?: DType;
   textLength?: number;
   textCacheSize?: number;
 }
@@ -182,7 +184,7 @@ export function randomWanComponents(opts: RandomPipelineOptions = {}): WanPipeli
     stores.push(tw);
     const vw = storeOf(
       `random Wan VAE (seed ${seed + 1})`,
-      drawTensors(vaeInits(cfg.vae), seed + 1, device, "f32"),
+      drawTensors(vaeInits(cfg.vae), seed + 1, device, opts.vaeDtype ?? "f32"),
     );
     stores.push(vw);
     const ew = storeOf(
