@@ -77,7 +77,10 @@ export class WanVaeNet {
     for (const l of d.layers) h = replace(h, this.layer(cache, l, h));
     return replace(
       h,
-      sub(cache, () => this.causalConv(cache, "decoder.conv_out", silu(this.rms(h, "decoder.norm_out")), 1)),
+      sub(cache, () => {
+        const a = this.rmsSilu(h, "decoder.norm_out");
+        return replace(a, this.causalConv(cache, "decoder.conv_out", a, 1));
+      }),
     );
   }
 
@@ -119,16 +122,29 @@ export class WanVaeNet {
     return y;
   }
 
+  /**
+   * Each intermediate is freed as soon as the next op that reads it is enqueued rather
+   * than at the scope's end: at the decoder's last stage one activation is 4 frames of
+   * 480×832×96, and holding all eight of a block at once set the decode's peak memory.
+   */
   residual(cache: FeatureCache | null, name: string, cin: number, cout: number, x: Tensor): Tensor {
     return sub(cache, () => {
       const h = cin !== cout ? this.pointwise(`${name}.conv_shortcut`, x) : x;
-      let a = silu(this.rms(x, `${name}.norm1`));
-      a = this.causalConv(cache, `${name}.conv1`, a, 1);
-      a = silu(this.rms(a, `${name}.norm2`));
+      let a = this.rmsSilu(x, `${name}.norm1`);
+      a = replace(a, this.causalConv(cache, `${name}.conv1`, a, 1));
+      a = replace(a, this.rmsSilu(a, `${name}.norm2`));
       // (dropout: identity at inference)
-      a = this.causalConv(cache, `${name}.conv2`, a, 1);
-      return add(a, h);
+      a = replace(a, this.causalConv(cache, `${name}.conv2`, a, 1));
+      a = replace(a, add(a, h));
+      if (h !== x) h.dispose();
+      return a;
     });
+  }
+
+  /** silu(rms(x)), freeing the norm's output once silu is enqueued. */
+  private rmsSilu(x: Tensor, name: string): Tensor {
+    const n = this.rms(x, name);
+    return replace(n, silu(n));
   }
 
   /** Single-head self-attention over each frame's H·W positions, with D = C (up to 384, past the attention op's 256). */
@@ -176,10 +192,13 @@ export class WanVaeNet {
   private spatialUpsample(name: string, x: Tensor): Tensor {
     const [b, f, h, w, c] = x.shape as [number, number, number, number, number];
     const up = upsampleNearest(x, 2).reshape([b * f, 2 * h, 2 * w, c]);
-    const y = conv2d(up, this.w(`${name}.resample.1.weight`), {
-      bias: this.w(`${name}.resample.1.bias`),
-      padding: 1,
-    });
+    const y = replace(
+      up,
+      conv2d(up, this.w(`${name}.resample.1.weight`), {
+        bias: this.w(`${name}.resample.1.bias`),
+        padding: 1,
+      }),
+    );
     return y.reshape([b, f, 2 * h, 2 * w, y.shape[3] as number]);
   }
 
