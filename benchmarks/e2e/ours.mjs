@@ -38,7 +38,8 @@ const reps = Number(arg("--reps", 5));
 const warm = Number(arg("--warmup", 1));
 const dtype = tiny && dev.name === "cpu" ? "f32" : "bf16";
 const vaeDtype = arg("--vae-dtype", "f32");
-if (vaeDtype !== "f32" && vaeDtype !== "bf16") throw new Error(`--vae-dtype must be f32 or bf16, got ${vaeDtype}`);
+if (vaeDtype !== "f32" && vaeDtype !== "bf16")
+  throw new Error(`--vae-dtype must be f32 or bf16, got ${vaeDtype}`);
 
 // Full shapes: 832x480, 81 frames -> latent 21x60x104 (z 16); text 512 tokens.
 const S = tiny
