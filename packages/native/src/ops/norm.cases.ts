@@ -36,6 +36,40 @@ export const cases: ConformanceCase[] = [
     dtypes: floats,
     run: (t) => layerNorm(t.randn([1, 33, 1536]), { weight: t.randn([1536]), bias: t.randn([1536]) }),
   },
+  // C a multiple of 8: the CUDA 16-byte warp kernel (norm.cu, norm_warp_vec_kernel), with its
+  // pack count per lane at 6 / 12 (C 1536 in bf16 / f32), masked tails (C 264: 33 packs of
+  // 8, 66 of 4) and the largest C it takes in bf16 (4096; f32 falls back to the block kernel).
+  {
+    name: "layer_norm/C1536-adaLN-modulated-per-sample",
+    dtypes: floats,
+    run: (t) =>
+      layerNorm(t.randn([2, 40, 1536], 2), {
+        eps: 1e-6,
+        scale: t.randn([2, 1536], 0.5),
+        shift: t.randn([2, 1536]),
+      }),
+  },
+  {
+    name: "layer_norm/C264-affine-modulated-per-token",
+    dtypes: floats,
+    run: (t) =>
+      layerNorm(t.randn([1, 37, 264]), {
+        weight: t.randn([264]),
+        bias: t.randn([264]),
+        scale: t.randn([1, 37, 264], 0.5),
+        shift: t.randn([1, 37, 264]),
+      }),
+  },
+  {
+    name: "rms_norm/C1536-weight-qk-norm",
+    dtypes: floats,
+    run: (t) => rmsNorm(t.randn([2, 45, 1536]), { weight: t.randn([1536]), eps: 1e-6 }),
+  },
+  {
+    name: "rms_norm/C4096-weight",
+    dtypes: floats,
+    run: (t) => rmsNorm(t.randn([1, 9, 4096]), { weight: t.randn([4096]) }),
+  },
   {
     name: "rms_norm/7x7-batch2",
     dtypes: floats,
