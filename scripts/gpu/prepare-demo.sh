@@ -14,12 +14,30 @@ rm -rf .gpu-demo/core-dist .gpu-demo/demo-ckpt .gpu-demo/native-dist .gpu-demo/n
 cp -rL packages/core/dist .gpu-demo/core-dist
 find .gpu-demo/core-dist -name '*.map' -delete
 # --init DIR: resume from a trainer's files (DiT and text encoder in f32, VAE in f16);
-# --init DIR --vae-only: just the VAE, in f32, to train it further (--train-vae).
+# --init DIR --vae-only: just the VAE, to train it further (--train-vae); in f16, since the
+#   tracked tree (the shipped model is 22 MB of it) and the carry share the 64 MiB limit;
+# --init DIR --dit-from-model: DIR's VAE (f16) with the shipped model's DiT and text encoder
+#   as the start (train-demo.sh copies them from the working tree there); pair it with
+#   train.py --rebase-dit after a VAE-only call.
 if [ "${1:-}" = "--init" ]; then
   mkdir -p .gpu-demo/demo-ckpt
   cp "$2"/train.json .gpu-demo/demo-ckpt/
-  if [ "${3:-}" = "--vae-only" ]; then
-    cp "$2"/vae-*.safetensors .gpu-demo/demo-ckpt/
+  if [ "${3:-}" = "--vae-only" ] || [ "${3:-}" = "--dit-from-model" ]; then
+    (cd training && /usr/bin/python3 -c "
+import torch
+from demo.common import load_sharded, save_sharded
+save_sharded(load_sharded('$2/vae'), '../.gpu-demo/demo-ckpt/vae', dtype=torch.float16)
+")
+    if [ "${3:-}" = "--dit-from-model" ]; then
+      touch .gpu-demo/demo-ckpt/dit-from-model
+      # DIR (a VAE-only call) has dit_steps 0: continue the count from the shipped model.
+      /usr/bin/python3 - .gpu-demo/demo-ckpt/train.json packages/core/models/tessera-world/tessera.json <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+t["dit_steps"] = t.get("dit_steps") or json.load(open(sys.argv[2]))["training"]["ditSteps"]
+json.dump(t, open(sys.argv[1], "w"))
+PY
+    fi
   else
     cp "$2"/dit-*.safetensors "$2"/t5-*.safetensors .gpu-demo/demo-ckpt/
     (cd training && /usr/bin/python3 -c "
