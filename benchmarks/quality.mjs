@@ -6,9 +6,7 @@
 // seconds per video to benchmarks/results/quality-<device>-<date>.{json,md}.
 //   node quality.mjs [--count N] [--model DIR] [--device cpu|cuda] [--out DIR] [--guidance X] [--steps N]
 //                    [--step-cache X]
-import { execSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -19,6 +17,7 @@ import {
   scorePrompts,
   WanPipeline,
 } from "@tessera/core";
+import { cpuDevice, gitCommit } from "./lib/run-info.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -78,20 +77,13 @@ pipe.dispose();
 const summary = scorePrompts(results);
 const sub = (f) => scorePrompts(results.filter((_, i) => f(prompts[i]))).all;
 const sorted = [...seconds].sort((a, b) => a - b);
-const commit = (() => {
-  try {
-    return execSync("git describe --always --dirty", { encoding: "utf8" }).trim();
-  } catch {
-    return "unknown";
-  }
-})();
+const commit = gitCommit();
 const date = new Date().toISOString().slice(0, 10);
 const report = {
   benchmark: "prompt adherence of the bundled demo model",
   date,
   commit,
-  device:
-    values.device === "cpu" ? `cpu: ${cpus()[0]?.model ?? "?"} x${availableParallelism()}` : values.device,
+  device: values.device === "cpu" ? cpuDevice() : values.device,
   model: values.model,
   settings: { ...pipe.defaults, ...over },
   prompts: prompts.length,

@@ -9,9 +9,7 @@
 //   node step-cache.mjs [--count N] [--thresholds 0.05,0.1,0.2] [--device cpu|cuda] [--out DIR]
 // The text-state cache is cleared before every generation, so each pays for its text
 // encoding alike.
-import { execSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -22,6 +20,7 @@ import {
   scorePrompts,
   WanPipeline,
 } from "@tessera/core";
+import { cpuDevice, gitCommit } from "./lib/run-info.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -42,13 +41,7 @@ const settings = [false, ...thresholds];
 const label = (s) => (s === false ? "off" : String(s));
 
 // Taken before the run: the code that runs is what was built when it started.
-const commit = (() => {
-  try {
-    return execSync("git describe --always --dirty", { encoding: "utf8" }).trim();
-  } catch {
-    return "unknown";
-  }
-})();
+const commit = gitCommit();
 
 const pipe = await WanPipeline.load(values.model, { device: values.device });
 const prompts = qualityPromptSet(count);
@@ -130,8 +123,7 @@ const figures = settings.map((s, j) => {
 });
 
 const date = new Date().toISOString().slice(0, 10);
-const device =
-  values.device === "cpu" ? `cpu: ${cpus()[0]?.model ?? "?"} x${availableParallelism()}` : values.device;
+const device = values.device === "cpu" ? cpuDevice() : values.device;
 const report = {
   benchmark: "step caching (First-Block Cache) on the bundled demo model: speed and prompt adherence",
   date,

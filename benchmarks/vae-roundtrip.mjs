@@ -6,9 +6,7 @@
 // confusion table). Writes
 // benchmarks/results/vae-roundtrip-<device>-<date>.{json,md}.
 //   node vae-roundtrip.mjs [--count N] [--model DIR] [--out DIR]
-import { execSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -24,6 +22,7 @@ import {
   WanPipeline,
 } from "@tessera/core";
 import { affine, cast, Tensor } from "@tessera/native";
+import { cpuDevice, gitCommit } from "./lib/run-info.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -67,15 +66,9 @@ for (let i = 0; i < count; i++) {
 pipe.dispose();
 
 const summary = scorePrompts(results);
-const commit = (() => {
-  try {
-    return execSync("git describe --always --dirty", { encoding: "utf8" }).trim();
-  } catch {
-    return "unknown";
-  }
-})();
+const commit = gitCommit();
 const date = new Date().toISOString().slice(0, 10);
-const device = `cpu: ${cpus()[0]?.model ?? "?"} x${availableParallelism()}`;
+const device = cpuDevice();
 const report = {
   benchmark: "VAE round trip of the demo model, scored",
   date,
