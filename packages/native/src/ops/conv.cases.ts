@@ -64,7 +64,7 @@ const conv3dCases: Conv3dCase[] = [
     bias: true,
     prev: 2,
   },
-  // Cin % 8 == 0: the shapes the CUDA implicit-GEMM kernel (TESSERA_CUDA_CONV=igemm) takes,
+  // Cin % 8 == 0: the shapes the CUDA implicit-GEMM kernel (native/cuda/conv/conv3d_igemm.cu) takes,
   // with odd spatial sizes, stride 2, cached frames, K tails and Cout not a multiple of 8
   // (native/cuda/conv/igemm_host_check.cpp replays the same list).
   {
