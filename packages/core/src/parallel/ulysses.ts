@@ -28,8 +28,6 @@ import {
   concat,
   div,
   exp,
-  layerNorm,
-  linear,
   matmul,
   maximum,
   mul,
@@ -37,12 +35,10 @@ import {
   patchEmbed3d,
   permute,
   scope,
-  silu,
   slice,
   sub,
   type Tensor,
   Tensor as TensorClass,
-  timestepEmbedding,
   unpatchify3d,
   wanRopeDims,
   zeros,
@@ -130,10 +126,6 @@ export class UlyssesWanTransformer {
     return this.model.weights.get(name);
   }
 
-  private lin(x: Tensor, name: string, epilogue?: "gelu_tanh" | "silu"): Tensor {
-    return linear(x, this.w(`${name}.weight`), this.w(`${name}.bias`), epilogue ? { epilogue } : {});
-  }
-
   async forward(input: UlyssesForwardInput): Promise<Tensor> {
     const c = this.config;
     const n = this.comm.worldSize;
@@ -166,16 +158,7 @@ export class UlyssesWanTransformer {
       frameOffset: this.comm.rank * cg,
     };
     return scope(async () => {
-      const tFreq = timestepEmbedding(input.timesteps, c.freq_dim, { cosFirst: true, dtype: lat.dtype });
-      const temb = this.lin(
-        this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"),
-        "condition_embedder.time_embedder.linear_2",
-      );
-      const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([b, 6, this.dim]);
-      const ctx = this.lin(
-        this.lin(input.context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
-        "condition_embedder.text_embedder.linear_2",
-      );
+      const { temb, tproj, ctx } = this.model.conditioning(input.timesteps, input.context, lat.dtype);
 
       // Pad this rank's frames with zeros to the common count.
       const padF = sh.paddedFrames - fl;
@@ -199,10 +182,7 @@ export class UlyssesWanTransformer {
         x = await scope(() => this.block(i, xi, tproj, ctx, geo, keyLengths));
       }
 
-      const mod = add(this.w("scale_shift_table"), temb.reshape([b, 1, this.dim]));
-      const shift = chunk(mod, 0, b, this.dim);
-      const scale = chunk(mod, 1, b, this.dim);
-      const y = this.lin(layerNorm(x, { eps: c.eps, scale, shift }), "proj_out");
+      const y = this.model.headTokens(x, temb);
       const out = unpatchify3d(y, { grid: geo.localGrid, patch: c.patch_size, channels: c.out_channels });
       return padF === 0 ? out : slice(out, 1, 0, fl);
     });
@@ -251,16 +231,7 @@ export class UlyssesWanTransformer {
       tokenStart: start,
     };
     return scope(async () => {
-      const tFreq = timestepEmbedding(input.timesteps, c.freq_dim, { cosFirst: true, dtype: lat.dtype });
-      const temb = this.lin(
-        this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"),
-        "condition_embedder.time_embedder.linear_2",
-      );
-      const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([b, 6, this.dim]);
-      const ctx = this.lin(
-        this.lin(input.context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
-        "condition_embedder.text_embedder.linear_2",
-      );
+      const { temb, tproj, ctx } = this.model.conditioning(input.timesteps, input.context, lat.dtype);
       const all = patchEmbed3d(lat, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
       const s0 = Math.min(start, real);
       const e0 = Math.min(start + per, real);
@@ -281,10 +252,7 @@ export class UlyssesWanTransformer {
         const xi = x;
         x = await scope(() => this.block(i, xi, tproj, ctx, geo, keyLengths));
       }
-      const mod = add(this.w("scale_shift_table"), temb.reshape([b, 1, this.dim]));
-      const shift = chunk(mod, 0, b, this.dim);
-      const scale = chunk(mod, 1, b, this.dim);
-      const y = this.lin(layerNorm(x, { eps: c.eps, scale, shift }), "proj_out");
+      const y = this.model.headTokens(x, temb);
       const gathered = await this.comm.allGather(y, 1);
       const tokens = fgp === fg ? gathered : slice(gathered, 1, 0, real);
       return unpatchify3d(tokens, { grid: [fg, hg, wg], patch: c.patch_size, channels: c.out_channels });
@@ -326,7 +294,7 @@ interface Geometry {
   tokenStart?: number;
 }
 
-function chunk(mod: Tensor, k: number, b: number, dim: number): Tensor {
+function _chunk(mod: Tensor, k: number, b: number, dim: number): Tensor {
   return slice(mod, 1, k, k + 1).reshape([b, dim]);
 }
 

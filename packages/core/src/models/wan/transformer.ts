@@ -3,6 +3,7 @@
 import {
   add,
   attention,
+  type DType,
   gatedResidual,
   layerNorm,
   linear,
@@ -116,34 +117,51 @@ export class WanTransformer {
 
   // Conditioning and patch embedding: what every block takes.
   private embed(input: WanForwardInput, grid: [number, number, number]): Embedded {
-    const c = this.config;
     const b = input.latents.shape[0] as number;
-    // Conditioning: sinusoidal timestep -> MLP -> six modulation vectors per block.
-    const tFreq = timestepEmbedding(input.timesteps, c.freq_dim, {
-      cosFirst: true,
-      dtype: input.latents.dtype,
-    });
+    const { temb, tproj, ctx } = this.conditioning(input.timesteps, input.context, input.latents.dtype);
+    const x = patchEmbed3d(input.latents, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
+    return { x, temb, tproj, ctx, grid, b };
+  }
+
+  /**
+   * The conditioning every block takes: the time embedding (temb, [B, dim]), its six
+   * modulation vectors per block (tproj, [B, 6, dim]) and the projected text (ctx).
+   * Public for the sequence-parallel runners, which embed the patches themselves.
+   */
+  conditioning(
+    timesteps: Tensor,
+    context: Tensor,
+    dtype: DType,
+  ): { temb: Tensor; tproj: Tensor; ctx: Tensor } {
+    const b = context.shape[0] as number;
+    // Sinusoidal timestep -> MLP -> six modulation vectors per block.
+    const tFreq = timestepEmbedding(timesteps, this.config.freq_dim, { cosFirst: true, dtype });
     const temb = this.lin(
       this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"),
       "condition_embedder.time_embedder.linear_2",
     );
     const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([b, 6, this.dim]);
     const ctx = this.lin(
-      this.lin(input.context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
+      this.lin(context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
       "condition_embedder.text_embedder.linear_2",
     );
-    const x = patchEmbed3d(input.latents, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
-    return { x, temb, tproj, ctx, grid, b };
+    return { temb, tproj, ctx };
   }
 
   // Output head: shift/scale from the time embedding, then back to patches.
   private head(x: Tensor, s: Embedded): Tensor {
     const c = this.config;
-    const mod = add(this.w("scale_shift_table"), s.temb.reshape([s.b, 1, this.dim]));
-    const shift = chunk(mod, 0, s.b, this.dim);
-    const scale = chunk(mod, 1, s.b, this.dim);
-    const y = this.lin(layerNorm(x, { eps: c.eps, scale, shift }), "proj_out");
+    const y = this.headTokens(x, s.temb);
     return unpatchify3d(y, { grid: s.grid, patch: c.patch_size, channels: c.out_channels });
+  }
+
+  /** The output head on tokens [B, L, dim] -> [B, L, patch volume × out_channels], before unpatchify. */
+  headTokens(x: Tensor, temb: Tensor): Tensor {
+    const b = temb.shape[0] as number;
+    const mod = add(this.w("scale_shift_table"), temb.reshape([b, 1, this.dim]));
+    const shift = chunk(mod, 0, b, this.dim);
+    const scale = chunk(mod, 1, b, this.dim);
+    return this.lin(layerNorm(x, { eps: this.config.eps, scale, shift }), "proj_out");
   }
 
   private block(i: number, x: Tensor, tproj: Tensor, ctx: Tensor, grid: [number, number, number]): Tensor {
