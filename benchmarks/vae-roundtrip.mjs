@@ -14,6 +14,7 @@ import {
   DEMO_MODEL_DIR,
   framesFromTensor,
   makeRng,
+  pixelsToTensor,
   renderClip,
   sampleWorldScene,
   sceneAttributes,
@@ -21,7 +22,6 @@ import {
   scorePrompts,
   WanPipeline,
 } from "@tessera/core";
-import { affine, cast, Tensor } from "@tessera/native";
 import { cpuDevice, gitCommit } from "./lib/run-info.mjs";
 
 const { values } = parseArgs({
@@ -43,18 +43,14 @@ for (let i = 0; i < count; i++) {
   const scene = sampleWorldScene(makeRng(1000 + i), heldOut ? "heldout" : "train");
   const clip = renderClip(scene);
   const expected = sceneAttributes(scene);
-  const { width: w, height: h } = clip;
-  const bytes = new Uint8Array(clip.frames.length * w * h * 3);
-  clip.frames.forEach((f, k) => {
-    bytes.set(f, k * w * h * 3);
+  const px = pixelsToTensor(clip.frames, clip.width, clip.height, clip.width, clip.height, {
+    device: "cpu",
+    dtype: "f32",
   });
-  const u8 = Tensor.fromBytes(bytes, [1, clip.frames.length, h, w, 3], { dtype: "u8", device: "cpu" });
-  const f32 = cast(u8, "f32");
-  const px = affine(f32, 1 / 127.5, -1);
   const z = pipe.vae.encode(px);
   const rec = pipe.vae.decode(z);
   const video = await framesFromTensor(rec, { fps: 8 });
-  for (const t of [u8, f32, px, z, rec]) t.dispose();
+  for (const t of [px, z, rec]) t.dispose();
   results.push({ score: scoreClip(video, expected), heldOut });
   const found = analyzeClip(video).objects;
   for (const o of expected.objects) {

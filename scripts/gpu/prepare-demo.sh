@@ -22,13 +22,14 @@ find .gpu-demo/core-dist -name '*.map' -delete
 if [ "${1:-}" = "--init" ]; then
   mkdir -p .gpu-demo/demo-ckpt
   cp "$2"/train.json .gpu-demo/demo-ckpt/
-  if [ "${3:-}" = "--vae-only" ] || [ "${3:-}" = "--dit-from-model" ]; then
-    (cd training && /usr/bin/python3 -c "
+  (cd training && /usr/bin/python3 -c "
 import torch
 from demo.common import load_sharded, save_sharded
 save_sharded(load_sharded('$2/vae'), '../.gpu-demo/demo-ckpt/vae', dtype=torch.float16)
 ")
-    if [ "${3:-}" = "--dit-from-model" ]; then
+  case "${3:-}" in
+    --vae-only) ;;
+    --dit-from-model)
       touch .gpu-demo/demo-ckpt/dit-from-model
       # DIR (a VAE-only call) has dit_steps 0: continue the count from the shipped model.
       /usr/bin/python3 - .gpu-demo/demo-ckpt/train.json packages/core/models/tessera-world/tessera.json <<'PY'
@@ -37,15 +38,9 @@ t = json.load(open(sys.argv[1]))
 t["dit_steps"] = t.get("dit_steps") or json.load(open(sys.argv[2]))["training"]["ditSteps"]
 json.dump(t, open(sys.argv[1], "w"))
 PY
-    fi
-  else
-    cp "$2"/dit-*.safetensors "$2"/t5-*.safetensors .gpu-demo/demo-ckpt/
-    (cd training && /usr/bin/python3 -c "
-import torch
-from demo.common import load_sharded, save_sharded
-save_sharded(load_sharded('$2/vae'), '../.gpu-demo/demo-ckpt/vae', dtype=torch.float16)
-")
-  fi
+      ;;
+    *) cp "$2"/dit-*.safetensors "$2"/t5-*.safetensors .gpu-demo/demo-ckpt/ ;;
+  esac
 fi
 git describe --always --dirty > .gpu-demo/commit
 du -sh .gpu-demo

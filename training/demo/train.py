@@ -294,10 +294,9 @@ def main() -> None:
     save_sharded(vae.state_dict(), os.path.join(a.out, "vae"))
     if a.dit_minutes <= 0:
         # A VAE-only call: the next one encodes the latents (--rebase-dit keeps the DiT).
-        with open(os.path.join(a.out, "train.json"), "w") as f:
-            json.dump({"vae_steps": st.get("vae_steps", 0), "dit_steps": 0, "clips": clips.shape[0],
-                       "torch": torch.__version__, "log": prev.get("log", []) + [st["log"]]}, f)
+        st["dit_steps"] = 0
         log(st, stage="done")
+        write_train_json(a.out, st, prev, clips=clips.shape[0])
         return
 
     # A VAE trained in this call moves the latent space: the DiT then starts afresh,
@@ -305,11 +304,10 @@ def main() -> None:
     # normalisation is recomputed, so it adapts in far fewer steps than from scratch).
     have_dit = bool(a.init and os.path.exists(os.path.join(a.init, "dit-000.safetensors")))
     resume_dit = have_dit and (a.rebase_dit or (bool(prev.get("dit_steps")) and not a.train_vae))
-    rebase = resume_dit and (a.rebase_dit or a.train_vae)
     if not resume_dit:
         st["dit_steps"] = 0
     mu = encode_all(vae, clips)
-    if resume_dit and not rebase:
+    if resume_dit and not a.rebase_dit:
         mean, std = prev["latents_mean"], prev["latents_std"]
     else:
         mean = mu.mean(dim=(0, 2, 3, 4)).tolist()
@@ -339,14 +337,19 @@ def main() -> None:
         with open(os.path.join(a.out, "samples.json"), "w") as f:
             json.dump({"prompts": prompts + recon_captions, "reconstructions": 2, "shape": list(clips.shape)}, f)
 
-    with open(os.path.join(a.out, "train.json"), "w") as f:
+    log(st, stage="done")
+    write_train_json(a.out, st, prev, clips=lat.shape[0], latents_mean=mean, latents_std=std)
+
+
+def write_train_json(out: str, st: dict, prev: dict, **extra) -> None:
+    """train.json: step counts, the run's environment and every call's log (the next
+    call's --init reads the counts, and the latent statistics when present)."""
+    with open(os.path.join(out, "train.json"), "w") as f:
         json.dump({
-            "vae_steps": st.get("vae_steps", 0), "dit_steps": st.get("dit_steps", 0),
-            "latents_mean": mean, "latents_std": std,
-            "clips": lat.shape[0], "torch": torch.__version__, "device": torch.cuda.get_device_name() if DEV == "cuda" else "cpu",
+            "vae_steps": st.get("vae_steps", 0), "dit_steps": st.get("dit_steps", 0), **extra,
+            "torch": torch.__version__, "device": torch.cuda.get_device_name() if DEV == "cuda" else "cpu",
             "log": prev.get("log", []) + [st["log"]],
         }, f)
-    log(st, stage="done")
 
 
 if __name__ == "__main__":
