@@ -72,6 +72,15 @@ add("dit.step (batch 2 = both guidance branches, 32760 tokens, bf16)", o_dit, e_
 add("dit.step (batch 2 = both guidance branches, 32760 tokens, bf16)", o_dit, c_dit,
     f"PyTorch {torch_v} torch.compile(mode=default), SDPA[{g(tc, 'dit_compile', 'sdpa_backend') or '?'}]", "ms",
     note=err(tc, "dit_compile"))
+g_dit = g(od, "graph", "median")
+if g_dit is not None:
+    same = g(od, "graphEqualsEager")
+    gnote = f"captured in {g(od, 'graphCaptureMs') or 0:.0f} ms; output {'equal to' if same else 'DIFFERENT from'} eager, bit for bit"
+    add("dit.step as a CUDA graph replay (same call, same inputs)", g_dit, e_dit,
+        f"PyTorch {torch_v} eager, tessera_ref + SDPA[{backend}]", "ms", note=gnote)
+    add("dit.step as a CUDA graph replay (same call, same inputs)", g_dit, c_dit,
+        f"PyTorch {torch_v} torch.compile(mode=default)", "ms", note=err(tc, "dit_compile"))
+    add("dit.step as a CUDA graph replay vs our eager step", g_dit, o_dit, "ours, op by op", "ms")
 add("dit.torch_compile.first_call (compile time, one-off)", None, g(tc, "dit_compile", "compileS"),
     "torch.compile first call: trace + Inductor + one run", "s", note=err(tc, "dit_compile"))
 if flops and ceil:
@@ -82,6 +91,9 @@ if flops and ceil:
         note=f"{flops / 1e12:.1f} TFLOP per step over {ceil:.0f} TFLOP/s = {floor_ms:.0f} ms floor")
     add("dit.step fraction of the bf16 GEMM floor (FLOPs / ceiling / time)", frac(o_dit), frac(c_dit),
         "PyTorch torch.compile", "fraction", lower_is_better=False)
+    if g_dit is not None:
+        add("dit.step as a CUDA graph: fraction of the bf16 GEMM floor", frac(g_dit), frac(c_dit),
+            "PyTorch torch.compile", "fraction", lower_is_better=False)
 add("text.umt5-xxl (one prompt, all 512 positions, bf16)", g(ot, "full", "median"), g(tt, "t5", "ms", "median"),
     f"PyTorch {torch_v} eager, tessera_ref UMT5Encoder (HF attention form)", "ms", note=err(tt, "t5"))
 add(f"text.umt5-xxl (pipeline default: padding trimmed, {ot.get('promptLen', '?')} of 512 tokens run)",
@@ -103,6 +115,28 @@ add("vae.decode (21x60x104 latent -> 81x480x832, chunked, bf16)", g(ovb, "ms", "
 add("vae.decode bf16 peak GPU memory above what was in use before the decode", b(g(ovb, "peakDeltaBytes")),
     b(g(tt, "vae_bf16", "peakDeltaBytes")), "PyTorch bf16", "GiB")
 
+# The whole generation: ours measured (wan-e2e.json); PyTorch composed from its stage times in
+# this run (text + steps x DiT step + bf16 decode; its scheduler is left out, which favours it).
+gen = load("wan-e2e.json")
+gt = gen.get("timings") or {}
+if gt.get("total"):
+    n = gen.get("steps", 50)
+    t5_ms, vae_ms = g(tt, "t5", "ms", "median"), g(tt, "vae_bf16", "ms", "median")
+    sg = gen.get("stepGraph") or {}
+    what = f"{n} UniPC steps, guidance 5, 832x480, 81 frames, VAE bf16; step graph {sg.get('state', '?')} ({sg.get('replays', 0)} replays)"
+    for label, step_ms in (("eager", e_dit), ("torch.compile steady state", c_dit)):
+        composed = t5_ms + n * step_ms + vae_ms if None not in (t5_ms, step_ms, vae_ms) else None
+        add(f"generation.total ({what})", gt["total"], composed,
+            f"PyTorch {label}, composed: text + {n} x DiT step + bf16 decode", "ms")
+    cs = g(tc, "dit_compile", "compileS")
+    if cs and t5_ms and c_dit and vae_ms:
+        add(f"generation.total ({what})", gt["total"], t5_ms + n * c_dit + vae_ms + cs * 1e3,
+            "PyTorch torch.compile, composed, counting its first-call compile", "ms")
+    add("generation.text (umT5-XXL, prompt + negative prompt)", gt.get("text"), t5_ms, "PyTorch eager, one prompt", "ms")
+    add("generation.denoise per step (scheduler included)", gt.get("step"), e_dit, "PyTorch eager DiT step alone", "ms")
+    add("generation.decode (VAE bf16)", gt.get("decode"), vae_ms, "PyTorch eager bf16 decode", "ms")
+    add("generation peak GPU memory (weights included)", b(gen.get("peakMemoryBytes")), None, "-", "GiB")
+
 top = {
     "device": (od.get("device") or {}).get("description") or tt.get("gpu"),
     "date": a.date,
@@ -114,7 +148,7 @@ top = {
     "ceiling": {"bf16GemmTflops": ceil, "range": g(tt, "ceiling", "tflops_range"), "what": g(tt, "ceiling", "what")},
     "ditFlops": g(tt, "flops") or g(tc, "flops"),
     "records": recs,
-    "raw": {"ours-dit": od, "ours-t5": ot, "ours-vae": ov, "ours-vae-bf16": ovb, "torch": tt, "compile": tc},
+    "raw": {"ours-gen": gen, "ours-dit": od, "ours-t5": ot, "ours-vae": ov, "ours-vae-bf16": ovb, "torch": tt, "compile": tc},
 }
 with open(a.json, "w") as f:
     json.dump(top, f, indent=1)

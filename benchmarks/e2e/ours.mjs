@@ -5,7 +5,8 @@
 //
 // dit: WanTransformer.forward on a batch of 2 (both guidance branches), bf16, latent
 //      [2, 21, 60, 104, 16] (channels-last), text [2, 512, 4096]; warm-up, then the median of
-//      --reps calls, each timed with `await device.synchronize()` on the host clock.
+//      --reps calls, each timed with `await device.synchronize()` on the host clock; on CUDA also
+//      the same call captured as a CUDA graph and replayed (and checked equal to eager).
 // t5:  UMT5Encoder.encode of one 512-token prompt, bf16: all 512 positions (trimPadding off,
 //      the work Hugging Face does), and the pipeline's default (padding trimmed, 16 real tokens).
 // vae: WanVAE.decode of a normalised latent [1, 21, 60, 104, 16], f32 (as the pipeline runs it by
@@ -26,7 +27,7 @@ import {
   WanTransformer,
   WanVAE,
 } from "@tessera/core";
-import { cast, Device, randn, Tensor } from "@tessera/native";
+import { captureGraph, cast, Device, randn, scope, Tensor } from "@tessera/native";
 
 const args = process.argv.slice(2);
 const arg = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
@@ -107,6 +108,31 @@ if (part === "dit") {
   console.log(
     `ours dit: median ${rec.ms.median.toFixed(1)} ms (${rec.ms.all.map((x) => x.toFixed(0)).join(", ")})`,
   );
+  // The same step captured once as a CUDA graph (what the pipeline replays from its second
+  // step on), timed the same way: one replay per call. Its output must equal the eager one.
+  if (dev.kind === "cuda") {
+    const tc = performance.now();
+    const { graph, result } = await captureGraph(dev, () => scope(fwd));
+    rec.graphCaptureMs = performance.now() - tc;
+    graph.replay();
+    const eager = fwd();
+    const [a, b] = [await result.toFloat32Array(), await eager.toFloat32Array()];
+    eager.dispose();
+    rec.graphEqualsEager = a.every((x, i) => x === b[i] || (Number.isNaN(x) && Number.isNaN(b[i])));
+    rec.graph = await time(
+      () => {
+        graph.replay();
+        return { dispose() {} };
+      },
+      reps,
+      warm,
+    );
+    graph.dispose();
+    result.dispose();
+    console.log(
+      `ours dit as a CUDA graph: median ${rec.graph.median.toFixed(1)} ms (capture ${rec.graphCaptureMs.toFixed(0)} ms; equal to eager: ${rec.graphEqualsEager})`,
+    );
+  }
   latents.dispose();
   context.dispose();
   timesteps.dispose();

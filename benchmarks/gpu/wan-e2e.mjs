@@ -15,6 +15,8 @@ const size = {
 const dev = Device.parse(process.env.DEVICE ?? "cuda");
 // VAE_DTYPE=bf16: decode on the implicit-GEMM conv kernel (default f32, as Wan runs it).
 const vaeDtype = process.env.VAE_DTYPE ?? "f32";
+// CUDA_GRAPH=0: every step op by op (default: steps after the first replay a CUDA graph).
+const cudaGraph = process.env.CUDA_GRAPH !== "0";
 const record = {
   date: new Date().toISOString(),
   commit: process.env.COMMIT ?? "unknown",
@@ -22,6 +24,7 @@ const record = {
   config: "wan2.1-1.3b (random weights, umT5-XXL text encoder)",
   dtype: "bf16",
   vaeDtype,
+  cudaGraph,
   ...size,
   steps,
   guidance: 5,
@@ -47,6 +50,7 @@ const r = await pipe.generate({
   steps,
   guidance: 5,
   scheduler: "unipc",
+  cudaGraph,
   onProgress: (p) => {
     stepMs.push(p.elapsed - last);
     last = p.elapsed;
@@ -64,6 +68,7 @@ for (const v of video)
     break;
   }
 record.timings = r.timings;
+record.stepGraph = r.stepGraph;
 record.stepMs = { median: [...stepMs].sort((a, b) => a - b)[Math.floor(stepMs.length / 2)], all: stepMs };
 record.videoShape = r.video.shape;
 record.finite = finite;

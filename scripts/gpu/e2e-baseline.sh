@@ -5,7 +5,8 @@
 # Here, no GPU (tiny shapes, CPU backend, /usr/bin/python3's torch):
 #   bash scripts/gpu/e2e-baseline.sh --smoke
 # Each part runs in its own process, one after the other (ours and PyTorch never share one):
-# ours DiT, ours umT5, ours VAE (fresh process: its peak is the VAE's), PyTorch eager (ceiling,
+# ours DiT (eager and as a CUDA graph), ours umT5, ours VAE f32 and bf16 (fresh processes: their peak
+# is the VAE's), ours whole generation, PyTorch eager (ceiling,
 # DiT, umT5, VAE), PyTorch torch.compile (last, with what time is left). Results to $OUT.
 # E2E_LIMIT_S (default 540): the whole run; the compile gets what is left.
 set -uo pipefail
@@ -47,8 +48,17 @@ parts="dit t5 vae"; tpart=eager
 # vae-bf16: the VAE decode in bf16 (the implicit-GEMM conv kernel's dtype), a fresh process too
 # (GPU only: the CPU backend computes in f32).
 [ "${E2E_DIT_ONLY:-0}" = 1 ] || [ $dev != cuda ] || parts="$parts vae-bf16"
+# gen: the whole 50-step generation (benchmarks/gpu/wan-e2e.mjs, VAE in bf16, the step as a
+# CUDA graph), a fresh process too; PyTorch's is composed from its stage timings in merge.py.
+[ "${E2E_DIT_ONLY:-0}" = 1 ] || [ $dev != cuda ] || parts="$parts gen"
+cp benchmarks/gpu/wan-e2e.mjs .gpu/wan-e2e.mjs
 for part in $parts; do
   echo "== ours $part ($(($(date +%s) - t0))s)" | tee -a "$log"
+  if [ "$part" = gen ]; then
+    OUT="$raw" VAE_DTYPE=bf16 timeout 150 node .gpu/wan-e2e.mjs 2>&1 | tail -12 | tee -a "$log"
+    echo "ours gen: rc=$?" | tee -a "$log"
+    continue
+  fi
   args=(--part "${part%-bf16}")
   [ "$part" = vae-bf16 ] && args+=(--vae-dtype bf16)
   timeout 150 node .gpu/e2e-ours.mjs "${args[@]}" --out "$raw/ours-$part.json" --device $dev "${extra[@]}" 2>&1 | tee -a "$log"

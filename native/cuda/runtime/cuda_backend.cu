@@ -52,6 +52,25 @@ class CudaFence : public Fence {
 
 void CUDART_CB free_host_copy(void* p) { std::free(p); }
 
+class CudaGraph : public Graph {
+ public:
+  CudaGraph(CudaBackend* be, int device, cudaGraphExec_t exec, std::shared_ptr<GraphPool> pool)
+      : be_(be), device_(device), exec_(exec), pool_(std::move(pool)) {}
+  ~CudaGraph() override { be_->retire({exec_, std::move(pool_)}); }
+  void replay() override {
+    if (be_->capturing())
+      throw DeviceError("cannot replay a CUDA graph on " + be_->name() + " while another graph is being captured");
+    cudaSetDevice(device_);
+    TESSERA_CUDA_CHECK(cudaGraphLaunch(exec_, be_->stream()));
+  }
+
+ private:
+  CudaBackend* be_;
+  int device_;
+  cudaGraphExec_t exec_;
+  std::shared_ptr<GraphPool> pool_;
+};
+
 }  // namespace
 
 CudaBackend::CudaBackend(int index)
@@ -96,6 +115,91 @@ CudaBackend::CudaBackend(int index)
 
 CudaBackend::~CudaBackend() = default;  // never destroyed: see devices.cc
 
+void CudaBackend::refuse_during_capture(const char* what) const {
+  if (capturing_.load())
+    throw DeviceError(std::string("cannot ") + what + " on " + name_ +
+                      " while a CUDA graph is being captured: create inputs before the capture and read "
+                      "results after it");
+}
+
+void CudaBackend::begin_capture() {
+  if (capturing_.load()) throw DeviceError("a CUDA graph is already being captured on " + name_);
+  cudaSetDevice(index_);
+  capture_pool_ = std::make_shared<GraphPool>();
+  alloc_.begin_capture(capture_pool_);
+  // Relaxed: the allocator may cudaMalloc and other threads may wait on earlier
+  // events while the capture is open.
+  cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) {
+    alloc_.release_pool(capture_pool_);
+    capture_pool_.reset();
+    cuda_check(e, "cudaStreamBeginCapture");
+  }
+  capturing_.store(true);
+}
+
+std::shared_ptr<Graph> CudaBackend::end_capture() {
+  if (!capturing_.load()) throw DeviceError("no graph capture is in progress on " + name_);
+  cudaSetDevice(index_);
+  cudaGraph_t graph = nullptr;
+  cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  capturing_.store(false);
+  alloc_.end_capture();
+  std::shared_ptr<GraphPool> pool = std::move(capture_pool_);
+  cudaGraphExec_t exec = nullptr;
+  if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
+  if (graph) cudaGraphDestroy(graph);
+  std::vector<Retired> later;
+  {
+    std::lock_guard<std::mutex> lk(retired_mu_);
+    later.swap(retired_);
+  }
+  free_retired(std::move(later));
+  if (e != cudaSuccess) {
+    alloc_.release_pool(pool);
+    cudaGetLastError();
+    throw DeviceError(std::string("CUDA graph capture on ") + name_ + " failed: " + cudaGetErrorString(e) +
+                      " (an op in the captured work cannot be captured; run it without a graph)");
+  }
+  return std::make_shared<CudaGraph>(this, index_, exec, std::move(pool));
+}
+
+void CudaBackend::abort_capture() {
+  if (!capturing_.load()) return;
+  cudaSetDevice(index_);
+  cudaGraph_t graph = nullptr;
+  cudaStreamEndCapture(stream_, &graph);
+  if (graph) cudaGraphDestroy(graph);
+  cudaGetLastError();
+  capturing_.store(false);
+  alloc_.end_capture();
+  // Nothing recorded ran, so the pool's blocks can go straight back.
+  alloc_.release_pool(capture_pool_);
+  capture_pool_.reset();
+}
+
+void CudaBackend::retire(Retired r) {
+  if (capturing_.load()) {
+    std::lock_guard<std::mutex> lk(retired_mu_);
+    retired_.push_back(std::move(r));
+    return;
+  }
+  std::vector<Retired> one;
+  one.push_back(std::move(r));
+  free_retired(std::move(one));
+}
+
+void CudaBackend::free_retired(std::vector<Retired> list) {
+  if (list.empty()) return;
+  cudaSetDevice(index_);
+  // The last replay must finish before its memory is handed to anything else.
+  cudaStreamSynchronize(stream_);
+  for (Retired& r : list) {
+    cudaGraphExecDestroy(r.exec);
+    alloc_.release_pool(r.pool);
+  }
+}
+
 std::shared_ptr<Storage> CudaBackend::allocate(size_t bytes) {
   void* p = alloc_.allocate(bytes);
   if (poison_allocations()) {
@@ -115,6 +219,7 @@ void CudaBackend::submit(std::function<void(const ExecCtx&)> fn, std::vector<std
 }
 
 void CudaBackend::upload(void* dst, const void* src, size_t bytes) {
+  refuse_during_capture("copy host data to the device");
   cudaSetDevice(index_);
   // Stage through a host copy so the caller's memory is free on return while the
   // copy stays in stream order.
@@ -131,6 +236,7 @@ void CudaBackend::upload(void* dst, const void* src, size_t bytes) {
 
 std::shared_ptr<Fence> CudaBackend::download(const void* src, void* host_dst, size_t bytes,
                                              std::shared_ptr<Storage> keep) {
+  refuse_during_capture("read a tensor back");
   cudaSetDevice(index_);
   cudaEvent_t ev;
   TESSERA_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming | cudaEventBlockingSync));
@@ -139,6 +245,7 @@ std::shared_ptr<Fence> CudaBackend::download(const void* src, void* host_dst, si
 }
 
 void CudaBackend::synchronize() {
+  refuse_during_capture("wait for the device");
   cudaSetDevice(index_);
   TESSERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }

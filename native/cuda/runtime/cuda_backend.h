@@ -1,10 +1,15 @@
 // The CUDA backend: one stream per device, a caching allocator over cudaMalloc,
 // and (where built with it) a cuBLASLt handle with workspace. Kernels launch on
 // the stream as ops are submitted; reads back wait on an event off the JS thread.
+// Graph capture records the stream's work into a CUDA graph whose memory comes
+// from its own pool (see caching_allocator.h).
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "tessera/backend.h"
 #include "tessera/caching_allocator.h"
@@ -37,14 +42,34 @@ class CudaBackend : public Backend {
   MemoryStats memory_stats() const override { return alloc_.stats(); }
   void set_memory_limit(size_t bytes) override { alloc_.set_limit(bytes); }
   void empty_cache() override { alloc_.empty_cache(); }
+  void begin_capture() override;
+  std::shared_ptr<Graph> end_capture() override;
+  void abort_capture() override;
+
+  // Called by a graph when it is dropped: frees it now, or after the capture in
+  // progress (freeing waits for the stream, which a capture forbids).
+  struct Retired {
+    cudaGraphExec_t exec;
+    std::shared_ptr<GraphPool> pool;
+  };
+  void retire(Retired r);
+  bool capturing() const { return capturing_.load(); }
+  cudaStream_t stream() const { return stream_; }
 
  private:
+  void refuse_during_capture(const char* what) const;
+  void free_retired(std::vector<Retired> list);
+
   int index_;
   std::string name_;
   DeviceInfo info_;
   cudaStream_t stream_ = nullptr;
   CachingAllocator alloc_;
   ExecCtx ctx_;
+  std::atomic<bool> capturing_{false};
+  std::shared_ptr<GraphPool> capture_pool_;
+  std::mutex retired_mu_;
+  std::vector<Retired> retired_;
 };
 
 }  // namespace tessera

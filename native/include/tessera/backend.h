@@ -65,6 +65,15 @@ class Fence {
   virtual void wait() = 0;  // throws DeviceError if the work failed
 };
 
+// A recorded sequence of device work (a CUDA graph). replay() runs it again, in
+// stream order, on the same memory: the tensors the capture read are its inputs,
+// the ones it wrote its outputs.
+class Graph {
+ public:
+  virtual ~Graph() = default;
+  virtual void replay() = 0;
+};
+
 struct MemoryStats {
   size_t in_use = 0;     // bytes held by live storages
   size_t cached = 0;     // bytes kept by the caching allocator for reuse
@@ -105,6 +114,16 @@ class Backend {
   virtual MemoryStats memory_stats() const = 0;
   virtual void set_memory_limit(size_t bytes) = 0;
   virtual void empty_cache() = 0;
+  // Graph capture: work submitted between begin_capture() and end_capture() is
+  // recorded, not run. Uploads, reads and synchronize() are refused meanwhile.
+  // abort_capture() drops a capture that failed part way.
+  virtual void begin_capture() {
+    throw DeviceError("graph capture needs a CUDA device; " + name() + " runs ops as they are submitted");
+  }
+  virtual std::shared_ptr<Graph> end_capture() {
+    throw DeviceError("no graph capture is in progress on " + name());
+  }
+  virtual void abort_capture() {}
 };
 
 // When set, every new allocation is filled with 0xFF bytes (NaN for floats) before

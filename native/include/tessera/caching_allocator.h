@@ -2,19 +2,34 @@
 // cache and are handed out again for requests of similar size, so steady-state
 // generation makes no cudaMalloc/malloc calls per op. Thread-safe: storages are
 // released from whichever thread drops the last reference.
+//
+// Graph pools: while a CUDA graph is captured, every block handed out is recorded
+// in the graph's pool and stays reserved for it (a replay writes to the same
+// addresses) until the pool is released with the graph; blocks freed during the
+// capture are reused only within it, which is safe because a replay runs the
+// recorded work in the order it was submitted.
 #pragma once
 #include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "backend.h"
 #include "error.h"
 
 namespace tessera {
+
+// The blocks one captured graph owns.
+struct GraphPool {
+  std::unordered_set<void*> blocks;
+  std::multimap<size_t, void*> free;  // freed during (or after) the capture
+  size_t bytes = 0;
+};
 
 class CachingAllocator {
  public:
@@ -35,25 +50,45 @@ class CachingAllocator {
     if (limit_ && in_use_ + size > limit_) {
       throw OutOfMemory(device_, bytes, in_use_);
     }
+    if (capture_) {
+      // Within a capture, first reuse what the capture itself freed.
+      auto it = best_fit(capture_->free, size);
+      if (it != capture_->free.end()) {
+        void* p = it->second;
+        size_t got = it->first;
+        capture_->free.erase(it);
+        cached_ -= got;
+        live_[p] = got;
+        note_use(got);
+        return p;
+      }
+    }
+    void* p = nullptr;
+    size_t got = size;
     // Best fit among cached blocks no more than twice the request.
-    auto it = cache_.lower_bound(size);
-    if (it != cache_.end() && it->first <= size * 2) {
-      void* p = it->second;
-      size_t got = it->first;
+    auto it = best_fit(cache_, size);
+    if (it != cache_.end()) {
+      p = it->second;
+      got = it->first;
       cache_.erase(it);
       cached_ -= got;
-      live_[p] = got;
-      note_use(got);
-      return p;
-    }
-    void* p = raw_alloc_(size);
-    if (!p) {
-      release_cache_locked();
+    } else {
       p = raw_alloc_(size);
-      if (!p) throw OutOfMemory(device_, bytes, in_use_);
+      // Freeing memory would synchronize the device, which a capture forbids.
+      if (!p && capture_) throw OutOfMemory(device_, bytes, in_use_);
+      if (!p) {
+        release_cache_locked();
+        p = raw_alloc_(size);
+        if (!p) throw OutOfMemory(device_, bytes, in_use_);
+      }
     }
-    live_[p] = size;
-    note_use(size);
+    live_[p] = got;
+    note_use(got);
+    if (capture_) {
+      capture_->blocks.insert(p);
+      capture_->bytes += got;
+      owner_[p] = capture_;
+    }
     return p;
   }
 
@@ -64,8 +99,32 @@ class CachingAllocator {
     size_t size = it->second;
     live_.erase(it);
     in_use_ -= size;
-    cache_.emplace(size, p);
     cached_ += size;
+    auto own = owner_.find(p);
+    if (own != owner_.end()) own->second->free.emplace(size, p);
+    else cache_.emplace(size, p);
+  }
+
+  // Blocks allocated from now until end_capture() belong to `pool`.
+  void begin_capture(std::shared_ptr<GraphPool> pool) {
+    std::lock_guard<std::mutex> lk(mu_);
+    capture_ = std::move(pool);
+  }
+  void end_capture() {
+    std::lock_guard<std::mutex> lk(mu_);
+    capture_.reset();
+  }
+
+  // The graph is gone (and its last replay done): its free blocks go back to the
+  // shared cache; blocks a live tensor still holds become ordinary blocks.
+  void release_pool(const std::shared_ptr<GraphPool>& pool) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (capture_ == pool) capture_.reset();
+    for (void* p : pool->blocks) owner_.erase(p);
+    for (auto& kv : pool->free) cache_.emplace(kv.first, kv.second);
+    pool->free.clear();
+    pool->blocks.clear();
+    pool->bytes = 0;
   }
 
   void empty_cache() {
@@ -94,10 +153,16 @@ class CachingAllocator {
     in_use_ += size;
     peak_ = std::max(peak_, in_use_);
   }
+  static std::multimap<size_t, void*>::iterator best_fit(std::multimap<size_t, void*>& m, size_t size) {
+    auto it = m.lower_bound(size);
+    return it != m.end() && it->first <= size * 2 ? it : m.end();
+  }
   void release_cache_locked() {
-    for (auto& kv : cache_) raw_free_(kv.second);
+    for (auto& kv : cache_) {
+      raw_free_(kv.second);
+      cached_ -= kv.first;  // graph pools' free blocks stay counted (and reserved)
+    }
     cache_.clear();
-    cached_ = 0;
   }
 
   std::string device_;
@@ -106,6 +171,8 @@ class CachingAllocator {
   mutable std::mutex mu_;
   std::multimap<size_t, void*> cache_;
   std::unordered_map<void*, size_t> live_;
+  std::shared_ptr<GraphPool> capture_;
+  std::unordered_map<void*, std::shared_ptr<GraphPool>> owner_;
   size_t in_use_ = 0, cached_ = 0, peak_ = 0, limit_ = 0;
 };
 

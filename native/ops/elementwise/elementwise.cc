@@ -184,6 +184,23 @@ std::vector<Tensor> copy_op(const OpCall& c) {
   return {copy_view(c.name, x, x, dt)};
 }
 
+// The one op that writes into an existing tensor: a graph replays its work on
+// fixed memory, so new inputs are copied into the tensors it was captured with.
+std::vector<Tensor> assign_op(const OpCall& c) {
+  check_attr_names(c, {});
+  const Tensor& dst = input(c, 0, "dst");
+  const Tensor& src = input(c, 1, "src");
+  check_same_backend(c.name, "src", src, dst.backend());
+  check_contiguous(c.name, "dst", dst);
+  if (src.shape != dst.shape)
+    throw OpError(c.name, "src", "has shape " + shape_str(src.shape) + " but dst has shape " + shape_str(dst.shape) +
+                                     "; they must match");
+  if (src.storage == dst.storage)
+    throw OpError(c.name, "src", "shares its storage with dst; assign needs a separate source");
+  if (dst.numel() > 0) launch_copy(c.name, view_of(src), view_of(dst), {src, dst}, dst.backend());
+  return {dst};
+}
+
 std::vector<Tensor> permute_op(const OpCall& c) {
   check_attr_names(c, {"dims"});
   const Tensor& x = input(c, 0, "x");
@@ -277,6 +294,7 @@ TESSERA_REGISTER_OP("unary", "f(alpha * x + beta) elementwise", unary_op);
 TESSERA_REGISTER_OP("binary", "a (op) b elementwise with numpy broadcasting", binary_op);
 TESSERA_REGISTER_OP("softmax", "softmax over the last dim", softmax_op);
 TESSERA_REGISTER_OP("copy", "contiguous copy of any strided tensor, casting when dtype is given", copy_op);
+TESSERA_REGISTER_OP("assign", "copies src into the existing tensor dst (same shape; cast to dst's dtype)", assign_op);
 TESSERA_REGISTER_OP("permute", "contiguous copy with dims reordered", permute_op);
 TESSERA_REGISTER_OP("slice", "contiguous copy of start:end:step along one dim", slice_op);
 TESSERA_REGISTER_OP("concat", "tensors joined along one dim", concat_op);

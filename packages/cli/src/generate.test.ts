@@ -124,6 +124,16 @@ describe("tessera create-model / generate / models / info", () => {
     expect(text.err).toMatch(/step cache: 3 of 3 steps ran the whole model/);
   });
 
+  it("reports the step graph, off on the CPU and with --no-cuda-graph", async () => {
+    const path = join(dir, "graph.y4m");
+    const args = ["generate", "a cat", "--model", model, "-o", path, "--seed", "9", ...fast, "--json"];
+    for (const extra of [[], ["--no-cuda-graph"]]) {
+      const r = await run(...args, ...extra);
+      expect(r.code, r.err).toBe(0);
+      expect(JSON.parse(r.out)).toMatchObject({ stepGraph: { state: "off", replays: 0 } });
+    }
+  });
+
   it("conditions on an image, a video (strength) and extends a clip", async () => {
     const img = join(dir, "in.png");
     await writeImage(img, { width: 40, height: 24, data: picture(40, 24, 1) });

@@ -26,6 +26,7 @@ usage:
       --size WxH   --frames N (1+4k)   --steps N   --guidance X   --shift X   --scheduler unipc|euler
       --seed N   --negative TEXT   --fps N   --json
       --step-cache X                   reuse the deep blocks on steps whose first block changed under X (0.05-0.2; faster, off by default)
+      --no-cuda-graph                  run every step op by op (default on a GPU: steps after the first replay a CUDA graph)
       --gpus N                         one generation over N GPUs (a process each, NCCL; text-to-video)
       --image FILE                     image-to-video: the image is the first frame
       --end-image FILE                 the clip ends on this image (with --image: interpolation)

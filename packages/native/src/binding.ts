@@ -30,6 +30,13 @@ export interface NativeNcclComm {
   destroy(): void;
 }
 
+/** A captured CUDA graph (see graph.ts). */
+export interface NativeGraphHandle {
+  readonly disposed: boolean;
+  replay(): void;
+  dispose(): void;
+}
+
 export type AttrValue = boolean | number | string | number[] | NativeTensorHandle | null | undefined;
 
 export interface NativeAddon {
@@ -65,6 +72,9 @@ export interface NativeAddon {
   emptyCache(device: string): void;
   synchronize(device: string): Promise<void>;
   setPoison(on: boolean): void;
+  beginCapture(device: string): void;
+  endCapture(device: string): NativeGraphHandle;
+  abortCapture(device: string): void;
   setNcclLibrary(path: string): void;
   ncclStatus(): { built: boolean; available: boolean; version: number; reason: string };
   ncclUniqueId(): Uint8Array;

@@ -11,6 +11,7 @@ export {
 } from "./device.js";
 export * from "./dtype.js";
 export * from "./errors.js";
+export { type Captured, CudaGraph, captureGraph } from "./graph.js";
 export {
   NCCL_ID_BYTES,
   NcclComm,

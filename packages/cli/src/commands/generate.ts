@@ -115,6 +115,7 @@ export async function generateCommand(
     gpus: { type: "string" },
     "no-rewrite": { type: "boolean" },
     "step-cache": { type: "string" },
+    "no-cuda-graph": { type: "boolean" },
   });
   const prompt = positionals.join(" ").trim();
   if (prompt === "")
@@ -207,6 +208,7 @@ export async function generateCommand(
       ...(values.extend ? { extend: true } : {}),
       ...(values.loop ? { loop: true } : {}),
       ...(stepCache !== undefined ? { stepCache } : {}),
+      ...(values["no-cuda-graph"] ? { cudaGraph: false } : {}),
     };
     // Size problems are reported before any input is decoded (option errors become usage errors below).
     resolveOptions(
@@ -299,6 +301,8 @@ export async function generateCommand(
     }
     if (stepCache !== undefined)
       say(`step cache: ${result.fullSteps} of ${result.stepsRun} steps ran the whole model`);
+    if (result.stepGraph.state === "failed")
+      say(`CUDA graph capture failed, every step ran without it: ${result.stepGraph.reason}`);
     say(`writing ${output}`);
 
     let written: Awaited<ReturnType<typeof writeVideo>>;
@@ -336,6 +340,7 @@ export async function generateCommand(
       steps: opts.steps ?? defaults.steps,
       stepsRun: result.stepsRun,
       ...(stepCache !== undefined ? { stepCache, fullSteps: result.fullSteps } : {}),
+      stepGraph: result.stepGraph,
       scheduler: opts.scheduler ?? defaults.scheduler,
       shift: opts.shift ?? defaults.shift,
       guidance: opts.guidance ?? defaults.guidance,

@@ -16,7 +16,17 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cast, type DType, liveTensorCount, type Tensor } from "@tessera/native";
+import {
+  affine,
+  assign,
+  captureGraph,
+  cast,
+  Device,
+  type DType,
+  liveTensorCount,
+  scope,
+  type Tensor,
+} from "@tessera/native";
 import { relativePositionBuckets } from "../models/t5/bucket.js";
 import type { UMT5Config } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
@@ -195,6 +205,8 @@ interface Check {
   fixture: (typeof GOLDEN_FIXTURES)[number];
   /** The names of the results it gives, in order. */
   names: readonly string[];
+  /** Runs only on CUDA devices (CUDA graphs). */
+  cudaOnly?: boolean;
   /** Gives its results through `emit`; any it did not give when it throws count as failed. */
   run(ctx: Ctx, emit: (r: GoldenResult) => void): Promise<void>;
 }
@@ -229,6 +241,49 @@ const CHECKS: readonly Check[] = [
         pass: leaked === 0,
         detail: `live tensors ${before} before, ${before + leaked} after`,
       });
+    },
+  },
+  {
+    fixture: "wan_transformer",
+    names: ["Wan transformer: forward replayed as a CUDA graph on refilled inputs"],
+    cudaOnly: true,
+    async run(ctx, emit) {
+      const g = await openGolden<WanTransformerConfig>(ctx, "wan_transformer");
+      const track: Tensor[] = [];
+      try {
+        const model = new WanTransformer(g.config, g.weights);
+        const latents = await input(ctx, g, "latents", track);
+        const timesteps = await input(ctx, g, "timesteps", track, true);
+        const context = await input(ctx, g, "context", track);
+        // Captured on other values (the warm-up runs eagerly first), then refilled with the
+        // golden inputs: the replay must read what assign() wrote.
+        const other = [affine(latents, 0.5, 0.1), affine(timesteps, 0.5, 3), affine(context, -1, 0)] as const;
+        track.push(...other);
+        const fwd = () => model.forward({ latents: other[0], timesteps: other[1], context: other[2] });
+        scope(fwd).dispose();
+        const { graph, result } = await captureGraph(ctx.device, () => scope(fwd));
+        track.push(result);
+        try {
+          assign(other[0], latents);
+          assign(other[1], timesteps);
+          assign(other[2], context);
+          graph.replay();
+          emit(
+            await compare(
+              ctx,
+              g,
+              "Wan transformer: forward replayed as a CUDA graph on refilled inputs",
+              "velocity",
+              result,
+            ),
+          );
+        } finally {
+          graph.dispose();
+        }
+      } finally {
+        for (const t of track) t.dispose();
+        g.dispose();
+      }
     },
   },
   {
@@ -364,8 +419,12 @@ const CHECKS: readonly Check[] = [
 
 const ALL_RELEASED = "all checks: release every tensor";
 
-/** Every result name runGoldenChecks gives, in order. */
-export const GOLDEN_CHECKS: readonly string[] = [...CHECKS.flatMap((c) => c.names), ALL_RELEASED];
+const runsOn = (c: Check, device: string) => !c.cudaOnly || Device.parse(device).kind === "cuda";
+
+/** Every result name runGoldenChecks gives on `device`, in order. */
+export function goldenCheckNames(device: string): string[] {
+  return [...CHECKS.filter((c) => runsOn(c, device)).flatMap((c) => c.names), ALL_RELEASED];
+}
 
 /**
  * Runs every golden check on `device` in `dtype`. A check that throws (a missing fixture,
@@ -385,7 +444,7 @@ export async function runGoldenChecks(opts: GoldenOptions = {}): Promise<GoldenR
     results.push(r);
     opts.onResult?.(r);
   };
-  for (const check of CHECKS) {
+  for (const check of CHECKS.filter((c) => runsOn(c, ctx.device))) {
     const got: GoldenResult[] = [];
     const emit = (r: GoldenResult) => {
       got.push(r);

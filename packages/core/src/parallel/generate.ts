@@ -243,6 +243,8 @@ export async function generateParallel(
       textCacheHits: 0,
       prompt: prepared.prompt,
       rewrite: prepared.rewrite,
+      // Each step exchanges activations between ranks through NCCL: run eagerly.
+      stepGraph: { state: "off", replays: 0 },
     };
     latents = null;
     video = null;

@@ -1,8 +1,10 @@
 export * from "./demo-model.js";
+export { guidedVelocityAt, stepTimesteps } from "./guided-velocity.js";
 export * from "./load.js";
 export * from "./model-folder.js";
 export * from "./options.js";
 export { pixelsToTensor, resizeCover } from "./pixels.js";
 export * from "./prompt-style.js";
+export { StepGraph, type StepGraphReport } from "./step-graph.js";
 export * from "./text-cache.js";
 export * from "./wan.js";

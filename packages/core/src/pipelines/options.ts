@@ -85,6 +85,13 @@ export interface GenerateOptions {
    * step in full). Off (false) by default. The first and last steps always run in full.
    */
   stepCache?: number | false;
+  /**
+   * On a CUDA device, capture the denoising step as a CUDA graph after the first step
+   * and replay it for the rest (default true). Ignored on the CPU and with stepCache
+   * (which reads a value back at every step). If the capture is refused, every step
+   * runs as without it and the result's `stepGraph` says why.
+   */
+  cudaGraph?: boolean;
   onProgress?: (p: GenerateProgress) => void;
   signal?: AbortSignal;
 }
@@ -135,6 +142,8 @@ export interface ResolvedOptions {
   contextFrames: number;
   /** The step-cache threshold, or false (off). */
   stepCache: number | false;
+  /** Capture the step as a CUDA graph where the device allows it. */
+  cudaGraph: boolean;
   /** The last latent frame is held to the encoded endImage. */
   endImage: boolean;
 }
@@ -319,6 +328,8 @@ export function resolveOptions(
           (x) => x >= 0 && x <= 10,
           "false or a threshold from 0 to 10 (0.05 to 0.2 are typical)",
         );
+  if (o.cudaGraph !== undefined && typeof o.cudaGraph !== "boolean")
+    throw new GenerateOptionError("cudaGraph", `cudaGraph must be true or false, got ${String(o.cudaGraph)}`);
   if (o.onProgress !== undefined && typeof o.onProgress !== "function")
     throw new GenerateOptionError("onProgress", "onProgress must be a function");
 
@@ -340,6 +351,7 @@ export function resolveOptions(
     knownLatentFrames,
     contextFrames,
     stepCache,
+    cudaGraph: o.cudaGraph !== false,
     endImage: hasEnd,
   };
 }

@@ -23,6 +23,7 @@ import { type FlowScheduler, startIndexForStrength } from "../schedulers/common.
 import { createScheduler, WAN_SAMPLING_DEFAULTS } from "../schedulers/index.js";
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { RgbImage, VideoFrames } from "../video/frames.js";
+import { guidedVelocity } from "./guided-velocity.js";
 import { type LoadPipelineOptions, loadWanComponents } from "./load.js";
 import {
   AbortError,
@@ -35,6 +36,7 @@ import {
 } from "./options.js";
 import { pixelsToTensor } from "./pixels.js";
 import { type CaptionStyle, type PreparedPrompt, preparePrompt } from "./prompt-style.js";
+import { StepGraph, type StepGraphReport } from "./step-graph.js";
 import { TextStateCache } from "./text-cache.js";
 
 export interface WanPipelineComponents {
@@ -90,7 +92,11 @@ export interface GenerateResult {
   prompt: string;
   /** The rewriter's report (caption, unknown words, filled-in defaults), or null when it did not run. */
   rewrite: RewriteResult | null;
+  /** Whether the denoising step ran as a CUDA graph (`cudaGraph`). */
+  stepGraph: StepGraphReport;
 }
+
+export { guidedVelocity };
 
 let nextInstance = 0;
 
@@ -221,6 +227,9 @@ export class WanPipeline {
     let scheduler: FlowScheduler | null = null;
     let video: Tensor | null = null;
     const stepCache = r.stepCache === false ? null : new StepCache(r.stepCache);
+    // Per generation: the graph holds the step's activation memory, which the VAE
+    // decode that follows may need.
+    let graph: StepGraph | null = null;
     const timings: GenerateTimings = { text: 0, encode: 0, denoise: 0, step: 0, decode: 0, total: 0 };
     let hits = 0;
     try {
@@ -285,17 +294,26 @@ export class WanPipeline {
       // 4. Denoising.
       const tDen = performance.now();
       const total = r.steps - start;
+      // A graph needs a CUDA device and a step without read-backs (the step cache has one).
+      const useGraph = r.cudaGraph && device.kind === "cuda" && !stepCache;
+      const stepGraph: StepGraphReport = { state: useGraph ? "replayed" : "off", replays: 0 };
       for (let i = start; i < r.steps; i++) {
         checkAbort(signal);
         const cur: Tensor = latents;
         const t = scheduler.timesteps[i] as number;
-        const v = stepCache
-          ? await guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype, {
-              cache: stepCache,
-              // The first and the last step always run in full.
-              full: i === start || i === r.steps - 1,
-            })
-          : guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype);
+        let v: Tensor;
+        if (stepCache)
+          v = await guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype, {
+            cache: stepCache,
+            // The first and the last step always run in full.
+            full: i === start || i === r.steps - 1,
+          });
+        else if (useGraph) {
+          graph ??= new StepGraph(this.transformer);
+          const got = await graph.velocity(cur, t, context, r.guidance, dtype);
+          v = got.v;
+          if (got.replayed) stepGraph.replays++;
+        } else v = guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype);
         let next: Tensor;
         try {
           next = scheduler.step(v, cur, i);
@@ -317,6 +335,12 @@ export class WanPipeline {
           sigma: scheduler.sigmas[i + 1] as number,
         });
       }
+      if (useGraph && stepGraph.replays === 0) {
+        const reason = graph?.failure() ?? null;
+        if (reason) Object.assign(stepGraph, { state: "failed", reason });
+        else if (total < 2) stepGraph.state = "off"; // one step: nothing to replay
+      }
+      graph?.dispose();
       timings.denoise = performance.now() - tDen;
       timings.step = timings.denoise / total;
       scheduler.reset();
@@ -348,6 +372,7 @@ export class WanPipeline {
         textCacheHits: hits,
         prompt: prepared.prompt,
         rewrite: prepared.rewrite,
+        stepGraph,
       };
       latents = null;
       video = null;
@@ -358,6 +383,7 @@ export class WanPipeline {
       video?.dispose();
       scheduler?.dispose();
       stepCache?.dispose();
+      graph?.dispose();
       for (const k of pinned) this.#cache.release(k);
     }
   }
@@ -475,58 +501,6 @@ export function modelLimits(tc: WanTransformerConfig, vc: WanVaeConfig): ModelLi
     maxSide: 4096,
     maxFrames: 1 + tf * 255,
   };
-}
-
-/**
- * The guided velocity at one step: with guidance > 1 (a context of batch 2,
- * conditional first) both branches run as one batch of two and combine as
- * uncond + g·(cond − uncond); otherwise the single branch. Returns f32. With
- * `step`, the transformer runs through the step cache (asynchronously: the cache
- * reads its distance back), `full` forcing every block.
- */
-export function guidedVelocity(
-  transformer: WanTransformer,
-  latents: Tensor,
-  timestep: number,
-  context: Tensor,
-  guidance: number,
-  dtype?: DType,
-): Tensor;
-export function guidedVelocity(
-  transformer: WanTransformer,
-  latents: Tensor,
-  timestep: number,
-  context: Tensor,
-  guidance: number,
-  dtype: DType | undefined,
-  step: { cache: StepCache; full: boolean },
-): Promise<Tensor>;
-export function guidedVelocity(
-  transformer: WanTransformer,
-  latents: Tensor,
-  timestep: number,
-  context: Tensor,
-  guidance: number,
-  dtype: DType = transformer.weights.get("patch_embedding.weight").dtype,
-  step?: { cache: StepCache; full: boolean },
-): Tensor | Promise<Tensor> {
-  const batch = context.shape[0] as number;
-  // Combined in f32: with g = 5 the difference of two bf16 branches is amplified
-  // fivefold, and the upcast costs one pass over a latent-sized tensor.
-  // g·cond + (1 − g)·uncond is uncond + g·(cond − uncond) in one pass.
-  const combine = (raw: Tensor): Tensor => {
-    const out = raw.dtype === "f32" ? raw : cast(raw, "f32");
-    return batch === 2 ? axpby(slice(out, 0, 0, 1), slice(out, 0, 1, 2), guidance, 1 - guidance) : out;
-  };
-  return scope(() => {
-    const device = latents.device;
-    const x = latents.dtype === dtype ? latents : cast(latents, dtype);
-    const input = batch === 2 ? concat([x, x], 0) : x;
-    const ts = Tensor.from(batch === 2 ? [timestep, timestep] : [timestep], [batch], { device });
-    const fwd = { latents: input, timesteps: ts, context };
-    if (step) return transformer.forwardStepCached(fwd, step.cache, step.full).then(combine);
-    return combine(transformer.forward(fwd));
-  });
 }
 
 type PixelSource =

@@ -437,6 +437,65 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   });
 }
 
+// A captured graph; replay() reruns its work on the device's stream.
+class GraphHandle : public Napi::ObjectWrap<GraphHandle> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "GraphHandle",
+                       {
+                           InstanceAccessor<&GraphHandle::Disposed>("disposed"),
+                           InstanceMethod<&GraphHandle::Replay>("replay"),
+                           InstanceMethod<&GraphHandle::Dispose>("dispose"),
+                       });
+  }
+  explicit GraphHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphHandle>(info) {}
+  static Napi::Object Wrap(std::shared_ptr<Graph> g) {
+    Napi::Object obj = ctor->New({});
+    Unwrap(obj)->graph_ = std::move(g);
+    return obj;
+  }
+  static Napi::FunctionReference* ctor;
+
+ private:
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !graph_); }
+  Napi::Value Replay(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      if (!graph_) throw DeviceError("this graph was disposed; capture it again");
+      graph_->replay();
+      return env.Undefined();
+    });
+  }
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    graph_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Graph> graph_;
+};
+Napi::FunctionReference* GraphHandle::ctor = nullptr;
+
+Napi::Value BeginCapture(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    to_backend(info[0])->begin_capture();
+    return env.Undefined();
+  });
+}
+
+Napi::Value EndCapture(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value { return GraphHandle::Wrap(to_backend(info[0])->end_capture()); });
+}
+
+Napi::Value AbortCapture(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    to_backend(info[0])->abort_capture();
+    return env.Undefined();
+  });
+}
+
 Napi::Value SetPoison(const Napi::CallbackInfo& info) {
   poison_allocations() = info[0].ToBoolean().Value();
   return info.Env().Undefined();
@@ -468,6 +527,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
   exports.Set("setPoison", Napi::Function::New(env, SetPoison));
+  Napi::Function graph_ctor = GraphHandle::Init(env);
+  GraphHandle::ctor = new Napi::FunctionReference(Napi::Persistent(graph_ctor));
+  exports.Set("beginCapture", Napi::Function::New(env, BeginCapture));
+  exports.Set("endCapture", Napi::Function::New(env, EndCapture));
+  exports.Set("abortCapture", Napi::Function::New(env, AbortCapture));
   init_nccl(env, exports);
   return exports;
 }

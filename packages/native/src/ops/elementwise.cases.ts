@@ -3,6 +3,7 @@ import type { ConformanceCase } from "../testing/conformance.js";
 import {
   add,
   affine,
+  assign,
   axpby,
   cast,
   concat,
@@ -120,6 +121,18 @@ export const cases: ConformanceCase[] = [
     dtypes: floats,
     exact: true,
     run: (t) => scope(() => t.randn([7, 77, 13]).permuteView([2, 0, 1]).contiguous()),
+  },
+  {
+    // In place: the output is dst itself, refilled from a strided source.
+    name: "assign/permuted-into-contiguous/13x7x77",
+    dtypes: floats,
+    exact: true,
+    run: (t) =>
+      scope((keep) => {
+        const dst = keep(t.randn([13, 7, 77]));
+        assign(dst, t.randn([7, 77, 13]).permuteView([2, 0, 1]));
+        return dst;
+      }),
   },
   ...(["f32", "bf16", "f16"] as const).map(
     (to): ConformanceCase => ({

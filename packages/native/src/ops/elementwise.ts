@@ -112,6 +112,18 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   return runOp("copy", [["x", x]], { dtype });
 }
 
+/**
+ * Copies `src` into the existing contiguous tensor `dst` (same shape; cast to dst's
+ * dtype), in stream order. The one op that writes in place: it refills the input
+ * tensors of a captured CUDA graph (see captureGraph) before a replay.
+ */
+export function assign(dst: Tensor, src: Tensor): void {
+  runOp("assign", [
+    ["dst", dst],
+    ["src", src],
+  ]).dispose();
+}
+
 /** A contiguous copy with dims reordered: output dim i is x's dim dims[i] (negative dims count from the end). */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   return runOp("permute", [["x", x]], { dims });

@@ -1,12 +1,14 @@
 // Runtime checks that need a real GPU (run by scripts/gpu/check.sh):
 //   node dist/testing/runtime-check.js [--out result.json]
 // Out-of-memory is typed and recoverable, transfers round-trip exactly, reads
-// back leave the event loop free, and disposed tensors return to the cache.
+// back leave the event loop free, CUDA graphs replay what eager runs give, and
+// disposed tensors return to the cache.
 import { writeFileSync } from "node:fs";
 import { cudaStatus, Device } from "../device.js";
 import { OutOfMemoryError } from "../errors.js";
 import { matmul } from "../ops/gemm.js";
 import { Tensor } from "../tensor.js";
+import { checkCaptureRefusals, checkGraphReplay } from "./graph-checks.js";
 import { HostRng } from "./random.js";
 
 interface Check {
@@ -91,6 +93,10 @@ async function run(): Promise<void> {
   for (const c of chain) c.dispose();
   a.dispose();
   t.dispose();
+  // CUDA graphs: replay on refilled inputs equals eager; refusals inside a capture.
+  for (const c of [...(await checkGraphReplay(gpu)), ...(await checkCaptureRefusals(gpu))])
+    record(c.name, c.pass, c.detail);
+
   await gpu.synchronize();
   const stats = gpu.memoryStats();
   record(
