@@ -35,7 +35,7 @@ using IgParams = igemm::Params;
 // BM x BN block tile, WM x WN warps (warp tile (BM / WM) x (BN / WN)), kStages-deep
 // cp.async pipeline over BK = 32, mma.sync m16n8k16 with fp32 accumulators, ldmatrix
 // (A row-major from [BM][BK + 8], B with .trans from [BK][BN + 8]), bias fused into the
-// epilogue, paired 32-bit stores.
+// epilogue, which stages the tile in shared memory for 16-byte stores where N % 8 == 0.
 template <class T, int BM, int BN, int WM, int WN, int MINB>
 __global__ void __launch_bounds__(WM* WN * 32, MINB) conv_igemm_kernel(const IgParams p) {
   using S = Tile<BM, BN, WM, WN>;
@@ -136,9 +136,45 @@ __global__ void __launch_bounds__(WM* WN * 32, MINB) conv_igemm_kernel(const IgP
   }
   tc::cp_async_wait<0>();
 
-  // ---- epilogue: + bias in fp32, rounded once, two channels per 32-bit store.
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
+  if (p.vec_out) {
+    // ---- staged epilogue: + bias in fp32, rounded once into a [BM][BN + 8] tile in the
+    // pipeline's shared memory, then written out in 16-byte chunks along rows, so each warp
+    // store covers whole 128-byte lines (the fragment layout alone gives 4-byte pieces of
+    // 8 rows). Output-bound convs (the patch embedding: K = 64, N = 1536) depend on it.
+    constexpr int LDC = BN + kPad;
+    static_assert(BM * LDC * 2 <= S::SMEM, "C tile fits the pipeline's shared memory");
+    T* Cs = reinterpret_cast<T*>(smem_raw);
+    __syncthreads();  // every warp has finished reading As / Bs
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      const int cl = S::c_col(wn, j, lane);
+      const int col = n0 + cl;
+      const float b0 = bias && col < p.N ? Elem<T>::load(bias, col) : 0.f;
+      const float b1 = bias && col + 1 < p.N ? Elem<T>::load(bias, col + 1) : 0.f;
+#pragma unroll
+      for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          *reinterpret_cast<uint32_t*>(Cs + S::c_row(wm, i, h, lane) * LDC + cl) =
+              tc::pack2<T>(acc[i][j][2 * h] + b0, acc[i][j][2 * h + 1] + b1);
+    }
+    __syncthreads();
+    constexpr int CH = BN / 8;
+#pragma unroll 4
+    for (int c = tid; c < BM * CH; c += S::NTH) {
+      const int r = c / CH, cc = c - r * CH;
+      const int64_t row = m0 + r;
+      const int col = n0 + cc * 8;
+      if (row < p.M && col < p.N)
+        *reinterpret_cast<uint4*>(out + row * p.N + col) = *reinterpret_cast<const uint4*>(Cs + r * LDC + cc * 8);
+    }
+    return;
+  }
+
+  // ---- direct epilogue (N % 8 != 0 or a misaligned out): + bias in fp32, rounded once,
+  // two channels per 32-bit store where N is even.
 #pragma unroll
   for (int j = 0; j < NT; ++j) {
     const int col = n0 + S::c_col(wn, j, lane);
@@ -289,6 +325,7 @@ bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   p.dW = static_cast<int>((a.width - a.kw) * a.cin);
   p.dH = static_cast<int>((a.height - a.kh) * a.width * a.cin);
   p.pair_out = (a.cout % 2 == 0) && aligned_to(a.out, 4);
+  p.vec_out = (a.cout % 8 == 0) && aligned_to(a.out, 16) && std::getenv("TESSERA_CUDA_CONV_DIRECT_OUT") == nullptr;
 
   // Output-channel tile: the one of 128 / 96 / 64 that pads Cout least (ties: the wider);
   // 64 also when the wider tiles would give fewer blocks than two per SM (more, smaller

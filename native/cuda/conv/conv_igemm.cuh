@@ -42,6 +42,7 @@ struct Params {
   int dW, dH;    // k-offset corrections when iw wraps ((W - kw) * Cin) and ih wraps ((H - kh) * W * Cin)
   int tiles_n;   // N tiles (blockIdx.x = tile_m * tiles_n + tile_n)
   int pair_out;  // N even and out 4-byte aligned: two outputs per 32-bit store
+  int vec_out;   // N % 8 == 0 and out 16-byte aligned: the staged epilogue, 16-byte stores
 };
 
 // Block tile BM x BN, WM x WN warps, and how the threads share the loads: each thread copies

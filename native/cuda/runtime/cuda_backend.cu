@@ -122,9 +122,20 @@ void CudaBackend::refuse_during_capture(const char* what) const {
                       "results after it");
 }
 
+void CudaBackend::capture_over() {
+  {
+    std::lock_guard<std::mutex> lk(capture_mu_);
+    capturing_.store(false);
+  }
+  capture_done_.notify_all();
+}
+
 void CudaBackend::begin_capture() {
   if (capturing_.load()) throw DeviceError("a CUDA graph is already being captured on " + name_);
   cudaSetDevice(index_);
+  // Taken before the capture opens: a synchronize() already waiting on the stream
+  // (from a worker thread) finishes first, and a later one waits for the capture.
+  std::lock_guard<std::mutex> lk(capture_mu_);
   capture_pool_ = std::make_shared<GraphPool>();
   alloc_.begin_capture(capture_pool_);
   // Relaxed: the allocator may cudaMalloc and other threads may wait on earlier
@@ -135,6 +146,7 @@ void CudaBackend::begin_capture() {
     capture_pool_.reset();
     cuda_check(e, "cudaStreamBeginCapture");
   }
+  capture_thread_ = std::this_thread::get_id();
   capturing_.store(true);
 }
 
@@ -143,7 +155,7 @@ std::shared_ptr<Graph> CudaBackend::end_capture() {
   cudaSetDevice(index_);
   cudaGraph_t graph = nullptr;
   cudaError_t e = cudaStreamEndCapture(stream_, &graph);
-  capturing_.store(false);
+  capture_over();
   alloc_.end_capture();
   std::shared_ptr<GraphPool> pool = std::move(capture_pool_);
   cudaGraphExec_t exec = nullptr;
@@ -171,7 +183,7 @@ void CudaBackend::abort_capture() {
   cudaStreamEndCapture(stream_, &graph);
   if (graph) cudaGraphDestroy(graph);
   cudaGetLastError();
-  capturing_.store(false);
+  capture_over();
   alloc_.end_capture();
   // Nothing recorded ran, so the pool's blocks can go straight back.
   alloc_.release_pool(capture_pool_);
@@ -245,7 +257,14 @@ std::shared_ptr<Fence> CudaBackend::download(const void* src, void* host_dst, si
 }
 
 void CudaBackend::synchronize() {
-  refuse_during_capture("wait for the device");
+  // The capturing thread would wait on itself; any other thread (a JS
+  // synchronize() runs on a worker) waits until the capture is over, and holds
+  // the lock while it waits on the stream so that no capture opens meanwhile.
+  std::unique_lock<std::mutex> lk(capture_mu_);
+  if (capturing_.load() && capture_thread_ == std::this_thread::get_id())
+    throw DeviceError("cannot wait for the device on " + name_ +
+                      " while a CUDA graph is being captured: read results after the capture");
+  capture_done_.wait(lk, [this] { return !capturing_.load(); });
   cudaSetDevice(index_);
   TESSERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }

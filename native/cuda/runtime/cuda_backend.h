@@ -7,8 +7,10 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tessera/backend.h"
@@ -58,6 +60,7 @@ class CudaBackend : public Backend {
 
  private:
   void refuse_during_capture(const char* what) const;
+  void capture_over();
   void free_retired(std::vector<Retired> list);
 
   int index_;
@@ -67,6 +70,9 @@ class CudaBackend : public Backend {
   CachingAllocator alloc_;
   ExecCtx ctx_;
   std::atomic<bool> capturing_{false};
+  std::thread::id capture_thread_;
+  std::mutex capture_mu_;  // with capture_done_: other threads' synchronize() waits out a capture
+  std::condition_variable capture_done_;
   std::shared_ptr<GraphPool> capture_pool_;
   std::mutex retired_mu_;
   std::vector<Retired> retired_;

@@ -72,7 +72,7 @@ export async function checkGraphReplay(dev: Device, seed = 99): Promise<GraphChe
   return out;
 }
 
-/** Uploads and Promise-returning functions are refused inside a capture, and the device recovers. */
+/** Uploads and Promise-returning functions are refused inside a capture, a worker-thread wait is held until it ends, and the device recovers. */
 export async function checkCaptureRefusals(dev: Device): Promise<GraphCheck[]> {
   const out: GraphCheck[] = [];
   const refused = async (fn: () => unknown, want: RegExp) => {
@@ -95,7 +95,22 @@ export async function checkCaptureRefusals(dev: Device): Promise<GraphCheck[]> {
   const pr = await refused(() => Promise.resolve(1), /returned a Promise/);
   out.push({ name: "async fn refused", pass: pr === "", detail: pr || "DeviceError naming the Promise" });
   const a = Tensor.from([1, 2, 3], [3], { device: dev });
-  const { graph, result } = await captureGraph(dev, () => add(a, a));
+  // A device.synchronize() started inside the capture runs on a worker thread: it
+  // waits for the capture to end instead of breaking it.
+  let waited: Promise<void> = Promise.resolve();
+  const { graph, result } = await captureGraph(dev, () => {
+    waited = dev.synchronize();
+    return add(a, a);
+  });
+  const syncErr = await waited.then(
+    () => "",
+    (e: Error) => e.message,
+  );
+  out.push({
+    name: "synchronize() from inside a capture waits for it",
+    pass: syncErr === "",
+    detail: syncErr || "resolved after the capture, which succeeded",
+  });
   graph.replay();
   const got = Array.from(await result.toFloat32Array());
   out.push({
