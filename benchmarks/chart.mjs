@@ -2,7 +2,7 @@
 // against PyTorch 2.11 on the same H100 (baseline time / our time; right of the 1.0 line
 // is faster). One SVG, no dependencies, so the README's chart is redrawn from the numbers
 // whenever a result file changes:
-//   node benchmarks/chart.mjs [--out FILE] [--e2e FILE] [--dit FILE] [--attention FILE] [--conv FILE] [--generation FILE]
+//   node benchmarks/chart.mjs [--out FILE] [--e2e FILE] [--dit FILE] [--attention FILE] [--conv FILE] [--kernels FILE] [--generation FILE]
 // --e2e: the end-to-end run (DiT, text encoder, VAE and, where it holds one, the whole
 // generation); --dit: a DiT-only run of the same benchmark whose DiT rows replace --e2e's;
 // --generation: a wan-e2e.mjs result, for an --e2e run without the whole generation.
@@ -16,7 +16,8 @@ const { values } = parseArgs({
     e2e: { type: "string", default: new URL("e2e-h100-2026-11-25.json", results).pathname },
     dit: { type: "string" },
     attention: { type: "string", default: new URL("attention-wgmma-h100-2026-11-25.json", results).pathname },
-    conv: { type: "string", default: new URL("conv-igemm-h100-2026-11-25.json", results).pathname },
+    conv: { type: "string", default: new URL("conv-igemm-h100-2026-11-25-staged.json", results).pathname },
+    kernels: { type: "string", default: new URL("kernels-h100-2026-11-25.json", results).pathname },
     generation: { type: "string" },
   },
 });
@@ -25,6 +26,7 @@ const e2e = read(values.e2e);
 const dit = values.dit ? read(values.dit) : e2e;
 const attn = read(values.attention);
 const conv = read(values.conv);
+const kernels = read(values.kernels);
 const gen = values.generation ? read(values.generation) : e2e.raw["ours-gen"];
 if (!gen?.timings)
   throw new Error("chart: --e2e holds no whole generation (ours-gen); pass --generation FILE");
@@ -82,6 +84,25 @@ const groups = [];
       a("attn.full.rope.d128@81f", "full + 3D RoPE"),
       a("attn.spatial.d128@81f", "spatial-only grouping"),
       a("attn.cross512.d128@81f", "cross to 512 text keys"),
+    ],
+  });
+}
+{
+  // From the one-call kernel table: baseline time / ours, against the fastest PyTorch candidate
+  // unless a named one is asked for.
+  const k = (name, label, candidate) => {
+    const r = rec(kernels.records, name);
+    const base = candidate ? r.baselineCandidates.find((c) => c.name.includes(candidate))?.ms : r.baselineMs;
+    return { label, x: need(base / r.oursMs, `${name} ${candidate ?? ""}`) };
+  };
+  groups.push({
+    title: "Fused and memory-bound kernels (81 frames)",
+    bars: [
+      k("layernorm.modulate@81f", "LayerNorm + adaLN modulate"),
+      k("gated_residual@81f", "gate x + residual"),
+      k("attn.temporal.d128@81f", "temporal-only attention"),
+      k("patch_embed@81f", "patch embedding vs F.conv3d", "conv3d"),
+      k("patch_embed@81f", "patch embedding vs unfold+linear", "unfold"),
     ],
   });
 }
