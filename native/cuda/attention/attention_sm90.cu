@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 
+#include "../common/sm90_probe.h"
 #include "attention_sm90.cuh"
 
 namespace tessera {
@@ -30,41 +31,6 @@ namespace {
 constexpr bool kDefaultOn = true;
 constexpr int kDefaultVariant = kVarPingpong;
 constexpr float kLog2e = 1.4426950408889634f;
-
-// Its static shared memory tells which binary the device runs: 256 bytes in the sm_90a
-// build (wgmma / setmaxnreg available), 4 bytes in any other. Never launched.
-__global__ void sm90a_probe_kernel(int* out) {
-#if TESSERA_SM90A
-  __shared__ volatile int pad[64];
-#else
-  __shared__ volatile int pad[1];
-#endif
-  pad[threadIdx.x % (sizeof(pad) / sizeof(int))] = 1;
-  if (out) *out = pad[0];
-}
-
-bool device_runs_sm90a() {
-  static std::mutex mu;
-  static int known[64];  // 0 unknown, 1 yes, 2 no
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  if (dev < 0 || dev >= 64) return false;
-  std::lock_guard<std::mutex> lock(mu);
-  if (known[dev] == 0) {
-    int major = 0, minor = 0;
-    cudaFuncAttributes attr{};
-    bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-              cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-              major == 9 && minor == 0 && cudaFuncGetAttributes(&attr, sm90a_probe_kernel) == cudaSuccess &&
-              attr.sharedSizeBytes >= 256;
-    cudaGetLastError();
-    known[dev] = ok ? 1 : 2;
-  }
-  return known[dev] == 1;
-}
 
 PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {

@@ -36,8 +36,8 @@
 #include <cstdint>
 
 #include "../gemm/mma.cuh"
-#include "sm90.cuh"
-#include "wgmma_ops.cuh"
+#include "../common/sm90.cuh"
+#include "../common/wgmma_ops.cuh"
 
 namespace tessera {
 namespace sm90 {

@@ -327,6 +327,25 @@ void check_int(const char* name, const char* what, int64_t v) {
 
 }  // namespace
 
+std::shared_ptr<Storage> weight_nk(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
+  const int64_t taps = a.kt * a.kh * a.kw;
+  const int64_t K = taps * a.cin;
+  if (taps <= 1 || K <= 0) return nullptr;
+  cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
+  const size_t es = dtype_size(a.dtype);
+  const int64_t total = a.cout * K;
+  std::shared_ptr<Storage> wbuf = ctx.backend->allocate(static_cast<size_t>(total) * es);
+  constexpr int threads = 256;
+  if (es == 4)
+    reorder_weight_kernel<uint32_t><<<grid_for(total, threads), threads, 0, s>>>(
+        static_cast<const uint32_t*>(a.weight), static_cast<uint32_t*>(wbuf->ptr), total, a.cin, taps);
+  else
+    reorder_weight_kernel<uint16_t><<<grid_for(total, threads), threads, 0, s>>>(
+        static_cast<const uint16_t*>(a.weight), static_cast<uint16_t*>(wbuf->ptr), total, a.cin, taps);
+  TESSERA_CUDA_CHECK_LAUNCH(name);
+  return wbuf;
+}
+
 void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
   if (a.batch <= 0 || a.out_frames <= 0 || a.out_height <= 0 || a.out_width <= 0 || a.cout <= 0) return;
   if (a.kt <= 0 || a.kh <= 0 || a.kw <= 0 || a.stride_t <= 0 || a.stride_h <= 0 || a.stride_w <= 0)
@@ -349,32 +368,21 @@ void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
     check_int(name, what, v);
   if (!dtype_is_float(a.dtype))
     throw DeviceError(std::string("CUDA kernel '") + name + "' got non-float dtype " + dtype_name(a.dtype));
-  // The mma.sync implicit-GEMM kernel (conv3d_igemm.cu) takes the cases it covers: on the
-  // H100 it passed conformance with every tile, memcheck and racecheck, at 2.1-2.8x the wmma
-  // kernel below (benchmarks/results/conv-igemm-h100-2026-11-25.md). TESSERA_CUDA_CONV=wmma
-  // (read at every call) keeps every conv on the older kernels, for comparison.
+  // On sm_90a devices the wgmma kernel (conv3d_wgmma.cu) takes the cases it covers, then the
+  // mma.sync implicit-GEMM kernel (conv3d_igemm.cu: on the H100 it passed conformance with
+  // every tile, memcheck and racecheck, at 2.1-2.8x the wmma kernel below,
+  // benchmarks/results/conv-igemm-h100-2026-11-25.md). TESSERA_CUDA_CONV (read at every call,
+  // for comparison): igemm skips the wgmma kernel, wmma keeps every conv on the oldest kernels.
   const char* sel = std::getenv("TESSERA_CUDA_CONV");
-  if (!(sel && std::strcmp(sel, "wmma") == 0))
-    if (conv3d_igemm(a, P, ctx, name)) return;
+  const bool wmma_only = sel && std::strcmp(sel, "wmma") == 0;
+  const bool no_wgmma = wmma_only || (sel && std::strcmp(sel, "igemm") == 0);
+  if (!no_wgmma && conv3d_wgmma(a, P, ctx, name)) return;
+  if (!wmma_only && conv3d_igemm(a, P, ctx, name)) return;
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
-  const size_t es = dtype_size(a.dtype);
 
   // Weight in k order (taps outer, channels inner); a 1-tap kernel already is.
-  const void* w = a.weight;
-  std::shared_ptr<Storage> wbuf;
-  if (taps > 1 && K > 0) {
-    const int64_t total = a.cout * K;
-    wbuf = ctx.backend->allocate(static_cast<size_t>(total) * es);
-    constexpr int threads = 256;
-    if (es == 4)
-      reorder_weight_kernel<uint32_t><<<grid_for(total, threads), threads, 0, s>>>(
-          static_cast<const uint32_t*>(a.weight), static_cast<uint32_t*>(wbuf->ptr), total, a.cin, taps);
-    else
-      reorder_weight_kernel<uint16_t><<<grid_for(total, threads), threads, 0, s>>>(
-          static_cast<const uint16_t*>(a.weight), static_cast<uint16_t*>(wbuf->ptr), total, a.cin, taps);
-    TESSERA_CUDA_CHECK_LAUNCH(name);
-    w = wbuf->ptr;
-  }
+  std::shared_ptr<Storage> wbuf = weight_nk(a, ctx, name);
+  const void* w = wbuf ? wbuf->ptr : a.weight;
 
   Geom g;
   g.x = a.x;

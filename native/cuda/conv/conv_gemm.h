@@ -11,6 +11,7 @@
 // SIMT tile. Defined in conv3d.cu.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "tessera/backend.h"
 #include "tessera/kernels/conv.h"
@@ -26,5 +27,14 @@ void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name);
 // number of prev frames in use. Returns false, having
 // launched nothing, for a case it does not cover (the older kernels run it then).
 bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name);
+
+// The Hopper kernel (conv3d_wgmma.cu, sm_90a devices): the same implicit GEMM with wgmma
+// from shared memory. Tried before conv3d_igemm unless TESSERA_CUDA_CONV=igemm or wmma;
+// the same contract.
+bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name);
+
+// The weight [Cout][Cin][taps] reordered to [Cout][taps * Cin] (k order) in a scratch block
+// on ctx's stream; null for a 1-tap kernel, whose weight already is in k order.
+std::shared_ptr<Storage> weight_nk(const Conv3dArgs& a, const ExecCtx& ctx, const char* name);
 
 }  // namespace tessera

@@ -1,0 +1,269 @@
+// The Hopper implicit-GEMM conv3d for bf16 / f16 (conv_gemm.h: conv3d_wgmma): the GEMM view,
+// the A gather and the k order of conv3d_igemm.cu (conv_igemm.cuh), with the product done by
+// wgmma from shared memory instead of mma.sync from registers.
+//
+// Block: 256 threads = two warpgroups; a BM = 128 x BN output tile (BN = 128, 96 or 64), each
+// warpgroup owning 64 rows (wgmma m64nBNk16). Per k-step of BK = 64 every thread copies its
+// 16-byte chunks of A (gathered from x / prev, zero for padding) and of B (the weight in
+// [Cout][K] k order, zero past Cout / K) with cp.async into a 3-stage ring. Both tiles are
+// K-major rows of 128 bytes in the 128-byte swizzle wgmma reads (16-byte chunk c of row r at
+// c ^ (r % 8)), so one descriptor per operand and k-step of 16 covers them. After a stage has
+// landed: fence.proxy.async (cp.async writes are generic-proxy, wgmma reads async-proxy),
+// block barrier, then each warpgroup issues 4 wgmma and waits for them before the next
+// barrier, which is what frees the stage the next copies overwrite. The epilogue stages the
+// tile in shared memory and stores 16-byte chunks along rows (or single elements where
+// Cout % 8 != 0), bias added in fp32.
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "../common/dtype.cuh"
+#include "../common/sm90.cuh"
+#include "../common/sm90_probe.h"
+#include "../common/vec.cuh"
+#include "../common/wgmma_ops.cuh"
+#include "../gemm/mma.cuh"
+#include "../runtime/cuda_backend.h"
+#include "conv_gemm.h"
+#include "conv_igemm.cuh"
+
+namespace tessera {
+namespace {
+
+using namespace igemm;
+using IgParams = igemm::Params;
+
+constexpr int kWgBM = 128;     // two warpgroups of 64 rows
+constexpr int kWgBK = 64;      // one 128-byte swizzle row of 16-bit elements
+constexpr int kWgStages = 3;   // 2 blocks per SM at BN = 128 (2 x 97 KB)
+constexpr int kWgThreads = 256;
+
+template <int BN>
+struct WgTile {
+  static constexpr uint32_t A_BYTES = kWgBM * 128u, B_BYTES = BN * 128u, STAGE = A_BYTES + B_BYTES;
+  static constexpr int LDC = BN + kPad;  // epilogue staging row, elements
+  static constexpr size_t SMEM = kWgStages * STAGE + 1024;  // + slack to align the base to 1024
+  static_assert(kWgBM * LDC * 2 <= kWgStages * STAGE, "C tile fits the ring");
+};
+
+#if TESSERA_SM90A
+// Swizzled byte offset of 16-byte chunk c of row r in a tile of 128-byte rows.
+__device__ __forceinline__ uint32_t swz(int r, int c) {
+  return static_cast<uint32_t>(r) * 128u + (static_cast<uint32_t>(c ^ (r & 7)) << 4);
+}
+#endif
+
+template <class T, int BN>
+__global__ void __launch_bounds__(kWgThreads, 2) conv_wgmma_kernel(const IgParams p) {
+#if TESSERA_SM90A
+  using L = WgTile<BN>;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = sm90::smem_addr(smem_raw);
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  unsigned char* gbase = smem_raw + (base - raw);  // the same bytes, generic address
+
+  const int tid = threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5, wg = tid >> 7;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x / p.tiles_n) * kWgBM;
+  const int n0 = static_cast<int>(blockIdx.x % p.tiles_n) * BN;
+  const T* xp = static_cast<const T*>(p.x);
+  const T* pp = static_cast<const T*>(p.prev);
+  const T* wp = static_cast<const T*>(p.w);
+
+  // A: this thread's chunk column (8 channels) of rows a_r0 + 32 i.
+  constexpr int A_IT = kWgBM / (kWgThreads / 8);
+  const int a_kc = tid & 7, a_r0 = tid >> 3;
+  Row rows[A_IT];
+#pragma unroll
+  for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + i * (kWgThreads / 8));
+  TapCursor cur{0, 0, 0, 0, 0, 0};
+  cur.advance(p, a_kc * 8);
+  constexpr int B_IT = BN * 8 / kWgThreads;
+  static_assert(BN * 8 % kWgThreads == 0, "B loader");
+
+  auto load_stage = [&](int stage, int k0) {
+    unsigned char* sa = gbase + stage * L::STAGE;
+#pragma unroll
+    for (int i = 0; i < A_IT; ++i) {
+      bool from_prev = false;
+      int64_t off = 0;
+      const bool ok = chunk_source(p, rows[i], cur, &from_prev, &off);
+      tc::cp_async16(sa + swz(a_r0 + i * (kWgThreads / 8), a_kc), ok ? (from_prev ? pp : xp) + off : xp, ok ? 16 : 0);
+    }
+    cur.advance(p, kWgBK);
+    unsigned char* sb = sa + L::A_BYTES;
+#pragma unroll
+    for (int j = 0; j < B_IT; ++j) {
+      const int c = tid + j * kWgThreads;
+      const int r = c >> 3, kc = c & 7;
+      const int n = n0 + r, k = k0 + kc * 8;
+      const bool ok = n < p.N && k < p.K;
+      tc::cp_async16(sb + swz(r, kc), ok ? wp + static_cast<int64_t>(n) * p.K + k : wp, ok ? 16 : 0);
+    }
+  };
+
+  float acc[BN / 2];
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
+
+  const int KT = (p.K + kWgBK - 1) / kWgBK;
+#pragma unroll
+  for (int s = 0; s < kWgStages - 1; ++s) {
+    if (s < KT) load_stage(s, s * kWgBK);
+    tc::cp_async_commit();
+  }
+#pragma unroll 1
+  for (int kt = 0; kt < KT; ++kt) {
+    tc::cp_async_wait<kWgStages - 2>();
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();  // stage kt is in shared memory for the async proxy; stage kt - 1 is free
+    if (kt + kWgStages - 1 < KT) load_stage((kt + kWgStages - 1) % kWgStages, (kt + kWgStages - 1) * kWgBK);
+    tc::cp_async_commit();
+    const uint32_t sa = base + (kt % kWgStages) * L::STAGE;
+    const uint32_t a0 = sa + wg * (64u * 128u), b0 = sa + L::A_BYTES;
+    sm90::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kWgBK / 16; ++kk)
+      sm90::Wgmma<T, BN>::ss(acc, sm90::make_desc(a0 + kk * 32u, 16, 1024), sm90::make_desc(b0 + kk * 32u, 16, 1024),
+                             1);
+    sm90::wgmma_commit();
+    sm90::wgmma_wait<0>();
+    sm90::fence_regs(acc);
+  }
+  tc::cp_async_wait<0>();
+  __syncthreads();  // every warpgroup is done with the ring: it becomes the C tile
+
+  // Accumulator j * 4 + e: row (warp % 4) * 16 + g + 8 * (e / 2) of this warpgroup's 64,
+  // column 8 * j + 2 * t4 + (e % 2).
+  const T* bias = static_cast<const T*>(p.bias);
+  T* out = static_cast<T*>(p.out);
+  T* Cs = reinterpret_cast<T*>(gbase);
+  const int g = lane >> 2, t4 = lane & 3;
+  const int rbase = wg * 64 + (warp & 3) * 16 + g;
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j) {
+    const int cl = 8 * j + 2 * t4;
+    const int col = n0 + cl;
+    const float b0 = bias && col < p.N ? Elem<T>::load(bias, col) : 0.f;
+    const float b1 = bias && col + 1 < p.N ? Elem<T>::load(bias, col + 1) : 0.f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      *reinterpret_cast<uint32_t*>(Cs + (rbase + 8 * h) * L::LDC + cl) =
+          tc::pack2<T>(acc[4 * j + 2 * h] + b0, acc[4 * j + 2 * h + 1] + b1);
+  }
+  __syncthreads();
+  if (p.vec_out) {
+    constexpr int CH = BN / 8;
+#pragma unroll 4
+    for (int c = tid; c < kWgBM * CH; c += kWgThreads) {
+      const int r = c / CH, cc = c - r * CH;
+      const int64_t row = m0 + r;
+      const int col = n0 + cc * 8;
+      if (row < p.M && col < p.N)
+        *reinterpret_cast<uint4*>(out + row * p.N + col) = *reinterpret_cast<const uint4*>(Cs + r * L::LDC + cc * 8);
+    }
+  } else {
+    for (int i = tid; i < kWgBM * BN; i += kWgThreads) {
+      const int r = i / BN, c = i - r * BN;
+      const int64_t row = m0 + r;
+      const int col = n0 + c;
+      if (row < p.M && col < p.N) out[row * p.N + col] = Cs[r * L::LDC + c];
+    }
+  }
+#endif
+}
+
+template <class T, int BN>
+void launch_wgmma(IgParams p, cudaStream_t s, const char* name) {
+  auto kern = conv_wgmma_kernel<T, BN>;
+  constexpr int smem = static_cast<int>(WgTile<BN>::SMEM);
+  p.tiles_n = (p.N + BN - 1) / BN;
+  const int64_t tiles = (p.M + kWgBM - 1) / kWgBM * p.tiles_n;
+  if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
+  TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  kern<<<static_cast<unsigned>(tiles), kWgThreads, smem, s>>>(p);
+  TESSERA_CUDA_CHECK_LAUNCH(name);
+}
+
+}  // namespace
+
+bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name) {
+  const char* tr = std::getenv("TESSERA_CUDA_CONV_TRACE");
+  const bool trace = tr && *tr && std::strcmp(tr, "0") != 0;
+  auto refuse = [&](const char* why) {
+    if (trace) std::fprintf(stderr, "[tessera conv] %s: wgmma not taken (%s)\n", name, why);
+    return false;
+  };
+  if (ctx.sm != 90) return refuse("not an sm_90 device");
+  if (a.dtype != DType::BF16 && a.dtype != DType::F16) return refuse("dtype is not bf16/f16");
+  if (a.cin % 8 != 0) return refuse("Cin % 8 != 0");
+  const int64_t taps = a.kt * a.kh * a.kw;
+  if (taps > kMaxTaps) return refuse("more than 32 taps");
+  const int64_t P = prev_frames;
+  if (!aligned_to(a.x, 16) || (P > 0 && !aligned_to(a.prev, 16))) return refuse("x / prev not 16-byte aligned");
+  const int64_t K = taps * a.cin;
+  const int64_t dmax = a.kt * a.height * a.width * a.cin + kWgBK + a.cin;
+  if (dmax > INT_MAX / 2 || a.cout * K > INT64_MAX / 4 || a.cout > INT_MAX / 2 || K > INT_MAX / 2)
+    return refuse("32-bit offsets");
+  if (!device_runs_sm90a()) return refuse("the device does not run the sm_90a binary");
+
+  cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
+  std::shared_ptr<Storage> wbuf = weight_nk(a, ctx, name);  // [Cout][K], k = tap * Cin + ci
+  const void* w = wbuf ? wbuf->ptr : a.weight;
+  if (!aligned_to(w, 16)) return refuse("weight not 16-byte aligned");
+
+  IgParams p{};
+  p.x = a.x;
+  p.prev = P > 0 ? a.prev : a.x;  // never read when P = 0
+  p.w = w;
+  p.bias = a.bias;
+  p.out = a.out;
+  p.M = a.batch * a.out_frames * a.out_height * a.out_width;
+  p.N = static_cast<int>(a.cout);
+  p.Np = static_cast<int>(a.cout);
+  p.K = static_cast<int>(K);
+  p.F = static_cast<int>(a.frames);
+  p.H = static_cast<int>(a.height);
+  p.W = static_cast<int>(a.width);
+  p.Cin = static_cast<int>(a.cin);
+  p.P = static_cast<int>(P);
+  p.kt = static_cast<int>(a.kt);
+  p.kh = static_cast<int>(a.kh);
+  p.kw = static_cast<int>(a.kw);
+  p.taps = static_cast<int>(taps);
+  p.st = static_cast<int>(a.stride_t);
+  p.sh = static_cast<int>(a.stride_h);
+  p.sw = static_cast<int>(a.stride_w);
+  p.pad_front = static_cast<int>(a.pad_t_front);
+  p.pad_h = static_cast<int>(a.pad_h);
+  p.pad_w = static_cast<int>(a.pad_w);
+  p.Fo = static_cast<int>(a.out_frames);
+  p.Ho = static_cast<int>(a.out_height);
+  p.Wo = static_cast<int>(a.out_width);
+  p.dW = static_cast<int>((a.width - a.kw) * a.cin);
+  p.dH = static_cast<int>((a.height - a.kh) * a.width * a.cin);
+  p.vec_out = (a.cout % 8 == 0) && aligned_to(a.out, 16);
+
+  // Output-channel tile: the one of 128 / 96 / 64 that pads Cout least (ties: the wider).
+  int bn = 128;
+  for (int c : {96, 64})
+    if ((p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
+  if (trace)
+    std::fprintf(stderr, "[tessera conv] %s: wgmma 128x%d M=%lld N=%d K=%d taps=%d Cin=%d P=%d stride=%d,%d,%d\n", name,
+                 bn, static_cast<long long>(p.M), p.N, p.K, p.taps, p.Cin, p.P, p.st, p.sh, p.sw);
+  auto go = [&](auto tag) {
+    using T = decltype(tag);
+    if (bn == 128) launch_wgmma<T, 128>(p, s, name);
+    else if (bn == 96) launch_wgmma<T, 96>(p, s, name);
+    else launch_wgmma<T, 64>(p, s, name);
+  };
+  if (a.dtype == DType::BF16) go(__nv_bfloat16{});
+  else go(__half{});
+  // wbuf returns to the caching allocator here; the kernel above runs before any later user
+  // of the block on this single stream.
+  return true;
+}
+
+}  // namespace tessera
