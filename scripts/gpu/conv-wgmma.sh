@@ -51,6 +51,8 @@ conf wgmma conv TESSERA_CUDA_CONV_TRACE=1
 sed -E 's/ M=[0-9]+ N=.*//; s/^\[tessera conv\] //; s/ \(.*//' "$out/conf-wgmma.err" | sort | uniq -c
 conf wgmma-patch patch_embed3d TESSERA_CUDA_CONV_TRACE=1
 sed -E 's/ M=[0-9]+ N=.*//; s/^\[tessera conv\] //' "$out/conf-wgmma-patch.err" | sort | uniq -c
+conf wgmma-s4d2 conv TESSERA_CUDA_CONV_WGMMA=s4d2
+conf wgmma-128x128 conv TESSERA_CUDA_CONV_TILE=128x128
 conf igemm conv TESSERA_CUDA_CONV=igemm
 pack
 
@@ -87,10 +89,12 @@ ours() {  # tag, share of what is left (%), env...
   echo "ours [$tag]: rc=$? ($(left)s left) $(grep -c FAIL "$out/ours-$tag.log") FAIL lines"
   pack
 }
-ours wgmma 45
+ours wgmma 30
+ours wgmma-s4d2 40 TESSERA_CUDA_CONV_WGMMA=s4d2
 ours igemm 60 TESSERA_CUDA_CONV=igemm
 python3 benchmarks/kernels/conv_igemm.py summary --manifest "$work/manifest.json" --torch "$out/torch.json" \
-  --ours wgmma="$out/ours-wgmma.json" --ours igemm="$out/ours-igemm.json" --json "$out/conv-wgmma.json" \
+  --ours wgmma="$out/ours-wgmma.json" --ours wgmma-s4d2="$out/ours-wgmma-s4d2.json" --ours igemm="$out/ours-igemm.json" \
+  --json "$out/conv-wgmma.json" \
   --meta commit="$COMMIT" --meta device="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" \
   --meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 cp "$out/conv-wgmma.json" "$final/" 2>/dev/null

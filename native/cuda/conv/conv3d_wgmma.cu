@@ -5,12 +5,12 @@
 // Block: 256 threads = two warpgroups; a BM = 128 x BN output tile (BN = 128, 96 or 64), each
 // warpgroup owning 64 rows (wgmma m64nBNk16). Per k-step of BK = 64 every thread copies its
 // 16-byte chunks of A (gathered from x / prev, zero for padding) and of B (the weight in
-// [Cout][K] k order, zero past Cout / K) with cp.async into a 3-stage ring. Both tiles are
+// [Cout][K] k order, zero past Cout / K) with cp.async into a ring of stages. Both tiles are
 // K-major rows of 128 bytes in the 128-byte swizzle wgmma reads (16-byte chunk c of row r at
 // c ^ (r % 8)), so one descriptor per operand and k-step of 16 covers them. After a stage has
 // landed: fence.proxy.async (cp.async writes are generic-proxy, wgmma reads async-proxy),
-// block barrier, then each warpgroup issues 4 wgmma and waits for them before the next
-// barrier, which is what frees the stage the next copies overwrite. The epilogue stages the
+// block barrier, then each warpgroup issues 4 wgmma; the wait for them (at once, or one
+// k-step later) before a later barrier is what frees a stage for the copies. The epilogue stages the
 // tile in shared memory and stores 16-byte chunks along rows (or single elements where
 // Cout % 8 != 0), bias added in fp32.
 #include <climits>
@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "../common/dtype.cuh"
 #include "../common/sm90.cuh"
@@ -35,17 +36,19 @@ namespace {
 using namespace igemm;
 using IgParams = igemm::Params;
 
-constexpr int kWgBM = 128;     // two warpgroups of 64 rows
-constexpr int kWgBK = 64;      // one 128-byte swizzle row of 16-bit elements
-constexpr int kWgStages = 3;   // 2 blocks per SM at BN = 128 (2 x 97 KB)
+constexpr int kWgBM = 128;  // two warpgroups of 64 rows
+constexpr int kWgBK = 64;   // one 128-byte swizzle row of 16-bit elements
 constexpr int kWgThreads = 256;
 
-template <int BN>
+// S stages in the ring; copies run D k-steps ahead (1 <= D < S), which leaves S - 1 - D
+// stages for wgmma groups still in flight when the next barrier is reached.
+template <int BN, int S, int D>
 struct WgTile {
+  static_assert(D >= 1 && D < S, "prefetch distance");
   static constexpr uint32_t A_BYTES = kWgBM * 128u, B_BYTES = BN * 128u, STAGE = A_BYTES + B_BYTES;
   static constexpr int LDC = BN + kPad;  // epilogue staging row, elements
-  static constexpr size_t SMEM = kWgStages * STAGE + 1024;  // + slack to align the base to 1024
-  static_assert(kWgBM * LDC * 2 <= kWgStages * STAGE, "C tile fits the ring");
+  static constexpr size_t SMEM = S * STAGE + 1024;  // + slack to align the base to 1024
+  static_assert(kWgBM * LDC * 2 <= S * STAGE, "C tile fits the ring");
 };
 
 #if TESSERA_SM90A
@@ -55,10 +58,10 @@ __device__ __forceinline__ uint32_t swz(int r, int c) {
 }
 #endif
 
-template <class T, int BN>
-__global__ void __launch_bounds__(kWgThreads, 2) conv_wgmma_kernel(const IgParams p) {
+template <class T, int BN, int S, int D, int MINB>
+__global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgParams p) {
 #if TESSERA_SM90A
-  using L = WgTile<BN>;
+  using L = WgTile<BN, S, D>;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = sm90::smem_addr(smem_raw);
   const uint32_t base = (raw + 1023u) & ~1023u;
@@ -110,18 +113,20 @@ __global__ void __launch_bounds__(kWgThreads, 2) conv_wgmma_kernel(const IgParam
 
   const int KT = (p.K + kWgBK - 1) / kWgBK;
 #pragma unroll
-  for (int s = 0; s < kWgStages - 1; ++s) {
+  for (int s = 0; s < D; ++s) {
     if (s < KT) load_stage(s, s * kWgBK);
     tc::cp_async_commit();
   }
 #pragma unroll 1
   for (int kt = 0; kt < KT; ++kt) {
-    tc::cp_async_wait<kWgStages - 2>();
+    tc::cp_async_wait<D - 1>();
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();  // stage kt is in shared memory for the async proxy; stage kt - 1 is free
-    if (kt + kWgStages - 1 < KT) load_stage((kt + kWgStages - 1) % kWgStages, (kt + kWgStages - 1) * kWgBK);
+    // Stage kt is in shared memory for the async proxy, and every warpgroup has waited for
+    // its wgmma of step kt - 1 - W, the last reader of the stage the copies below refill.
+    __syncthreads();
+    if (kt + D < KT) load_stage((kt + D) % S, (kt + D) * kWgBK);
     tc::cp_async_commit();
-    const uint32_t sa = base + (kt % kWgStages) * L::STAGE;
+    const uint32_t sa = base + (kt % S) * L::STAGE;
     const uint32_t a0 = sa + wg * (64u * 128u), b0 = sa + L::A_BYTES;
     sm90::wgmma_fence();
 #pragma unroll
@@ -129,9 +134,12 @@ __global__ void __launch_bounds__(kWgThreads, 2) conv_wgmma_kernel(const IgParam
       sm90::Wgmma<T, BN>::ss(acc, sm90::make_desc(a0 + kk * 32u, 16, 1024), sm90::make_desc(b0 + kk * 32u, 16, 1024),
                              1);
     sm90::wgmma_commit();
-    sm90::wgmma_wait<0>();
-    sm90::fence_regs(acc);
+    // Groups left in flight: S - 1 - D. (No register fence here: it would count as a non-wgmma
+    // definition of the accumulators and make ptxas serialise the wgmma.)
+    sm90::wgmma_wait<S - 1 - D>();
   }
+  sm90::wgmma_wait<0>();
+  sm90::fence_regs(acc);
   tc::cp_async_wait<0>();
   __syncthreads();  // every warpgroup is done with the ring: it becomes the C tile
 
@@ -175,10 +183,10 @@ __global__ void __launch_bounds__(kWgThreads, 2) conv_wgmma_kernel(const IgParam
 #endif
 }
 
-template <class T, int BN>
+template <class T, int BN, int S, int D, int MINB>
 void launch_wgmma(IgParams p, cudaStream_t s, const char* name) {
-  auto kern = conv_wgmma_kernel<T, BN>;
-  constexpr int smem = static_cast<int>(WgTile<BN>::SMEM);
+  auto kern = conv_wgmma_kernel<T, BN, S, D, MINB>;
+  constexpr int smem = static_cast<int>(WgTile<BN, S, D>::SMEM);
   p.tiles_n = (p.N + BN - 1) / BN;
   const int64_t tiles = (p.M + kWgBM - 1) / kWgBM * p.tiles_n;
   if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
@@ -201,6 +209,9 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   if (a.cin % 8 != 0) return refuse("Cin % 8 != 0");
   const int64_t taps = a.kt * a.kh * a.kw;
   if (taps > kMaxTaps) return refuse("more than 32 taps");
+  // One or two k-steps leave nothing to pipeline: the mma.sync kernel is faster there (the
+  // patch embedding, K = 64: 0.080 vs 0.104 ms on the H100).
+  if (taps * a.cin < 2 * kWgBK) return refuse("K < 128");
   const int64_t P = prev_frames;
   if (!aligned_to(a.x, 16) || (P > 0 && !aligned_to(a.prev, 16))) return refuse("x / prev not 16-byte aligned");
   const int64_t K = taps * a.cin;
@@ -247,17 +258,44 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   p.vec_out = (a.cout % 8 == 0) && aligned_to(a.out, 16);
 
   // Output-channel tile: the one of 128 / 96 / 64 that pads Cout least (ties: the wider).
+  // 64 also when the wider tiles would give fewer blocks than two per SM (small M).
+  // TESSERA_CUDA_CONV_TILE=128x128, 128x96 or 128x64 forces one (testing).
   int bn = 128;
   for (int c : {96, 64})
     if ((p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
+  int sms = 0, dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();
+    sms = 132;
+  }
+  const int64_t tiles_m = (p.M + kWgBM - 1) / kWgBM;
+  if (bn > 64 && tiles_m * ((p.N + bn - 1) / bn) < 2 * static_cast<int64_t>(sms)) bn = 64;
+  if (const char* t = std::getenv("TESSERA_CUDA_CONV_TILE")) {
+    if (std::strcmp(t, "128x128") == 0) bn = 128;
+    else if (std::strcmp(t, "128x96") == 0) bn = 96;
+    else if (std::strcmp(t, "128x64") == 0) bn = 64;
+  }
   if (trace)
     std::fprintf(stderr, "[tessera conv] %s: wgmma 128x%d M=%lld N=%d K=%d taps=%d Cin=%d P=%d stride=%d,%d,%d\n", name,
                  bn, static_cast<long long>(p.M), p.N, p.K, p.taps, p.Cin, p.P, p.st, p.sh, p.sw);
+  // Pipeline (testing: TESSERA_CUDA_CONV_WGMMA=s3d2 | s4d2): s3d2 = 3 stages, copies two
+  // k-steps ahead, each k-step's wgmma waited for at once (two blocks per SM); s4d2 keeps one
+  // wgmma group in flight across the barrier (one block per SM at BN = 128). (3 stages one step
+  // ahead made ptxas serialise the wgmma: C7515.)
+  int var = 0;
+  if (const char* v = std::getenv("TESSERA_CUDA_CONV_WGMMA"))
+    if (std::strcmp(v, "s4d2") == 0) var = 2;
   auto go = [&](auto tag) {
     using T = decltype(tag);
-    if (bn == 128) launch_wgmma<T, 128>(p, s, name);
-    else if (bn == 96) launch_wgmma<T, 96>(p, s, name);
-    else launch_wgmma<T, 64>(p, s, name);
+    auto pick = [&](auto bn_tag) {
+      constexpr int BN = decltype(bn_tag)::value;
+      if (var == 2) launch_wgmma<T, BN, 4, 2, (BN == 128 ? 1 : 2)>(p, s, name);
+      else launch_wgmma<T, BN, 3, 2, 2>(p, s, name);
+    };
+    if (bn == 128) pick(std::integral_constant<int, 128>{});
+    else if (bn == 96) pick(std::integral_constant<int, 96>{});
+    else pick(std::integral_constant<int, 64>{});
   };
   if (a.dtype == DType::BF16) go(__nv_bfloat16{});
   else go(__half{});
