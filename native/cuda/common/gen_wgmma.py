@@ -61,7 +61,7 @@ out.append("template <class T, int N>")
 out.append("struct Wgmma;")
 out.append("")
 for cty, ty in (("__nv_bfloat16", "bf16"), ("__half", "f16")):
-    for n in (64, 96, 128):
+    for n in (64, 96, 128, 192):
         out.append("template <>")
         out.append(f"struct Wgmma<{cty}, {n}> {{")
         out.append(f"  __device__ __forceinline__ static void ss(float (&d)[{n // 2}], uint64_t desc_a, uint64_t desc_b, int scale_d) {{")

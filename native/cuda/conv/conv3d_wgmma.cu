@@ -2,7 +2,7 @@
 // the A gather and the k order of conv3d_igemm.cu (conv_igemm.cuh), with the product done by
 // wgmma from shared memory instead of mma.sync from registers.
 //
-// Block: 256 threads = two warpgroups; a BM = 128 x BN output tile (BN = 128, 96 or 64), each
+// Block: 256 threads = two warpgroups; a BM = 128 x BN output tile (BN = 192, 128, 96 or 64), each
 // warpgroup owning 64 rows (wgmma m64nBNk16). Per k-step of BK = 64 every thread copies its
 // 16-byte chunks of A (gathered from x / prev, zero for padding) and of B (the weight in
 // [Cout][K] k order, zero past Cout / K) with cp.async into a ring of stages. Both tiles are
@@ -257,43 +257,41 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   p.dH = static_cast<int>((a.height - a.kh) * a.width * a.cin);
   p.vec_out = (a.cout % 8 == 0) && aligned_to(a.out, 16);
 
-  // Output-channel tile: the one of 128 / 96 / 64 that pads Cout least (ties: the wider).
-  // 64 also when the wider tiles would give fewer blocks than two per SM (small M).
-  // TESSERA_CUDA_CONV_TILE=128x128, 128x96 or 128x64 forces one (testing).
-  int bn = 128;
-  for (int c : {96, 64})
+  // Output-channel tile: the one of 192 / 128 / 96 / 64 that pads Cout least (ties: the wider:
+  // m64n192 does more math per byte of shared memory read than m64n128).
+  // TESSERA_CUDA_CONV_TILE=128x192, 128x128, 128x96 or 128x64 forces one (testing). (Narrower tiles for
+  // small M, as the mma.sync kernel picks, were slower here: 0.275 vs 0.224 ms at 60x104x1f.)
+  int bn = 192;
+  for (int c : {128, 96, 64})
     if ((p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
-  int sms = 0, dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();
-    sms = 132;
-  }
-  const int64_t tiles_m = (p.M + kWgBM - 1) / kWgBM;
-  if (bn > 64 && tiles_m * ((p.N + bn - 1) / bn) < 2 * static_cast<int64_t>(sms)) bn = 64;
   if (const char* t = std::getenv("TESSERA_CUDA_CONV_TILE")) {
-    if (std::strcmp(t, "128x128") == 0) bn = 128;
+    if (std::strcmp(t, "128x192") == 0) bn = 192;
+    else if (std::strcmp(t, "128x128") == 0) bn = 128;
     else if (std::strcmp(t, "128x96") == 0) bn = 96;
     else if (std::strcmp(t, "128x64") == 0) bn = 64;
   }
   if (trace)
     std::fprintf(stderr, "[tessera conv] %s: wgmma 128x%d M=%lld N=%d K=%d taps=%d Cin=%d P=%d stride=%d,%d,%d\n", name,
                  bn, static_cast<long long>(p.M), p.N, p.K, p.taps, p.Cin, p.P, p.st, p.sh, p.sw);
-  // Pipeline (testing: TESSERA_CUDA_CONV_WGMMA=s3d2 | s4d2): s3d2 = 3 stages, copies two
-  // k-steps ahead, each k-step's wgmma waited for at once (two blocks per SM); s4d2 keeps one
-  // wgmma group in flight across the barrier (one block per SM at BN = 128). (3 stages one step
-  // ahead made ptxas serialise the wgmma: C7515.)
-  int var = 0;
-  if (const char* v = std::getenv("TESSERA_CUDA_CONV_WGMMA"))
+  // Pipeline: s4d2 = 4 stages, copies two k-steps ahead, one wgmma group left in flight across
+  // each barrier (one block per SM at BN = 128); s3d2 = 3 stages, each k-step's wgmma waited for
+  // at once, two blocks per SM. s4d2 measured 2-3% faster on the decoder's 3x3x3 convs, s3d2
+  // 1.4x faster at K <= 256 (few k-steps: the 1x1x1 shortcut). TESSERA_CUDA_CONV_WGMMA=s3d2 |
+  // s4d2 forces one (testing). (3 stages one step ahead made ptxas serialise the wgmma: C7515.)
+  int var = p.K > 4 * kWgBK ? 2 : 0;
+  if (const char* v = std::getenv("TESSERA_CUDA_CONV_WGMMA")) {
     if (std::strcmp(v, "s4d2") == 0) var = 2;
+    else if (std::strcmp(v, "s3d2") == 0) var = 0;
+  }
   auto go = [&](auto tag) {
     using T = decltype(tag);
     auto pick = [&](auto bn_tag) {
       constexpr int BN = decltype(bn_tag)::value;
-      if (var == 2) launch_wgmma<T, BN, 4, 2, (BN == 128 ? 1 : 2)>(p, s, name);
-      else launch_wgmma<T, BN, 3, 2, 2>(p, s, name);
+      if (var == 2) launch_wgmma<T, BN, 4, 2, (BN >= 128 ? 1 : 2)>(p, s, name);
+      else launch_wgmma<T, BN, 3, 2, (BN > 128 ? 1 : 2)>(p, s, name);
     };
-    if (bn == 128) pick(std::integral_constant<int, 128>{});
+    if (bn == 192) pick(std::integral_constant<int, 192>{});
+    else if (bn == 128) pick(std::integral_constant<int, 128>{});
     else if (bn == 96) pick(std::integral_constant<int, 96>{});
     else pick(std::integral_constant<int, 64>{});
   };
