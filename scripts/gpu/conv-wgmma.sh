@@ -6,13 +6,12 @@
 #   1. build for sm_90a; the kernels' registers / stack as built (cuobjdump -res-usage);
 #   2. the conformance suite's conv and patch_embed3d cases on cuda:0 against the CPU reference
 #      (f32, bf16, f16) on the default path with a trace of the kernel each call took, then with
-#      the other pipeline (s3d2), the 128x128 / 128x192 tiles and a 3-way split-K forced, and with
+#      the other pipeline (s3d2) and the 128x128 / 128x192 tiles forced, and with
 #      TESSERA_CUDA_CONV=igemm as a control;
 #   3. compute-sanitizer memcheck over the conv cases (default path);
 #   4. the kernel benchmark's conv and patch-embedding cases (benchmarks/kernels: cases.py's
 #      Wan-VAE decoder convs + conv_igemm.py's others): PyTorch F.conv3d (cuDNN), ours with
-#      wgmma (default tiles, then 128x128 forced, and the 60x104 shapes without split-K), ours
-#      with igemm; conv_igemm.py prints the
+#      wgmma (default tiles, then 128x128 forced), ours with igemm; conv_igemm.py prints the
 #      table, $OUT/conv-wgmma.json;
 #      then the patch embedding's two cases (timing only) with each kernel;
 #   5. compute-sanitizer racecheck (default path) in what time is left.
@@ -57,7 +56,6 @@ sed -E 's/ M=[0-9]+ N=.*//; s/^\[tessera conv\] //' "$out/conf-wgmma-patch.err" 
 conf wgmma-s3d2 conv TESSERA_CUDA_CONV_WGMMA=s3d2
 conf wgmma-128x128 conv TESSERA_CUDA_CONV_TILE=128x128
 conf wgmma-128x192 conv TESSERA_CUDA_CONV_TILE=128x192
-conf wgmma-splitk3 conv TESSERA_CUDA_CONV_SPLITK=3
 conf igemm conv TESSERA_CUDA_CONV=igemm
 pack
 
@@ -90,17 +88,15 @@ ours() {  # tag, share of what is left (%), env...
   shift 2
   local b=$(($(left) * share / 100))
   env "$@" timeout $((b + 25)) node .gpu/kernels-bench.mjs --manifest "$work/manifest.json" --out "$out/ours-$tag.json" \
-    --device cuda --tag "$tag" --budget $b ${ONLY:+--only "$ONLY"} > "$out/ours-$tag.log" 2> "$out/ours-$tag.err"
+    --device cuda --tag "$tag" --budget $b > "$out/ours-$tag.log" 2> "$out/ours-$tag.err"
   echo "ours [$tag]: rc=$? ($(left)s left) $(grep -c FAIL "$out/ours-$tag.log") FAIL lines"
   pack
 }
 ours wgmma 30
 ours wgmma-128x128 40 TESSERA_CUDA_CONV_TILE=128x128
-ONLY=@60x104x1f ours wgmma-nosplit 30 TESSERA_CUDA_CONV_SPLITK=1
 ours igemm 60 TESSERA_CUDA_CONV=igemm
 python3 benchmarks/kernels/conv_igemm.py summary --manifest "$work/manifest.json" --torch "$out/torch.json" \
-  --ours wgmma="$out/ours-wgmma.json" --ours wgmma-128x128="$out/ours-wgmma-128x128.json" \
-  --ours wgmma-nosplit="$out/ours-wgmma-nosplit.json" --ours igemm="$out/ours-igemm.json" \
+  --ours wgmma="$out/ours-wgmma.json" --ours wgmma-128x128="$out/ours-wgmma-128x128.json" --ours igemm="$out/ours-igemm.json" \
   --json "$out/conv-wgmma.json" \
   --meta commit="$COMMIT" --meta device="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" \
   --meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"

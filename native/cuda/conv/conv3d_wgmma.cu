@@ -13,7 +13,6 @@
 // k-step later) before a later barrier is what frees a stage for the copies. The epilogue stages the
 // tile in shared memory and stores 16-byte chunks along rows (or single elements where
 // Cout % 8 != 0), bias added in fp32.
-#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -82,13 +81,8 @@ __global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgPa
   Row rows[A_IT];
 #pragma unroll
   for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + i * (kWgThreads / 8));
-  // Split-K: this block's k-steps [kt0, kt0 + KT) of the whole K.
-  const int kt_all = (p.K + kWgBK - 1) / kWgBK;
-  const int per = (kt_all + p.splits - 1) / p.splits;
-  const int kt0 = static_cast<int>(blockIdx.y) * per;
-  const int KT = max(0, min(kt_all, kt0 + per) - kt0);
   TapCursor cur{0, 0, 0, 0, 0, 0};
-  cur.advance(p, a_kc * 8 + kt0 * kWgBK);
+  cur.advance(p, a_kc * 8);
   constexpr int B_IT = BN * 8 / kWgThreads;
   static_assert(BN * 8 % kWgThreads == 0, "B loader");
 
@@ -117,9 +111,10 @@ __global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgPa
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
 
+  const int KT = (p.K + kWgBK - 1) / kWgBK;
 #pragma unroll
   for (int s = 0; s < D; ++s) {
-    if (s < KT) load_stage(s, (kt0 + s) * kWgBK);
+    if (s < KT) load_stage(s, s * kWgBK);
     tc::cp_async_commit();
   }
 #pragma unroll 1
@@ -129,7 +124,7 @@ __global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgPa
     // Stage kt is in shared memory for the async proxy, and every warpgroup has waited for
     // its wgmma of step kt - 1 - W, the last reader of the stage the copies below refill.
     __syncthreads();
-    if (kt + D < KT) load_stage((kt + D) % S, (kt0 + kt + D) * kWgBK);
+    if (kt + D < KT) load_stage((kt + D) % S, (kt + D) * kWgBK);
     tc::cp_async_commit();
     const uint32_t sa = base + (kt % S) * L::STAGE;
     const uint32_t a0 = sa + wg * (64u * 128u), b0 = sa + L::A_BYTES;
@@ -150,27 +145,11 @@ __global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgPa
 
   // Accumulator j * 4 + e: row (warp % 4) * 16 + g + 8 * (e / 2) of this warpgroup's 64,
   // column 8 * j + 2 * t4 + (e % 2).
-  const int g = lane >> 2, t4 = lane & 3;
-  const int rbase = wg * 64 + (warp & 3) * 16 + g;
-  if (p.splits > 1) {
-    // fp32 partial sums of this split; conv_splitk_reduce adds them up with the bias.
-    float* ws = p.ws + static_cast<int64_t>(blockIdx.y) * p.M * p.N;
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-      const int col = n0 + 8 * j + 2 * t4;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int64_t row = m0 + rbase + 8 * h;
-        if (row >= p.M) continue;
-        if (col < p.N) ws[row * p.N + col] = acc[4 * j + 2 * h];
-        if (col + 1 < p.N) ws[row * p.N + col + 1] = acc[4 * j + 2 * h + 1];
-      }
-    }
-    return;
-  }
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
   T* Cs = reinterpret_cast<T*>(gbase);
+  const int g = lane >> 2, t4 = lane & 3;
+  const int rbase = wg * 64 + (warp & 3) * 16 + g;
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j) {
     const int cl = 8 * j + 2 * t4;
@@ -204,19 +183,6 @@ __global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgPa
 #endif
 }
 
-// out[m, n] = bias[n] + sum over splits of ws[split, m, n], rounded once to T.
-template <class T>
-__global__ void conv_splitk_reduce(const float* __restrict__ ws, const T* __restrict__ bias, T* __restrict__ out,
-                                   int64_t M, int N, int splits) {
-  const int64_t total = M * N;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
-    float v = bias ? Elem<T>::load(bias, i % N) : 0.f;
-    for (int s = 0; s < splits; ++s) v += ws[s * total + i];
-    Elem<T>::store(out, i, v);
-  }
-}
-
 template <class T, int BN, int S, int D, int MINB>
 void launch_wgmma(IgParams p, cudaStream_t s, const char* name) {
   auto kern = conv_wgmma_kernel<T, BN, S, D, MINB>;
@@ -225,14 +191,8 @@ void launch_wgmma(IgParams p, cudaStream_t s, const char* name) {
   const int64_t tiles = (p.M + kWgBM - 1) / kWgBM * p.tiles_n;
   if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
   TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  kern<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(p.splits)), kWgThreads, smem, s>>>(p);
+  kern<<<static_cast<unsigned>(tiles), kWgThreads, smem, s>>>(p);
   TESSERA_CUDA_CHECK_LAUNCH(name);
-  if (p.splits > 1) {
-    constexpr int threads = 256;
-    conv_splitk_reduce<T><<<grid_for(p.M * p.N, threads), threads, 0, s>>>(
-        p.ws, static_cast<const T*>(p.bias), static_cast<T*>(p.out), p.M, p.N, p.splits);
-    TESSERA_CUDA_CHECK_LAUNCH(name);
-  }
 }
 
 }  // namespace
@@ -323,45 +283,6 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
     if (std::strcmp(v, "s4d2") == 0) var = 2;
     else if (std::strcmp(v, "s3d2") == 0) var = 0;
   }
-  // Split-K where the tiles would not fill the GPU (small M: the decoder's 60x104 stage gives
-  // 98 tiles of 128x192 on 132 SMs): each split writes fp32 partials, a second kernel adds them.
-  // Only when every split keeps at least 16 k-steps. TESSERA_CUDA_CONV_SPLITK=N forces N (testing;
-  // 1 turns it off).
-  const int64_t ctas = (p.M + kWgBM - 1) / kWgBM * ((p.N + bn - 1) / bn);
-  const int kt_all = (p.K + kWgBK - 1) / kWgBK;
-  const int per_sm = (var == 2 && bn >= 128) || bn > 128 ? 1 : 2;
-  int sms = 0, dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();
-    sms = 132;
-  }
-  // The split count with the least time in waves of (1 / splits)-long blocks, charged 5% per
-  // split for the partials' round trip: 98 tiles on 132 slots -> 4 (3 waves of quarter blocks).
-  const int64_t slots = static_cast<int64_t>(sms) * per_sm;
-  int splits = 1;
-  if (ctas < 2 * slots) {
-    double best = 1e30;
-    for (int sp = 1; sp <= 8 && kt_all / sp >= 16; ++sp) {
-      const double waves = static_cast<double>((ctas * sp + slots - 1) / slots);
-      const double cost = waves / sp * (1.0 + 0.05 * sp);
-      if (cost < best - 1e-9) {
-        best = cost;
-        splits = sp;
-      }
-    }
-  }
-  if (const char* v = std::getenv("TESSERA_CUDA_CONV_SPLITK")) {
-    const int f = std::atoi(v);
-    if (f >= 1 && f <= 16) splits = std::min(f, kt_all);
-  }
-  p.splits = splits;
-  std::shared_ptr<Storage> ws;
-  if (splits > 1) {
-    ws = ctx.backend->allocate(static_cast<size_t>(splits) * static_cast<size_t>(p.M) * p.N * sizeof(float));
-    p.ws = static_cast<float*>(ws->ptr);
-  }
-  if (trace && splits > 1) std::fprintf(stderr, "[tessera conv] %s: wgmma split-K %d\n", name, splits);
   auto go = [&](auto tag) {
     using T = decltype(tag);
     auto pick = [&](auto bn_tag) {
@@ -376,8 +297,8 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   };
   if (a.dtype == DType::BF16) go(__nv_bfloat16{});
   else go(__half{});
-  // wbuf and ws return to the caching allocator here; the kernels above run before any later
-  // user of the blocks on this single stream.
+  // wbuf returns to the caching allocator here; the kernel above runs before any later user
+  // of the block on this single stream.
   return true;
 }
 

@@ -43,8 +43,6 @@ struct Params {
   int tiles_n;   // N tiles (blockIdx.x = tile_m * tiles_n + tile_n)
   int pair_out;  // N even and out 4-byte aligned: two outputs per 32-bit store
   int vec_out;   // N % 8 == 0 and out 16-byte aligned: the staged epilogue, 16-byte stores
-  int splits;    // wgmma kernel: K split over gridDim.y, fp32 partials to ws (1: no split)
-  float* ws;     // [splits][M][N] partial sums when splits > 1
 };
 
 // Block tile BM x BN, WM x WN warps, and how the threads share the loads: each thread copies
