@@ -260,10 +260,13 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   // Output-channel tile: the one of 192 / 128 / 96 / 64 that pads Cout least (ties: the wider:
   // m64n192 does more math per byte of shared memory read than m64n128).
   // TESSERA_CUDA_CONV_TILE=128x192, 128x128, 128x96 or 128x64 forces one (testing). (Narrower tiles for
-  // small M, as the mma.sync kernel picks, were slower here: 0.275 vs 0.224 ms at 60x104x1f.)
-  int bn = 192;
+  // small M, as the mma.sync kernel picks, were slower here: 0.275 vs 0.224 ms at 60x104x1f; so
+  // was a split of K into 4 with fp32 partials: 0.191 vs 0.155 ms.)
+  // At K <= 256 (few k-steps) two 128-wide blocks per SM beat one 192-wide (0.047 vs 0.056 ms on
+  // the 1x1x1 shortcut 192 -> 384).
+  int bn = p.K > 4 * kWgBK ? 192 : 128;
   for (int c : {128, 96, 64})
-    if ((p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
+    if (c < bn && (p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
   if (const char* t = std::getenv("TESSERA_CUDA_CONV_TILE")) {
     if (std::strcmp(t, "128x192") == 0) bn = 192;
     else if (std::strcmp(t, "128x128") == 0) bn = 128;
