@@ -16,7 +16,7 @@ const { values } = parseArgs({
     e2e: { type: "string", default: new URL("e2e-h100-2026-11-25.json", results).pathname },
     dit: { type: "string" },
     attention: { type: "string", default: new URL("attention-wgmma-h100-2026-11-25.json", results).pathname },
-    conv: { type: "string", default: new URL("conv-igemm-h100-2026-11-25-staged.json", results).pathname },
+    conv: { type: "string", default: new URL("conv-wgmma-h100-2026-11-25.json", results).pathname },
     kernels: { type: "string", default: new URL("kernels-h100-2026-11-25.json", results).pathname },
     generation: { type: "string" },
   },
@@ -107,10 +107,10 @@ const groups = [];
   });
 }
 groups.push({
-  title: "VAE convolutions (implicit GEMM vs cuDNN)",
+  title: "VAE convolutions (Hopper implicit GEMM vs cuDNN)",
   bars: conv.records.map((r) => ({
-    label: r.name.replace(/^conv[23]d\./, "").replace(/@.*$/, ""),
-    x: need(r.torch.ms / r.ours.igemm.ms, r.name),
+    label: r.name.replace(/^conv[23]d\./, "").replace("@", " @ "),
+    x: need(r.torch.ms / (r.ours.wgmma ?? r.ours.igemm).ms, r.name),
   })),
 });
 
