@@ -18,7 +18,10 @@ export class CudaGraph {
     callNative(() => this.h.replay());
   }
 
-  /** Frees the graph; its memory goes back to the device's cache once its last replay is done. */
+  /**
+   * Frees the graph. Waits (on this thread) for the work queued on the device so far, so that
+   * its last replay is done before its memory goes back to the device's cache.
+   */
   dispose(): void {
     this.h.dispose();
   }
