@@ -67,6 +67,40 @@ export const cases: ConformanceCase[] = [
     D: 128,
     opts: () => ({ group: "temporal", grid: [5, 3, 4], rope: true }),
   }),
+  // Temporal groups of up to 32 frames run a CUDA-core kernel of their own (33: the tiled
+  // kernels): Wan's 21 frames at batch 2, the 32-frame edge, 33 frames, and an odd head dim.
+  spec({
+    name: "temporal-21x2x3-batch2-D128-scale",
+    B: 2,
+    Lq: 126,
+    H: 3,
+    D: 128,
+    opts: () => ({ group: "temporal", grid: [21, 2, 3], scale: 0.3 }),
+  }),
+  spec({
+    name: "temporal-32x3x1-D64",
+    B: 1,
+    Lq: 96,
+    H: 2,
+    D: 64,
+    opts: () => ({ group: "temporal", grid: [32, 3, 1] }),
+  }),
+  spec({
+    name: "temporal-33x2x1-D64",
+    B: 1,
+    Lq: 66,
+    H: 2,
+    D: 64,
+    opts: () => ({ group: "temporal", grid: [33, 2, 1] }),
+  }),
+  spec({
+    name: "temporal-7x2x2-D40-rope",
+    B: 1,
+    Lq: 28,
+    H: 2,
+    D: 40,
+    opts: () => ({ group: "temporal", grid: [7, 2, 2], rope: { dims: [8, 16, 16] } }),
+  }),
   spec({
     name: "full-rope-2x3x7-custom-dims-offset-theta",
     B: 2,
