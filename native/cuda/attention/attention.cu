@@ -22,7 +22,6 @@
 #include "../gemm/mma.cuh"
 #include "../runtime/cuda_backend.h"
 #include "attention_sm90.h"
-#include "attention_temporal.h"
 #include "tessera/kernels/attention.h"
 
 namespace tessera {
@@ -914,13 +913,6 @@ bool rope_fused_requested() {
   return e && std::string(e) == "fused";
 }
 
-// TESSERA_CUDA_ATTN_TEMPORAL=tiled: temporal grouping on the tiled kernels too (comparison);
-// default: the CUDA-core kernel of attention_temporal.cu where it applies. Read at every call.
-bool temporal_tiled_requested() {
-  const char* e = std::getenv("TESSERA_CUDA_ATTN_TEMPORAL");
-  return e && std::string(e) == "tiled";
-}
-
 // =====================================================================================
 // Host side
 // =====================================================================================
@@ -1173,9 +1165,6 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
   }
   p.vec = (a.head_dim % 8 == 0) && aligned16(p.q) && aligned16(p.k) && aligned16(a.v) && aligned16(a.o);
 
-  // Temporal grouping over at most 32 frames: a memory-bound CUDA-core kernel
-  // (attention_temporal.cu). TESSERA_CUDA_ATTN_TEMPORAL=tiled keeps it on the kernels below.
-  if (!temporal_tiled_requested() && attention_temporal(a, p.q, p.k, stream)) return;
   // Hopper: the wgmma kernel (attention_sm90.cu) takes the cases it covers (bf16/f16, head
   // dim 64/128, no bias, full or spatial grouping) on sm_90a devices.
   if (half && attention_sm90(a, p.q, p.k, stream)) return;

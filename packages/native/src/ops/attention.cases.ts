@@ -67,8 +67,8 @@ export const cases: ConformanceCase[] = [
     D: 128,
     opts: () => ({ group: "temporal", grid: [5, 3, 4], rope: true }),
   }),
-  // Temporal groups of up to 32 frames run a CUDA-core kernel of their own (33: the tiled
-  // kernels): Wan's 21 frames at batch 2, the 32-frame edge, 33 frames, and an odd head dim.
+  // Temporal groups: Wan's 21 frames at batch 2, 32 and 33 frames (a 32-row group fits half a
+  // 64-row tile, 33 does not), and an odd head dim with RoPE.
   spec({
     name: "temporal-21x2x3-batch2-D128-scale",
     B: 2,
