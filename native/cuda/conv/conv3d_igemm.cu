@@ -25,6 +25,7 @@
 #include "../runtime/cuda_backend.h"
 #include "conv_gemm.h"
 #include "conv_igemm.cuh"
+#include "conv_igemm_host.h"
 
 namespace tessera {
 namespace {
@@ -256,30 +257,90 @@ void launch_igemm(IgParams p, cudaStream_t s, const char* name) {
   TESSERA_CUDA_CHECK_LAUNCH(name);
 }
 
+}  // namespace
+
+namespace igemm {
+
 bool trace_on() {
   const char* e = std::getenv("TESSERA_CUDA_CONV_TRACE");
   return e && *e && std::strcmp(e, "0") != 0;
 }
 
-}  // namespace
+const char* refusal(const Conv3dArgs& a, int64_t prev_frames, int bk, int64_t np) {
+  if (a.dtype != DType::BF16 && a.dtype != DType::F16) return "dtype is not bf16/f16";
+  if (a.cin % 8 != 0) return "Cin % 8 != 0";
+  const int64_t taps = a.kt * a.kh * a.kw;
+  if (taps > kMaxTaps) return "more than 32 taps";
+  if (!aligned_to(a.x, 16) || (prev_frames > 0 && !aligned_to(a.prev, 16))) return "x / prev not 16-byte aligned";
+  // 32-bit in-kernel tap offsets: d < kt * H * W * Cin (+ one k-step past the end).
+  const int64_t K = taps * a.cin;
+  const int64_t dmax = a.kt * a.height * a.width * a.cin + bk + a.cin;
+  if (dmax > INT_MAX / 2 || K > INT_MAX / 2 || np > INT_MAX / 2 || K * np > INT64_MAX / 4) return "32-bit offsets";
+  return nullptr;
+}
+
+Params make_params(const Conv3dArgs& a, int64_t prev_frames, const void* w, int64_t np) {
+  Params p{};
+  p.x = a.x;
+  p.prev = prev_frames > 0 ? a.prev : a.x;  // never read when P = 0 (every frame < 0 is padding)
+  p.w = w;
+  p.bias = a.bias;
+  p.out = a.out;
+  p.M = a.batch * a.out_frames * a.out_height * a.out_width;
+  p.N = static_cast<int>(a.cout);
+  p.Np = static_cast<int>(np);
+  p.K = static_cast<int>(a.kt * a.kh * a.kw * a.cin);
+  p.F = static_cast<int>(a.frames);
+  p.H = static_cast<int>(a.height);
+  p.W = static_cast<int>(a.width);
+  p.Cin = static_cast<int>(a.cin);
+  p.P = static_cast<int>(prev_frames);
+  p.kt = static_cast<int>(a.kt);
+  p.kh = static_cast<int>(a.kh);
+  p.kw = static_cast<int>(a.kw);
+  p.taps = static_cast<int>(a.kt * a.kh * a.kw);
+  p.st = static_cast<int>(a.stride_t);
+  p.sh = static_cast<int>(a.stride_h);
+  p.sw = static_cast<int>(a.stride_w);
+  p.pad_front = static_cast<int>(a.pad_t_front);
+  p.pad_h = static_cast<int>(a.pad_h);
+  p.pad_w = static_cast<int>(a.pad_w);
+  p.Fo = static_cast<int>(a.out_frames);
+  p.Ho = static_cast<int>(a.out_height);
+  p.Wo = static_cast<int>(a.out_width);
+  p.dW = static_cast<int>((a.width - a.kw) * a.cin);
+  p.dH = static_cast<int>((a.height - a.kh) * a.width * a.cin);
+  p.pair_out = (a.cout % 2 == 0) && aligned_to(a.out, 4);
+  // TESSERA_CUDA_CONV_DIRECT_OUT=1 keeps the unstaged epilogue (testing).
+  p.vec_out = (a.cout % 8 == 0) && aligned_to(a.out, 16) && std::getenv("TESSERA_CUDA_CONV_DIRECT_OUT") == nullptr;
+  return p;
+}
+
+int forced_tile(int bn, std::initializer_list<int> tiles) {
+  const char* t = std::getenv("TESSERA_CUDA_CONV_TILE");
+  if (!t || std::strncmp(t, "128x", 4) != 0) return bn;
+  const int want = std::atoi(t + 4);
+  for (int c : tiles)
+    if (c == want) return c;
+  return bn;
+}
+
+void trace_launch(const char* name, const char* kernel, int bn, const Params& p) {
+  std::fprintf(stderr, "[tessera conv] %s: %s 128x%d M=%lld N=%d K=%d taps=%d Cin=%d P=%d stride=%d,%d,%d\n", name,
+               kernel, bn, static_cast<long long>(p.M), p.N, p.K, p.taps, p.Cin, p.P, p.st, p.sh, p.sw);
+}
+
+}  // namespace igemm
 
 bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name) {
   const bool trace = trace_on();
-  auto refuse = [&](const char* why) {
-    if (trace) std::fprintf(stderr, "[tessera conv] %s: igemm not taken (%s), older kernel\n", name, why);
-    return false;
-  };
-  if (a.dtype != DType::BF16 && a.dtype != DType::F16) return refuse("dtype is not bf16/f16");
-  if (a.cin % 8 != 0) return refuse("Cin % 8 != 0");
   const int64_t taps = a.kt * a.kh * a.kw;
-  if (taps > kMaxTaps) return refuse("more than 32 taps");
-  const int64_t P = prev_frames;
-  if (!aligned_to(a.x, 16) || (P > 0 && !aligned_to(a.prev, 16))) return refuse("x / prev not 16-byte aligned");
   const int64_t K = taps * a.cin;
   const int64_t Np = (a.cout + 7) / 8 * 8;
-  // 32-bit in-kernel tap offsets: d < kt * H * W * Cin (+ one BK step past the end).
-  const int64_t dmax = a.kt * a.height * a.width * a.cin + kBK + a.cin;
-  if (dmax > INT_MAX / 2 || K * Np > INT64_MAX / 4 || Np > INT_MAX / 2) return refuse("32-bit offsets");
+  if (const char* why = refusal(a, prev_frames, kBK, Np)) {
+    if (trace) std::fprintf(stderr, "[tessera conv] %s: igemm not taken (%s), older kernel\n", name, why);
+    return false;
+  }
 
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
   // Weight -> [K][Np] (one transpose per call; see NOTES.md).
@@ -293,57 +354,19 @@ bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
                                                     static_cast<int>(taps));
     TESSERA_CUDA_CHECK_LAUNCH(name);
   }
-
-  IgParams p{};
-  p.x = a.x;
-  p.prev = P > 0 ? a.prev : a.x;  // never read when P = 0 (every frame < 0 is padding)
-  p.w = wbuf->ptr;
-  p.bias = a.bias;
-  p.out = a.out;
-  p.M = a.batch * a.out_frames * a.out_height * a.out_width;
-  p.N = static_cast<int>(a.cout);
-  p.Np = static_cast<int>(Np);
-  p.K = static_cast<int>(K);
-  p.F = static_cast<int>(a.frames);
-  p.H = static_cast<int>(a.height);
-  p.W = static_cast<int>(a.width);
-  p.Cin = static_cast<int>(a.cin);
-  p.P = static_cast<int>(P);
-  p.kt = static_cast<int>(a.kt);
-  p.kh = static_cast<int>(a.kh);
-  p.kw = static_cast<int>(a.kw);
-  p.taps = static_cast<int>(taps);
-  p.st = static_cast<int>(a.stride_t);
-  p.sh = static_cast<int>(a.stride_h);
-  p.sw = static_cast<int>(a.stride_w);
-  p.pad_front = static_cast<int>(a.pad_t_front);
-  p.pad_h = static_cast<int>(a.pad_h);
-  p.pad_w = static_cast<int>(a.pad_w);
-  p.Fo = static_cast<int>(a.out_frames);
-  p.Ho = static_cast<int>(a.out_height);
-  p.Wo = static_cast<int>(a.out_width);
-  p.dW = static_cast<int>((a.width - a.kw) * a.cin);
-  p.dH = static_cast<int>((a.height - a.kh) * a.width * a.cin);
-  p.pair_out = (a.cout % 2 == 0) && aligned_to(a.out, 4);
-  p.vec_out = (a.cout % 8 == 0) && aligned_to(a.out, 16) && std::getenv("TESSERA_CUDA_CONV_DIRECT_OUT") == nullptr;
+  IgParams p = make_params(a, prev_frames, wbuf->ptr, Np);
 
   // Output-channel tile: the one of 128 / 96 / 64 that pads Cout least (ties: the wider);
   // 64 also when the wider tiles would give fewer blocks than two per SM (more, smaller
-  // blocks for small M; split-K would do better there). TESSERA_CUDA_CONV_TILE=128x128,
-  // 128x96 or 128x64 forces one (testing: the conformance shapes alone never pick all three).
+  // blocks for small M). TESSERA_CUDA_CONV_TILE=128x128, 128x96 or 128x64 forces one (testing:
+  // the conformance shapes alone never pick all three).
   int bn = 128;
   for (int c : {96, 64})
     if ((p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
   const int64_t tiles_m = (p.M + 127) / 128;
   if (bn > 64 && tiles_m * ((p.N + bn - 1) / bn) < 2 * static_cast<int64_t>(sm_count_cached())) bn = 64;
-  if (const char* t = std::getenv("TESSERA_CUDA_CONV_TILE")) {
-    if (std::strcmp(t, "128x128") == 0) bn = 128;
-    else if (std::strcmp(t, "128x96") == 0) bn = 96;
-    else if (std::strcmp(t, "128x64") == 0) bn = 64;
-  }
-  if (trace)
-    std::fprintf(stderr, "[tessera conv] %s: igemm 128x%d M=%lld N=%d K=%d taps=%d Cin=%d P=%d stride=%d,%d,%d\n", name,
-                 bn, static_cast<long long>(p.M), p.N, p.K, p.taps, p.Cin, p.P, p.st, p.sh, p.sw);
+  bn = forced_tile(bn, {128, 96, 64});
+  if (trace) trace_launch(name, "igemm", bn, p);
   auto go = [&](auto tag) {
     using T = decltype(tag);
     // 128 x 128: 8 warps of 64 x 32, two blocks per SM; 128 x 96: 8 warps of 32 x 48, two per

@@ -29,6 +29,7 @@
 #include "../runtime/cuda_backend.h"
 #include "conv_gemm.h"
 #include "conv_igemm.cuh"
+#include "conv_igemm_host.h"
 
 namespace tessera {
 namespace {
@@ -198,64 +199,23 @@ void launch_wgmma(IgParams p, cudaStream_t s, const char* name) {
 }  // namespace
 
 bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name) {
-  const char* tr = std::getenv("TESSERA_CUDA_CONV_TRACE");
-  const bool trace = tr && *tr && std::strcmp(tr, "0") != 0;
+  const bool trace = trace_on();
   auto refuse = [&](const char* why) {
     if (trace) std::fprintf(stderr, "[tessera conv] %s: wgmma not taken (%s)\n", name, why);
     return false;
   };
   if (ctx.sm != 90) return refuse("not an sm_90 device");
-  if (a.dtype != DType::BF16 && a.dtype != DType::F16) return refuse("dtype is not bf16/f16");
-  if (a.cin % 8 != 0) return refuse("Cin % 8 != 0");
-  const int64_t taps = a.kt * a.kh * a.kw;
-  if (taps > kMaxTaps) return refuse("more than 32 taps");
+  if (const char* why = refusal(a, prev_frames, kWgBK, a.cout)) return refuse(why);
   // One or two k-steps leave nothing to pipeline: the mma.sync kernel is faster there (the
   // patch embedding, K = 64: 0.080 vs 0.104 ms on the H100).
-  if (taps * a.cin < 2 * kWgBK) return refuse("K < 128");
-  const int64_t P = prev_frames;
-  if (!aligned_to(a.x, 16) || (P > 0 && !aligned_to(a.prev, 16))) return refuse("x / prev not 16-byte aligned");
-  const int64_t K = taps * a.cin;
-  const int64_t dmax = a.kt * a.height * a.width * a.cin + kWgBK + a.cin;
-  if (dmax > INT_MAX / 2 || a.cout * K > INT64_MAX / 4 || a.cout > INT_MAX / 2 || K > INT_MAX / 2)
-    return refuse("32-bit offsets");
+  if (a.kt * a.kh * a.kw * a.cin < 2 * kWgBK) return refuse("K < 128");
+  // A 1-tap weight is used as it is (weight_nk makes no copy): it must be aligned too.
+  if (a.kt * a.kh * a.kw == 1 && !aligned_to(a.weight, 16)) return refuse("weight not 16-byte aligned");
   if (!device_runs_sm90a()) return refuse("the device does not run the sm_90a binary");
 
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
   std::shared_ptr<Storage> wbuf = weight_nk(a, ctx, name);  // [Cout][K], k = tap * Cin + ci
-  const void* w = wbuf ? wbuf->ptr : a.weight;
-  if (!aligned_to(w, 16)) return refuse("weight not 16-byte aligned");
-
-  IgParams p{};
-  p.x = a.x;
-  p.prev = P > 0 ? a.prev : a.x;  // never read when P = 0
-  p.w = w;
-  p.bias = a.bias;
-  p.out = a.out;
-  p.M = a.batch * a.out_frames * a.out_height * a.out_width;
-  p.N = static_cast<int>(a.cout);
-  p.Np = static_cast<int>(a.cout);
-  p.K = static_cast<int>(K);
-  p.F = static_cast<int>(a.frames);
-  p.H = static_cast<int>(a.height);
-  p.W = static_cast<int>(a.width);
-  p.Cin = static_cast<int>(a.cin);
-  p.P = static_cast<int>(P);
-  p.kt = static_cast<int>(a.kt);
-  p.kh = static_cast<int>(a.kh);
-  p.kw = static_cast<int>(a.kw);
-  p.taps = static_cast<int>(taps);
-  p.st = static_cast<int>(a.stride_t);
-  p.sh = static_cast<int>(a.stride_h);
-  p.sw = static_cast<int>(a.stride_w);
-  p.pad_front = static_cast<int>(a.pad_t_front);
-  p.pad_h = static_cast<int>(a.pad_h);
-  p.pad_w = static_cast<int>(a.pad_w);
-  p.Fo = static_cast<int>(a.out_frames);
-  p.Ho = static_cast<int>(a.out_height);
-  p.Wo = static_cast<int>(a.out_width);
-  p.dW = static_cast<int>((a.width - a.kw) * a.cin);
-  p.dH = static_cast<int>((a.height - a.kh) * a.width * a.cin);
-  p.vec_out = (a.cout % 8 == 0) && aligned_to(a.out, 16);
+  IgParams p = make_params(a, prev_frames, wbuf ? wbuf->ptr : a.weight, a.cout);
 
   // Output-channel tile: the one of 192 / 128 / 96 / 64 that pads Cout least (ties: the wider:
   // m64n192 does more math per byte of shared memory read than m64n128).
@@ -267,15 +227,8 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   int bn = p.K > 4 * kWgBK ? 192 : 128;
   for (int c : {128, 96, 64})
     if (c < bn && (p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
-  if (const char* t = std::getenv("TESSERA_CUDA_CONV_TILE")) {
-    if (std::strcmp(t, "128x192") == 0) bn = 192;
-    else if (std::strcmp(t, "128x128") == 0) bn = 128;
-    else if (std::strcmp(t, "128x96") == 0) bn = 96;
-    else if (std::strcmp(t, "128x64") == 0) bn = 64;
-  }
-  if (trace)
-    std::fprintf(stderr, "[tessera conv] %s: wgmma 128x%d M=%lld N=%d K=%d taps=%d Cin=%d P=%d stride=%d,%d,%d\n", name,
-                 bn, static_cast<long long>(p.M), p.N, p.K, p.taps, p.Cin, p.P, p.st, p.sh, p.sw);
+  bn = forced_tile(bn, {192, 128, 96, 64});
+  if (trace) trace_launch(name, "wgmma", bn, p);
   // Pipeline: s4d2 = 4 stages, copies two k-steps ahead, one wgmma group left in flight across
   // each barrier (one block per SM at BN = 128); s3d2 = 3 stages, each k-step's wgmma waited for
   // at once, two blocks per SM. s4d2 measured 2-3% faster on the decoder's 3x3x3 convs, s3d2

@@ -136,14 +136,12 @@ void CudaBackend::begin_capture() {
   // Taken before the capture opens: a synchronize() already waiting on the stream
   // (from a worker thread) finishes first, and a later one waits for the capture.
   std::lock_guard<std::mutex> lk(capture_mu_);
-  capture_pool_ = std::make_shared<GraphPool>();
-  alloc_.begin_capture(capture_pool_);
+  alloc_.begin_capture();
   // Relaxed: the allocator may cudaMalloc and other threads may wait on earlier
   // events while the capture is open.
   cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed);
   if (e != cudaSuccess) {
-    alloc_.release_pool(capture_pool_);
-    capture_pool_.reset();
+    alloc_.release_pool(alloc_.end_capture());
     cuda_check(e, "cudaStreamBeginCapture");
   }
   capture_thread_ = std::this_thread::get_id();
@@ -156,8 +154,7 @@ std::shared_ptr<Graph> CudaBackend::end_capture() {
   cudaGraph_t graph = nullptr;
   cudaError_t e = cudaStreamEndCapture(stream_, &graph);
   capture_over();
-  alloc_.end_capture();
-  std::shared_ptr<GraphPool> pool = std::move(capture_pool_);
+  std::shared_ptr<GraphPool> pool = alloc_.end_capture();
   cudaGraphExec_t exec = nullptr;
   if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
   if (graph) cudaGraphDestroy(graph);
@@ -184,10 +181,8 @@ void CudaBackend::abort_capture() {
   if (graph) cudaGraphDestroy(graph);
   cudaGetLastError();
   capture_over();
-  alloc_.end_capture();
   // Nothing recorded ran, so the pool's blocks can go straight back.
-  alloc_.release_pool(capture_pool_);
-  capture_pool_.reset();
+  alloc_.release_pool(alloc_.end_capture());
 }
 
 void CudaBackend::retire(Retired r) {

@@ -73,7 +73,6 @@ class CudaBackend : public Backend {
   std::thread::id capture_thread_;
   std::mutex capture_mu_;  // with capture_done_: other threads' synchronize() waits out a capture
   std::condition_variable capture_done_;
-  std::shared_ptr<GraphPool> capture_pool_;
   std::mutex retired_mu_;
   std::vector<Retired> retired_;
 };

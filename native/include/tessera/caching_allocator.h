@@ -28,7 +28,6 @@ namespace tessera {
 struct GraphPool {
   std::unordered_set<void*> blocks;
   std::multimap<size_t, void*> free;  // freed during (or after) the capture
-  size_t bytes = 0;
 };
 
 class CachingAllocator {
@@ -86,7 +85,6 @@ class CachingAllocator {
     note_use(got);
     if (capture_) {
       capture_->blocks.insert(p);
-      capture_->bytes += got;
       owner_[p] = capture_;
     }
     return p;
@@ -105,26 +103,26 @@ class CachingAllocator {
     else cache_.emplace(size, p);
   }
 
-  // Blocks allocated from now until end_capture() belong to `pool`.
-  void begin_capture(std::shared_ptr<GraphPool> pool) {
+  // Blocks allocated from now until end_capture() belong to a new graph pool.
+  void begin_capture() {
     std::lock_guard<std::mutex> lk(mu_);
-    capture_ = std::move(pool);
+    capture_ = std::make_shared<GraphPool>();
   }
-  void end_capture() {
+  // Stops recording blocks; returns the pool (release it with the graph).
+  std::shared_ptr<GraphPool> end_capture() {
     std::lock_guard<std::mutex> lk(mu_);
-    capture_.reset();
+    return std::move(capture_);
   }
 
   // The graph is gone (and its last replay done): its free blocks go back to the
   // shared cache; blocks a live tensor still holds become ordinary blocks.
   void release_pool(const std::shared_ptr<GraphPool>& pool) {
+    if (!pool) return;
     std::lock_guard<std::mutex> lk(mu_);
-    if (capture_ == pool) capture_.reset();
     for (void* p : pool->blocks) owner_.erase(p);
     for (auto& kv : pool->free) cache_.emplace(kv.first, kv.second);
     pool->free.clear();
     pool->blocks.clear();
-    pool->bytes = 0;
   }
 
   void empty_cache() {
