@@ -226,22 +226,6 @@ __global__ void reorder_kn_kernel(const uint16_t* __restrict__ w, uint16_t* __re
   }
 }
 
-int sm_count_cached() {
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 108;
-  }
-  static int cache[64] = {0};
-  if (dev >= 0 && dev < 64 && cache[dev] > 0) return cache[dev];
-  int n = 0;
-  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
-    cudaGetLastError();
-    n = 108;
-  }
-  if (dev >= 0 && dev < 64) cache[dev] = n;
-  return n;
-}
 
 template <class T, int BM, int BN, int WM, int WN, int MINB>
 void launch_igemm(IgParams p, cudaStream_t s, const char* name) {
@@ -260,6 +244,23 @@ void launch_igemm(IgParams p, cudaStream_t s, const char* name) {
 }  // namespace
 
 namespace igemm {
+
+int sm_count_cached() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 108;
+  }
+  static int cache[64] = {0};
+  if (dev >= 0 && dev < 64 && cache[dev] > 0) return cache[dev];
+  int n = 0;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
+    cudaGetLastError();
+    n = 108;
+  }
+  if (dev >= 0 && dev < 64) cache[dev] = n;
+  return n;
+}
 
 bool trace_on() {
   const char* e = std::getenv("TESSERA_CUDA_CONV_TRACE");

@@ -30,6 +30,8 @@
 #include "conv_gemm.h"
 #include "conv_igemm.cuh"
 #include "conv_igemm_host.h"
+#include "conv_wgmma.cuh"
+#include "conv_wgmma_ws.h"
 
 namespace tessera {
 namespace {
@@ -37,8 +39,9 @@ namespace {
 using namespace igemm;
 using IgParams = igemm::Params;
 
-constexpr int kWgBM = 128;  // two warpgroups of 64 rows
-constexpr int kWgBK = 64;   // one 128-byte swizzle row of 16-bit elements
+using wgconv::swz;
+constexpr int kWgBM = wgconv::kBM;
+constexpr int kWgBK = wgconv::kBK;
 constexpr int kWgThreads = 256;
 
 // S stages in the ring; copies run D k-steps ahead (1 <= D < S), which leaves S - 1 - D
@@ -51,13 +54,6 @@ struct WgTile {
   static constexpr size_t SMEM = S * STAGE + 1024;  // + slack to align the base to 1024
   static_assert(kWgBM * LDC * 2 <= S * STAGE, "C tile fits the ring");
 };
-
-#if TESSERA_SM90A
-// Swizzled byte offset of 16-byte chunk c of row r in a tile of 128-byte rows.
-__device__ __forceinline__ uint32_t swz(int r, int c) {
-  return static_cast<uint32_t>(r) * 128u + (static_cast<uint32_t>(c ^ (r & 7)) << 4);
-}
-#endif
 
 template <class T, int BN, int S, int D, int MINB>
 __global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgParams p) {
@@ -228,16 +224,28 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   for (int c : {128, 96, 64})
     if (c < bn && (p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
   bn = forced_tile(bn, {192, 128, 96, 64});
-  if (trace) trace_launch(name, "wgmma", bn, p);
-  // Pipeline: s4d2 = 4 stages, copies two k-steps ahead, one wgmma group left in flight across
+  // Pipeline: ws = the warp-specialised persistent kernel (conv3d_wgmma_ws.cu; needs an even
+  // Cout); s4d2 = 4 stages, copies two k-steps ahead, one wgmma group left in flight across
   // each barrier (one block per SM at BN = 128); s3d2 = 3 stages, each k-step's wgmma waited for
-  // at once, two blocks per SM. s4d2 measured 2-3% faster on the decoder's 3x3x3 convs, s3d2
-  // 1.4x faster at K <= 256 (few k-steps: the 1x1x1 shortcut). TESSERA_CUDA_CONV_WGMMA=s3d2 |
-  // s4d2 forces one (testing). (3 stages one step ahead made ptxas serialise the wgmma: C7515.)
-  int var = p.K > 4 * kWgBK ? 2 : 0;
+  // at once, two blocks per SM. s4d2 measured 2-3% faster than s3d2 on the decoder's 3x3x3
+  // convs, s3d2 1.4x faster at K <= 256 (few k-steps: the 1x1x1 shortcut).
+  // TESSERA_CUDA_CONV_WGMMA=ws | s4d2 | s3d2 forces one (testing); TESSERA_CUDA_CONV_WS_LAG
+  // (2..4) and TESSERA_CUDA_CONV_WS_L1=1 tune ws. (3 stages one step ahead made ptxas
+  // serialise the wgmma: C7515.)
+  int var = p.K > 4 * kWgBK ? 3 : 0;
   if (const char* v = std::getenv("TESSERA_CUDA_CONV_WGMMA")) {
-    if (std::strcmp(v, "s4d2") == 0) var = 2;
+    if (std::strcmp(v, "ws") == 0) var = 3;
+    else if (std::strcmp(v, "s4d2") == 0) var = 2;
     else if (std::strcmp(v, "s3d2") == 0) var = 0;
+  }
+  if (var == 3 && !p.pair_out) var = 2;
+  if (trace) trace_launch(name, var == 3 ? "wgmma-ws" : "wgmma", bn, p);
+  if (var == 3) {
+    wgconv::WsOptions o;
+    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_LAG")) o.lag = std::atoi(v);
+    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_L1")) o.l1_gather = std::strcmp(v, "1") == 0;
+    wgconv::launch_ws(a.dtype == DType::BF16, bn, p, o, s, name);
+    return true;
   }
   auto go = [&](auto tag) {
     using T = decltype(tag);

@@ -1,0 +1,21 @@
+// Launcher of the warp-specialised, persistent Hopper conv kernel (conv3d_wgmma_ws.cu).
+// conv3d_wgmma picks it over the all-threads kernel when K is long enough to pipeline.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "conv_igemm.cuh"
+
+namespace tessera {
+namespace wgconv {
+
+struct WsOptions {
+  int lag = 3;             // k-steps of copies in flight per producer thread (2..4)
+  bool l1_gather = false;  // A chunks through L1 (cp.async.ca): neighbouring taps overlap
+};
+
+// Output tile 128 x bn (bn = 192, 128, 96 or 64); needs p.pair_out (even Cout, 4-byte
+// aligned out). Sets p.tiles_n. `bf16` false means f16.
+void launch_ws(bool bf16, int bn, igemm::Params p, const WsOptions& o, cudaStream_t s, const char* name);
+
+}  // namespace wgconv
+}  // namespace tessera

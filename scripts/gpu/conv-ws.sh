@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# ON THE GPU HOST, after `bash scripts/gpu/prepare.sh` here (device tool: carry [".gpu"],
+# timeout_s 600): the warp-specialised Hopper conv (native/cuda/conv/conv3d_wgmma_ws.cu, the
+# default on sm_90a above K = 256) against the all-threads wgmma kernel it replaces (s4d2) and
+# cuDNN, in one call:
+#   1. build for sm_90a, registers of the conv kernels;
+#   2. conformance (conv cases, f32/bf16/f16, against the CPU reference): the default path with
+#      a trace of the kernel each call took; ws with 2 and 4 k-steps of copies in flight; ws
+#      gathering through L1; ws with the 128x128 / 128x96 / 128x64 tiles forced; s4d2;
+#      patch_embed3d;
+#   3. compute-sanitizer memcheck (default path);
+#   4. the conv benchmark (cuDNN F.conv3d; ours: ws, ws lag 2 / 4, ws L1, s4d2), summary in
+#      $OUT/conv-ws.json;
+#   5. racecheck in what time is left.
+logname=conv-ws-logs
+source "$(dirname "$0")/lib/conv-bench.sh"
+
+build "conv_wgmma_ws_kernel|conv_wgmma_kernel"
+echo "== conformance ($(left)s left)"
+conf ws conv TESSERA_CUDA_CONV_TRACE=1
+trace_counts ws
+conf ws-lag2 conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_LAG=2
+conf ws-lag4 conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_LAG=4
+conf ws-l1 conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_L1=1
+for t in 128x128 128x96 128x64; do conf ws-$t conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_TILE=$t; done
+conf s4d2 conv TESSERA_CUDA_CONV_WGMMA=s4d2
+conf patch patch_embed3d
+pack
+echo "== compute-sanitizer memcheck ($(left)s left)"
+san memcheck 80 TESSERA_CUDA_CONV_WGMMA=ws
+
+echo "== benchmark ($(left)s left)"
+bench_torch 25
+ours ws 18
+ours ws-lag2 20 TESSERA_CUDA_CONV_WS_LAG=2
+ours ws-lag4 25 TESSERA_CUDA_CONV_WS_LAG=4
+ours ws-l1 33 TESSERA_CUDA_CONV_WS_L1=1
+ours s4d2 50 TESSERA_CUDA_CONV_WGMMA=s4d2
+summary conv-ws.json ws ws-lag2 ws-lag4 ws-l1 s4d2
+echo "== compute-sanitizer racecheck ($(left)s left)"
+san racecheck $(($(left) - 10)) TESSERA_CUDA_CONV_WGMMA=ws
+echo "total $(($(date +%s) - t0))s"

@@ -1,0 +1,94 @@
+# Sourced by the conv scripts that run ON THE GPU HOST (conv-wgmma.sh, conv-ws.sh): the build,
+# conformance, sanitizer and benchmark steps they share. The sourcing script sets `logname`
+# (its tarball in $OUT: $logname.tgz) and may set LIMIT_S (default 560) before sourcing.
+set -uo pipefail
+t0=$(date +%s)
+limit=${LIMIT_S:-560}
+left() { echo $((limit - ($(date +%s) - t0))); }
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+cd "$root"
+final="${OUT:-$root/gpu-out}"
+out=/tmp/conv-out
+rm -rf "$out" && mkdir -p "$out" "$final"
+pack() { tar czf "$final/$logname.tgz" -C "$out" . 2>/dev/null; }
+export TESSERA_CUDA_ARCHS="${TESSERA_CUDA_ARCHS:-90a}" TESSERA_NO_NCCL=1
+export COMMIT="$(cat .gpu/commit 2>/dev/null || git describe --always --dirty 2>/dev/null || echo unknown)"
+unset TESSERA_CUDA_CONV TESSERA_CUDA_CONV_TILE TESSERA_CUDA_CONV_TRACE TESSERA_CUDA_CONV_WGMMA \
+  TESSERA_CUDA_CONV_WS_LAG TESSERA_CUDA_CONV_WS_L1
+runner=.gpu/native-dist/testing/run-conformance.js
+work=/tmp/kbench
+
+# Builds for sm_90a and lists the registers / stack of the kernels whose names match $1.
+build() {
+  echo "== build (sm_90a)"
+  OUT="$out" timeout 200 bash scripts/gpu/check.sh --build-only | tail -3
+  export PATH=/tmp:$PATH TESSERA_NATIVE_BUILD_DIR=/tmp/tessera-build/Release
+  lib="$TESSERA_NATIVE_BUILD_DIR/libtessera_cuda.so"
+  [ -f "$lib" ] || { echo "no build"; pack; exit 1; }
+  cuobjdump -res-usage "$lib" 2>&1 | grep -A1 -E "$1" | grep -vE "^--" > "$out/res-usage.txt"
+  sed -E "s/Function _ZN7tessera[^ ]*($1)I?([^ ]*):/\1 \2:/" "$out/res-usage.txt" | paste - - | cut -c1-160
+  pack
+}
+
+conf() {  # name, filter, env...
+  local name=$1 filter=$2
+  shift 2
+  env "$@" timeout 150 node "$runner" --device cuda --filter "$filter" --commit "$COMMIT" \
+    --out "$out/conf-$name.json" > "$out/conf-$name.log" 2> "$out/conf-$name.err"
+  echo "conformance [$name]: rc=$? $(tail -1 "$out/conf-$name.log")"
+  grep -E "^FAIL" "$out/conf-$name.log" | head -12
+}
+
+# Which kernel and tile each traced call of conformance run $1 took, counted.
+trace_counts() {
+  sed -E 's/ M=[0-9]+ N=.*//; s/^\[tessera conv\] //; s/ \(.*//' "$out/conf-$1.err" | sort | uniq -c
+}
+
+san() {  # tool, seconds, env...
+  local tool=$1 secs=$2
+  shift 2
+  [ "$secs" -lt 20 ] && { echo "sanitizer $tool: skipped (time)"; return; }
+  env "$@" timeout "$secs" compute-sanitizer --tool "$tool" --print-limit 20 \
+    node "$runner" --device cuda --sanitizer --filter conv --out "$out/sanitizer-$tool.json" \
+    > "$out/sanitizer-$tool.log" 2>&1
+  echo "sanitizer $tool: rc=$? ($(left)s left)"
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race|passed" "$out/sanitizer-$tool.log" | tail -6
+  pack
+}
+
+# The conv cases of the kernel benchmark (cases.py + conv_igemm.py's others) and PyTorch's
+# times for them, in $1 % of the time left.
+bench_torch() {
+  rm -rf "$work" && mkdir -p "$work"
+  python3 benchmarks/kernels/cases.py --out "$work/all.json" > /dev/null
+  python3 benchmarks/kernels/conv_igemm.py manifest --in "$work/all.json" --out "$work/manifest.json"
+  cp benchmarks/kernels/bench.mjs .gpu/kernels-bench.mjs
+  local b=$(($(left) * $1 / 100))
+  PYTHONUNBUFFERED=1 timeout $((b + 30)) python3 benchmarks/kernels/torch_bench.py --manifest "$work/manifest.json" \
+    --out "$out/torch.json" --device cuda --budget $b > "$out/torch.log" 2>&1
+  echo "torch: rc=$? ($(left)s left)"
+  pack
+}
+
+ours() {  # tag, share of what is left (%), env...
+  local tag=$1 share=$2
+  shift 2
+  local b=$(($(left) * share / 100))
+  env "$@" timeout $((b + 25)) node .gpu/kernels-bench.mjs --manifest "$work/manifest.json" --out "$out/ours-$tag.json" \
+    --device cuda --tag "$tag" --budget $b > "$out/ours-$tag.log" 2> "$out/ours-$tag.err"
+  echo "ours [$tag]: rc=$? ($(left)s left) $(grep -c FAIL "$out/ours-$tag.log") FAIL lines"
+  pack
+}
+
+# conv_igemm.py's summary of the tags given (TAG=file ...) into $out/$1 and $OUT.
+summary() {
+  local json=$1
+  shift
+  local args=()
+  for t in "$@"; do args+=(--ours "$t=$out/ours-$t.json"); done
+  python3 benchmarks/kernels/conv_igemm.py summary --manifest "$work/manifest.json" --torch "$out/torch.json" \
+    "${args[@]}" --json "$out/$json" \
+    --meta commit="$COMMIT" --meta device="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" \
+    --meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  cp "$out/$json" "$final/" 2>/dev/null
+}
