@@ -20,6 +20,7 @@
 #include <string>
 
 #include "../common/sm90_probe.h"
+#include "../common/tensor_map.h"
 #include "attention_sm90.cuh"
 
 namespace tessera {
@@ -32,24 +33,10 @@ constexpr bool kDefaultOn = true;
 constexpr int kDefaultVariant = kVarPingpong;
 constexpr float kLog2e = 1.4426950408889634f;
 
-PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
-  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess) {
-      cudaGetLastError();
-      f = nullptr;
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
 // [B, L, H, D] (contiguous, 16-byte aligned) as a 4-D tensor map (D, H, L, B) with boxes of
 // `rows` tokens x 64 channels of one head, 128-byte swizzle; reads past L give zeros.
 bool make_map(CUtensorMap* m, const void* ptr, DType dt, int64_t B, int64_t L, int64_t H, int64_t D, int rows) {
-  auto fn = encode_fn();
+  auto fn = tensor_map_encoder();
   if (!fn) return false;
   const cuuint64_t dims[4] = {static_cast<cuuint64_t>(D), static_cast<cuuint64_t>(H), static_cast<cuuint64_t>(L),
                               static_cast<cuuint64_t>(B)};

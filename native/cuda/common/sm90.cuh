@@ -95,6 +95,17 @@ __device__ __forceinline__ void tma_load_4d(uint32_t dst, const void* tmap, uint
 #endif
 }
 
+// 2-D tile load (coordinates innermost first), as tma_load_4d.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const void* tmap, uint32_t bar, int c0, int c1) {
+#if TESSERA_SM90A
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<uint64_t>(tmap)), "r"(bar), "r"(c0), "r"(c1)
+      : "memory");
+#endif
+}
+
 __device__ __forceinline__ void tma_prefetch_desc(const void* tmap) {
 #if TESSERA_SM90A
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(tmap)) : "memory");

@@ -229,8 +229,8 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   // each barrier (one block per SM at BN = 128); s3d2 = 3 stages, each k-step's wgmma waited for
   // at once, two blocks per SM. s4d2 measured 2-3% faster than s3d2 on the decoder's 3x3x3
   // convs, s3d2 1.4x faster at K <= 256 (few k-steps: the 1x1x1 shortcut).
-  // TESSERA_CUDA_CONV_WGMMA=ws | s4d2 | s3d2 forces one (testing); TESSERA_CUDA_CONV_WS_LAG
-  // (2..4) and TESSERA_CUDA_CONV_WS_L1=1 tune ws. (3 stages one step ahead made ptxas
+  // TESSERA_CUDA_CONV_WGMMA=ws | s4d2 | s3d2 forces one (testing); TESSERA_CUDA_CONV_WS_L1=1
+  // gathers ws's A through L1, TESSERA_CUDA_CONV_WS_TMA=1 loads its B by TMA. (3 stages one step ahead made ptxas
   // serialise the wgmma: C7515.)
   int var = p.K > 4 * kWgBK ? 3 : 0;
   if (const char* v = std::getenv("TESSERA_CUDA_CONV_WGMMA")) {
@@ -242,8 +242,8 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   if (trace) trace_launch(name, var == 3 ? "wgmma-ws" : "wgmma", bn, p);
   if (var == 3) {
     wgconv::WsOptions o;
-    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_LAG")) o.lag = std::atoi(v);
     if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_L1")) o.l1_gather = std::strcmp(v, "1") == 0;
+    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_TMA")) o.tma_weight = std::strcmp(v, "1") == 0;
     wgconv::launch_ws(a.dtype == DType::BF16, bn, p, o, s, name);
     return true;
   }

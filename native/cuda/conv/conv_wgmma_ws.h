@@ -9,8 +9,8 @@ namespace tessera {
 namespace wgconv {
 
 struct WsOptions {
-  int lag = 3;             // k-steps of copies in flight per producer thread (2..4)
   bool l1_gather = false;  // A chunks through L1 (cp.async.ca): neighbouring taps overlap
+  bool tma_weight = false; // B by TMA (one tile load per stage) instead of the producer's cp.async
 };
 
 // Output tile 128 x bn (bn = 192, 128, 96 or 64); needs p.pair_out (even Cout, 4-byte
