@@ -5,10 +5,12 @@
 # cuDNN, in one call:
 #   1. build for sm_90a, registers of the conv kernels;
 #   2. conformance (conv cases, f32/bf16/f16, against the CPU reference): the default path with
-#      a trace of the kernel each call took; ws with the weight by TMA; ws gathering through L1;
-#      ws (TMA weight) with the 128x128 / 128x96 / 128x64 tiles forced; s4d2; patch_embed3d;
-#   3. compute-sanitizer memcheck (default path, then the TMA weight);
-#   4. the conv benchmark (cuDNN F.conv3d; ours: ws, ws TMA weight, ws L1, ws TMA + L1, s4d2),
+#      a trace of the kernel each call took; ws with the weight by cp.async instead of TMA; ws
+#      gathering through L1; ws with the 128x128 / 128x96 / 128x64 tiles forced; s4d2;
+#      patch_embed3d;
+#   3. compute-sanitizer memcheck (ws forced, with the TMA weight, then without);
+#   4. the conv benchmark (cuDNN F.conv3d; ours: default, ws forced, ws with cp.async weight,
+#      ws L1, s4d2),
 #      summary in $OUT/conv-ws.json;
 #   5. racecheck in what time is left.
 logname=conv-ws-logs
@@ -18,27 +20,27 @@ build "conv_wgmma_ws_kernel|conv_wgmma_kernel"
 echo "== conformance ($(left)s left)"
 conf ws conv TESSERA_CUDA_CONV_TRACE=1
 trace_counts ws
-conf ws-tma conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_TMA=1
+conf ws-cpasync conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_TMA=0
 conf ws-l1 conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_L1=1
 for t in 128x128 128x96 128x64; do
-  conf ws-tma-$t conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_TMA=1 TESSERA_CUDA_CONV_TILE=$t
+  conf ws-$t conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_TILE=$t
 done
 conf s4d2 conv TESSERA_CUDA_CONV_WGMMA=s4d2
 conf patch patch_embed3d
 pack
 echo "== compute-sanitizer memcheck ($(left)s left)"
 san memcheck 70 TESSERA_CUDA_CONV_WGMMA=ws
-mv "$out/sanitizer-memcheck.log" "$out/sanitizer-memcheck-ws.log"
-san memcheck 70 TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_TMA=1
+mv "$out/sanitizer-memcheck.log" "$out/sanitizer-memcheck-tma.log"
+san memcheck 70 TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_TMA=0
 
 echo "== benchmark ($(left)s left)"
 bench_torch 25
-ours ws 18
-ours ws-tma 20 TESSERA_CUDA_CONV_WS_TMA=1
-ours ws-l1 25 TESSERA_CUDA_CONV_WS_L1=1
-ours ws-tma-l1 33 TESSERA_CUDA_CONV_WS_TMA=1 TESSERA_CUDA_CONV_WS_L1=1
+ours default 18
+ours ws 20 TESSERA_CUDA_CONV_WGMMA=ws
+ours ws-cpasync 25 TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_TMA=0
+ours ws-l1 33 TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_L1=1
 ours s4d2 50 TESSERA_CUDA_CONV_WGMMA=s4d2
-summary conv-ws.json ws ws-tma ws-l1 ws-tma-l1 s4d2
+summary conv-ws.json default ws ws-cpasync ws-l1 s4d2
 echo "== compute-sanitizer racecheck ($(left)s left)"
 san racecheck $(($(left) - 10)) TESSERA_CUDA_CONV_WGMMA=ws
 echo "total $(($(date +%s) - t0))s"

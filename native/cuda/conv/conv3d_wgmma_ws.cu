@@ -2,19 +2,27 @@
 // k order of conv3d_igemm.cu (conv_igemm.cuh) and the swizzled tiles of conv3d_wgmma.cu, with
 // copy and math in different warpgroups so that neither waits for a block barrier.
 //
-// Block: 384 threads, one per SM, persistent over output tiles (tile = blockIdx.x + i *
-// gridDim.x, 128 x BN each). Warpgroup 0 is the producer: per k-step of 64 it copies A (gathered
-// from x / prev, zero for padding) and B (the weight, [Cout][K]) into a ring of S stages with
-// cp.async, each thread ending a stage with cp.async.mbarrier.arrive.noinc on the stage's `full`
-// mbarrier, which counts the arrival when that thread's copies have landed: the producer never
-// waits for its own copies, only for a free stage. (Waiting for the copies with
-// cp.async.wait_group before arriving put the producer's issue time on the consumers' critical
-// path: 1.12 vs 0.85 ms for the all-threads kernel at 120x208x2f, commit 64e2539.) Warpgroups 1 and 2 are consumers, 64 rows each: they wait on `full`, issue
-// fence the stage over to the async proxy, issue four wgmma m64nBNk16 from shared memory, keep one wgmma group in flight and, once the group of
-// the previous k-step is done, arrive on that stage's `empty` mbarrier (one arrival per warp),
-// which is what the producer waits for before refilling it. The ring runs on across tiles, so
-// the producer gathers the next tile while the consumers store this one (bias added in fp32,
-// pairs of outputs straight from the accumulators).
+// Block: 512 threads, one per SM, persistent over output tiles (tile = blockIdx.x + i *
+// gridDim.x, 128 x BN each). Warpgroups 0 and 1 are the producers: per k-step of 64 they copy A
+// (gathered from x / prev, zero for padding; 4 chunks of 16 bytes per thread) into a ring of S
+// stages with cp.async, and B (the weight, [Cout][K]) arrives by one TMA tile load per stage
+// (or by their cp.async). Each producer thread ends a stage with cp.async.mbarrier.arrive.noinc
+// on the stage's `full` mbarrier, which counts the arrival once that thread's copies have
+// landed: the producers never wait for their own copies, only for a free stage. Warpgroups 2
+// and 3 are the consumers, 64 rows each: they wait on `full`, fence the stage over to the async
+// proxy (cp.async writes are generic-proxy, wgmma reads async-proxy), issue four wgmma
+// m64nBNk16 from shared memory, keep one wgmma group in flight and, once the previous k-step's
+// group is done, arrive on that stage's `empty` mbarrier (one arrival per warp), which is what
+// the producers wait for before refilling it. The ring runs on across tiles, so the producers
+// gather the next tile while the consumers store this one (bias added in fp32, pairs of outputs
+// straight from the accumulators). setmaxnreg moves registers from the producers to the
+// consumers' accumulators.
+//
+// Measured on the H100 while it was built (conv-ws-h100-2026-11-25.md): one producer
+// warpgroup that waited for its own copies (cp.async.wait_group) before arriving took 1.12 ms at
+// 120x208x2f against 0.85 ms for the all-threads kernel; arriving with noinc instead, 1.11 ms;
+// with the weight by TMA, 0.98 ms: one warp per SM sub-partition could not issue the gather's
+// address arithmetic fast enough, hence two producer warpgroups.
 #include <climits>
 #include <cstring>
 #include <string>
@@ -36,7 +44,9 @@ namespace {
 
 using namespace igemm;
 
-constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
+constexpr int kProducerWgs = 2;
+constexpr int kProducers = kProducerWgs * 128;
+constexpr int kThreads = kProducers + 256;  // + two consumer warpgroups
 constexpr int kStages = 5;
 
 template <int BN>
@@ -53,7 +63,7 @@ __device__ __forceinline__ void cp_async16_ca(void* smem, const void* gmem, int 
 }
 
 // Arrives on `bar` when every cp.async this thread issued before has completed; noinc: the
-// arrival is one of the barrier's expected count (the 128 producer threads).
+// arrival is one of the barrier's expected count (the producer threads).
 __device__ __forceinline__ void cp_async_arrive_noinc(uint32_t bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
 }
@@ -73,11 +83,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   unsigned char* gbase = smem_raw + (base - raw);  // the same bytes, generic address
   const uint32_t full = base + L::BARS, empty = full + kStages * 8;
 
+  // Registers per thread after setmaxnreg: 256 x 88 + 256 x 168 = 65536 = 512 x 128 (what the
+  // block starts with).
+  constexpr int kProducerRegs = 88, kConsumerRegs = 168;
   const int tid = threadIdx.x;
   const int wg = tid >> 7;
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
-      sm90::mbar_init(full + s * 8, 128 + (TMA_B ? 1 : 0));
+      sm90::mbar_init(full + s * 8, kProducers + (TMA_B ? 1 : 0));
       sm90::mbar_init(empty + s * 8, 8);  // one arrival per consumer warp
     }
     sm90::mbar_init_fence();
@@ -85,14 +98,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   __syncthreads();
   const int KT = (p.K + kBK - 1) / kBK;
 
-  if (wg == 0) {
-    // ---- producer ----
+  if (wg < kProducerWgs) {
+    // ---- producers ----
+    sm90::setmaxnreg_dec<kProducerRegs>();
     const T* xp = static_cast<const T*>(p.x);
     const T* pp = static_cast<const T*>(p.prev);
     const T* wp = static_cast<const T*>(p.w);
-    constexpr int A_IT = kBM / 16;  // this thread's chunk column a_kc of rows a_r0 + 16 i
-    constexpr int B_IT = BN * 8 / 128;
-    static_assert(BN * 8 % 128 == 0, "B loader");
+    constexpr int RSTEP = kProducers / 8;  // this thread: chunk column a_kc of rows a_r0 + RSTEP i
+    constexpr int A_IT = kBM / RSTEP;
+    constexpr int B_IT = BN * 8 / kProducers;
+    static_assert(BN * 8 % kProducers == 0, "B loader");
     const int a_kc = tid & 7, a_r0 = tid >> 3;
     uint32_t it = 0;  // k-steps issued over all tiles: stage it % S, its use it / S
     for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
@@ -100,7 +115,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int n0 = static_cast<int>(tile % p.tiles_n) * BN;
       Row rows[A_IT];
 #pragma unroll
-      for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + 16 * i);
+      for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + RSTEP * i);
       TapCursor cur{0, 0, 0, 0, 0, 0};
       cur.advance(p, a_kc * 8);
 #pragma unroll 1
@@ -114,8 +129,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           int64_t off = 0;
           const bool ok = chunk_source(p, rows[i], cur, &from_prev, &off);
           const T* src = ok ? (from_prev ? pp : xp) + off : xp;
-          if (l1_gather) cp_async16_ca(sa + swz(a_r0 + 16 * i, a_kc), src, ok ? 16 : 0);
-          else tc::cp_async16(sa + swz(a_r0 + 16 * i, a_kc), src, ok ? 16 : 0);
+          if (l1_gather) cp_async16_ca(sa + swz(a_r0 + RSTEP * i, a_kc), src, ok ? 16 : 0);
+          else tc::cp_async16(sa + swz(a_r0 + RSTEP * i, a_kc), src, ok ? 16 : 0);
         }
         cur.advance(p, kBK);
         unsigned char* sb = sa + L::A_BYTES;
@@ -128,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         } else {
 #pragma unroll
           for (int j = 0; j < B_IT; ++j) {
-            const int c = tid + j * 128;
+            const int c = tid + j * kProducers;
             const int r = c >> 3, kc = c & 7;
             const int n = n0 + r, k = k0 + kc * 8;
             const bool ok = n < p.N && k < p.K;
@@ -143,7 +158,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
   } else {
     // ---- consumers ----
-    const int cw = wg - 1;  // rows cw * 64 .. + 63 of the tile
+    sm90::setmaxnreg_inc<kConsumerRegs>();
+    const int cw = wg - kProducerWgs;  // rows cw * 64 .. + 63 of the tile
     const int lane = tid & 31, warp = (tid >> 5) & 3;
     const T* bias = static_cast<const T*>(p.bias);
     T* out = static_cast<T*>(p.out);

@@ -10,7 +10,7 @@ namespace wgconv {
 
 struct WsOptions {
   bool l1_gather = false;  // A chunks through L1 (cp.async.ca): neighbouring taps overlap
-  bool tma_weight = false; // B by TMA (one tile load per stage) instead of the producer's cp.async
+  bool tma_weight = true;  // B by TMA (one tile load per stage) instead of the producers' cp.async
 };
 
 // Output tile 128 x bn (bn = 192, 128, 96 or 64); needs p.pair_out (even Cout, 4-byte
