@@ -230,7 +230,8 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   // at once, two blocks per SM. s4d2 measured 2-3% faster than s3d2 on the decoder's 3x3x3
   // convs, s3d2 1.4x faster at K <= 256 (few k-steps: the 1x1x1 shortcut).
   // TESSERA_CUDA_CONV_WGMMA=ws | s4d2 | s3d2 forces one (testing); TESSERA_CUDA_CONV_WS_L1=1
-  // gathers ws's A through L1, TESSERA_CUDA_CONV_WS_TMA=0 loads its B by cp.async instead of TMA. (3 stages one step ahead made ptxas
+  // gathers ws's A through L1, TESSERA_CUDA_CONV_WS_TMA=0 loads its B by cp.async instead of TMA,
+  // TESSERA_CUDA_CONV_WS_CLUSTER=1 turns off the CTA pairs that share B by multicast. (3 stages one step ahead made ptxas
   // serialise the wgmma: C7515.)
   // ws keeps one block per SM: below 128 columns the all-threads kernel's two blocks per SM
   // keep more wgmma in flight.
@@ -246,6 +247,7 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
     wgconv::WsOptions o;
     if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_L1")) o.l1_gather = std::strcmp(v, "1") == 0;
     if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_TMA")) o.tma_weight = std::strcmp(v, "0") != 0;
+    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_CLUSTER")) o.cluster = std::strcmp(v, "1") == 0 ? 1 : 2;
     wgconv::launch_ws(a.dtype == DType::BF16, bn, p, o, s, name);
     return true;
   }

@@ -11,6 +11,7 @@ namespace wgconv {
 struct WsOptions {
   bool l1_gather = false;  // A chunks through L1 (cp.async.ca): neighbouring taps overlap
   bool tma_weight = true;  // B by TMA (one tile load per stage) instead of the producers' cp.async
+  int cluster = 2;         // 2: pairs of CTAs share B by TMA multicast (with tma_weight); 1: not
 };
 
 // Output tile 128 x bn (bn = 192, 128, 96 or 64); needs p.pair_out (even Cout, 4-byte
