@@ -34,11 +34,14 @@ san memcheck 60 TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_CLUSTER=1
 
 echo "== benchmark ($(left)s left)"
 bench_torch 25
-ours default 20
-ours ws 25 TESSERA_CUDA_CONV_WGMMA=ws
-ours ws-cl1 33 TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_CLUSTER=1
+ours default 15 TESSERA_CUDA_CONV_TRACE=1
+grep -E "ws grid" "$out/ours-default.err" | sort | uniq -c | head
+ours ws-cl1 20 TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_CLUSTER=1 TESSERA_CUDA_CONV_TRACE=1
+grep -E "ws grid" "$out/ours-ws-cl1.err" | sort | uniq -c | head
+ours ws-g66 25 TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_CLUSTERS=66
+ours ws-g60 33 TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_CLUSTERS=60
 ours s4d2 50 TESSERA_CUDA_CONV_WGMMA=s4d2
-summary conv-ws.json default ws ws-cl1 s4d2
+summary conv-ws.json default ws-cl1 ws-g66 ws-g60 s4d2
 echo "== compute-sanitizer racecheck ($(left)s left)"
 san racecheck $(($(left) - 10)) TESSERA_CUDA_CONV_WGMMA=ws
 echo "total $(($(date +%s) - t0))s"

@@ -23,7 +23,10 @@
 // 120x208x2f against 0.85 ms for the all-threads kernel; arriving with noinc instead, 1.11 ms;
 // with the weight by TMA, 0.98 ms: one warp per SM sub-partition could not issue the gather's
 // address arithmetic fast enough, hence two producer warpgroups.
+#include <algorithm>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -288,8 +291,12 @@ void launch_cfg(const Params& p, const CUtensorMap& wmap, const WsOptions& o, cu
     if (cudaOccupancyMaxActiveClusters(&n, kern, &cfg) == cudaSuccess && n > 0) resident = n;
     else cudaGetLastError();
   }
+  if (const char* g = std::getenv("TESSERA_CUDA_CONV_WS_CLUSTERS")) resident = std::max<int64_t>(1, std::atoll(g));
   const int64_t clusters = units < resident ? units : resident;
   cfg.gridDim = dim3(static_cast<unsigned>(clusters * CL));
+  if (trace_on())
+    std::fprintf(stderr, "[tessera conv] %s: ws grid %lld x %d (units %lld, tma %d)\n", name,
+                 static_cast<long long>(clusters), CL, static_cast<long long>(units), TMA_B ? 1 : 0);
   TESSERA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kern, p, tiles, o.l1_gather ? 1 : 0, wmap));
   TESSERA_CUDA_CHECK_LAUNCH(name);
 }
