@@ -80,62 +80,6 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   }
 }
 
-// mbar_wait with acquire at cluster scope: for arrivals released by another CTA of the cluster.
-__device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, uint32_t parity) {
-#if TESSERA_SM90A
-  auto try_once = [&] {
-    uint32_t ok;
-    asm volatile(
-        "{\n.reg .pred p;\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(ok)
-        : "r"(bar), "r"(parity)
-        : "memory");
-    return ok != 0;
-  };
-  if (try_once()) return;
-  const long long t0 = clock64();
-  while (!try_once()) {
-    if (clock64() - t0 > (1ll << 34)) asm volatile("st.global.u32 [%0], %1;\n" ::"l"(0ull), "r"(1u) : "memory");
-  }
-#endif
-}
-
-// ---- clusters ----------------------------------------------------------------------
-
-__device__ __forceinline__ uint32_t cluster_ctarank() {
-  uint32_t r = 0;
-#if TESSERA_SM90A
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-#endif
-  return r;
-}
-
-// The shared::cluster address of `addr` (a shared::cta address of this CTA) in CTA `rank`.
-__device__ __forceinline__ uint32_t map_to_cta(uint32_t addr, uint32_t rank) {
-  uint32_t r = addr;
-#if TESSERA_SM90A
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
-#endif
-  return r;
-}
-
-// Arrives on a barrier of another CTA of the cluster (address from map_to_cta), releasing this
-// thread's prior accesses at cluster scope.
-__device__ __forceinline__ void mbar_arrive_remote(uint32_t cluster_addr) {
-#if TESSERA_SM90A
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_addr) : "memory");
-#endif
-}
-
-// Every thread of every CTA of the cluster arrives and waits (release / acquire).
-__device__ __forceinline__ void cluster_sync() {
-#if TESSERA_SM90A
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-#endif
-}
-
 // ---- TMA -------------------------------------------------------------------------
 
 // 4-D tile load (coordinates innermost first) into shared memory; completes `bytes` of
@@ -158,19 +102,6 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const void* tmap, uint
       "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n" ::"r"(
           dst),
       "l"(reinterpret_cast<uint64_t>(tmap)), "r"(bar), "r"(c0), "r"(c1)
-      : "memory");
-#endif
-}
-
-// As tma_load_2d, the tile written to the same shared-memory offset (and the barrier at the
-// same offset signalled) in every CTA of the cluster named in `mask` (bit = CTA rank).
-__device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const void* tmap, uint32_t bar, int c0, int c1,
-                                                      uint16_t mask) {
-#if TESSERA_SM90A
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%3, "
-      "%4}], [%2], %5;\n" ::"r"(dst),
-      "l"(reinterpret_cast<uint64_t>(tmap)), "r"(bar), "r"(c0), "r"(c1), "h"(mask)
       : "memory");
 #endif
 }

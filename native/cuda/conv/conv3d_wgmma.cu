@@ -210,8 +210,7 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   if (!device_runs_sm90a()) return refuse("the device does not run the sm_90a binary");
 
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
-  std::shared_ptr<Storage> wbuf = weight_nk(a, ctx, name);  // [Cout][K], k = tap * Cin + ci
-  IgParams p = make_params(a, prev_frames, wbuf ? wbuf->ptr : a.weight, a.cout);
+  IgParams p = make_params(a, prev_frames, a.weight, a.cout);  // p.w: set below, once the k order is known
 
   // Output-channel tile: the one of 192 / 128 / 96 / 64 that pads Cout least (ties: the wider:
   // m64n192 does more math per byte of shared memory read than m64n128).
@@ -231,7 +230,7 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   // convs, s3d2 1.4x faster at K <= 256 (few k-steps: the 1x1x1 shortcut).
   // TESSERA_CUDA_CONV_WGMMA=ws | s4d2 | s3d2 forces one (testing); TESSERA_CUDA_CONV_WS_L1=1
   // gathers ws's A through L1, TESSERA_CUDA_CONV_WS_TMA=0 loads its B by cp.async instead of TMA,
-  // TESSERA_CUDA_CONV_WS_CLUSTER=1 turns off the CTA pairs that share B by multicast. (3 stages one step ahead made ptxas
+  // TESSERA_CUDA_CONV_WS_KORDER=blocked takes its channel-blocks-outer k order (Cin % 64 == 0). (3 stages one step ahead made ptxas
   // serialise the wgmma: C7515.)
   // ws keeps one block per SM: below 128 columns the all-threads kernel's two blocks per SM
   // keep more wgmma in flight.
@@ -243,11 +242,17 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   }
   if (var == 3 && !p.pair_out) var = 2;
   if (trace) trace_launch(name, var == 3 ? "wgmma-ws" : "wgmma", bn, p);
+  wgconv::WsOptions o;
   if (var == 3) {
-    wgconv::WsOptions o;
     if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_L1")) o.l1_gather = std::strcmp(v, "1") == 0;
     if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_TMA")) o.tma_weight = std::strcmp(v, "0") != 0;
-    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_CLUSTER")) o.cluster = std::strcmp(v, "1") == 0 ? 1 : 2;
+    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_KORDER")) o.blocked = std::strcmp(v, "blocked") == 0;
+    o.blocked = o.blocked && a.cin % kWgBK == 0 && a.kt * a.kh * a.kw > 1;
+  }
+  // [Cout][K]: k = tap * Cin + ci, or channel blocks outer for ws's blocked order.
+  std::shared_ptr<Storage> wbuf = weight_nk(a, ctx, name, o.blocked ? kWgBK : 0);
+  p.w = wbuf ? wbuf->ptr : a.weight;
+  if (var == 3) {
     wgconv::launch_ws(a.dtype == DType::BF16, bn, p, o, s, name);
     return true;
   }

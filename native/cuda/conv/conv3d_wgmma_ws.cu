@@ -23,10 +23,8 @@
 // 120x208x2f against 0.85 ms for the all-threads kernel; arriving with noinc instead, 1.11 ms;
 // with the weight by TMA, 0.98 ms: one warp per SM sub-partition could not issue the gather's
 // address arithmetic fast enough, hence two producer warpgroups.
-#include <algorithm>
 #include <climits>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -72,13 +70,13 @@ __device__ __forceinline__ void cp_async_arrive_noinc(uint32_t bar) {
 }
 #endif
 
-// TMA_B: B arrives by TMA (wmap: the [Cout][K] weight, boxes of 64 x BN / CL) instead of the
-// producers' cp.async. CL = 2 (needs TMA_B): clusters of two CTAs on vertically adjacent tiles
-// (m tiles 2u, 2u + 1, the same n tile), each loading half of B and multicasting it to both.
-// Every tile reads all of B, so without this the weight is re-read from L2 once per m tile:
-// at the decoder's shapes the kernels moved ~6 TB/s from L2 (A gathers + B), which is the
-// H100's L2 bandwidth, so halving B's share is what lets them go faster.
-template <class T, int BN, bool TMA_B, int CL>
+// TMA_B: B arrives by one TMA tile load per stage (wmap: the [Cout][K] weight, boxes of 64 x BN)
+// instead of the producers' cp.async. BLOCKED: the k order is channel blocks of 64 outer, taps
+// inner (Cin % 64 == 0; the weight reordered to match, weight_nk(..., 64)), so consecutive
+// k-steps gather the same 64 channels of neighbouring taps, which overlap in all but one or two
+// of the 128 voxels a tile row block reads: with the gather through L1 (l1_gather) those are
+// hits. In the taps-outer order a voxel's next use is Cin / 64 k-steps later.
+template <class T, int BN, bool TMA_B, bool BLOCKED>
 __global__ void __launch_bounds__(kThreads, 1)
     conv_wgmma_ws_kernel(const Params p, const int64_t tiles, const int l1_gather,
                          const __grid_constant__ CUtensorMap wmap) {
@@ -95,24 +93,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int kProducerRegs = 88, kConsumerRegs = 168;
   const int tid = threadIdx.x;
   const int wg = tid >> 7;
-  static_assert(CL == 1 || (CL == 2 && TMA_B), "clusters share B by TMA multicast");
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
       sm90::mbar_init(full + s * 8, kProducers + (TMA_B ? 1 : 0));
-      // One arrival per consumer warp of every CTA that reads the stage's B (CL CTAs): a
-      // multicast refills the stage in all of them.
-      sm90::mbar_init(empty + s * 8, 8 * CL);
+      sm90::mbar_init(empty + s * 8, 8);  // one arrival per consumer warp
     }
     sm90::mbar_init_fence();
   }
-  if (CL > 1) sm90::cluster_sync();  // the peer's barriers are initialised before any remote use
-  else __syncthreads();
+  __syncthreads();
   const int KT = (p.K + kBK - 1) / kBK;
-  // Work units: CL vertically adjacent tiles with the same n tile; this CTA takes the rank-th.
-  const uint32_t rank = CL > 1 ? sm90::cluster_ctarank() : 0;
-  const int64_t tiles_m = tiles / p.tiles_n;
-  const int64_t units = (tiles_m + CL - 1) / CL * p.tiles_n;
-  const int64_t unit0 = blockIdx.x / CL, unit_step = gridDim.x / CL;
 
   if (wg < kProducerWgs) {
     // ---- producers ----
@@ -126,22 +115,19 @@ __global__ void __launch_bounds__(kThreads, 1)
     static_assert(BN * 8 % kProducers == 0, "B loader");
     const int a_kc = tid & 7, a_r0 = tid >> 3;
     uint32_t it = 0;  // k-steps issued over all tiles: stage it % S, its use it / S
-    for (int64_t u = unit0; u < units; u += unit_step) {
-      // A row tile past M (the odd last tile of a pair) gathers zeros and stores nothing.
-      const int64_t m0 = (u / p.tiles_n * CL + rank) * kBM;
-      const int n0 = static_cast<int>(u % p.tiles_n) * BN;
+    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      const int64_t m0 = tile / p.tiles_n * kBM;
+      const int n0 = static_cast<int>(tile % p.tiles_n) * BN;
       Row rows[A_IT];
 #pragma unroll
       for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + RSTEP * i);
       TapCursor cur{0, 0, 0, 0, 0, 0};
       cur.advance(p, a_kc * 8);
+      int cblock = 0;  // BLOCKED: element offset of this k-step's channel block
 #pragma unroll 1
       for (int kt = 0; kt < KT; ++kt, ++it) {
         const int stage = static_cast<int>(it % kStages);
-        if (it >= static_cast<uint32_t>(kStages)) {
-          if (CL > 1) sm90::mbar_wait_cluster(empty + stage * 8, (it / kStages - 1) & 1);
-          else sm90::mbar_wait(empty + stage * 8, (it / kStages - 1) & 1);
-        }
+        if (it >= static_cast<uint32_t>(kStages)) sm90::mbar_wait(empty + stage * 8, (it / kStages - 1) & 1);
         unsigned char* sa = gbase + stage * L::STAGE;
 #pragma unroll
         for (int i = 0; i < A_IT; ++i) {
@@ -152,20 +138,30 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (l1_gather) cp_async16_ca(sa + swz(a_r0 + RSTEP * i, a_kc), src, ok ? 16 : 0);
           else tc::cp_async16(sa + swz(a_r0 + RSTEP * i, a_kc), src, ok ? 16 : 0);
         }
-        cur.advance(p, kBK);
+        if (!BLOCKED) {
+          cur.advance(p, kBK);
+        } else if (++cur.tap == p.taps) {  // next channel block, first tap
+          cblock += kBK;
+          cur.tap = cur.it = cur.ih = cur.iw = 0;
+          cur.d = cblock + a_kc * 8;
+        } else {  // next tap, the same channels: as TapCursor::advance by Cin
+          cur.d += p.Cin;
+          if (++cur.iw == p.kw) {
+            cur.iw = 0;
+            cur.d += p.dW;
+            if (++cur.ih == p.kh) {
+              cur.ih = 0;
+              cur.d += p.dH;
+              ++cur.it;
+            }
+          }
+        }
         unsigned char* sb = sa + L::A_BYTES;
         const int k0 = kt * kBK;
         if (TMA_B) {
           if (tid == 0) {  // zeros past Cout / K come from the map's out-of-bounds fill
             sm90::mbar_arrive_expect_tx(full + stage * 8, L::B_BYTES);
-            if (CL == 1) {
-              sm90::tma_load_2d(base + stage * L::STAGE + L::A_BYTES, &wmap, full + stage * 8, k0, n0);
-            } else {  // rows [rank * BN / CL, + BN / CL) of B, into both CTAs (1024-byte aligned halves)
-              constexpr int HALF = BN / CL;
-              sm90::tma_load_2d_multicast(base + stage * L::STAGE + L::A_BYTES + rank * HALF * 128u, &wmap,
-                                          full + stage * 8, k0, n0 + static_cast<int>(rank) * HALF,
-                                          static_cast<uint16_t>((1u << CL) - 1));
-            }
+            sm90::tma_load_2d(base + stage * L::STAGE + L::A_BYTES, &wmap, full + stage * 8, k0, n0);
           }
         } else {
 #pragma unroll
@@ -193,16 +189,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int g = lane >> 2, t4 = lane & 3;
     float acc[BN / 2];
     uint32_t it = 0;
-    // The stage's `empty` barrier in the peer CTA (CL = 2): its B half came from there too.
-    const uint32_t peer_empty = CL > 1 ? sm90::map_to_cta(empty, rank ^ 1u) : 0u;
-    auto release = [&](uint32_t k_step) {
-      const uint32_t off = (k_step % kStages) * 8;
-      sm90::mbar_arrive(empty + off);
-      if (CL > 1) sm90::mbar_arrive_remote(peer_empty + off);
-    };
-    for (int64_t u = unit0; u < units; u += unit_step) {
-      const int64_t m0 = (u / p.tiles_n * CL + rank) * kBM;
-      const int n0 = static_cast<int>(u % p.tiles_n) * BN;
+    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      const int64_t m0 = tile / p.tiles_n * kBM;
+      const int n0 = static_cast<int>(tile % p.tiles_n) * BN;
 #pragma unroll
       for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
 #pragma unroll 1
@@ -220,11 +209,11 @@ __global__ void __launch_bounds__(kThreads, 1)
                                  sm90::make_desc(b0 + kk * 32u, 16, 1024), 1);
         sm90::wgmma_commit();
         sm90::wgmma_wait<1>();  // the previous k-step's group is done: its stage is free
-        if (kt > 0 && lane == 0) release(it - 1);
+        if (kt > 0 && lane == 0) sm90::mbar_arrive(empty + static_cast<int>((it - 1) % kStages) * 8);
       }
       sm90::wgmma_wait<0>();
       sm90::fence_regs(acc);
-      if (lane == 0) release(it - 1);
+      if (lane == 0) sm90::mbar_arrive(empty + static_cast<int>((it - 1) % kStages) * 8);
 
       // Accumulator j * 4 + e: row warp * 16 + g + 8 * (e / 2) of this warpgroup's 64,
       // column 8 * j + 2 * t4 + (e % 2). pair_out: even N, so a pair never straddles it.
@@ -245,9 +234,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
   }
-  // No CTA of a cluster leaves while its peer may still arrive on its barriers or multicast
-  // into its shared memory.
-  if (CL > 1) sm90::cluster_sync();
 #endif
 }
 
@@ -265,56 +251,25 @@ bool make_weight_map(CUtensorMap* m, const Params& p, bool bf16, int bn) {
             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <class T, int BN, bool TMA_B, int CL>
-void launch_cfg(const Params& p, const CUtensorMap& wmap, const WsOptions& o, cudaStream_t s, const char* name) {
-  auto kern = conv_wgmma_ws_kernel<T, BN, TMA_B, CL>;
-  constexpr int smem = static_cast<int>(WsTile<BN>::SMEM);
-  TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const int64_t tiles = (p.M + kBM - 1) / kBM * p.tiles_n;
-  const int64_t units = ((p.M + kBM - 1) / kBM + CL - 1) / CL * p.tiles_n;
-  cudaLaunchConfig_t cfg{};
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = CL;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  // Persistent: as many clusters as fit at once (one block per SM), at most one per unit.
-  int64_t resident = sm_count_cached() / CL;
-  if (CL > 1) {
-    cfg.gridDim = dim3(static_cast<unsigned>(resident * CL));
-    int n = 0;
-    if (cudaOccupancyMaxActiveClusters(&n, kern, &cfg) == cudaSuccess && n > 0) resident = n;
-    else cudaGetLastError();
-  }
-  if (const char* g = std::getenv("TESSERA_CUDA_CONV_WS_CLUSTERS")) resident = std::max<int64_t>(1, std::atoll(g));
-  const int64_t clusters = units < resident ? units : resident;
-  cfg.gridDim = dim3(static_cast<unsigned>(clusters * CL));
-  if (trace_on())
-    std::fprintf(stderr, "[tessera conv] %s: ws grid %lld x %d (units %lld, tma %d)\n", name,
-                 static_cast<long long>(clusters), CL, static_cast<long long>(units), TMA_B ? 1 : 0);
-  TESSERA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kern, p, tiles, o.l1_gather ? 1 : 0, wmap));
-  TESSERA_CUDA_CHECK_LAUNCH(name);
-}
-
 template <class T, int BN>
 void launch(Params p, const WsOptions& o, cudaStream_t s, const char* name) {
-  p.tiles_n = (p.N + BN - 1) / BN;
-  if ((p.M + kBM - 1) / kBM * p.tiles_n > INT_MAX)
-    throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
   CUtensorMap wmap;
-  std::memset(&wmap, 0, sizeof(wmap));
-  const bool bf16 = std::is_same<T, __nv_bfloat16>::value;
-  if (o.tma_weight && o.cluster == 2 && make_weight_map(&wmap, p, bf16, BN / 2))
-    launch_cfg<T, BN, true, 2>(p, wmap, o, s, name);
-  else if (o.tma_weight && make_weight_map(&wmap, p, bf16, BN))
-    launch_cfg<T, BN, true, 1>(p, wmap, o, s, name);
-  else
-    launch_cfg<T, BN, false, 1>(p, wmap, o, s, name);
+  const bool tma = o.tma_weight && make_weight_map(&wmap, p, std::is_same<T, __nv_bfloat16>::value, BN);
+  if (!tma) std::memset(&wmap, 0, sizeof(wmap));
+  auto kern = o.blocked ? (tma ? conv_wgmma_ws_kernel<T, BN, true, true> : conv_wgmma_ws_kernel<T, BN, false, true>)
+                        : (tma ? conv_wgmma_ws_kernel<T, BN, true, false> : conv_wgmma_ws_kernel<T, BN, false, false>);
+  constexpr int smem = static_cast<int>(WsTile<BN>::SMEM);
+  p.tiles_n = (p.N + BN - 1) / BN;
+  const int64_t tiles = (p.M + kBM - 1) / kBM * p.tiles_n;
+  if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
+  const int64_t grid = tiles < sm_count_cached() ? tiles : sm_count_cached();
+  if (trace_on())
+    std::fprintf(stderr, "[tessera conv] %s: ws grid %lld (tiles %lld, tma %d, blocked %d, l1 %d)\n", name,
+                 static_cast<long long>(grid), static_cast<long long>(tiles), tma ? 1 : 0, o.blocked ? 1 : 0,
+                 o.l1_gather ? 1 : 0);
+  TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  kern<<<static_cast<unsigned>(grid), kThreads, smem, s>>>(p, tiles, o.l1_gather ? 1 : 0, wmap);
+  TESSERA_CUDA_CHECK_LAUNCH(name);
 }
 
 template <class T>

@@ -126,6 +126,17 @@ const conv3dCases: Conv3dCase[] = [
     opts: { padding: [2, 1, 0, 2] },
     bias: true,
   },
+  // Three channel blocks of 64 with a spatial stride, batch 2 and an even Cout that is not a
+  // multiple of 8: the Hopper warp-specialised kernel's blocked k order wraps from the last tap
+  // to the next block here (TESSERA_CUDA_CONV_WS_KORDER=blocked).
+  {
+    name: "igemm-causal-c192-to-130-stride-1x2x2-prev2",
+    x: [2, 2, 9, 11, 192],
+    w: [130, 3, 3, 3],
+    opts: { causal: true, stride: [1, 2, 2], padding: 1 },
+    bias: true,
+    prev: 2,
+  },
   {
     name: "igemm-causal-c40-to-72-prev2",
     x: [1, 2, 9, 7, 40],
