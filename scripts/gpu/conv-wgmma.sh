@@ -33,7 +33,7 @@ conf wgmma-128x192 conv TESSERA_CUDA_CONV_TILE=128x192
 conf igemm conv TESSERA_CUDA_CONV=igemm
 pack
 echo "== compute-sanitizer memcheck ($(left)s left)"
-san memcheck 90
+san memcheck 90 conv
 
 echo "== benchmark ($(left)s left)"
 bench_torch 30
@@ -49,5 +49,5 @@ done
 pack
 
 echo "== compute-sanitizer racecheck ($(left)s left)"
-san racecheck $(($(left) - 10))
+san racecheck $(($(left) - 10)) conv
 echo "total $(($(date +%s) - t0))s"

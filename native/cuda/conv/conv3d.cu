@@ -287,19 +287,16 @@ __global__ void __launch_bounds__(STHREADS) conv_simt_kernel(Geom g, int64_t til
   }
 }
 
-// ---- weight reorder: [N, Cin, taps] -> [N, Cin / blk, taps, blk] ----
-// blk = Cin: [N, taps, Cin], the k order of every GEMM conv kernel; blk = 64: channel blocks
-// outer, taps inner (the warp-specialised Hopper kernel's blocked order, conv_wgmma_ws.h).
+// ---- weight reorder: [N, Cin, taps] -> [N, taps, Cin] ----
 
 template <class E>
 __global__ void reorder_weight_kernel(const E* __restrict__ w, E* __restrict__ wp, int64_t total, int64_t cin,
-                                      int64_t taps, int64_t blk) {
+                                      int64_t taps) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  const int64_t per_n = cin * taps, per_block = taps * blk;
+  const int64_t per_n = cin * taps;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     const int64_t n = i / per_n, rem = i - n * per_n;
-    const int64_t cb = rem / per_block, r2 = rem - cb * per_block;
-    const int64_t tap = r2 / blk, ci = cb * blk + (r2 - tap * blk);
+    const int64_t tap = rem / cin, ci = rem - tap * cin;
     wp[i] = w[(n * cin + ci) * taps + tap];
   }
 }
@@ -330,12 +327,10 @@ void check_int(const char* name, const char* what, int64_t v) {
 
 }  // namespace
 
-std::shared_ptr<Storage> weight_nk(const Conv3dArgs& a, const ExecCtx& ctx, const char* name, int64_t cblock) {
+std::shared_ptr<Storage> weight_nk(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
   const int64_t taps = a.kt * a.kh * a.kw;
   const int64_t K = taps * a.cin;
   if (taps <= 1 || K <= 0) return nullptr;
-  const int64_t blk = cblock > 0 ? cblock : a.cin;
-  if (a.cin % blk != 0) throw DeviceError(std::string("CUDA kernel '") + name + "': channel block does not divide Cin");
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
   const size_t es = dtype_size(a.dtype);
   const int64_t total = a.cout * K;
@@ -343,10 +338,10 @@ std::shared_ptr<Storage> weight_nk(const Conv3dArgs& a, const ExecCtx& ctx, cons
   constexpr int threads = 256;
   if (es == 4)
     reorder_weight_kernel<uint32_t><<<grid_for(total, threads), threads, 0, s>>>(
-        static_cast<const uint32_t*>(a.weight), static_cast<uint32_t*>(wbuf->ptr), total, a.cin, taps, blk);
+        static_cast<const uint32_t*>(a.weight), static_cast<uint32_t*>(wbuf->ptr), total, a.cin, taps);
   else
     reorder_weight_kernel<uint16_t><<<grid_for(total, threads), threads, 0, s>>>(
-        static_cast<const uint16_t*>(a.weight), static_cast<uint16_t*>(wbuf->ptr), total, a.cin, taps, blk);
+        static_cast<const uint16_t*>(a.weight), static_cast<uint16_t*>(wbuf->ptr), total, a.cin, taps);
   TESSERA_CUDA_CHECK_LAUNCH(name);
   return wbuf;
 }

@@ -22,6 +22,7 @@
 #include "../common/dtype.cuh"
 #include "../common/vec.cuh"
 #include "../gemm/mma.cuh"
+#include "../common/sm_count.h"
 #include "../runtime/cuda_backend.h"
 #include "conv_gemm.h"
 #include "conv_igemm.cuh"
@@ -245,22 +246,6 @@ void launch_igemm(IgParams p, cudaStream_t s, const char* name) {
 
 namespace igemm {
 
-int sm_count_cached() {
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 108;
-  }
-  static int cache[64] = {0};
-  if (dev >= 0 && dev < 64 && cache[dev] > 0) return cache[dev];
-  int n = 0;
-  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
-    cudaGetLastError();
-    n = 108;
-  }
-  if (dev >= 0 && dev < 64) cache[dev] = n;
-  return n;
-}
 
 bool trace_on() {
   const char* e = std::getenv("TESSERA_CUDA_CONV_TRACE");
@@ -365,7 +350,7 @@ bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   for (int c : {96, 64})
     if ((p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
   const int64_t tiles_m = (p.M + 127) / 128;
-  if (bn > 64 && tiles_m * ((p.N + bn - 1) / bn) < 2 * static_cast<int64_t>(sm_count_cached())) bn = 64;
+  if (bn > 64 && tiles_m * ((p.N + bn - 1) / bn) < 2 * static_cast<int64_t>(current_sm_count())) bn = 64;
   bn = forced_tile(bn, {128, 96, 64});
   if (trace) trace_launch(name, "igemm", bn, p);
   auto go = [&](auto tag) {

@@ -228,9 +228,8 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   // each barrier (one block per SM at BN = 128); s3d2 = 3 stages, each k-step's wgmma waited for
   // at once, two blocks per SM. s4d2 measured 2-3% faster than s3d2 on the decoder's 3x3x3
   // convs, s3d2 1.4x faster at K <= 256 (few k-steps: the 1x1x1 shortcut).
-  // TESSERA_CUDA_CONV_WGMMA=ws | s4d2 | s3d2 forces one (testing); TESSERA_CUDA_CONV_WS_L1=1
-  // gathers ws's A through L1, TESSERA_CUDA_CONV_WS_TMA=0 loads its B by cp.async instead of TMA,
-  // TESSERA_CUDA_CONV_WS_KORDER=blocked takes its channel-blocks-outer k order (Cin % 64 == 0). (3 stages one step ahead made ptxas
+  // TESSERA_CUDA_CONV_WGMMA=ws | s4d2 | s3d2 forces one (testing); TESSERA_CUDA_CONV_WS_TMA=0
+  // loads ws's weight tiles by cp.async instead of TMA. (3 stages one step ahead made ptxas
   // serialise the wgmma: C7515.)
   // ws keeps one block per SM: below 128 columns the all-threads kernel's two blocks per SM
   // keep more wgmma in flight.
@@ -242,17 +241,11 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   }
   if (var == 3 && !p.pair_out) var = 2;
   if (trace) trace_launch(name, var == 3 ? "wgmma-ws" : "wgmma", bn, p);
-  wgconv::WsOptions o;
-  if (var == 3) {
-    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_L1")) o.l1_gather = std::strcmp(v, "1") == 0;
-    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_TMA")) o.tma_weight = std::strcmp(v, "0") != 0;
-    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_KORDER")) o.blocked = std::strcmp(v, "blocked") == 0;
-    o.blocked = o.blocked && a.cin % kWgBK == 0 && a.kt * a.kh * a.kw > 1;
-  }
-  // [Cout][K]: k = tap * Cin + ci, or channel blocks outer for ws's blocked order.
-  std::shared_ptr<Storage> wbuf = weight_nk(a, ctx, name, o.blocked ? kWgBK : 0);
+  std::shared_ptr<Storage> wbuf = weight_nk(a, ctx, name);  // [Cout][K], k = tap * Cin + ci
   p.w = wbuf ? wbuf->ptr : a.weight;
   if (var == 3) {
+    wgconv::WsOptions o;
+    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_TMA")) o.tma_weight = std::strcmp(v, "0") != 0;
     wgconv::launch_ws(a.dtype == DType::BF16, bn, p, o, s, name);
     return true;
   }

@@ -18,11 +18,13 @@
 // straight from the accumulators). setmaxnreg moves registers from the producers to the
 // consumers' accumulators.
 //
-// Measured on the H100 while it was built (conv-ws-h100-2026-11-25.md): one producer
-// warpgroup that waited for its own copies (cp.async.wait_group) before arriving took 1.12 ms at
-// 120x208x2f against 0.85 ms for the all-threads kernel; arriving with noinc instead, 1.11 ms;
-// with the weight by TMA, 0.98 ms: one warp per SM sub-partition could not issue the gather's
-// address arithmetic fast enough, hence two producer warpgroups.
+// Measured on the H100 while it was built (conv-ws-h100-2026-11-25.md, six device calls): one
+// producer warpgroup that waited for its own copies before arriving: 1.12 ms at 120x208x2f
+// against 0.85 for the all-threads kernel (s4d2); arriving with noinc: 1.11; plus the weight by
+// TMA: 0.98; two producer warpgroups (this kernel): 0.81-0.83, 1-4% ahead of s4d2 on the
+// decoder's 3x3x3 convs and level elsewhere, still 0.8x cuDNN. Tried and dropped, no faster:
+// CTA pairs sharing the weight tile by TMA multicast (1.12 ms), a channel-blocks-outer k order
+// with the gather through L1 (0.815-0.826).
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +33,7 @@
 
 #include "../common/dtype.cuh"
 #include "../common/sm90.cuh"
+#include "../common/sm_count.h"
 #include "../common/tensor_map.h"
 #include "../common/wgmma_ops.cuh"
 #include "../gemm/mma.cuh"
@@ -58,11 +61,6 @@ struct WsTile {
 };
 
 #if TESSERA_SM90A
-__device__ __forceinline__ void cp_async16_ca(void* smem, const void* gmem, int src_bytes) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(sm90::smem_addr(smem)), "l"(gmem),
-               "r"(src_bytes));
-}
-
 // Arrives on `bar` when every cp.async this thread issued before has completed; noinc: the
 // arrival is one of the barrier's expected count (the producer threads).
 __device__ __forceinline__ void cp_async_arrive_noinc(uint32_t bar) {
@@ -71,15 +69,10 @@ __device__ __forceinline__ void cp_async_arrive_noinc(uint32_t bar) {
 #endif
 
 // TMA_B: B arrives by one TMA tile load per stage (wmap: the [Cout][K] weight, boxes of 64 x BN)
-// instead of the producers' cp.async. BLOCKED: the k order is channel blocks of 64 outer, taps
-// inner (Cin % 64 == 0; the weight reordered to match, weight_nk(..., 64)), so consecutive
-// k-steps gather the same 64 channels of neighbouring taps, which overlap in all but one or two
-// of the 128 voxels a tile row block reads: with the gather through L1 (l1_gather) those are
-// hits. In the taps-outer order a voxel's next use is Cin / 64 k-steps later.
-template <class T, int BN, bool TMA_B, bool BLOCKED>
+// instead of the producers' cp.async (the fallback where the driver cannot encode a map).
+template <class T, int BN, bool TMA_B>
 __global__ void __launch_bounds__(kThreads, 1)
-    conv_wgmma_ws_kernel(const Params p, const int64_t tiles, const int l1_gather,
-                         const __grid_constant__ CUtensorMap wmap) {
+    conv_wgmma_ws_kernel(const Params p, const int64_t tiles, const __grid_constant__ CUtensorMap wmap) {
 #if TESSERA_SM90A
   using L = WsTile<BN>;
   extern __shared__ unsigned char smem_raw[];
@@ -123,7 +116,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + RSTEP * i);
       TapCursor cur{0, 0, 0, 0, 0, 0};
       cur.advance(p, a_kc * 8);
-      int cblock = 0;  // BLOCKED: element offset of this k-step's channel block
 #pragma unroll 1
       for (int kt = 0; kt < KT; ++kt, ++it) {
         const int stage = static_cast<int>(it % kStages);
@@ -135,27 +127,9 @@ __global__ void __launch_bounds__(kThreads, 1)
           int64_t off = 0;
           const bool ok = chunk_source(p, rows[i], cur, &from_prev, &off);
           const T* src = ok ? (from_prev ? pp : xp) + off : xp;
-          if (l1_gather) cp_async16_ca(sa + swz(a_r0 + RSTEP * i, a_kc), src, ok ? 16 : 0);
-          else tc::cp_async16(sa + swz(a_r0 + RSTEP * i, a_kc), src, ok ? 16 : 0);
+          tc::cp_async16(sa + swz(a_r0 + RSTEP * i, a_kc), src, ok ? 16 : 0);
         }
-        if (!BLOCKED) {
-          cur.advance(p, kBK);
-        } else if (++cur.tap == p.taps) {  // next channel block, first tap
-          cblock += kBK;
-          cur.tap = cur.it = cur.ih = cur.iw = 0;
-          cur.d = cblock + a_kc * 8;
-        } else {  // next tap, the same channels: as TapCursor::advance by Cin
-          cur.d += p.Cin;
-          if (++cur.iw == p.kw) {
-            cur.iw = 0;
-            cur.d += p.dW;
-            if (++cur.ih == p.kh) {
-              cur.ih = 0;
-              cur.d += p.dH;
-              ++cur.it;
-            }
-          }
-        }
+        cur.advance(p, kBK);
         unsigned char* sb = sa + L::A_BYTES;
         const int k0 = kt * kBK;
         if (TMA_B) {
@@ -256,19 +230,17 @@ void launch(Params p, const WsOptions& o, cudaStream_t s, const char* name) {
   CUtensorMap wmap;
   const bool tma = o.tma_weight && make_weight_map(&wmap, p, std::is_same<T, __nv_bfloat16>::value, BN);
   if (!tma) std::memset(&wmap, 0, sizeof(wmap));
-  auto kern = o.blocked ? (tma ? conv_wgmma_ws_kernel<T, BN, true, true> : conv_wgmma_ws_kernel<T, BN, false, true>)
-                        : (tma ? conv_wgmma_ws_kernel<T, BN, true, false> : conv_wgmma_ws_kernel<T, BN, false, false>);
+  auto kern = tma ? conv_wgmma_ws_kernel<T, BN, true> : conv_wgmma_ws_kernel<T, BN, false>;
   constexpr int smem = static_cast<int>(WsTile<BN>::SMEM);
   p.tiles_n = (p.N + BN - 1) / BN;
   const int64_t tiles = (p.M + kBM - 1) / kBM * p.tiles_n;
   if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
-  const int64_t grid = tiles < sm_count_cached() ? tiles : sm_count_cached();
+  const int64_t grid = tiles < current_sm_count() ? tiles : current_sm_count();
   if (trace_on())
-    std::fprintf(stderr, "[tessera conv] %s: ws grid %lld (tiles %lld, tma %d, blocked %d, l1 %d)\n", name,
-                 static_cast<long long>(grid), static_cast<long long>(tiles), tma ? 1 : 0, o.blocked ? 1 : 0,
-                 o.l1_gather ? 1 : 0);
+    std::fprintf(stderr, "[tessera conv] %s: ws grid %lld (tiles %lld, tma %d)\n", name, static_cast<long long>(grid),
+                 static_cast<long long>(tiles), tma ? 1 : 0);
   TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  kern<<<static_cast<unsigned>(grid), kThreads, smem, s>>>(p, tiles, o.l1_gather ? 1 : 0, wmap);
+  kern<<<static_cast<unsigned>(grid), kThreads, smem, s>>>(p, tiles, wmap);
   TESSERA_CUDA_CHECK_LAUNCH(name);
 }
 

@@ -34,8 +34,7 @@ bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
 bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name);
 
 // The weight [Cout][Cin][taps] reordered to [Cout][taps * Cin] (k order) in a scratch block
-// on ctx's stream; null for a 1-tap kernel, whose weight already is in k order. cblock > 0
-// (dividing Cin): [Cout][Cin / cblock][taps][cblock] instead, channel blocks outer.
-std::shared_ptr<Storage> weight_nk(const Conv3dArgs& a, const ExecCtx& ctx, const char* name, int64_t cblock = 0);
+// on ctx's stream; null for a 1-tap kernel, whose weight already is in k order.
+std::shared_ptr<Storage> weight_nk(const Conv3dArgs& a, const ExecCtx& ctx, const char* name);
 
 }  // namespace tessera

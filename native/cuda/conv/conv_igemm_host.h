@@ -11,9 +11,6 @@
 namespace tessera {
 namespace igemm {
 
-// Streaming multiprocessors of the current device (cached per device; 108 when unknown).
-int sm_count_cached();
-
 // TESSERA_CUDA_CONV_TRACE is set: print each call's path and tile to stderr.
 bool trace_on();
 

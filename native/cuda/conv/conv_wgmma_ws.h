@@ -9,10 +9,7 @@ namespace tessera {
 namespace wgconv {
 
 struct WsOptions {
-  bool l1_gather = false;  // A chunks through L1 (cp.async.ca): neighbouring taps overlap
   bool tma_weight = true;  // B by TMA (one tile load per stage) instead of the producers' cp.async
-  bool blocked = false;    // k order: channel blocks of 64 outer, taps inner; p.w must be
-                           // weight_nk(..., 64) and Cin % 64 == 0
 };
 
 // Output tile 128 x bn (bn = 192, 128, 96 or 64); needs p.pair_out (even Cout, 4-byte

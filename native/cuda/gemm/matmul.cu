@@ -16,6 +16,7 @@
 #include <string>
 
 #include "../common/dtype.cuh"
+#include "../common/sm_count.h"
 #include "../runtime/cuda_backend.h"
 #include "mma.cuh"
 #include "tessera/kernels/gemm.h"
@@ -338,22 +339,6 @@ __global__ void __launch_bounds__(256, 1) gemm_f32_kernel(GemmParams p) {
 // Host side
 // ---------------------------------------------------------------------------------
 
-int sm_count() {
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 108;
-  }
-  static int cache[64] = {0};
-  if (dev >= 0 && dev < 64 && cache[dev] > 0) return cache[dev];
-  int n = 0;
-  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
-    cudaGetLastError();
-    n = 108;
-  }
-  if (dev >= 0 && dev < 64) cache[dev] = n;
-  return n;
-}
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
 
@@ -401,7 +386,7 @@ void launch_tc(GemmParams p, cudaStream_t stream) {
 template <class T, bool TA, bool TB>
 void launch_tc_pick(GemmParams p, cudaStream_t stream) {
   const int64_t big_tiles = ((p.m + 127) / 128) * ((p.n + 127) / 128) * p.batch;
-  if (big_tiles >= sm_count()) launch_tc<T, 128, 128, 2, 4, TA, TB>(p, stream);
+  if (big_tiles >= current_sm_count()) launch_tc<T, 128, 128, 2, 4, TA, TB>(p, stream);
   else launch_tc<T, 64, 64, 2, 2, TA, TB>(p, stream);
 }
 

@@ -14,7 +14,7 @@ pack() { tar czf "$final/$logname.tgz" -C "$out" . 2>/dev/null; }
 export TESSERA_CUDA_ARCHS="${TESSERA_CUDA_ARCHS:-90a}" TESSERA_NO_NCCL=1
 export COMMIT="$(cat .gpu/commit 2>/dev/null || git describe --always --dirty 2>/dev/null || echo unknown)"
 unset TESSERA_CUDA_CONV TESSERA_CUDA_CONV_TILE TESSERA_CUDA_CONV_TRACE TESSERA_CUDA_CONV_WGMMA \
-  TESSERA_CUDA_CONV_WS_TMA TESSERA_CUDA_CONV_WS_L1 TESSERA_CUDA_CONV_WS_KORDER
+  TESSERA_CUDA_CONV_WS_TMA TESSERA_CUDA_NORM_PREFETCH
 runner=.gpu/native-dist/testing/run-conformance.js
 work=/tmp/kbench
 
@@ -44,15 +44,15 @@ trace_counts() {
   sed -E 's/ M=[0-9]+ N=.*//; s/^\[tessera conv\] //; s/ \(.*//' "$out/conf-$1.err" | sort | uniq -c
 }
 
-san() {  # tool, seconds, env...
-  local tool=$1 secs=$2
-  shift 2
-  [ "$secs" -lt 20 ] && { echo "sanitizer $tool: skipped (time)"; return; }
+san() {  # tool, seconds, case filter, env...: $out/sanitizer-$tool-$filter.{json,log}
+  local tool=$1 secs=$2 filter=$3
+  shift 3
+  [ "$secs" -lt 20 ] && { echo "sanitizer $tool [$filter]: skipped (time)"; return; }
   env "$@" timeout "$secs" compute-sanitizer --tool "$tool" --print-limit 20 \
-    node "$runner" --device cuda --sanitizer --filter conv --out "$out/sanitizer-$tool.json" \
-    > "$out/sanitizer-$tool.log" 2>&1
-  echo "sanitizer $tool: rc=$? ($(left)s left)"
-  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race|passed" "$out/sanitizer-$tool.log" | tail -6
+    node "$runner" --device cuda --sanitizer --filter "$filter" --out "$out/sanitizer-$tool-$filter.json" \
+    > "$out/sanitizer-$tool-$filter.log" 2>&1
+  echo "sanitizer $tool [$filter]: rc=$? ($(left)s left)"
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race|passed" "$out/sanitizer-$tool-$filter.log" | tail -6
   pack
 }
 

@@ -49,6 +49,24 @@ export const cases: ConformanceCase[] = [
         shift: t.randn([2, 1536]),
       }),
   },
+  // More rows than the persistent CUDA grid has warps (132 SMs x 16 on an H100 at C = 1536 in
+  // bf16), with a per-sample modulation whose sample changes mid-warp-loop: each warp handles
+  // several rows and loads the next before storing this one (norm.cu, PF).
+  {
+    name: "layer_norm/4500-tokens-C1536-modulated-per-sample",
+    dtypes: floats,
+    run: (t) =>
+      layerNorm(t.randn([2, 2250, 1536]), {
+        eps: 1e-6,
+        scale: t.randn([2, 1536], 0.5),
+        shift: t.randn([2, 1536]),
+      }),
+  },
+  {
+    name: "rms_norm/4500-tokens-C1536-weight",
+    dtypes: floats,
+    run: (t) => rmsNorm(t.randn([1, 4500, 1536], 3), { weight: t.randn([1536]) }),
+  },
   {
     name: "layer_norm/C264-affine-modulated-per-token",
     dtypes: floats,
