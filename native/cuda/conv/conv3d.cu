@@ -368,7 +368,8 @@ void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
     check_int(name, what, v);
   if (!dtype_is_float(a.dtype))
     throw DeviceError(std::string("CUDA kernel '") + name + "' got non-float dtype " + dtype_name(a.dtype));
-  // On sm_90a devices the wgmma kernel (conv3d_wgmma.cu) takes the cases it covers, then the
+  // Few output channels go to the direct kernel (conv3d_narrow.cu). On sm_90a devices the wgmma
+  // kernel (conv3d_wgmma.cu) takes the cases it covers, then the
   // mma.sync implicit-GEMM kernel (conv3d_igemm.cu: on the H100 it passed conformance with
   // every tile, memcheck and racecheck, at 2.1-2.8x the wmma kernel below,
   // benchmarks/results/conv-igemm-h100-2026-11-25.md). TESSERA_CUDA_CONV (read at every call,
@@ -376,6 +377,7 @@ void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
   const char* sel = std::getenv("TESSERA_CUDA_CONV");
   const bool wmma_only = sel && std::strcmp(sel, "wmma") == 0;
   const bool no_wgmma = wmma_only || (sel && std::strcmp(sel, "igemm") == 0);
+  if (!wmma_only && conv3d_narrow(a, P, ctx, name)) return;
   if (!no_wgmma && conv3d_wgmma(a, P, ctx, name)) return;
   if (!wmma_only && conv3d_igemm(a, P, ctx, name)) return;
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);

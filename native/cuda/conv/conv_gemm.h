@@ -33,6 +33,11 @@ bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
 // the same contract.
 bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name);
 
+// Few output channels (Cout <= 8, the VAE's RGB head), bf16 / f16, stride 1, Cin % 32 == 0,
+// kh and kw <= 3 (conv3d_narrow.cu): a direct tensor-core kernel over shared-memory halo tiles.
+// Tried first; false (nothing launched) when it does not apply or TESSERA_CUDA_CONV_NARROW=0.
+bool conv3d_narrow(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name);
+
 // The weight [Cout][Cin][taps] reordered to [Cout][taps * Cin] (k order) in a scratch block
 // on ctx's stream; null for a 1-tap kernel, whose weight already is in k order.
 std::shared_ptr<Storage> weight_nk(const Conv3dArgs& a, const ExecCtx& ctx, const char* name);

@@ -9,13 +9,9 @@
 #include "../common/dispatch.cuh"
 #include "../common/dtype.cuh"
 #include "../common/reduce.cuh"
-#include "../common/sm_count.h"
 #include "../common/vec.cuh"
 #include "../runtime/cuda_backend.h"
 #include "tessera/kernels/norm.h"
-
-#include <cstdlib>
-#include <cstring>
 
 namespace tessera {
 namespace {
@@ -93,11 +89,7 @@ __global__ void norm_warp_kernel(NormParams p) {
 // too. Taken when C % V == 0, every pointer is 16-byte aligned and C <= 32 * NV_max * V.
 // The scalar kernels above and below move 2-byte elements one at a time and reached a
 // quarter of the H100's DRAM bandwidth at the DiT's C = 1536 (kernels-h100-2026-11-24).
-// PF: a persistent grid whose warps load their next row before normalising and storing this
-// one, so a warp's loads overlap its stores. Without it, at 7,800 rows (the DiT at 16 frames:
-// three waves of warps that all load, then all store) the kernel reached 64% of DRAM bandwidth
-// against 86% at 32,760 rows (kernels-h100-2026-11-25).
-template <class T, int NV, bool PF>
+template <class T, int NV>
 __global__ void norm_warp_vec_kernel(NormParams p) {
   constexpr int V = 16 / sizeof(T);
   using P = Pack<T, V>;
@@ -109,45 +101,21 @@ __global__ void norm_warp_vec_kernel(NormParams p) {
   const float invC = 1.f / static_cast<float>(C);
   const P* wp = static_cast<const P*>(p.weight);
   const P* bp = static_cast<const P*>(p.bias);
-  // This lane's packs of row `row` (packs past C, or a row past the end, are not read).
-  auto load_row = [&](int64_t row, P (&dst)[NV]) {
-    const P* xp = reinterpret_cast<const P*>(static_cast<const T*>(p.x) + row * p.channels);
-#pragma unroll
-    for (int j = 0; j < NV; ++j)
-      if (row < p.rows && lane + 32 * j < np) dst[j] = xp[lane + 32 * j];
-  };
-  int64_t r = static_cast<int64_t>(blockIdx.x) * wpb + (threadIdx.x >> 5);
-  P next[NV];
-  if (PF) load_row(r, next);
-  for (; r < p.rows; r += nwarps) {
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * wpb + (threadIdx.x >> 5); r < p.rows; r += nwarps) {
+    const P* xp = reinterpret_cast<const P*>(static_cast<const T*>(p.x) + r * p.channels);
     // Centred on x[0] as the CPU reference is (see norm_warp_kernel).
+    const float x0 = p.rms ? 0.f : Elem<T>::load(static_cast<const T*>(p.x) + r * p.channels, 0);
     float v[NV][V];
-    if (PF) {
-      P cur[NV];
 #pragma unroll
-      for (int j = 0; j < NV; ++j) cur[j] = next[j];
-      load_row(r + nwarps, next);
-      const float x0 = p.rms ? 0.f : __shfl_sync(0xffffffffu, Elem<T>::load(cur[0].v, 0), 0);  // lane 0: pack 0
+    for (int j = 0; j < NV; ++j) {
+      const int k = lane + 32 * j;
+      if (k < np) {
+        const P a = xp[k];
 #pragma unroll
-      for (int j = 0; j < NV; ++j) {
-        const bool in = lane + 32 * j < np;
+        for (int e = 0; e < V; ++e) v[j][e] = Elem<T>::load(a.v, e) - x0;
+      } else {
 #pragma unroll
-        for (int e = 0; e < V; ++e) v[j][e] = in ? Elem<T>::load(cur[j].v, e) - x0 : 0.f;
-      }
-    } else {
-      const P* xp = reinterpret_cast<const P*>(static_cast<const T*>(p.x) + r * p.channels);
-      const float x0 = p.rms ? 0.f : Elem<T>::load(static_cast<const T*>(p.x) + r * p.channels, 0);
-#pragma unroll
-      for (int j = 0; j < NV; ++j) {
-        const int k = lane + 32 * j;
-        if (k < np) {
-          const P a = xp[k];
-#pragma unroll
-          for (int e = 0; e < V; ++e) v[j][e] = Elem<T>::load(a.v, e) - x0;
-        } else {
-#pragma unroll
-          for (int e = 0; e < V; ++e) v[j][e] = 0.f;
-        }
+        for (int e = 0; e < V; ++e) v[j][e] = 0.f;
       }
     }
     float mean = 0.f;
@@ -253,19 +221,7 @@ void launch_warp_vec(const NormParams& p, cudaStream_t s) {
   // 4 warps a block: at NV = 6 (C = 1536 in bf16) a lane holds 48 floats (95 registers),
   // and smaller blocks let 5 of them share an SM instead of 2 of 8 warps.
   constexpr int threads = 128;
-  const char* e = std::getenv("TESSERA_CUDA_NORM_PREFETCH");
-  if (e && std::strcmp(e, "0") == 0) {
-    norm_warp_vec_kernel<T, NV, false><<<grid_for(p.rows, threads / 32), threads, 0, s>>>(p);
-    return;
-  }
-  // Persistent: the blocks that fit at once, each warp looping over rows.
-  auto kern = norm_warp_vec_kernel<T, NV, true>;
-  int per_sm = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, threads, 0) != cudaSuccess || per_sm < 1) {
-    cudaGetLastError();
-    per_sm = 1;
-  }
-  kern<<<grid_for(p.rows, threads / 32, static_cast<int64_t>(per_sm) * current_sm_count()), threads, 0, s>>>(p);
+  norm_warp_vec_kernel<T, NV><<<grid_for(p.rows, threads / 32), threads, 0, s>>>(p);
 }
 
 // The 16-byte warp kernel for this row, if it applies: picks the smallest NV that covers

@@ -126,6 +126,24 @@ const conv3dCases: Conv3dCase[] = [
     opts: { padding: [2, 1, 0, 2] },
     bias: true,
   },
+  // Cout <= 8, Cin % 32 == 0, stride 1: the CUDA direct kernel for narrow outputs
+  // (native/cuda/conv/conv3d_narrow.cu: the VAE's RGB head). Tiles cut by the image edge in
+  // both directions, cached frames, three channel blocks; then a 3x2x3 kernel with time padding
+  // at both ends (input frames past either end are skipped), batch 2 and Cout 8.
+  {
+    name: "narrow-causal-c96-to-3-prev2",
+    x: [1, 3, 11, 37, 96],
+    w: [3, 3, 3, 3],
+    opts: { causal: true, padding: 1 },
+    bias: true,
+    prev: 2,
+  },
+  {
+    name: "narrow-kernel-3x2x3-pad-1x2x1x1-c64-to-8-batch2",
+    x: [2, 2, 9, 33, 64],
+    w: [8, 3, 2, 3],
+    opts: { padding: [1, 2, 1, 1] },
+  },
   // Three channel blocks of 64 with a spatial stride, batch 2 and an even Cout that is not a
   // multiple of 8: the Hopper warp-specialised kernel's blocked k order wraps from the last tap
   // to the next block here (TESSERA_CUDA_CONV_WS_KORDER=blocked).

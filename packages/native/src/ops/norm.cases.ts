@@ -49,9 +49,8 @@ export const cases: ConformanceCase[] = [
         shift: t.randn([2, 1536]),
       }),
   },
-  // More rows than the persistent CUDA grid has warps (132 SMs x 16 on an H100 at C = 1536 in
-  // bf16), with a per-sample modulation whose sample changes mid-warp-loop: each warp handles
-  // several rows and loads the next before storing this one (norm.cu, PF).
+  // More rows than a full wave of the CUDA warp kernel's warps (132 SMs x 20 on an H100 at
+  // C = 1536 in bf16), with a per-sample modulation whose sample changes between waves.
   {
     name: "layer_norm/4500-tokens-C1536-modulated-per-sample",
     dtypes: floats,
