@@ -12,13 +12,15 @@
 #   3. compute-sanitizer memcheck and racecheck over the conv cases (default paths);
 #   4. the conv benchmark (cuDNN F.conv3d; ours: default, s4d2, narrow off), summary in
 #      $OUT/conv-ws.json.
-# LIMIT_S (default 560). The earlier calls of this script while the kernels were built compared
+# LIMIT_S (default 560); CONV_WS_BENCH_ONLY=1 skips steps 2 and 3 (a re-timing after a change
+# of kernel choice only). The earlier calls of this script while the kernels were built compared
 # other variants (one producer warpgroup, CTA pairs sharing the weight by multicast, a
 # channel-blocks-outer k order, a prefetching LayerNorm): conv-ws-h100-2026-11-25.md.
 logname=conv-ws-logs
 source "$(dirname "$0")/lib/conv-bench.sh"
 
 build "conv_wgmma_ws_kernel|conv_wgmma_kernel|conv_narrow_kernel"
+if [ "${CONV_WS_BENCH_ONLY:-0}" != 1 ]; then
 echo "== conformance ($(left)s left)"
 conf all "" TESSERA_CUDA_CONV_TRACE=1
 trace_counts all
@@ -32,6 +34,7 @@ pack
 echo "== compute-sanitizer ($(left)s left)"
 san memcheck 60 conv
 san racecheck 90 conv
+fi
 
 echo "== benchmark ($(left)s left)"
 bench_torch 30

@@ -232,8 +232,10 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   // loads ws's weight tiles by cp.async instead of TMA. (3 stages one step ahead made ptxas
   // serialise the wgmma: C7515.)
   // ws keeps one block per SM: below 128 columns the all-threads kernel's two blocks per SM
-  // keep more wgmma in flight.
-  int var = p.K > 4 * kWgBK ? (bn >= 128 ? 3 : 2) : 0;
+  // keep more wgmma in flight; below K = 2048 (32 k-steps) its persistent ring has too little to
+  // hide and s4d2 was as fast or faster (conv_in K = 432: 0.049 vs 0.035 ms; time_up K = 1152:
+  // 0.053 vs 0.049; conv-ws-h100-2026-11-25.md).
+  int var = p.K > 4 * kWgBK ? (bn >= 128 && p.K > 2048 ? 3 : 2) : 0;
   if (const char* v = std::getenv("TESSERA_CUDA_CONV_WGMMA")) {
     if (std::strcmp(v, "ws") == 0) var = 3;
     else if (std::strcmp(v, "s4d2") == 0) var = 2;
