@@ -16,7 +16,7 @@ const { values } = parseArgs({
     e2e: { type: "string", default: new URL("e2e-h100-2026-11-25.json", results).pathname },
     dit: { type: "string" },
     attention: { type: "string", default: new URL("attention-wgmma-h100-2026-11-25.json", results).pathname },
-    conv: { type: "string", default: new URL("conv-wgmma-h100-2026-11-25.json", results).pathname },
+    conv: { type: "string", default: new URL("conv-ws-h100-2026-11-25.json", results).pathname },
     kernels: { type: "string", default: new URL("kernels-h100-2026-11-25.json", results).pathname },
     generation: { type: "string" },
   },
@@ -107,10 +107,11 @@ const groups = [];
   });
 }
 groups.push({
-  title: "VAE convolutions (Hopper implicit GEMM vs cuDNN)",
+  title: "VAE convolutions (our default kernels vs cuDNN)",
+  // The file's default path (conv-ws.sh), or an older file's wgmma / igemm tag.
   bars: conv.records.map((r) => ({
     label: r.name.replace(/^conv[23]d\./, "").replace("@", " @ "),
-    x: need(r.torch.ms / (r.ours.wgmma ?? r.ours.igemm).ms, r.name),
+    x: need(r.torch.ms / (r.ours.default ?? r.ours.wgmma ?? r.ours.igemm).ms, r.name),
   })),
 });
 
