@@ -41,19 +41,6 @@ constexpr int kHaloH = kTH + kMaxK - 1, kHaloW = kTW + kMaxK - 1;
 constexpr int kStageElems = kHaloH * kHaloW * kPixStride;
 constexpr int kMaxWeightBytes = 64 * 1024;  // taps * Cin / 16 fragments of 256 bytes
 
-struct NarrowParams {
-  const void* x;
-  const void* prev;  // [B, P, H, W, Cin] (x when P = 0: never read)
-  const uint2* wf;   // [taps][Cin / 16][32 lanes]: B fragments
-  const void* bias;  // [Cout] or null
-  void* out;         // [B, Fo, Ho, Wo, Cout]
-  int F, H, W, Cin, P, Cout;
-  int kt, kh, kw;
-  int pad_front, pad_h, pad_w;
-  int Fo, Ho, Wo;
-  int tiles_h, tiles_w;
-};
-
 // B fragments of mma.m16n8k16 (B is k x n, "col" layout): lane l holds b0 = B[2(l%4) + {0,1}][l/4]
 // and b1 = B[2(l%4) + 8 + {0,1}][l/4], with B[k][n] = w[n][16 s + k][tap].
 template <class T>
@@ -71,10 +58,13 @@ __global__ void narrow_weight_kernel(const T* __restrict__ w, uint2* __restrict_
 }
 
 template <class T>
-__global__ void __launch_bounds__(kThreads, 2) conv_narrow_kernel(const NarrowParams p) {
+// p: igemm's Params (make_params) with w = the B fragments, N = Cout.
+__global__ void __launch_bounds__(kThreads, 2) conv_narrow_kernel(const igemm::Params p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int taps = p.kt * p.kh * p.kw, slices = p.Cin / 16;
   uint2* wf_s = reinterpret_cast<uint2*>(smem);
+  const uint2* wf = static_cast<const uint2*>(p.w);
+  const int tiles_h = (p.Ho + kTH - 1) / kTH, tiles_w = (p.Wo + kTW - 1) / kTW;
   T* halo = reinterpret_cast<T*>(smem + taps * slices * 32 * sizeof(uint2));  // two stages
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -83,9 +73,9 @@ __global__ void __launch_bounds__(kThreads, 2) conv_narrow_kernel(const NarrowPa
   int tile = blockIdx.x;
   const int fo = tile % p.Fo;
   tile /= p.Fo;
-  const int tw = tile % p.tiles_w;
-  tile /= p.tiles_w;
-  const int th = tile % p.tiles_h, b = tile / p.tiles_h;
+  const int tw = tile % tiles_w;
+  tile /= tiles_w;
+  const int th = tile % tiles_h, b = tile / tiles_h;
   const int ho0 = th * kTH, wo0 = tw * kTW;
   const int hh = kTH + p.kh - 1, hw = kTW + p.kw - 1;  // this call's halo
 
@@ -93,7 +83,7 @@ __global__ void __launch_bounds__(kThreads, 2) conv_narrow_kernel(const NarrowPa
   {
     const int n16 = taps * slices * 32 * static_cast<int>(sizeof(uint2)) / 16;
     for (int i = tid; i < n16; i += kThreads)
-      tc::cp_async16(reinterpret_cast<unsigned char*>(wf_s) + 16 * i, reinterpret_cast<const unsigned char*>(p.wf) + 16 * i,
+      tc::cp_async16(reinterpret_cast<unsigned char*>(wf_s) + 16 * i, reinterpret_cast<const unsigned char*>(wf) + 16 * i,
                      16);
   }
 
@@ -169,8 +159,8 @@ __global__ void __launch_bounds__(kThreads, 2) conv_narrow_kernel(const NarrowPa
     for (int e = 0; e < 4; ++e) {
       const int wo = wo0 + 16 * mt + (lane >> 2) + 8 * (e >> 1);
       const int n = 2 * (lane & 3) + (e & 1);
-      if (wo < p.Wo && n < p.Cout)
-        Elem<T>::store(out, (row_base + wo) * p.Cout + n, acc[mt][e] + (bias ? Elem<T>::load(bias, n) : 0.f));
+      if (wo < p.Wo && n < p.N)
+        Elem<T>::store(out, (row_base + wo) * p.N + n, acc[mt][e] + (bias ? Elem<T>::load(bias, n) : 0.f));
     }
 }
 
@@ -212,29 +202,7 @@ bool conv3d_narrow(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx,
                                                                       static_cast<int>(a.cout), static_cast<int>(taps));
   TESSERA_CUDA_CHECK_LAUNCH(name);
 
-  NarrowParams p{};
-  p.x = a.x;
-  p.prev = prev_frames > 0 ? a.prev : a.x;
-  p.wf = static_cast<const uint2*>(wf->ptr);
-  p.bias = a.bias;
-  p.out = a.out;
-  p.F = static_cast<int>(a.frames);
-  p.H = static_cast<int>(a.height);
-  p.W = static_cast<int>(a.width);
-  p.Cin = static_cast<int>(a.cin);
-  p.P = static_cast<int>(prev_frames);
-  p.Cout = static_cast<int>(a.cout);
-  p.kt = static_cast<int>(a.kt);
-  p.kh = static_cast<int>(a.kh);
-  p.kw = static_cast<int>(a.kw);
-  p.pad_front = static_cast<int>(a.pad_t_front);
-  p.pad_h = static_cast<int>(a.pad_h);
-  p.pad_w = static_cast<int>(a.pad_w);
-  p.Fo = static_cast<int>(a.out_frames);
-  p.Ho = static_cast<int>(a.out_height);
-  p.Wo = static_cast<int>(a.out_width);
-  p.tiles_h = static_cast<int>(tiles_h);
-  p.tiles_w = static_cast<int>(tiles_w);
+  const igemm::Params p = igemm::make_params(a, prev_frames, wf->ptr, a.cout);
   const int smem = static_cast<int>(wbytes) + 2 * kStageElems * 2;
   if (trace)
     std::fprintf(stderr, "[tessera conv] %s: narrow %lld blocks Cin=%lld Cout=%lld taps=%lld\n", name,

@@ -68,10 +68,6 @@ __global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgPa
   const int lane = tid & 31, warp = tid >> 5, wg = tid >> 7;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x / p.tiles_n) * kWgBM;
   const int n0 = static_cast<int>(blockIdx.x % p.tiles_n) * BN;
-  const T* xp = static_cast<const T*>(p.x);
-  const T* pp = static_cast<const T*>(p.prev);
-  const T* wp = static_cast<const T*>(p.w);
-
   // A: this thread's chunk column (8 channels) of rows a_r0 + 32 i.
   constexpr int A_IT = kWgBM / (kWgThreads / 8);
   const int a_kc = tid & 7, a_r0 = tid >> 3;
@@ -80,29 +76,14 @@ __global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgPa
   for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + i * (kWgThreads / 8));
   TapCursor cur{0, 0, 0, 0, 0, 0};
   cur.advance(p, a_kc * 8);
-  constexpr int B_IT = BN * 8 / kWgThreads;
-  static_assert(BN * 8 % kWgThreads == 0, "B loader");
 
   auto load_stage = [&](int stage, int k0) {
     unsigned char* sa = gbase + stage * L::STAGE;
-#pragma unroll
-    for (int i = 0; i < A_IT; ++i) {
-      bool from_prev = false;
-      int64_t off = 0;
-      const bool ok = chunk_source(p, rows[i], cur, &from_prev, &off);
-      tc::cp_async16(sa + swz(a_r0 + i * (kWgThreads / 8), a_kc), ok ? (from_prev ? pp : xp) + off : xp, ok ? 16 : 0);
-    }
+    wgconv::copy_a_chunks<T, A_IT, kWgThreads / 8>(sa, p, rows, cur, a_r0, a_kc);
     cur.advance(p, kWgBK);
-    unsigned char* sb = sa + L::A_BYTES;
-#pragma unroll
-    for (int j = 0; j < B_IT; ++j) {
-      const int c = tid + j * kWgThreads;
-      const int r = c >> 3, kc = c & 7;
-      const int n = n0 + r, k = k0 + kc * 8;
-      const bool ok = n < p.N && k < p.K;
-      tc::cp_async16(sb + swz(r, kc), ok ? wp + static_cast<int64_t>(n) * p.K + k : wp, ok ? 16 : 0);
-    }
+    wgconv::copy_weight_tile<T, BN, kWgThreads>(sa + L::A_BYTES, p, n0, k0, tid);
   };
+
 
   float acc[BN / 2];
 #pragma unroll

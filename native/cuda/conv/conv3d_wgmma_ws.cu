@@ -99,13 +99,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (wg < kProducerWgs) {
     // ---- producers ----
     sm90::setmaxnreg_dec<kProducerRegs>();
-    const T* xp = static_cast<const T*>(p.x);
-    const T* pp = static_cast<const T*>(p.prev);
-    const T* wp = static_cast<const T*>(p.w);
     constexpr int RSTEP = kProducers / 8;  // this thread: chunk column a_kc of rows a_r0 + RSTEP i
     constexpr int A_IT = kBM / RSTEP;
-    constexpr int B_IT = BN * 8 / kProducers;
-    static_assert(BN * 8 % kProducers == 0, "B loader");
     const int a_kc = tid & 7, a_r0 = tid >> 3;
     uint32_t it = 0;  // k-steps issued over all tiles: stage it % S, its use it / S
     for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
@@ -121,16 +116,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int stage = static_cast<int>(it % kStages);
         if (it >= static_cast<uint32_t>(kStages)) sm90::mbar_wait(empty + stage * 8, (it / kStages - 1) & 1);
         unsigned char* sa = gbase + stage * L::STAGE;
-#pragma unroll
-        for (int i = 0; i < A_IT; ++i) {
-          bool from_prev = false;
-          int64_t off = 0;
-          const bool ok = chunk_source(p, rows[i], cur, &from_prev, &off);
-          const T* src = ok ? (from_prev ? pp : xp) + off : xp;
-          tc::cp_async16(sa + swz(a_r0 + RSTEP * i, a_kc), src, ok ? 16 : 0);
-        }
+        copy_a_chunks<T, A_IT, RSTEP>(sa, p, rows, cur, a_r0, a_kc);
         cur.advance(p, kBK);
-        unsigned char* sb = sa + L::A_BYTES;
         const int k0 = kt * kBK;
         if (TMA_B) {
           if (tid == 0) {  // zeros past Cout / K come from the map's out-of-bounds fill
@@ -138,14 +125,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             sm90::tma_load_2d(base + stage * L::STAGE + L::A_BYTES, &wmap, full + stage * 8, k0, n0);
           }
         } else {
-#pragma unroll
-          for (int j = 0; j < B_IT; ++j) {
-            const int c = tid + j * kProducers;
-            const int r = c >> 3, kc = c & 7;
-            const int n = n0 + r, k = k0 + kc * 8;
-            const bool ok = n < p.N && k < p.K;
-            tc::cp_async16(sb + swz(r, kc), ok ? wp + static_cast<int64_t>(n) * p.K + k : wp, ok ? 16 : 0);
-          }
+          copy_weight_tile<T, BN, kProducers>(sa + L::A_BYTES, p, n0, k0, tid);
         }
         // The stage's `full` barrier counts this thread's arrival once its copies above have
         // landed, with no wait here: the producer runs on to the next stage at once.
