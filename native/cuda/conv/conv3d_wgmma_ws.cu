@@ -18,13 +18,13 @@
 // straight from the accumulators). setmaxnreg moves registers from the producers to the
 // consumers' accumulators.
 //
-// Measured on the H100 while it was built (conv-ws-h100-2026-11-25.md, six device calls): one
+// Measured on the H100 while it was built (conv-ws-h100-2026-11-25.md, ten device calls): one
 // producer warpgroup that waited for its own copies before arriving: 1.12 ms at 120x208x2f
 // against 0.85 for the all-threads kernel (s4d2); arriving with noinc: 1.11; plus the weight by
-// TMA: 0.98; two producer warpgroups (this kernel): 0.81-0.83, 1-4% ahead of s4d2 on the
-// decoder's 3x3x3 convs and level elsewhere, still 0.8x cuDNN. Tried and dropped, no faster:
-// CTA pairs sharing the weight tile by TMA multicast (1.12 ms), a channel-blocks-outer k order
-// with the gather through L1 (0.815-0.826).
+// TMA: 0.98; two producer warpgroups: 0.80; with the copy loops shared with s4d2 (fewer live
+// producer registers): 0.73, 0.89x cuDNN (1.09x at 240x416x4f). The producers' instruction
+// stream sets the pace. Tried and dropped, no faster: CTA pairs sharing the weight tile by TMA
+// multicast (1.12 ms), a channel-blocks-outer k order with the gather through L1 (0.815-0.826).
 #include <climits>
 #include <cstdio>
 #include <cstring>
