@@ -111,13 +111,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + RSTEP * i);
       TapCursor cur{0, 0, 0, 0, 0, 0};
       cur.advance(p, a_kc * 8);
+      AGather<T, A_IT, RSTEP> gather;
+      gather.locate(p, rows, cur);
 #pragma unroll 1
       for (int kt = 0; kt < KT; ++kt, ++it) {
         const int stage = static_cast<int>(it % kStages);
         if (it >= static_cast<uint32_t>(kStages)) sm90::mbar_wait(empty + stage * 8, (it / kStages - 1) & 1);
         unsigned char* sa = gbase + stage * L::STAGE;
-        copy_a_chunks<T, A_IT, RSTEP>(sa, p, rows, cur, a_r0, a_kc);
-        cur.advance(p, kBK);
+        gather.copy(sa, a_r0, a_kc);
+        gather.advance(p, rows, cur);
         const int k0 = kt * kBK;
         if (TMA_B) {
           if (tid == 0) {  // zeros past Cout / K come from the map's out-of-bounds fill
