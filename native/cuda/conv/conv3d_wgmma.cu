@@ -76,15 +76,14 @@ __global__ void __launch_bounds__(kWgThreads, MINB) conv_wgmma_kernel(const IgPa
   for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + i * (kWgThreads / 8));
   TapCursor cur{0, 0, 0, 0, 0, 0};
   cur.advance(p, a_kc * 8);
-  wgconv::AGather<T, A_IT, kWgThreads / 8> gather;
-  gather.locate(p, rows, cur);
 
   auto load_stage = [&](int stage, int k0) {
     unsigned char* sa = gbase + stage * L::STAGE;
-    gather.copy(sa, a_r0, a_kc);
-    gather.advance(p, rows, cur);
+    wgconv::copy_a_chunks<T, A_IT, kWgThreads / 8>(sa, p, rows, cur, a_r0, a_kc);
+    cur.advance(p, kWgBK);
     wgconv::copy_weight_tile<T, BN, kWgThreads>(sa + L::A_BYTES, p, n0, k0, tid);
   };
+
 
   float acc[BN / 2];
 #pragma unroll

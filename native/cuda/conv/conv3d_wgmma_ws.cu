@@ -18,13 +18,14 @@
 // straight from the accumulators). setmaxnreg moves registers from the producers to the
 // consumers' accumulators.
 //
-// Measured on the H100 while it was built (conv-ws-h100-2026-11-25.md, ten device calls): one
+// Measured on the H100 while it was built (conv-ws-h100-2026-11-25.md, eleven device calls): one
 // producer warpgroup that waited for its own copies before arriving: 1.12 ms at 120x208x2f
 // against 0.85 for the all-threads kernel (s4d2); arriving with noinc: 1.11; plus the weight by
 // TMA: 0.98; two producer warpgroups: 0.80; with the copy loops shared with s4d2 (fewer live
 // producer registers): 0.73, 0.89x cuDNN (1.09x at 240x416x4f). The producers' instruction
 // stream sets the pace. Tried and dropped, no faster: CTA pairs sharing the weight tile by TMA
-// multicast (1.12 ms), a channel-blocks-outer k order with the gather through L1 (0.815-0.826).
+// multicast (1.12 ms), a channel-blocks-outer k order with the gather through L1 (0.815-0.826),
+// chunk sources worked out once per tap and stepped within it (0.750).
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -111,15 +112,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int i = 0; i < A_IT; ++i) rows[i] = make_row(p, m0 + a_r0 + RSTEP * i);
       TapCursor cur{0, 0, 0, 0, 0, 0};
       cur.advance(p, a_kc * 8);
-      AGather<T, A_IT, RSTEP> gather;
-      gather.locate(p, rows, cur);
 #pragma unroll 1
       for (int kt = 0; kt < KT; ++kt, ++it) {
         const int stage = static_cast<int>(it % kStages);
         if (it >= static_cast<uint32_t>(kStages)) sm90::mbar_wait(empty + stage * 8, (it / kStages - 1) & 1);
         unsigned char* sa = gbase + stage * L::STAGE;
-        gather.copy(sa, a_r0, a_kc);
-        gather.advance(p, rows, cur);
+        copy_a_chunks<T, A_IT, RSTEP>(sa, p, rows, cur, a_r0, a_kc);
+        cur.advance(p, kBK);
         const int k0 = kt * kBK;
         if (TMA_B) {
           if (tid == 0) {  // zeros past Cout / K come from the map's out-of-bounds fill

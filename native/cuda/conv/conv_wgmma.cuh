@@ -21,48 +21,22 @@ __host__ __device__ __forceinline__ uint32_t swz(int r, int c) {
 }
 
 #if defined(__CUDACC__)
-// The A gather of one thread: its 16-byte chunk column a_kc of rows a_r0 + RSTEP * i (i < IT) of
-// a [kBM][64] tile. The source of each chunk is worked out (chunk_source: tap validity, x or
-// prev, 64-bit offset) only when the thread's cursor enters a new tap; within a tap the next
-// k-step's chunk is 64 channels further on. That keeps the per-k-step work to an add and a
-// cp.async per chunk: the producer's instruction stream is what paces the warp-specialised
-// kernel (conv-ws-h100-2026-11-25.md).
+// One k-step of A into a swizzled [kBM][64] tile at sa: this thread's 16-byte chunk column a_kc
+// of rows a_r0 + RSTEP * i (i < IT), gathered from x / prev at the cursor's tap, zero for
+// padding and rows past M.
 template <class T, int IT, int RSTEP>
-struct AGather {
-  const T* src[IT];
-  uint32_t ok;  // bit i: row i's chunk is read (else zero-filled)
-
-  __device__ __forceinline__ void locate(const igemm::Params& p, const igemm::Row (&rows)[IT],
-                                         const igemm::TapCursor& cur) {
-    const T* xp = static_cast<const T*>(p.x);
-    const T* pp = static_cast<const T*>(p.prev);
-    ok = 0;
+__device__ __forceinline__ void copy_a_chunks(unsigned char* sa, const igemm::Params& p, const igemm::Row (&rows)[IT],
+                                              const igemm::TapCursor& cur, int a_r0, int a_kc) {
+  const T* xp = static_cast<const T*>(p.x);
+  const T* pp = static_cast<const T*>(p.prev);
 #pragma unroll
-    for (int i = 0; i < IT; ++i) {
-      bool from_prev = false;
-      int64_t off = 0;
-      const bool v = igemm::chunk_source(p, rows[i], cur, &from_prev, &off);
-      src[i] = v ? (from_prev ? pp : xp) + off : xp;
-      ok |= static_cast<uint32_t>(v) << i;
-    }
+  for (int i = 0; i < IT; ++i) {
+    bool from_prev = false;
+    int64_t off = 0;
+    const bool ok = igemm::chunk_source(p, rows[i], cur, &from_prev, &off);
+    tc::cp_async16(sa + swz(a_r0 + RSTEP * i, a_kc), ok ? (from_prev ? pp : xp) + off : xp, ok ? 16 : 0);
   }
-  __device__ __forceinline__ void copy(unsigned char* sa, int a_r0, int a_kc) const {
-#pragma unroll
-    for (int i = 0; i < IT; ++i) tc::cp_async16(sa + swz(a_r0 + RSTEP * i, a_kc), src[i], (ok >> i) & 1u ? 16 : 0);
-  }
-  // Moves the cursor one k-step on and the sources with it.
-  __device__ __forceinline__ void advance(const igemm::Params& p, const igemm::Row (&rows)[IT],
-                                          igemm::TapCursor& cur) {
-    const int tap = cur.tap;
-    cur.advance(p, kBK);
-    if (cur.tap != tap) {
-      locate(p, rows, cur);
-    } else {
-#pragma unroll
-      for (int i = 0; i < IT; ++i) src[i] += (ok >> i) & 1u ? kBK : 0;
-    }
-  }
-};
+}
 
 // One k-step of B into a swizzled [BN][64] tile at sb: rows n0.. of the [N][K] weight from k0,
 // zero past N / K; NTH threads share its BN * 8 chunks (chunk tid + NTH * j).
