@@ -22,7 +22,6 @@
 #include "../common/dtype.cuh"
 #include "../common/vec.cuh"
 #include "../gemm/mma.cuh"
-#include "../common/sm_count.h"
 #include "../runtime/cuda_backend.h"
 #include "conv_gemm.h"
 #include "conv_igemm.cuh"
@@ -350,7 +349,7 @@ bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   for (int c : {96, 64})
     if ((p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
   const int64_t tiles_m = (p.M + 127) / 128;
-  if (bn > 64 && tiles_m * ((p.N + bn - 1) / bn) < 2 * static_cast<int64_t>(current_sm_count())) bn = 64;
+  if (bn > 64 && tiles_m * ((p.N + bn - 1) / bn) < 2 * static_cast<int64_t>(ctx.sms)) bn = 64;
   bn = forced_tile(bn, {128, 96, 64});
   if (trace) trace_launch(name, "igemm", bn, p);
   auto go = [&](auto tag) {

@@ -229,7 +229,7 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   if (var == 3) {
     wgconv::WsOptions o;
     if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_TMA")) o.tma_weight = std::strcmp(v, "0") != 0;
-    wgconv::launch_ws(a.dtype == DType::BF16, bn, p, o, s, name);
+    wgconv::launch_ws(a.dtype == DType::BF16, bn, p, o, ctx.sms, s, name);
     return true;
   }
   auto go = [&](auto tag) {

@@ -34,7 +34,6 @@
 
 #include "../common/dtype.cuh"
 #include "../common/sm90.cuh"
-#include "../common/sm_count.h"
 #include "../common/tensor_map.h"
 #include "../common/wgmma_ops.cuh"
 #include "../gemm/mma.cuh"
@@ -207,7 +206,7 @@ bool make_weight_map(CUtensorMap* m, const Params& p, bool bf16, int bn) {
 }
 
 template <class T, int BN>
-void launch(Params p, const WsOptions& o, cudaStream_t s, const char* name) {
+void launch(Params p, const WsOptions& o, int sms, cudaStream_t s, const char* name) {
   CUtensorMap wmap;
   const bool tma = o.tma_weight && make_weight_map(&wmap, p, std::is_same<T, __nv_bfloat16>::value, BN);
   if (!tma) std::memset(&wmap, 0, sizeof(wmap));
@@ -216,7 +215,7 @@ void launch(Params p, const WsOptions& o, cudaStream_t s, const char* name) {
   p.tiles_n = (p.N + BN - 1) / BN;
   const int64_t tiles = (p.M + kBM - 1) / kBM * p.tiles_n;
   if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
-  const int64_t grid = tiles < current_sm_count() ? tiles : current_sm_count();
+  const int64_t grid = tiles < sms ? tiles : sms;
   if (trace_on())
     std::fprintf(stderr, "[tessera conv] %s: ws grid %lld (tiles %lld, tma %d)\n", name, static_cast<long long>(grid),
                  static_cast<long long>(tiles), tma ? 1 : 0);
@@ -226,18 +225,18 @@ void launch(Params p, const WsOptions& o, cudaStream_t s, const char* name) {
 }
 
 template <class T>
-void launch_t(int bn, const Params& p, const WsOptions& o, cudaStream_t s, const char* name) {
-  if (bn == 192) launch<T, 192>(p, o, s, name);
-  else if (bn == 128) launch<T, 128>(p, o, s, name);
-  else if (bn == 96) launch<T, 96>(p, o, s, name);
-  else launch<T, 64>(p, o, s, name);
+void launch_t(int bn, const Params& p, const WsOptions& o, int sms, cudaStream_t s, const char* name) {
+  if (bn == 192) launch<T, 192>(p, o, sms, s, name);
+  else if (bn == 128) launch<T, 128>(p, o, sms, s, name);
+  else if (bn == 96) launch<T, 96>(p, o, sms, s, name);
+  else launch<T, 64>(p, o, sms, s, name);
 }
 
 }  // namespace
 
-void launch_ws(bool bf16, int bn, Params p, const WsOptions& o, cudaStream_t s, const char* name) {
-  if (bf16) launch_t<__nv_bfloat16>(bn, p, o, s, name);
-  else launch_t<__half>(bn, p, o, s, name);
+void launch_ws(bool bf16, int bn, Params p, const WsOptions& o, int sms, cudaStream_t s, const char* name) {
+  if (bf16) launch_t<__nv_bfloat16>(bn, p, o, sms, s, name);
+  else launch_t<__half>(bn, p, o, sms, s, name);
 }
 
 }  // namespace wgconv

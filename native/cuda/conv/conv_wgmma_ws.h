@@ -13,8 +13,8 @@ struct WsOptions {
 };
 
 // Output tile 128 x bn (bn = 192, 128, 96 or 64); needs p.pair_out (even Cout, 4-byte
-// aligned out). Sets p.tiles_n. `bf16` false means f16.
-void launch_ws(bool bf16, int bn, igemm::Params p, const WsOptions& o, cudaStream_t s, const char* name);
+// aligned out). Sets p.tiles_n. `bf16` false means f16; `sms`: the device's SMs (the persistent grid).
+void launch_ws(bool bf16, int bn, igemm::Params p, const WsOptions& o, int sms, cudaStream_t s, const char* name);
 
 }  // namespace wgconv
 }  // namespace tessera

@@ -16,7 +16,6 @@
 #include <string>
 
 #include "../common/dtype.cuh"
-#include "../common/sm_count.h"
 #include "../runtime/cuda_backend.h"
 #include "mma.cuh"
 #include "tessera/kernels/gemm.h"
@@ -384,20 +383,20 @@ void launch_tc(GemmParams p, cudaStream_t stream) {
 }
 
 template <class T, bool TA, bool TB>
-void launch_tc_pick(GemmParams p, cudaStream_t stream) {
+void launch_tc_pick(GemmParams p, cudaStream_t stream, int sms) {
   const int64_t big_tiles = ((p.m + 127) / 128) * ((p.n + 127) / 128) * p.batch;
-  if (big_tiles >= current_sm_count()) launch_tc<T, 128, 128, 2, 4, TA, TB>(p, stream);
+  if (big_tiles >= sms) launch_tc<T, 128, 128, 2, 4, TA, TB>(p, stream);
   else launch_tc<T, 64, 64, 2, 2, TA, TB>(p, stream);
 }
 
 template <class T>
-void launch_tc_dtype(const GemmParams& p, bool ta, bool tb, cudaStream_t stream) {
+void launch_tc_dtype(const GemmParams& p, bool ta, bool tb, cudaStream_t stream, int sms) {
   if (ta) {
-    if (tb) launch_tc_pick<T, true, true>(p, stream);
-    else launch_tc_pick<T, true, false>(p, stream);
+    if (tb) launch_tc_pick<T, true, true>(p, stream, sms);
+    else launch_tc_pick<T, true, false>(p, stream, sms);
   } else {
-    if (tb) launch_tc_pick<T, false, true>(p, stream);
-    else launch_tc_pick<T, false, false>(p, stream);
+    if (tb) launch_tc_pick<T, false, true>(p, stream, sms);
+    else launch_tc_pick<T, false, false>(p, stream, sms);
   }
 }
 
@@ -637,8 +636,8 @@ void matmul_cuda(const MatmulArgs& a, const ExecCtx& ctx) {
   cudaStream_t stream = static_cast<cudaStream_t>(ctx.stream);
   GemmParams p = make_params(a);
   switch (a.dtype) {
-    case DType::BF16: launch_tc_dtype<__nv_bfloat16>(p, a.trans_a, a.trans_b, stream); break;
-    case DType::F16: launch_tc_dtype<__half>(p, a.trans_a, a.trans_b, stream); break;
+    case DType::BF16: launch_tc_dtype<__nv_bfloat16>(p, a.trans_a, a.trans_b, stream, ctx.sms); break;
+    case DType::F16: launch_tc_dtype<__half>(p, a.trans_a, a.trans_b, stream, ctx.sms); break;
     case DType::F32:
       if (a.trans_a) {
         if (a.trans_b) launch_f32<true, true>(p, stream);

@@ -102,6 +102,7 @@ CudaBackend::CudaBackend(int index)
   ctx_.backend = this;
   ctx_.stream = stream_;
   ctx_.sm = info_.sm;
+  ctx_.sms = prop.multiProcessorCount;
 #ifdef TESSERA_HAVE_CUBLASLT
   cublasLtHandle_t h = nullptr;
   if (cublasLtCreate(&h) == CUBLAS_STATUS_SUCCESS) {

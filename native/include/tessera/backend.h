@@ -26,6 +26,7 @@ struct ExecCtx {
   void* workspace = nullptr;       // CUDA: scratch for cuBLASLt
   size_t workspace_bytes = 0;
   int sm = 0;                      // CUDA: compute capability, e.g. 90
+  int sms = 0;                     // CUDA: streaming multiprocessors (persistent grids, tile choice)
 };
 
 using KernelFn = void (*)(const void* args, const ExecCtx& ctx);
