@@ -216,17 +216,18 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   // keep more wgmma in flight; below K = 2048 (32 k-steps) its persistent ring has too little to
   // hide and s4d2 was as fast or faster (conv_in K = 432: 0.049 vs 0.035 ms; time_up K = 1152:
   // 0.053 vs 0.049; conv-ws-h100-2026-11-25.md).
-  int var = p.K > 4 * kWgBK ? (bn >= 128 && p.K > 2048 ? 3 : 2) : 0;
+  enum class Pipe { s3d2, s4d2, ws };
+  Pipe pipe = p.K > 4 * kWgBK ? (bn >= 128 && p.K > 2048 ? Pipe::ws : Pipe::s4d2) : Pipe::s3d2;
   if (const char* v = std::getenv("TESSERA_CUDA_CONV_WGMMA")) {
-    if (std::strcmp(v, "ws") == 0) var = 3;
-    else if (std::strcmp(v, "s4d2") == 0) var = 2;
-    else if (std::strcmp(v, "s3d2") == 0) var = 0;
+    if (std::strcmp(v, "ws") == 0) pipe = Pipe::ws;
+    else if (std::strcmp(v, "s4d2") == 0) pipe = Pipe::s4d2;
+    else if (std::strcmp(v, "s3d2") == 0) pipe = Pipe::s3d2;
   }
-  if (var == 3 && !p.pair_out) var = 2;
-  if (trace) trace_launch(name, var == 3 ? "wgmma-ws" : "wgmma", bn, p);
+  if (pipe == Pipe::ws && !p.pair_out) pipe = Pipe::s4d2;
+  if (trace) trace_launch(name, pipe == Pipe::ws ? "wgmma-ws" : "wgmma", bn, p);
   std::shared_ptr<Storage> wbuf = weight_nk(a, ctx, name);  // [Cout][K], k = tap * Cin + ci
   p.w = wbuf ? wbuf->ptr : a.weight;
-  if (var == 3) {
+  if (pipe == Pipe::ws) {
     wgconv::WsOptions o;
     if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_TMA")) o.tma_weight = std::strcmp(v, "0") != 0;
     wgconv::launch_ws(a.dtype == DType::BF16, bn, p, o, ctx.sms, s, name);
@@ -236,7 +237,7 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
     using T = decltype(tag);
     auto pick = [&](auto bn_tag) {
       constexpr int BN = decltype(bn_tag)::value;
-      if (var == 2) launch_wgmma<T, BN, 4, 2, (BN >= 128 ? 1 : 2)>(p, s, name);
+      if (pipe == Pipe::s4d2) launch_wgmma<T, BN, 4, 2, (BN >= 128 ? 1 : 2)>(p, s, name);
       else launch_wgmma<T, BN, 3, 2, (BN > 128 ? 1 : 2)>(p, s, name);
     };
     if (bn == 192) pick(std::integral_constant<int, 192>{});
