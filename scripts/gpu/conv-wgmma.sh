@@ -19,7 +19,7 @@
 # default path above K = 256 is the warp-specialised kernel: TESSERA_CUDA_CONV_WGMMA=s4d2 here
 # times the kernel these steps were written for.
 logname=conv-logs
-source "$(dirname "$0")/lib/conv-bench.sh"
+source "$(dirname "$0")/lib/gpu-bench.sh"
 
 build "conv_wgmma|conv_igemm"
 echo "== conformance ($(left)s left)"

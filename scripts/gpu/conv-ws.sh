@@ -17,7 +17,7 @@
 # other variants (one producer warpgroup, CTA pairs sharing the weight by multicast, a
 # channel-blocks-outer k order, a prefetching LayerNorm): conv-ws-h100-2026-11-25.md.
 logname=conv-ws-logs
-source "$(dirname "$0")/lib/conv-bench.sh"
+source "$(dirname "$0")/lib/gpu-bench.sh"
 
 build "conv_wgmma_ws_kernel|conv_wgmma_kernel|conv_narrow_kernel"
 if [ "${CONV_WS_BENCH_ONLY:-0}" != 1 ]; then

@@ -56,7 +56,8 @@ struct AttnParams {
   const int32_t* key_lengths;
   const float* bias;
   int64_t bias_batch_stride;
-  int vec;  // D % 8 == 0 and q/k/v/o 16-byte aligned: 16-byte global accesses
+  int vec;         // D % 8 == 0 and q/k/v/o 16-byte aligned: 16-byte global accesses
+  int heads_fast;  // grid.x = tiles * heads, heads varying fastest (tensor-core kernel)
 };
 
 // Query row r of tile t -> token (or -1) and its local group within the tile.
@@ -155,15 +156,18 @@ constexpr int kWarpsSmallD = 8;  // warps per block for D <= 128 (measured faste
 // A block has NW warps of 16 query rows each (BR = 16 * NW rows).
 constexpr int kPadA = 8;      // shared row padding (elements): conflict-free ldmatrix
 
-template <int DP, int BC, int NW>
+// NBUF = 2: the next key tile loads while this one is used. NBUF = 1 when every tile of
+// the call has at most BC keys (small groups packed to a tile, short key sets): the second
+// buffer would never be filled, and halving the shared memory doubles the resident blocks.
+template <int DP, int BC, int NW, int NBUF = 2>
 struct TcLayout {
   static constexpr int BR = 16 * NW;
   static constexpr int LD = DP + kPadA;
   static constexpr size_t Q_BYTES = static_cast<size_t>(BR) * LD * 2;
   static constexpr size_t KV_BYTES = static_cast<size_t>(BC) * LD * 2;  // one buffer of K or V
   static constexpr size_t OFF_K = Q_BYTES;
-  static constexpr size_t OFF_V = OFF_K + 2 * KV_BYTES;
-  static constexpr size_t OFF_INVD = OFF_V + 2 * KV_BYTES;                 // double[DP/2]
+  static constexpr size_t OFF_V = OFF_K + NBUF * KV_BYTES;
+  static constexpr size_t OFF_INVD = OFF_V + NBUF * KV_BYTES;              // double[DP/2]
   static constexpr size_t OFF_PAIR = OFF_INVD + (DP / 2) * sizeof(double);  // 3 int + 1 float [DP/2]
   static constexpr size_t OFF_TOK = OFF_PAIR + (DP / 2) * 16;               // ints
   static constexpr size_t TOK_INTS = 2 * BR + 10 * BC;
@@ -266,9 +270,9 @@ __device__ __forceinline__ void store_words(void* dst, const uint32_t (&w)[4]) {
 }
 __device__ __forceinline__ void store_zero16(void* dst) { *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u); }
 
-template <class T, int DP, int BC, int NW>
-__global__ void __launch_bounds__(NW * 32) attn_tc_kernel(AttnParams p) {
-  using L = TcLayout<DP, BC, NW>;
+template <class T, int DP, int BC, int NW, int NBUF>
+__global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(AttnParams p) {
+  using L = TcLayout<DP, BC, NW, NBUF>;
   constexpr int kBR = L::BR;
   constexpr int kThreads = NW * 32;
   constexpr int LD = L::LD;
@@ -280,8 +284,8 @@ __global__ void __launch_bounds__(NW * 32) attn_tc_kernel(AttnParams p) {
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* Qs = reinterpret_cast<T*>(smem_raw);
-  T* Ks = reinterpret_cast<T*>(smem_raw + L::OFF_K);  // [2][BC][LD]
-  T* Vs = reinterpret_cast<T*>(smem_raw + L::OFF_V);  // [2][BC][LD]
+  T* Ks = reinterpret_cast<T*>(smem_raw + L::OFF_K);  // [NBUF][BC][LD]
+  T* Vs = reinterpret_cast<T*>(smem_raw + L::OFF_V);  // [NBUF][BC][LD]
   double* invf_d = reinterpret_cast<double*>(smem_raw + L::OFF_INVD);
   int* pair_axis = reinterpret_cast<int*>(smem_raw + L::OFF_PAIR);
   int* pair_base = pair_axis + DP / 2;
@@ -301,8 +305,10 @@ __global__ void __launch_bounds__(NW * 32) attn_tc_kernel(AttnParams p) {
   const int lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;
   const int lq8 = lane >> 3, lr8 = lane & 7;
-  const int tile = blockIdx.x;
-  const int h = blockIdx.y;
+  // heads_fast: the heads of one tile are neighbouring blocks (see launch), so the blocks
+  // running together read whole token rows.
+  const int tile = p.heads_fast ? static_cast<int>(blockIdx.x / p.heads) : static_cast<int>(blockIdx.x);
+  const int h = p.heads_fast ? static_cast<int>(blockIdx.x % p.heads) : static_cast<int>(blockIdx.y);
   const int b = blockIdx.z;
   const int D = p.dim;
   const bool rope = p.rope != 0;
@@ -368,7 +374,20 @@ __global__ void __launch_bounds__(NW * 32) attn_tc_kernel(AttnParams p) {
     return ok;
   };
 
-  // Key tile 0 is in flight while the RoPE tables are built and Q is loaded.
+  // Without fused RoPE, the Q tile is copied asynchronously in the same group as key tile 0
+  // (the first loop iteration waits for both); with it, Q is loaded and rotated below.
+  const bool q_async = vec && !rope;
+  if (q_async) {
+    for (int idx = tid; idx < kBR * CH; idx += kThreads) {
+      const int r = idx / CH, d0 = (idx % CH) * 8;
+      int lg;
+      const int tok = query_token(p, tile, r, kBR, &lg);
+      T* dst = Qs + r * LD + d0;
+      if (tok < 0 || d0 >= D) store_zero16(dst);
+      else tc::cp_async16(dst, qbase + static_cast<int64_t>(tok) * row_stride + d0, 16);
+    }
+  }
+  // Key tile 0 is in flight while the RoPE tables are built (and Q is loaded).
   bool ok_pending = nk > 0 ? issue(0, 0) : true;
   tc::cp_async_commit();
 
@@ -429,7 +448,7 @@ __global__ void __launch_bounds__(NW * 32) attn_tc_kernel(AttnParams p) {
 
 
   // ---- Q tile (rotated), synchronous ----
-  for (int idx = tid; idx < kBR * CH; idx += kThreads) {
+  for (int idx = tid; idx < (q_async ? 0 : kBR * CH); idx += kThreads) {
     const int r = idx / CH, d0 = (idx % CH) * 8;
     T* dst = Qs + r * LD + d0;
     const int tok = qtok[r];
@@ -461,7 +480,7 @@ __global__ void __launch_bounds__(NW * 32) attn_tc_kernel(AttnParams p) {
   int buf = 0;
   for (int c0 = 0; c0 < nk; c0 += BC) {
     const bool ok_this = ok_pending;
-    if (c0 + BC < nk) ok_pending = issue(buf ^ 1, c0 + BC);
+    if (NBUF > 1 && c0 + BC < nk) ok_pending = issue(buf ^ 1, c0 + BC);
     tc::cp_async_commit();
     tc::cp_async_wait<1>();
     const bool maskless = __syncthreads_and(ok_this) && maskless_ok;
@@ -582,7 +601,12 @@ __global__ void __launch_bounds__(NW * 32) attn_tc_kernel(AttnParams p) {
       }
     }
     __syncthreads();  // this buffer is refilled by the next iteration's issue
-    buf ^= 1;
+    if (NBUF > 1) {
+      buf ^= 1;
+    } else if (c0 + BC < nk) {  // one buffer (the host plans one key tile; this keeps more correct)
+      ok_pending = issue(0, c0 + BC);
+      tc::cp_async_commit();
+    }
   }
   tc::cp_async_wait<0>();
 
@@ -990,10 +1014,10 @@ int rope_table_override() {
   return v;
 }
 
-template <class T, int DP, int BC, int NW>
+template <class T, int DP, int BC, int NW, int NBUF = 2>
 void launch_tc(AttnParams p, dim3 grid, cudaStream_t stream) {
-  using L = TcLayout<DP, BC, NW>;
-  auto kern = attn_tc_kernel<T, DP, BC, NW>;
+  using L = TcLayout<DP, BC, NW, NBUF>;
+  auto kern = attn_tc_kernel<T, DP, BC, NW, NBUF>;
   const SmemLimits lim = smem_limits();
   // RoPE cos/sin table: float2 entries when they fit next to the fixed part without costing
   // a resident block per multiprocessor, else half2 entries on the same terms, else sin/cos
@@ -1048,10 +1072,25 @@ int tc_rows(int64_t D, int64_t keys_per_query) {
   return keys_per_query > 128 ? 16 * kWarpsSmallD : 64;
 }
 
+int env_flag(const char* name) {  // -1 unset, else the integer value
+  const char* e = std::getenv(name);
+  return e && *e ? std::atoi(e) : -1;
+}
+
 template <class T>
 void launch_tc_dim(const AttnParams& p, int br, dim3 grid, cudaStream_t stream) {
   const int D = p.dim;
-  if (br == 128 && D <= 128) {
+  // One key/value buffer when no tile walks more than one key tile (64 keys): temporal
+  // grouping over <= 64 frames, spatial over tiny frames, short key sets.
+  // TESSERA_CUDA_ATTN_KV_BUFS=2 keeps two (testing).
+  static const int kv_bufs = env_flag("TESSERA_CUDA_ATTN_KV_BUFS");
+  const int64_t max_tile_keys = static_cast<int64_t>(std::min(p.per_tile, p.groups)) * p.gsk;
+  if (br == 64 && D <= 128 && max_tile_keys <= 64 && kv_bufs != 2) {
+    if (D <= 32) launch_tc<T, 32, 64, 4, 1>(p, grid, stream);
+    else if (D <= 64) launch_tc<T, 64, 64, 4, 1>(p, grid, stream);
+    else if (D <= 96) launch_tc<T, 96, 64, 4, 1>(p, grid, stream);
+    else launch_tc<T, 128, 64, 4, 1>(p, grid, stream);
+  } else if (br == 128 && D <= 128) {
     if (D <= 32) launch_tc<T, 32, 64, 8>(p, grid, stream);
     else if (D <= 64) launch_tc<T, 64, 64, 8>(p, grid, stream);
     else if (D <= 96) launch_tc<T, 96, 64, 8>(p, grid, stream);
@@ -1170,6 +1209,18 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
   if (half && attention_sm90(a, p.q, p.k, stream)) return;
 
   dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch));
+  // Small groups packed to a tile (temporal grouping) give every block its own keys, and a
+  // tile's tokens are rows of heads * D elements of which a block reads one head's D: with
+  // the heads of a tile in neighbouring blocks, the blocks running together read whole rows
+  // instead of D-element pieces spread over DRAM pages. Blocks that share keys (one group
+  // over many tiles) keep heads slowest, so the blocks running together share K/V in L2.
+  // TESSERA_CUDA_ATTN_HEADS_FAST=0|1 overrides (testing).
+  static const int heads_fast_env = env_flag("TESSERA_CUDA_ATTN_HEADS_FAST");
+  const bool heads_fast = half && (heads_fast_env >= 0 ? heads_fast_env == 1 : p.per_tile > 1);
+  if (heads_fast && tiles * a.heads <= 0x7fffffffLL) {
+    p.heads_fast = 1;
+    grid = dim3(static_cast<unsigned>(tiles * a.heads), 1u, static_cast<unsigned>(a.batch));
+  }
   switch (a.dtype) {
     case DType::BF16: launch_tc_dim<__nv_bfloat16>(p, br, grid, stream); break;
     case DType::F16: launch_tc_dim<__half>(p, br, grid, stream); break;

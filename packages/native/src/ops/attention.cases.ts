@@ -93,6 +93,24 @@ export const cases: ConformanceCase[] = [
     D: 64,
     opts: () => ({ group: "temporal", grid: [33, 2, 1] }),
   }),
+  // 81 frames: more keys than one 64-key tile (two key buffers); 77 positions of 21 frames:
+  // 3 groups a tile with a partial last tile, heads and batch varying fastest over the blocks.
+  spec({
+    name: "temporal-81x2x3-D128",
+    B: 1,
+    Lq: 486,
+    H: 2,
+    D: 128,
+    opts: () => ({ group: "temporal", grid: [81, 2, 3] }),
+  }),
+  spec({
+    name: "temporal-21x7x11-batch2-H3-D64",
+    B: 2,
+    Lq: 1617,
+    H: 3,
+    D: 64,
+    opts: () => ({ group: "temporal", grid: [21, 7, 11] }),
+  }),
   spec({
     name: "temporal-7x2x2-D40-rope",
     B: 1,

@@ -1,6 +1,7 @@
-# Sourced by the conv scripts that run ON THE GPU HOST (conv-wgmma.sh, conv-ws.sh): the build,
-# conformance, sanitizer and benchmark steps they share. The sourcing script sets `logname`
-# (its tarball in $OUT: $logname.tgz) and may set LIMIT_S (default 560) before sourcing.
+# Sourced by the kernel scripts that run ON THE GPU HOST (conv-wgmma.sh, conv-ws.sh,
+# membound.sh): the build, conformance, sanitizer and benchmark steps they share. The sourcing
+# script sets `logname` (its tarball in $OUT: $logname.tgz) and may set LIMIT_S (default 560)
+# before sourcing, and may define make_manifest (below) before calling bench_torch.
 set -uo pipefail
 t0=$(date +%s)
 limit=${LIMIT_S:-560}
@@ -8,7 +9,7 @@ left() { echo $((limit - ($(date +%s) - t0))); }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 cd "$root"
 final="${OUT:-$root/gpu-out}"
-out=/tmp/conv-out
+out=/tmp/$logname
 rm -rf "$out" && mkdir -p "$out" "$final"
 pack() { tar czf "$final/$logname.tgz" -C "$out" . 2>/dev/null; }
 export TESSERA_CUDA_ARCHS="${TESSERA_CUDA_ARCHS:-90a}" TESSERA_NO_NCCL=1
@@ -56,12 +57,17 @@ san() {  # tool, seconds, case filter, env...: $out/sanitizer-$tool-$filter.{jso
   pack
 }
 
-# The conv cases of the kernel benchmark (cases.py + conv_igemm.py's others) and PyTorch's
-# times for them, in $1 % of the time left.
+# The benchmark's cases (all of cases.py's, $work/all.json) that this script times, and PyTorch's
+# times for them, in $1 % of the time left: make_manifest ALL OUT when the sourcing script defines
+# it, else the conv cases (cases.py's + conv_igemm.py's others).
 bench_torch() {
   rm -rf "$work" && mkdir -p "$work"
   python3 benchmarks/kernels/cases.py --out "$work/all.json" > /dev/null
-  python3 benchmarks/kernels/conv_igemm.py manifest --in "$work/all.json" --out "$work/manifest.json"
+  if declare -F make_manifest > /dev/null; then
+    make_manifest "$work/all.json" "$work/manifest.json"
+  else
+    python3 benchmarks/kernels/conv_igemm.py manifest --in "$work/all.json" --out "$work/manifest.json"
+  fi
   cp benchmarks/kernels/bench.mjs .gpu/kernels-bench.mjs
   local b=$(($(left) * $1 / 100))
   PYTHONUNBUFFERED=1 timeout $((b + 30)) python3 benchmarks/kernels/torch_bench.py --manifest "$work/manifest.json" \
@@ -80,13 +86,14 @@ ours() {  # tag, share of what is left (%), env...
   pack
 }
 
-# conv_igemm.py's summary of the tags given (TAG=file ...) into $out/$1 and $OUT.
+# A summary of the tags given (TAG ...) into $out/$1 and $OUT: conv_igemm.py's, or the script
+# named by $summary_py (attn_wgmma.py's is the generic one).
 summary() {
   local json=$1
   shift
   local args=()
   for t in "$@"; do args+=(--ours "$t=$out/ours-$t.json"); done
-  python3 benchmarks/kernels/conv_igemm.py summary --manifest "$work/manifest.json" --torch "$out/torch.json" \
+  python3 "${summary_py:-benchmarks/kernels/conv_igemm.py}" summary --manifest "$work/manifest.json" --torch "$out/torch.json" \
     "${args[@]}" --json "$out/$json" \
     --meta commit="$COMMIT" --meta device="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" \
     --meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
