@@ -56,8 +56,7 @@ struct AttnParams {
   const int32_t* key_lengths;
   const float* bias;
   int64_t bias_batch_stride;
-  int vec;         // D % 8 == 0 and q/k/v/o 16-byte aligned: 16-byte global accesses
-  int heads_fast;  // grid.x = tiles * heads, heads varying fastest (tensor-core kernel)
+  int vec;  // D % 8 == 0 and q/k/v/o 16-byte aligned: 16-byte global accesses
 };
 
 // Query row r of tile t -> token (or -1) and its local group within the tile.
@@ -305,10 +304,8 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
   const int lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;
   const int lq8 = lane >> 3, lr8 = lane & 7;
-  // heads_fast: the heads of one tile are neighbouring blocks (see launch), so the blocks
-  // running together read whole token rows.
-  const int tile = p.heads_fast ? static_cast<int>(blockIdx.x / p.heads) : static_cast<int>(blockIdx.x);
-  const int h = p.heads_fast ? static_cast<int>(blockIdx.x % p.heads) : static_cast<int>(blockIdx.y);
+  const int tile = blockIdx.x;
+  const int h = blockIdx.y;
   const int b = blockIdx.z;
   const int D = p.dim;
   const bool rope = p.rope != 0;
@@ -1209,18 +1206,6 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
   if (half && attention_sm90(a, p.q, p.k, stream)) return;
 
   dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch));
-  // Small groups packed to a tile (temporal grouping) give every block its own keys, and a
-  // tile's tokens are rows of heads * D elements of which a block reads one head's D: with
-  // the heads of a tile in neighbouring blocks, the blocks running together read whole rows
-  // instead of D-element pieces spread over DRAM pages. Blocks that share keys (one group
-  // over many tiles) keep heads slowest, so the blocks running together share K/V in L2.
-  // TESSERA_CUDA_ATTN_HEADS_FAST=0|1 overrides (testing).
-  static const int heads_fast_env = env_flag("TESSERA_CUDA_ATTN_HEADS_FAST");
-  const bool heads_fast = half && (heads_fast_env >= 0 ? heads_fast_env == 1 : p.per_tile > 1);
-  if (heads_fast && tiles * a.heads <= 0x7fffffffLL) {
-    p.heads_fast = 1;
-    grid = dim3(static_cast<unsigned>(tiles * a.heads), 1u, static_cast<unsigned>(a.batch));
-  }
   switch (a.dtype) {
     case DType::BF16: launch_tc_dim<__nv_bfloat16>(p, br, grid, stream); break;
     case DType::F16: launch_tc_dim<__half>(p, br, grid, stream); break;

@@ -6,9 +6,6 @@
 //   else C <= 1024: one warp per row, the row in registers;
 //   larger C:  one block per row, the row in shared memory (or re-read from global
 //              memory when it does not fit in 48 KB).
-#include <cstdlib>
-#include <string>
-
 #include "../common/dispatch.cuh"
 #include "../common/dtype.cuh"
 #include "../common/reduce.cuh"
@@ -92,21 +89,8 @@ __global__ void norm_warp_kernel(NormParams p) {
 // too. Taken when C % V == 0, every pointer is 16-byte aligned and C <= 32 * NV_max * V.
 // The scalar kernels above and below move 2-byte elements one at a time and reached a
 // quarter of the H100's DRAM bandwidth at the DiT's C = 1536 (kernels-h100-2026-11-24).
-// kRaw: the row stays in registers as loaded (NV packs, 8 bf16 in 4 registers) and is
-// widened to fp32 in each pass, instead of being held as NV * V floats: half the registers
-// at 2-byte types, so twice the rows in flight per SM (what a short call, ~3 waves of rows,
-// is limited by).
-template <class P>
-__device__ __forceinline__ void hide_from_optimiser(P& a) {
-  static_assert(sizeof(P) % 4 == 0, "whole registers");
-  uint32_t* w = reinterpret_cast<uint32_t*>(&a);
-#pragma unroll
-  for (int i = 0; i < static_cast<int>(sizeof(P) / 4); ++i) asm volatile("" : "+r"(w[i]));
-}
-
-// At C <= 1536 in 2-byte types the raw row fits 64 registers: 8 blocks of 4 warps per SM.
-template <class T, int NV, bool kRaw>
-__global__ void __launch_bounds__(128, kRaw && sizeof(T) == 2 && NV <= 6 ? 8 : 1) norm_warp_vec_kernel(NormParams p) {
+template <class T, int NV>
+__global__ void norm_warp_vec_kernel(NormParams p) {
   constexpr int V = 16 / sizeof(T);
   using P = Pack<T, V>;
   const int lane = threadIdx.x & 31;
@@ -119,67 +103,41 @@ __global__ void __launch_bounds__(128, kRaw && sizeof(T) == 2 && NV <= 6 ? 8 : 1
   const P* bp = static_cast<const P*>(p.bias);
   for (int64_t r = static_cast<int64_t>(blockIdx.x) * wpb + (threadIdx.x >> 5); r < p.rows; r += nwarps) {
     const P* xp = reinterpret_cast<const P*>(static_cast<const T*>(p.x) + r * p.channels);
-    P raw[kRaw ? NV : 1];
-    float v[kRaw ? 1 : NV][V] = {};
-    // x - x0 of pack j, element e (0 beyond the row).
-    auto val = [&](int j, int e) -> float {
-      if (kRaw) return lane + 32 * j < np ? Elem<T>::load(raw[j].v, e) : 0.f;
-      return v[j][e];
-    };
-    float x0 = 0.f;
-    if (kRaw) {
+    // Centred on x[0] as the CPU reference is (see norm_warp_kernel).
+    const float x0 = p.rms ? 0.f : Elem<T>::load(static_cast<const T*>(p.x) + r * p.channels, 0);
+    float v[NV][V];
 #pragma unroll
-      for (int j = 0; j < NV; ++j)
-        if (lane + 32 * j < np) raw[j] = xp[lane + 32 * j];
-      // Centred on x[0] as the CPU reference is (see norm_warp_kernel); lane 0 holds it.
-      if (!p.rms) x0 = __shfl_sync(0xffffffffu, Elem<T>::load(raw[0].v, 0), 0);
-    } else {
-      x0 = p.rms ? 0.f : Elem<T>::load(static_cast<const T*>(p.x) + r * p.channels, 0);
+    for (int j = 0; j < NV; ++j) {
+      const int k = lane + 32 * j;
+      if (k < np) {
+        const P a = xp[k];
 #pragma unroll
-      for (int j = 0; j < NV; ++j) {
-        const int k = lane + 32 * j;
-        if (k < np) {
-          const P a = xp[k];
+        for (int e = 0; e < V; ++e) v[j][e] = Elem<T>::load(a.v, e) - x0;
+      } else {
 #pragma unroll
-          for (int e = 0; e < V; ++e) v[j][e] = Elem<T>::load(a.v, e) - x0;
-        } else {
-#pragma unroll
-          for (int e = 0; e < V; ++e) v[j][e] = 0.f;
-        }
+        for (int e = 0; e < V; ++e) v[j][e] = 0.f;
       }
     }
-    // The centred value (the float path stored it centred).
-    auto xc = [&](int j, int e) -> float { return kRaw ? val(j, e) - x0 : v[j][e]; };
     float mean = 0.f;
     if (!p.rms) {
       float s = 0.f;
 #pragma unroll
-      for (int j = 0; j < NV; ++j) {
-        if (lane + 32 * j >= np) continue;
+      for (int j = 0; j < NV; ++j)
 #pragma unroll
-        for (int e = 0; e < V; ++e) s += xc(j, e);
-      }
+        for (int e = 0; e < V; ++e) s += v[j][e];
       mean = warp_sum(s) * invC;
     }
-    // Each pass widens the packs again: otherwise the compiler keeps all NV * V widened
-    // floats of the first pass alive, the register cost kRaw is there to avoid.
-    if (kRaw)
-#pragma unroll
-      for (int j = 0; j < NV; ++j) hide_from_optimiser(raw[j]);
     float q = 0.f;
 #pragma unroll
     for (int j = 0; j < NV; ++j) {
       if (lane + 32 * j >= np) continue;
 #pragma unroll
       for (int e = 0; e < V; ++e) {
-        const float d = xc(j, e) - mean;
+        const float d = v[j][e] - mean;
         q += d * d;
       }
     }
     const float rstd = 1.f / sqrtf(warp_sum(q) * invC + p.eps);
-    if (kRaw)
-#pragma unroll
-      for (int j = 0; j < NV; ++j) hide_from_optimiser(raw[j]);
     const int64_t mrow = (p.per_token ? r : r / p.len) * p.channels;
     const P* sp = p.scale ? reinterpret_cast<const P*>(static_cast<const T*>(p.scale) + mrow) : nullptr;
     const P* hp = p.shift ? reinterpret_cast<const P*>(static_cast<const T*>(p.shift) + mrow) : nullptr;
@@ -190,7 +148,7 @@ __global__ void __launch_bounds__(128, kRaw && sizeof(T) == 2 && NV <= 6 ? 8 : 1
       if (k >= np) continue;
       float y[V];
 #pragma unroll
-      for (int e = 0; e < V; ++e) y[e] = (xc(j, e) - mean) * rstd;
+      for (int e = 0; e < V; ++e) y[e] = (v[j][e] - mean) * rstd;
       if (wp) {
         const P w = wp[k];
 #pragma unroll
@@ -260,17 +218,10 @@ void launch_warp(const NormParams& p, cudaStream_t s) {
 
 template <class T, int NV>
 void launch_warp_vec(const NormParams& p, cudaStream_t s) {
-  // 4 warps a block: at NV = 6 (C = 1536 in bf16) a lane held 48 floats (95 registers),
+  // 4 warps a block: at NV = 6 (C = 1536 in bf16) a lane holds 48 floats (95 registers),
   // and smaller blocks let 5 of them share an SM instead of 2 of 8 warps.
-  // 2-byte types hold the row raw (kRaw); TESSERA_CUDA_NORM_HOLD=float holds it as floats
-  // (testing). fp32 rows are floats either way.
-  static const bool hold_float = [] {
-    const char* e = std::getenv("TESSERA_CUDA_NORM_HOLD");
-    return e && std::string(e) == "float";
-  }();
   constexpr int threads = 128;
-  if (hold_float || sizeof(T) == 4) norm_warp_vec_kernel<T, NV, false><<<grid_for(p.rows, threads / 32), threads, 0, s>>>(p);
-  else norm_warp_vec_kernel<T, NV, true><<<grid_for(p.rows, threads / 32), threads, 0, s>>>(p);
+  norm_warp_vec_kernel<T, NV><<<grid_for(p.rows, threads / 32), threads, 0, s>>>(p);
 }
 
 // The 16-byte warp kernel for this row, if it applies: picks the smallest NV that covers
