@@ -45,15 +45,18 @@ trace_counts() {
   sed -E 's/ M=[0-9]+ N=.*//; s/^\[tessera conv\] //; s/ \(.*//' "$out/conf-$1.err" | sort | uniq -c
 }
 
-san() {  # tool, seconds, case filter, env...: $out/sanitizer-$tool-$filter.{json,log}
+# tool, seconds, case filter, env...: $out/sanitizer-$tool-$name.{json,log}, name = $SAN_NAME or
+# the filter.
+san() {
   local tool=$1 secs=$2 filter=$3
   shift 3
-  [ "$secs" -lt 20 ] && { echo "sanitizer $tool [$filter]: skipped (time)"; return; }
+  local name=${SAN_NAME:-$filter}
+  [ "$secs" -lt 20 ] && { echo "sanitizer $tool [$name]: skipped (time)"; return; }
   env "$@" timeout "$secs" compute-sanitizer --tool "$tool" --print-limit 20 \
-    node "$runner" --device cuda --sanitizer --filter "$filter" --out "$out/sanitizer-$tool-$filter.json" \
-    > "$out/sanitizer-$tool-$filter.log" 2>&1
-  echo "sanitizer $tool [$filter]: rc=$? ($(left)s left)"
-  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race|passed" "$out/sanitizer-$tool-$filter.log" | tail -6
+    node "$runner" --device cuda --sanitizer --filter "$filter" --out "$out/sanitizer-$tool-$name.json" \
+    > "$out/sanitizer-$tool-$name.log" 2>&1
+  echo "sanitizer $tool [$name]: rc=$? ($(left)s left)"
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race|passed" "$out/sanitizer-$tool-$name.log" | tail -6
   pack
 }
 
