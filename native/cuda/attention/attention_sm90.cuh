@@ -76,19 +76,16 @@ struct Layout {
   static constexpr int v_empty(int s) { return NCWG + 3 * STAGES + s; }
 };
 
-// Register budgets after setmaxnreg (the block starts with 65536 / threads each):
-// 2 consumers: 128 x 24 + 256 x 240 = 64512 = 384 x 168; 3 consumers: 128 x 24 + 384 x 160
-// = 64512 <= 512 x 128.
+// Register budgets after setmaxnreg: the producer warpgroup drops to kAttnProducerRegs and
+// the consumers share what the block started with (64512 = 384 x 168 or 512 x 126, rounded
+// to the 8-register granule): 2 consumers 128 x 24 + 256 x 240, 3 consumers 128 x 24 + 384 x 160.
+constexpr int kAttnProducerRegs = 24;
 template <int NCWG>
-struct Regs;
-template <>
-struct Regs<2> {
-  static constexpr int kProducer = 24, kConsumer = 240;
+struct Regs {
+  static constexpr int kProducer = kAttnProducerRegs;
+  static constexpr int kConsumer = (64512 - 128 * kProducer) / (128 * NCWG) / 8 * 8;
 };
-template <>
-struct Regs<3> {
-  static constexpr int kProducer = 24, kConsumer = 160;
-};
+static_assert(Regs<2>::kConsumer == 240 && Regs<3>::kConsumer == 160, "the measured budgets");
 
 constexpr int kSchedBarrier = 8;  // named barriers kSchedBarrier + w (ping-pong turns)
 
