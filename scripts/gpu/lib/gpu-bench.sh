@@ -1,4 +1,4 @@
-# Sourced by the kernel scripts that run ON THE GPU HOST (conv-wgmma.sh, conv-ws.sh,
+# Sourced by the kernel scripts that run ON THE GPU HOST (conv-igemm.sh, conv-wgmma.sh, conv-ws.sh,
 # membound.sh): the build, conformance, sanitizer and benchmark steps they share. The sourcing
 # script sets `logname` (its tarball in $OUT: $logname.tgz) and may set LIMIT_S (default 560)
 # before sourcing, and may define make_manifest (below) before calling bench_torch.
@@ -79,12 +79,20 @@ bench_torch() {
   pack
 }
 
-ours() {  # tag, share of what is left (%), env...
+# Our side of the manifest's cases: tag, share of what is left (%), then either env... or
+# bench.mjs args... -- env...
+ours() {
   local tag=$1 share=$2
   shift 2
+  local args=()
+  if printf '%s\n' "$@" | grep -qx -- "--"; then
+    while [ "$1" != "--" ]; do args+=("$1"); shift; done
+    shift
+  fi
   local b=$(($(left) * share / 100))
+  [ $b -lt 5 ] && { echo "ours [$tag]: skipped (time)"; return; }
   env "$@" timeout $((b + 25)) node .gpu/kernels-bench.mjs --manifest "$work/manifest.json" --out "$out/ours-$tag.json" \
-    --device cuda --tag "$tag" --budget $b > "$out/ours-$tag.log" 2> "$out/ours-$tag.err"
+    --device cuda --tag "$tag" --budget $b "${args[@]}" > "$out/ours-$tag.log" 2> "$out/ours-$tag.err"
   echo "ours [$tag]: rc=$? ($(left)s left) $(grep -c FAIL "$out/ours-$tag.log") FAIL lines"
   pack
 }
