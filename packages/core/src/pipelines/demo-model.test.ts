@@ -6,7 +6,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { slice } from "@tessera/native";
 import { maxAbsError } from "@tessera/native/testing";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from "vitest";
 import { framesFromTensor } from "../video/tensor.js";
 import { decodeToF32Host, SafetensorsFile } from "../weights/safetensors.js";
 import { parseCaption } from "../world/caption.js";
@@ -53,6 +53,7 @@ describe.runIf(hasDemoModel())("bundled demo model", () => {
 
   test("the engine's sampler equals the trainer's on the exported weights", async () => {
     const fx = await SafetensorsFile.open(FIXTURE);
+    onTestFinished(() => fx.close());
     const meta = fx.metadata;
     const r = await pipe.generate({
       prompt: meta.prompt as string,
