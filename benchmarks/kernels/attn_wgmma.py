@@ -130,7 +130,8 @@ def summary(a):
     print("(rate: TFLOP/s or GB/s per the unit; '!' = failed the check against PyTorch's output)")
 
 
-def main():
+def run_cli(manifest_fn, summary_fn):
+    """The `manifest` / `summary` command line shared with conv_igemm.py."""
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("manifest")
@@ -143,8 +144,8 @@ def main():
     s.add_argument("--json", required=True)
     s.add_argument("--meta", action="append")
     a = ap.parse_args()
-    manifest(a) if a.cmd == "manifest" else summary(a)
+    manifest_fn(a) if a.cmd == "manifest" else summary_fn(a)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(manifest, summary)

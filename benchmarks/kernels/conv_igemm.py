@@ -13,7 +13,6 @@ bench.mjs); driven by scripts/gpu/conv-igemm.sh on the GPU host.
       attn_wgmma.py's summary (one record per case: PyTorch's best candidate and every tagged run
       of ours), plus per record the ratios of each tag's time to PyTorch's and to the tag "old".
 """
-import argparse
 import json
 import os
 import sys
@@ -130,21 +129,5 @@ def summary(a):
     print("(x/y columns: speed-ups, y's time / x's; > 1 means x is faster)")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("manifest")
-    m.add_argument("--in", dest="inp", required=True)
-    m.add_argument("--out", required=True)
-    s = sub.add_parser("summary")
-    s.add_argument("--manifest", required=True)
-    s.add_argument("--torch", required=True)
-    s.add_argument("--ours", action="append", default=[])
-    s.add_argument("--json", required=True)
-    s.add_argument("--meta", action="append")
-    a = ap.parse_args()
-    manifest(a) if a.cmd == "manifest" else summary(a)
-
-
 if __name__ == "__main__":
-    main()
+    attn_wgmma.run_cli(manifest, summary)
