@@ -1,10 +1,9 @@
 # Emits the wgmma.mma_async wrappers used by the Hopper kernels (attention_sm90, conv3d_wgmma):
 # one asm statement per shape, operand lists spelled out.
-import sys
-
 def asm(n, ty, operands, tail, inputs):
-    """One wgmma asm statement: the n/2 accumulators are %0.., then `operands` (the A / B
-    operands and the scale-d predicate input, as PTX text after the accumulator list)."""
+    """One wgmma asm statement: the n/2 accumulators are %0 .., then `operands` inputs (A / B),
+    then scale_d; `tail` writes the PTX operands after the accumulator list, `inputs` the asm
+    input list."""
     nacc = n // 2
     chunks = [", ".join(f"%{i}" for i in range(s, min(s + 16, nacc))) for s in range(0, nacc, 16)]
     lines = ["    asm volatile("]
