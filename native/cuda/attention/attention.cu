@@ -600,7 +600,7 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
     __syncthreads();  // this buffer is refilled by the next iteration's issue
     if (NBUF > 1) {
       buf ^= 1;
-    } else if (c0 + BC < nk) {  // one buffer (the host plans one key tile; this keeps more correct)
+    } else if (c0 + BC < nk) {  // one buffer: the host plans one key tile; more load one by one
       ok_pending = issue(0, c0 + BC);
       tc::cp_async_commit();
     }
@@ -1056,22 +1056,19 @@ void launch_tc(AttnParams p, dim3 grid, cudaStream_t stream) {
   TESSERA_CUDA_CHECK_LAUNCH("attention (tensor-core kernel)");
 }
 
+int env_flag(const char* name) {  // -1 unset, else the integer value
+  const char* e = std::getenv(name);
+  return e && *e ? std::atoi(e) : -1;
+}
+
 // Query rows per block of the tensor-core kernel (the tile plan depends on it): 128 rows
 // (8 warps) for D <= 128 when each query sees more than 128 keys, else 64 (4 warps).
 // TESSERA_CUDA_ATTN_WARPS=4|8 overrides for D <= 128 (for testing).
 int tc_rows(int64_t D, int64_t keys_per_query) {
-  static const int force = [] {
-    const char* e = std::getenv("TESSERA_CUDA_ATTN_WARPS");
-    return e ? std::atoi(e) : 0;
-  }();
+  static const int force = env_flag("TESSERA_CUDA_ATTN_WARPS");
   if (D > 128) return 64;
   if (force == 4 || force == 8) return 16 * force;
   return keys_per_query > 128 ? 16 * kWarpsSmallD : 64;
-}
-
-int env_flag(const char* name) {  // -1 unset, else the integer value
-  const char* e = std::getenv(name);
-  return e && *e ? std::atoi(e) : -1;
 }
 
 template <class T>

@@ -145,8 +145,8 @@ const conv3dCases: Conv3dCase[] = [
     opts: { padding: [1, 2, 1, 1] },
   },
   // Three channel blocks of 64 with a spatial stride, batch 2 and an even Cout that is not a
-  // multiple of 8: the Hopper warp-specialised kernel's blocked k order wraps from the last tap
-  // to the next block here (TESSERA_CUDA_CONV_WS_KORDER=blocked).
+  // multiple of 8: on Hopper the warp-specialised kernel (K > 2048, paired stores) with a
+  // partial last column tile.
   {
     name: "igemm-causal-c192-to-130-stride-1x2x2-prev2",
     x: [2, 2, 9, 11, 192],
