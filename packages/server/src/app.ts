@@ -7,7 +7,7 @@ import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { VideoGenerator } from "./generator.js";
 import { installAuth } from "./http/auth.js";
-import type { Runner, ServerContext } from "./http/context.js";
+import { type Runner, type ServerContext, validatorCompiler } from "./http/context.js";
 import { installErrorHandlers } from "./http/errors.js";
 import { JobRunner } from "./jobs.js";
 import { Metrics } from "./metrics.js";
@@ -81,13 +81,12 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
     () => ({ busy: runner?.busy ?? false }),
   );
   runner = await openRunner(o, store, data, metrics);
-  const limits: Limits = { ...DEFAULT_LIMITS, ...o.limits };
   const ctx: ServerContext = {
     store,
     data,
     runner,
     generator: o.generator,
-    limits,
+    limits: { ...DEFAULT_LIMITS, ...o.limits },
     maxQueued: o.maxQueued ?? 100,
     metrics,
     ajv: { strict: makeAjv(false), coercing: makeAjv(true) },
@@ -163,9 +162,7 @@ async function buildApp(ctx: ServerContext, o: ServerOptions): Promise<FastifyIn
     // Clients and proxies add trailing slashes; /v1/videos/ is the same collection.
     routerOptions: { ignoreTrailingSlash: true },
   });
-  app.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === "body" ? ctx.ajv.strict : ctx.ajv.coercing).compile(schema as object),
-  );
+  app.setValidatorCompiler(validatorCompiler(ctx.ajv));
   // Plain JSON.stringify: response schemas are documentation, and must never drop a field.
   app.setSerializerCompiler(() => (d) => JSON.stringify(d));
 

@@ -2,7 +2,7 @@
 // (app.ts), plus the two lookups nearly every /v1/videos/:id handler starts with.
 import type { ServerResponse } from "node:http";
 import type { Ajv } from "ajv";
-import type { FastifyRequest } from "fastify";
+import type { FastifyRequest, FastifySchemaCompiler } from "fastify";
 import type { VideoGenerator } from "../generator.js";
 import type { JobRunner } from "../jobs.js";
 import type { Metrics } from "../metrics.js";
@@ -32,6 +32,12 @@ export interface ServerContext {
   readonly streams: Set<ServerResponse>;
   /** Set by close(): new jobs are refused and /healthz answers 503. */
   draining: boolean;
+}
+
+/** fastify's validator compiler: bodies checked strictly, params and query strings coerced. */
+export function validatorCompiler(ajv: ServerContext["ajv"]): FastifySchemaCompiler<unknown> {
+  return ({ schema, httpPart }) =>
+    (httpPart === "body" ? ajv.strict : ajv.coercing).compile(schema as object);
 }
 
 /** The job the request's :id names, if the caller's key owns it; else a 404 naming the id. */

@@ -1,7 +1,7 @@
 // The video collection: create (POST /v1/videos), list, get and cancel/delete.
 import type { FastifyInstance } from "fastify";
 import { AUTH } from "../http/auth.js";
-import { findJob, type ServerContext, viewJob } from "../http/context.js";
+import { findJob, type ServerContext, validatorCompiler, viewJob } from "../http/context.js";
 import { ApiError, truncate } from "../http/errors.js";
 import * as S from "../schemas.js";
 import { type JobRow, TERMINAL } from "../store.js";
@@ -9,9 +9,10 @@ import { createVideoBodySchema } from "../validation.js";
 import { insertSubmission, queueFull, readSubmission } from "./submission.js";
 
 export function registerVideoRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  const { store, runner, data, ajv } = ctx;
+  const { store, runner, data } = ctx;
   const bodySchema = createVideoBodySchema(ctx.limits);
-  const validateBody = ajv.strict.compile(bodySchema);
+  const validateBody = ctx.ajv.strict.compile(bodySchema);
+  const compile = validatorCompiler(ctx.ajv);
 
   app.post(
     "/v1/videos",
@@ -43,11 +44,10 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ServerContext): v
         response: { 202: S.videoSchema, 400: S.errorSchema, 401: S.errorSchema, 429: S.errorSchema },
       },
       // The multipart schema above is for the docs; multipart bodies are checked in the handler.
-      validatorCompiler: ({ schema, httpPart }) => {
-        if (httpPart === "body" && (schema as { properties?: { image?: unknown } }).properties?.image)
-          return () => true;
-        return (httpPart === "body" ? ajv.strict : ajv.coercing).compile(schema as object);
-      },
+      validatorCompiler: (route) =>
+        route.httpPart === "body" && (route.schema as { properties?: { image?: unknown } }).properties?.image
+          ? () => true
+          : compile(route),
     },
     async (req, reply) => {
       if (ctx.draining)
