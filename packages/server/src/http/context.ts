@@ -1,5 +1,6 @@
 // What every route module is handed: the server's parts, built once by createServer
-// (app.ts), plus the two lookups nearly every /v1/videos/:id handler starts with.
+// (app.ts), plus the helpers handlers share: the validator compiler, and the two
+// lookups nearly every /v1/videos/:id handler starts with.
 import type { ServerResponse } from "node:http";
 import type { Ajv } from "ajv";
 import type { FastifyRequest, FastifySchemaCompiler } from "fastify";
