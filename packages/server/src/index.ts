@@ -1,5 +1,5 @@
 // @tessera/server: the HTTP video API (fastify) over a durable SQLite job queue.
-export { createServer, jobView, type ServerOptions, type TesseraServer } from "./app.js";
+export { createServer, type ServerOptions, type TesseraServer } from "./app.js";
 export {
   type GenerateContext,
   type GeneratedVideo,
@@ -10,6 +10,7 @@ export {
   RequestFieldError,
   type VideoGenerator,
 } from "./generator.js";
+export { jobView } from "./http/video-view.js";
 export { DataDir } from "./paths.js";
 export { loadPipelineGenerator, type PipelineGeneratorOptions } from "./pipeline-generator.js";
 export type { RateLimitOptions } from "./ratelimit.js";

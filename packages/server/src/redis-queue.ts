@@ -94,8 +94,8 @@ export interface RedisRunnerOptions {
 }
 
 /**
- * The API side in Redis mode: the same surface as JobRunner (what app.ts uses),
- * but jobs run on `tessera worker` processes.
+ * The API side in Redis mode: the same surface as JobRunner (what the routes use; see
+ * Runner in http/context.ts), but jobs run on `tessera worker` processes.
  */
 export class RedisJobRunner {
   readonly events = new EventEmitter();

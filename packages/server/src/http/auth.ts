@@ -1,0 +1,72 @@
+// API keys and the per-key rate limit, as one onRequest hook on the routes that
+// declare `config: { auth: true }`. It runs before the body is read, so an
+// unauthenticated client cannot make the server store an upload.
+import type { FastifyInstance } from "fastify";
+import type { Metrics } from "../metrics.js";
+import { RateLimiter, type RateLimitOptions } from "../ratelimit.js";
+import type { Store } from "../store.js";
+import { ApiError } from "./errors.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The API key's id, or null in open mode. */
+    keyId: string | null;
+  }
+  interface FastifyContextConfig {
+    /** Routes under /v1 that need a key (when any exists) and count against the rate limit. */
+    auth?: boolean;
+  }
+}
+
+/** The route option that puts a route behind the key check and the rate limit. */
+export const AUTH = { auth: true } as const;
+
+export interface AuthOptions {
+  store: Store;
+  metrics: Metrics;
+  /** Per API key (per client address in open mode); false turns it off. */
+  rateLimit: RateLimitOptions | false;
+}
+
+/**
+ * With no active key the server is open: every request passes with keyId null. Once a
+ * key exists, auth routes need `Authorization: Bearer <key>` and see that key's jobs.
+ */
+export function installAuth(app: FastifyInstance, o: AuthOptions): void {
+  const { store, metrics } = o;
+  const limiter = o.rateLimit === false ? null : new RateLimiter(o.rateLimit);
+  const touched = new Map<string, number>();
+  app.decorateRequest("keyId", null);
+  app.addHook("onRequest", async (req, reply) => {
+    if (!req.routeOptions.config.auth) return;
+    const header = req.headers.authorization;
+    if (store.hasActiveKeys()) {
+      const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+      const keyId = m ? store.keyIdFor(m[1] as string) : null;
+      if (!keyId) {
+        reply.header("www-authenticate", 'Bearer realm="tessera"');
+        throw new ApiError(
+          401,
+          header ? "invalid_api_key" : "missing_api_key",
+          header ? "the API key is not valid (revoked, or never issued)" : "send Authorization: Bearer <key>",
+        );
+      }
+      req.keyId = keyId;
+      // For `tessera keys list`; at most one write a minute per key.
+      const now = Date.now();
+      if ((touched.get(keyId) ?? 0) < now - 60_000) {
+        touched.set(keyId, now);
+        store.touchKey(keyId);
+      }
+    }
+    if (limiter) {
+      const wait = limiter.take(req.keyId ?? `ip:${req.ip}`);
+      if (wait > 0) {
+        metrics.rejected("rate_limited");
+        throw new ApiError(429, "rate_limited", `too many requests; retry in ${wait} s`, null, {
+          "retry-after": String(wait),
+        });
+      }
+    }
+  });
+}
