@@ -18,12 +18,12 @@ export interface FieldPolicy {
 
 export type JsonSchema = Record<string, unknown>;
 
-export interface RequestBodySchema {
+export type RequestBodySchema = {
   type: "object";
   additionalProperties: false;
   required: string[];
   properties: Record<string, JsonSchema>;
-}
+};
 
 /** The JSON field of a parameter on the server (undefined when the server does not carry it). */
 export function serverField(spec: ParamSpec): string | undefined {
@@ -40,7 +40,11 @@ export function fieldDescription(spec: ParamSpec): string {
   const rule = modelRule(spec);
   if (rule) parts.push(`${rule[0]?.toUpperCase()}${rule.slice(1)}.`);
   if (spec.hint) parts.push(`${spec.hint[0]?.toUpperCase()}${spec.hint.slice(1)}.`);
-  const d = defaultText(spec);
+  // JSON says true and false where help says on and off.
+  const d =
+    spec.default && "value" in spec.default && typeof spec.default.value === "boolean"
+      ? String(spec.default.value)
+      : defaultText(spec);
   if (d) parts.push(`Default: ${d}.`);
   // Said on both fields of an exclusive pair, the declaring one first.
   for (const o of paramsOn("server")) {
