@@ -24,7 +24,7 @@ export function modelRule(spec: ParamSpec): string {
   if (t.kind === "size") return `each side a multiple of ${MODEL_BOUND_WORDS.sideMultiple}`;
   if (t.kind !== "integer") return "";
   if (t.multipleOf) return `a multiple of ${MODEL_BOUND_WORDS.sideMultiple}`;
-  if (t.temporal) return "1 + 4k (1, 5, 9, …, 81, …; 4 is the model's temporal factor)";
+  if (t.temporal) return "1 + 4k (1, 5, 9, …, 81, …; 4: the model's temporal factor)";
   return "";
 }
 
@@ -35,10 +35,8 @@ export function rangeText(spec: ParamSpec): string {
   switch (t.kind) {
     case "integer": {
       const rule = modelRule(spec);
-      const bounds =
-        t.multipleOf === undefined
-          ? `${boundWords(t.min)} to ${boundWords(t.max)}`
-          : `at most ${boundWords(t.max)}`;
+      // A side multiple or 1 + 4k already says the least value.
+      const bounds = rule ? `at most ${boundWords(t.max)}` : `${boundWords(t.min)} to ${boundWords(t.max)}`;
       return `${rule ? `${rule}, ` : ""}${bounds}${hint}`;
     }
     case "number":

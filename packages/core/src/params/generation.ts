@@ -163,7 +163,7 @@ export const GENERATION_PARAMS = [
   },
   {
     key: "contextFrames",
-    description: "With extend: frames of the video the extension is conditioned on, 1 + 4j.",
+    description: "With extend: frames of the video the extension is conditioned on.",
     type: { kind: "integer", min: 1, max: "maxFrames", temporal: true },
     default: { note: "about a quarter of the output" },
     surfaces: ["library", "cli"],
