@@ -18,8 +18,8 @@ import {
   resolveOptions,
   WanPipeline,
 } from "@tessera/core";
-import { cudaStatus } from "@tessera/native";
-import { readGenerateFlags } from "./generate/flags.js";
+import { cudaStatus, type Device } from "@tessera/native";
+import { type GenerateRequest, readGenerateFlags } from "./generate/flags.js";
 import { readInputs } from "./generate/inputs.js";
 import { ffmpegAvailable, needsFfmpeg, type Written, writeOutput } from "./generate/output.js";
 import { progressPrinter, sayRewrite } from "./generate/progress.js";
@@ -28,6 +28,43 @@ import { runtimeFailure } from "./model-args.js";
 import { type MultiGpu, multiGpu } from "./multigpu.js";
 
 export { GENERATE_HELP } from "./generate/flags.js";
+
+/**
+ * Reads the model folder's configs (cheap), which settle the size, then the inputs,
+ * and checks every option, all before the weights load.
+ */
+async function checkBeforeLoad(request: GenerateRequest) {
+  const info = await readModelFolder(request.modelDir);
+  const defaults = generationDefaults(info.defaults);
+  const limits = modelLimits(info.transformer, info.vae);
+  const base = {
+    ...request.options,
+    width: request.options.width ?? defaults.width,
+    height: request.options.height ?? defaults.height,
+  };
+  // A model trained on one caption style (the bundled demo model) gets the prompt
+  // rewritten onto it; shown later so the user sees what the model is asked for.
+  const prepared = preparePrompt(cleanPrompt(request.prompt), info.captionStyle, base.rewrite !== false);
+  // Size problems are reported before any input is decoded (option errors become usage errors).
+  resolveOptions(
+    { ...base, extend: false, strength: undefined, contextFrames: undefined },
+    defaults,
+    limits,
+    () => 0,
+  );
+  const inputs = await readInputs(request.files, base, base);
+  const opts = { ...base, ...inputs };
+  resolveOptions(opts, defaults, limits, () => 0);
+  return { defaults, opts, inputs, fps: request.fps ?? defaults.fps, prepared };
+}
+
+/** Why a CUDA device cannot be used (null when it can, and for the CPU). */
+function deviceProblem(device: Device): string | null {
+  if (device.kind !== "cuda") return null;
+  const s = cudaStatus();
+  if (s.available && device.index < s.count) return null;
+  return `device ${device.name} is not available: ${s.available ? `${s.count} GPU(s) found` : s.reason}`;
+}
 
 export async function generateCommand(
   argv: string[],
@@ -51,54 +88,27 @@ export async function generateCommand(
   let multi: MultiGpu = { kind: "single" };
   let done = false; // a rank that failed exits without waiting on its communicator
   try {
-    // The model's configs (cheap) settle the size, so the inputs can be read and every
-    // option checked before the weights load.
-    const info = await readModelFolder(modelDir);
-    const defaults = generationDefaults(info.defaults);
-    const limits = modelLimits(info.transformer, info.vae);
-    const base = {
-      ...request.options,
-      width: request.options.width ?? defaults.width,
-      height: request.options.height ?? defaults.height,
-    };
-    const fps = request.fps ?? defaults.fps;
-    // A model trained on one caption style (the bundled demo model) gets the prompt
-    // rewritten onto it; shown here so the user sees what the model is asked for.
-    const prepared = preparePrompt(cleanPrompt(request.prompt), info.captionStyle, base.rewrite !== false);
-    // Size problems are reported before any input is decoded (option errors become usage errors below).
-    resolveOptions(
-      { ...base, extend: false, strength: undefined, contextFrames: undefined },
-      defaults,
-      limits,
-      () => 0,
-    );
-    const inputs = await readInputs(request.files, base, base);
-    const opts = { ...base, ...inputs };
-    resolveOptions(opts, defaults, limits, () => 0);
+    const { defaults, opts, inputs, fps, prepared } = await checkBeforeLoad(request);
 
     // --gpus N: this process launches N ranks and waits, or is one of them (multigpu.ts).
     const conditioning = Boolean(
-      request.files.image || request.files.endImage || request.files.video || base.loop,
+      request.files.image || request.files.endImage || request.files.video || opts.loop,
     );
     multi = await multiGpu({
       gpus: request.gpus,
       argv,
       device: request.deviceFlag,
-      seed: base.seed,
+      seed: opts.seed,
       conditioning,
       err,
     });
     if (multi.kind === "launched") return multi.exitCode;
     if (multi.kind === "rank") device = multi.device;
 
-    if (device.kind === "cuda") {
-      const s = cudaStatus();
-      if (!s.available || device.index >= s.count) {
-        err(
-          `tessera: device ${device.name} is not available: ${s.available ? `${s.count} GPU(s) found` : s.reason}`,
-        );
-        return 1;
-      }
+    const unavailable = deviceProblem(device);
+    if (unavailable) {
+      err(`tessera: ${unavailable}`);
+      return 1;
     }
 
     const quiet = request.json || (multi.kind === "rank" && multi.env.rank !== 0);
@@ -111,9 +121,9 @@ export async function generateCommand(
     const tLoad = performance.now();
     pipeline = await WanPipeline.load(modelDir, { device, dtype, vaeDtype });
     const loadMs = performance.now() - tLoad;
-    const mode = modeName(inputs, base.extend === true);
+    const mode = modeName(inputs, opts.extend === true);
     say(
-      `${mode}: ${base.width}x${base.height}, ${opts.frames ?? defaults.frames} frames, seed ${opts.seed ?? "random"}`,
+      `${mode}: ${opts.width}x${opts.height}, ${opts.frames ?? defaults.frames} frames, seed ${opts.seed ?? "random"}`,
     );
 
     process.once("SIGINT", onSigint);
@@ -130,12 +140,12 @@ export async function generateCommand(
       done = true;
       return 0;
     }
-    if (base.stepCache !== undefined)
+    if (opts.stepCache !== undefined)
       say(`step cache: ${result.fullSteps} of ${result.stepsRun} steps ran the whole model`);
     if (result.stepGraph.state === "failed")
       say(`CUDA graph capture failed, every step ran without it: ${result.stepGraph.reason}`);
     say(`writing ${output}`);
-    const written: Written = await writeOutput(output, result, fps, base.extend ? inputs.video : undefined);
+    const written: Written = await writeOutput(output, result, fps, opts.extend ? inputs.video : undefined);
     done = true;
     const report = buildReport(
       {
