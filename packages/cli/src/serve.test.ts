@@ -2,7 +2,7 @@
 // no --model (and no $TESSERA_MODEL), the bundled demo model.
 import { DEMO_MODEL_DIR, hasDemoModel } from "@tessera/core";
 import { afterEach, describe, expect, it } from "vitest";
-import { generatorFlags } from "./commands/model-args.js";
+import { generatorFlags } from "./commands/service.js";
 
 describe("serve and worker's model", () => {
   const saved = process.env.TESSERA_MODEL;

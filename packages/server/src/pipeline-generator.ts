@@ -3,9 +3,11 @@
 // @tessera/core is imported lazily and described here only by the few members the
 // server uses, so the API (and its tests with a fake generator) needs neither the
 // native addon nor a model, and a core that lacks the pipeline fails with a clear
-// message at load instead of at import.
+// message at load instead of at import. (@tessera/core/params, the parameter
+// schema, is plain data and loads without the addon.)
 import { basename, join, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
+import { serverName } from "@tessera/core/params";
 import type {
   GenerateContext,
   GeneratedVideo,
@@ -84,15 +86,6 @@ export interface PipelineGeneratorOptions {
   format?: "mp4" | "gif";
 }
 
-// Pipeline option names → API field names, so a model's refusal names what the client sent.
-const FIELD_NAMES: Record<string, string> = {
-  width: "size",
-  height: "size",
-  negativePrompt: "negative_prompt",
-  image: "image",
-  video: "video",
-};
-
 export async function loadPipelineGenerator(o: PipelineGeneratorOptions): Promise<VideoGenerator> {
   let core: CoreLike;
   try {
@@ -165,7 +158,8 @@ class PipelineGenerator implements VideoGenerator {
     } catch (e) {
       const field = (e as { field?: unknown }).field;
       if (typeof field === "string")
-        throw new RequestFieldError(FIELD_NAMES[field] ?? field, (e as Error).message);
+        // Named as the client sent it: the option width is the field size.
+        throw new RequestFieldError(serverName(field), (e as Error).message);
       throw e;
     }
   }

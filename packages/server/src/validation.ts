@@ -1,7 +1,23 @@
 // Request checking in two layers: JSON Schema (types and ranges; the same schema
 // documents the API in /openapi.json), then what a schema cannot say (a size's
 // parts, frames of the form 1 + 4k, control characters, the model's own rules).
+// Both are derived from the generation parameters declared in @tessera/core/params;
+// this server's limits (Limits) are policy applied on top of the declared ranges.
 // Every refusal names the field, so a client can point at what to fix.
+import {
+  findParam,
+  framesFromSeconds,
+  type KnownLimits,
+  param,
+  paramsOn,
+  parseSize,
+  problem,
+  type RequestBodySchema,
+  requestBodySchema,
+  requestFieldKinds,
+  serverField,
+  staticDefault,
+} from "@tessera/core/params";
 import { Ajv, type ErrorObject } from "ajv";
 import type { GenerationRequest, GeneratorInfo, VideoGenerator } from "./generator.js";
 import { RequestFieldError } from "./generator.js";
@@ -30,76 +46,14 @@ export const DEFAULT_LIMITS: Limits = {
 };
 
 /** The JSON fields of POST /v1/videos (multipart forms carry the same fields as text parts). */
-export function createVideoBodySchema(l: Limits) {
-  return {
-    type: "object",
-    additionalProperties: false,
-    required: ["prompt"],
-    properties: {
-      prompt: {
-        type: "string",
-        minLength: 1,
-        maxLength: l.maxPromptChars,
-        description:
-          "What the video shows. Any Unicode text; control characters other than tab and newline are refused.",
-      },
-      negative_prompt: {
-        type: "string",
-        maxLength: l.maxPromptChars,
-        description: "What to steer away from.",
-      },
-      model: {
-        type: "string",
-        maxLength: 200,
-        description: "The served model's name (see GET /healthz); optional.",
-      },
-      size: {
-        type: "string",
-        pattern: "^[0-9]{1,5}x[0-9]{1,5}$",
-        description: "WIDTHxHEIGHT, each a multiple of the model's side multiple (16 for Wan2.1).",
-        examples: ["832x480"],
-      },
-      seconds: {
-        type: "number",
-        exclusiveMinimum: 0,
-        maximum: 3600,
-        description:
-          "Length in seconds; turned into the nearest frame count of the form 1 + 4k. Give seconds or frames.",
-      },
-      frames: {
-        type: "integer",
-        minimum: 1,
-        maximum: l.maxFrames,
-        description: "Frame count, 1 + 4k (1, 5, 9, …, 81, …). Give seconds or frames.",
-      },
-      steps: { type: "integer", minimum: 1, maximum: l.maxSteps, description: "Denoising steps." },
-      guidance: {
-        type: "number",
-        minimum: 0,
-        maximum: l.maxGuidance,
-        description: "Classifier-free guidance scale.",
-      },
-      seed: {
-        type: "integer",
-        minimum: 0,
-        maximum: Number.MAX_SAFE_INTEGER,
-        description: "Random seed; drawn and reported when absent.",
-      },
-      strength: {
-        type: "number",
-        exclusiveMinimum: 0,
-        maximum: 1,
-        description: "Video-to-video only: how much of the schedule to run.",
-      },
-      rewrite: {
-        type: "boolean",
-        description:
-          "For a model trained on one caption style (the bundled demo model, tessera-world): rewrite the prompt " +
-          "onto it first (default true); false sends it as typed. The job's prompt_used and rewrite say what the " +
-          "model got. Models trained on free text ignore it.",
-      },
-    },
-  } as const;
+export function createVideoBodySchema(l: Limits): RequestBodySchema {
+  return requestBodySchema({
+    prompt: { minLength: 1, maxLength: l.maxPromptChars },
+    negative_prompt: { maxLength: l.maxPromptChars },
+    frames: { maximum: l.maxFrames },
+    steps: { maximum: l.maxSteps },
+    guidance: { maximum: l.maxGuidance },
+  });
 }
 
 export type VideoBody = {
@@ -116,9 +70,11 @@ export type VideoBody = {
   rewrite?: boolean;
 };
 
-export const NUMERIC_FIELDS = new Set(["seconds", "frames", "steps", "guidance", "seed", "strength"]);
+const FIELD_KINDS = requestFieldKinds();
+/** Fields whose values are numbers (multipart text parts that look like one become one). */
+export const NUMERIC_FIELDS: ReadonlySet<string> = FIELD_KINDS.numeric;
 /** Fields that are true or false (multipart text parts "true" and "false"). */
-export const BOOLEAN_FIELDS = new Set(["rewrite"]);
+export const BOOLEAN_FIELDS: ReadonlySet<string> = FIELD_KINDS.boolean;
 
 /**
  * Two compilers: request bodies are checked strictly (a string "20" for steps is a
@@ -184,6 +140,19 @@ function checkText(field: string, s: string): void {
     );
 }
 
+/** Fields declared exclusive of each other (seconds and frames) are not given together. */
+function checkExclusive(body: VideoBody): void {
+  const given = body as Record<string, unknown>;
+  for (const spec of paramsOn("server"))
+    for (const otherKey of spec.exclusiveWith ?? []) {
+      const field = serverField(spec) as string;
+      const o = findParam(otherKey);
+      const other = o && serverField(o);
+      if (other !== undefined && given[field] !== undefined && given[other] !== undefined)
+        throw new RequestFieldError(field, `give ${field} or ${other}, not both`);
+    }
+}
+
 export interface Inputs {
   /** File name of an uploaded image inside the job folder. */
   image?: string;
@@ -210,31 +179,30 @@ export function resolveRequest(
       `model '${body.model}' is not served here; this server runs '${info.model}'`,
     );
 
+  // Checked with the parameters' declarations against what this model allows.
+  const model: KnownLimits = { sideMultiple: info.sideMultiple, temporalFactor: info.temporalFactor };
+  const check = (key: "size" | "frames", value: unknown) => {
+    const message = problem(param(key), value, key, model);
+    if (message !== null) throw new RequestFieldError(key, message);
+  };
+  checkExclusive(body);
+
   let width = info.defaults.width;
   let height = info.defaults.height;
   if (body.size !== undefined) {
-    const [w, h] = body.size.split("x").map(Number) as [number, number];
-    width = w;
-    height = h;
+    // The schema's pattern has already held.
+    [width, height] = parseSize(body.size) as [number, number];
   }
-  const m = info.sideMultiple;
   if (width > limits.maxWidth || height > limits.maxHeight)
     throw new RequestFieldError(
       "size",
       `size ${width}x${height} is larger than this server allows (${limits.maxWidth}x${limits.maxHeight})`,
     );
-  if (width < m || height < m || width % m !== 0 || height % m !== 0)
-    throw new RequestFieldError(
-      "size",
-      `size's width and height must be positive multiples of ${m}, got ${width}x${height}`,
-    );
+  check("size", [width, height]);
 
-  const tf = info.temporalFactor;
   let frames = info.defaults.frames;
-  if (body.seconds !== undefined && body.frames !== undefined)
-    throw new RequestFieldError("seconds", "give seconds or frames, not both");
   if (body.seconds !== undefined) {
-    frames = 1 + tf * Math.max(0, Math.round((body.seconds * info.fps - 1) / tf));
+    frames = framesFromSeconds(body.seconds, info.fps, info.temporalFactor);
     if (frames > limits.maxFrames)
       throw new RequestFieldError(
         "seconds",
@@ -242,11 +210,7 @@ export function resolveRequest(
       );
   } else if (body.frames !== undefined) {
     frames = body.frames;
-    if ((frames - 1) % tf !== 0)
-      throw new RequestFieldError(
-        "frames",
-        `frames must be 1 + ${tf}k (1, ${1 + tf}, ${1 + 2 * tf}, …), got ${frames}`,
-      );
+    check("frames", frames);
   }
   if (frames > limits.maxFrames)
     throw new RequestFieldError(
@@ -268,7 +232,7 @@ export function resolveRequest(
   return {
     model: info.model,
     prompt: body.prompt,
-    negativePrompt: body.negative_prompt ?? "",
+    negativePrompt: body.negative_prompt ?? (staticDefault("negativePrompt") as string),
     width,
     height,
     frames,
@@ -276,7 +240,7 @@ export function resolveRequest(
     steps,
     guidance,
     seed: body.seed ?? randomSeed(),
-    rewrite: body.rewrite ?? true,
+    rewrite: body.rewrite ?? (staticDefault("rewrite") as boolean),
     ...(body.strength !== undefined ? { strength: body.strength } : {}),
     ...(inputs.image ? { image: inputs.image } : {}),
     ...(inputs.video ? { video: inputs.video } : {}),

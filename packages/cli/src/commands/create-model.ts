@@ -10,30 +10,52 @@ import {
   writeRandomWanModel,
 } from "@tessera/core";
 import type { DType } from "@tessera/native";
-import { choiceFlag, intFlag, parse, UsageError } from "../args.js";
+import { UsageError } from "../args.js";
+import { type Flags, readFlags } from "../flags.js";
+import type { CommandHelp } from "../help.js";
 import { formatBytes, runtimeFailure } from "./model-args.js";
+
+const FLAGS = {
+  config: {
+    kind: "choice",
+    choices: RANDOM_MODEL_NAMES,
+    default: "tiny",
+    description: "the architecture: tiny (seconds on a CPU) or Wan2.1-T2V-1.3B's",
+  },
+  seed: {
+    kind: "integer",
+    value: "N",
+    min: 0,
+    max: 2 ** 31,
+    default: 0,
+    description: "seed of the random weights",
+  },
+  dtype: {
+    kind: "choice",
+    choices: ["f32", "bf16", "f16"],
+    defaultText: "f32 for tiny, else bf16",
+    description: "dtype of the weights written",
+  },
+  json: { kind: "boolean", description: "print what was written as JSON" },
+} as const satisfies Flags;
+
+export const CREATE_MODEL_HELP: CommandHelp = {
+  usage: ["create-model DIR [options]"],
+  summary: "Write a random-weight model folder (diffusers layout) to try the whole path with.",
+  flags: FLAGS,
+};
 
 export async function createModelCommand(
   argv: string[],
   out: (s: string) => void,
   err: (s: string) => void,
 ): Promise<number> {
-  const { values, positionals } = parse(argv, {
-    config: { type: "string" },
-    seed: { type: "string" },
-    dtype: { type: "string" },
-    json: { type: "boolean" },
-  });
+  const { values, positionals } = readFlags(argv, FLAGS);
   if (positionals.length !== 1) throw new UsageError("create-model takes one DIR (the folder to write)");
   const dir = resolve(positionals[0] as string);
-  const config = choiceFlag<RandomModelName>("config", values.config, RANDOM_MODEL_NAMES, "tiny");
-  const seed = intFlag("seed", values.seed, 0, 0, 2 ** 31);
-  const dtype = choiceFlag<DType>(
-    "dtype",
-    values.dtype,
-    ["f32", "bf16", "f16"],
-    config === "tiny" ? "f32" : "bf16",
-  );
+  const config: RandomModelName = values.config;
+  const seed = values.seed;
+  const dtype: DType = values.dtype ?? (config === "tiny" ? "f32" : "bf16");
   // Never write into a folder that holds something other than a model.
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new UsageError(`DIR '${dir}' exists and is not a folder`);

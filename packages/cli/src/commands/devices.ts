@@ -1,8 +1,22 @@
+// `tessera devices`: the devices Tessera can run on, the CPU first, and why CUDA
+// is unavailable when it is.
 import { cudaStatus, devices } from "@tessera/native";
-import { parse } from "../args.js";
+import { type Flags, noArguments, readFlags } from "../flags.js";
+import type { CommandHelp } from "../help.js";
+
+const FLAGS = {
+  json: { kind: "boolean", description: "print the devices and CUDA's status as JSON" },
+} as const satisfies Flags;
+
+export const DEVICES_HELP: CommandHelp = {
+  usage: ["devices [--json]"],
+  summary: "List the devices Tessera can run on (the CPU, then each CUDA GPU), with their memory.",
+  flags: FLAGS,
+};
 
 export function devicesCommand(argv: string[], out: (s: string) => void): number {
-  const { values } = parse(argv, { json: { type: "boolean" } });
+  const { values, positionals } = readFlags(argv, FLAGS);
+  noArguments("devices", positionals);
   const list = devices().map((d) => ({ ...d.info(), memory: d.memoryStats() }));
   const cuda = cudaStatus();
   if (values.json) {

@@ -10,35 +10,73 @@ import {
   type WanTransformerConfig,
 } from "@tessera/core";
 import { Device, type DType, full, randn, scope } from "@tessera/native";
-import { choiceFlag, intFlag, parse, sizeFlag, UsageError } from "../args.js";
+import { UsageError } from "../args.js";
+import { type Flags, noArguments, readFlags } from "../flags.js";
+import type { CommandHelp } from "../help.js";
+
+const FLAGS = {
+  device: { kind: "string", value: "cpu|cuda[:N]", default: "cpu", description: "where to run" },
+  config: {
+    kind: "choice",
+    choices: ["tiny", "wan2.1-1.3b"],
+    default: "tiny",
+    description: "the transformer's architecture",
+  },
+  layers: {
+    kind: "integer",
+    value: "N",
+    min: 1,
+    max: 64,
+    defaultText: "the config's",
+    description: "transformer blocks to run",
+  },
+  frames: {
+    kind: "integer",
+    value: "N",
+    min: 1,
+    max: 1024,
+    default: 5,
+    description: "video frames of the latent",
+  },
+  size: { kind: "size", default: [64, 64], description: "video size, each side a multiple of 16" },
+  dtype: {
+    kind: "choice",
+    choices: ["f32", "bf16", "f16"],
+    defaultText: "bf16 on a GPU, f32 on the CPU",
+    description: "precision",
+  },
+  seed: {
+    kind: "integer",
+    value: "N",
+    min: 0,
+    max: 2 ** 31,
+    default: 0,
+    description: "seed of the weights and inputs",
+  },
+  json: { kind: "boolean", description: "print the report as JSON" },
+} as const satisfies Flags;
+
+export const FORWARD_HELP: CommandHelp = {
+  usage: ["forward [options]"],
+  summary:
+    "Run one forward pass of a Wan-family transformer with random weights (a check of the native ops).",
+  flags: FLAGS,
+};
 
 export async function forwardCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parse(argv, {
-    device: { type: "string" },
-    config: { type: "string" },
-    frames: { type: "string" },
-    size: { type: "string" },
-    layers: { type: "string" },
-    dtype: { type: "string" },
-    seed: { type: "string" },
-    json: { type: "boolean" },
-  });
-  const device = Device.parse(values.device ?? "cpu");
-  const configName = choiceFlag("config", values.config, ["tiny", "wan2.1-1.3b"] as const, "tiny");
+  const { values, positionals } = readFlags(argv, FLAGS);
+  noArguments("forward", positionals);
+  const device = Device.parse(values.device);
+  const configName = values.config;
   const base: WanTransformerConfig = configName === "tiny" ? WAN_TINY : WAN21_T2V_1_3B;
-  const config = { ...base, num_layers: intFlag("layers", values.layers, base.num_layers, 1, 64) };
-  const dtype = choiceFlag<DType>(
-    "dtype",
-    values.dtype,
-    ["f32", "bf16", "f16"],
-    device.kind === "cpu" ? "f32" : "bf16",
-  );
+  const config = { ...base, num_layers: values.layers ?? base.num_layers };
+  const dtype: DType = values.dtype ?? (device.kind === "cpu" ? "f32" : "bf16");
   if (device.kind === "cpu" && dtype !== "f32") throw new UsageError("--dtype on the CPU must be f32");
-  const frames = intFlag("frames", values.frames, 5, 1, 1024);
-  const [width, height] = sizeFlag(values.size, [64, 64]);
+  const frames = values.frames;
+  const [width, height] = values.size;
   if (width % 16 || height % 16)
     throw new UsageError(`--size must be a multiple of 16 in each side, got ${width}x${height}`);
-  const seed = intFlag("seed", values.seed, 0, 0, 2 ** 31);
+  const seed = values.seed;
   // Latent of a Wan VAE: 4x in time (first frame kept), 8x in space.
   const lf = Math.floor((frames - 1) / 4) + 1;
   const lh = height / 8;

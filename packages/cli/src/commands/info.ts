@@ -18,8 +18,11 @@ import {
   type WanVaeConfig,
   wanVaeParams,
 } from "@tessera/core";
+import { param } from "@tessera/core/params";
 import { type DType, defaultDevice } from "@tessera/native";
-import { choiceFlag, intFlag, parse, sizeFlag, UsageError } from "../args.js";
+import { UsageError } from "../args.js";
+import { type Flags, readFlags } from "../flags.js";
+import type { CommandHelp } from "../help.js";
 import { formatBytes, formatCount, resolveModel, runtimeFailure } from "./model-args.js";
 
 const BYTES: Record<DType, number> = { f32: 4, bf16: 2, f16: 2, i32: 4, u8: 1 };
@@ -71,29 +74,39 @@ export function estimateMemory(
   return { weights, denoise, decode, total: weights + Math.max(denoise, decode) };
 }
 
+// --size and --frames are generate's: the generation parameters' own flags.
+const FLAGS = {
+  size: { kind: "param", param: param("size") },
+  frames: { kind: "param", param: param("frames") },
+  dtype: {
+    kind: "choice",
+    choices: ["f32", "bf16", "f16"],
+    defaultText: "bf16 on a GPU, f32 on the CPU (as generate)",
+    description: "precision of the memory estimate",
+  },
+  json: { kind: "boolean", description: "print the report as JSON" },
+} as const satisfies Flags;
+
+export const INFO_HELP: CommandHelp = {
+  usage: ["info [MODEL] [options]"],
+  summary:
+    "A model folder's configs, parameters and on-disk dtypes, its sampling defaults, and a rough memory estimate for a size.",
+  flags: FLAGS,
+  notes: ["MODEL: a folder, or a name under $TESSERA_MODELS or ./models (default: as generate's --model)"],
+};
+
 export async function infoCommand(
   argv: string[],
   out: (s: string) => void,
   err: (s: string) => void,
 ): Promise<number> {
-  const { values, positionals } = parse(argv, {
-    size: { type: "string" },
-    frames: { type: "string" },
-    dtype: { type: "string" },
-    json: { type: "boolean" },
-  });
+  const { values, positionals } = readFlags(argv, FLAGS);
   if (positionals.length > 1) throw new UsageError(`info takes one MODEL, got ${positionals.length}`);
   const dir = resolveModel(positionals[0]);
   // Estimate for how `generate` would run here by default: bf16 on a GPU, f32 on the CPU.
-  const dtype = choiceFlag<DType>(
-    "dtype",
-    values.dtype,
-    ["f32", "bf16", "f16"],
-    defaultDevice().kind === "cpu" ? "f32" : "bf16",
-  );
-  const size = values.size === undefined ? undefined : sizeFlag(values.size, [0, 0]);
-  const framesFlag =
-    values.frames === undefined ? undefined : intFlag("frames", values.frames, 0, 1, 100_000);
+  const dtype: DType = values.dtype ?? (defaultDevice().kind === "cpu" ? "f32" : "bf16");
+  const size = values.size as [number, number] | undefined;
+  const framesFlag = values.frames as number | undefined;
   try {
     const info = await readModelFolder(dir);
     const defaults = generationDefaults(info.defaults);

@@ -1,28 +1,12 @@
-// What the model commands (generate, models, info, create-model) share: number
-// flags, where model folders live, and turning library errors into exit codes.
+// What the model commands (generate, models, info, create-model, serve, worker)
+// share: --device, where model folders live, turning library errors into exit
+// codes (naming the flag behind an option), and formatting sizes and times.
 import { existsSync, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { DEMO_MODEL_DIR, GenerateOptionError, hasDemoModel } from "@tessera/core";
+import { cliName } from "@tessera/core/params";
 import { Device, DeviceError } from "@tessera/native";
-import { choiceFlag, UsageError } from "../args.js";
-
-/** A finite number flag within [min, max] (or (min, max] with exclusiveMin). */
-export function numberFlag(
-  name: string,
-  v: string | undefined,
-  min: number,
-  max: number,
-  opts: { exclusiveMin?: boolean } = {},
-): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  const low = opts.exclusiveMin ? n > min : n >= min;
-  if (v.trim() === "" || !Number.isFinite(n) || !low || n > max)
-    throw new UsageError(
-      `--${name} must be a number ${opts.exclusiveMin ? "above" : "from"} ${min} ${opts.exclusiveMin ? "and at most" : "to"} ${max}, got '${v}'`,
-    );
-  return n;
-}
+import { UsageError } from "../args.js";
 
 /** --device: a bad name is a usage error; an unavailable device fails later, at run time (exit 1). */
 export function deviceFlag(v: string | undefined, fallback: () => Device): Device {
@@ -69,31 +53,9 @@ export function resolveModel(v: string | undefined): string {
   return resolve(given);
 }
 
-/** The CLI flag that sets each generate() option, for messages. */
-const FLAG_OF: Record<string, string> = {
-  width: "--size",
-  height: "--size",
-  frames: "--frames",
-  steps: "--steps",
-  guidance: "--guidance",
-  shift: "--shift",
-  scheduler: "--scheduler",
-  seed: "--seed",
-  strength: "--strength",
-  image: "--image",
-  endImage: "--end-image",
-  video: "--video",
-  extend: "--extend",
-  loop: "--loop",
-  contextFrames: "--context",
-  prompt: "PROMPT",
-  negativePrompt: "--negative",
-};
-
 /** A GenerateOptionError as the usage error of the flag behind it. */
 export function usageFromOption(e: GenerateOptionError): UsageError {
-  const flag = FLAG_OF[e.field] ?? `--${e.field}`;
-  return new UsageError(`${flag}: ${e.message}`);
+  return new UsageError(`${cliName(e.field)}: ${e.message}`);
 }
 
 /** Prints a runtime failure without a stack and gives exit code 1; usage errors pass through. */
@@ -133,48 +95,4 @@ export function formatDuration(ms: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
-}
-
-/** The flags `serve` and `worker` share for the model that generates. */
-export const GENERATOR_FLAGS = {
-  model: { type: "string" },
-  device: { type: "string" },
-  dtype: { type: "string" },
-  format: { type: "string" },
-} as const;
-
-export interface GeneratorFlags {
-  modelDir: string;
-  device: Device;
-  dtype?: "f32" | "bf16" | "f16";
-  format: "mp4" | "gif";
-}
-
-/** Validates the shared generator flags (UsageError naming the flag). */
-export function generatorFlags(values: {
-  model?: string;
-  device?: string;
-  dtype?: string;
-  format?: string;
-}): GeneratorFlags {
-  const dtype =
-    values.dtype === undefined ? undefined : choiceFlag("dtype", values.dtype, ["f32", "bf16", "f16"], "f32");
-  return {
-    modelDir: resolveModel(values.model),
-    device: deviceFlag(values.device, () => Device.cpu),
-    ...(dtype ? { dtype } : {}),
-    format: choiceFlag("format", values.format, ["mp4", "gif"] as const, "mp4"),
-  };
-}
-
-/** Loads the pipeline behind a server or worker, saying what it loads. */
-export async function loadGenerator(g: GeneratorFlags, err: (s: string) => void) {
-  const { loadPipelineGenerator } = await import("@tessera/server");
-  err(`tessera: loading ${g.modelDir} on ${g.device.name}…`);
-  return loadPipelineGenerator({
-    modelDir: g.modelDir,
-    device: g.device.name,
-    ...(g.dtype ? { dtype: g.dtype } : {}),
-    format: g.format,
-  });
 }

@@ -12,7 +12,8 @@ import {
   parameterCount,
   readModelFolder,
 } from "@tessera/core";
-import { parse } from "../args.js";
+import { type Flags, readFlags } from "../flags.js";
+import type { CommandHelp } from "../help.js";
 import { DEMO_MODEL_NAME, formatBytes, formatCount, modelRoots } from "./model-args.js";
 
 export interface ModelListing {
@@ -67,8 +68,19 @@ export async function findModels(root: string): Promise<string[]> {
   return found;
 }
 
+const FLAGS = {
+  json: { kind: "boolean", description: "print the model folders as JSON" },
+} as const satisfies Flags;
+
+export const MODELS_HELP: CommandHelp = {
+  usage: ["models [PATH...] [--json]"],
+  summary:
+    "List the model folders under $TESSERA_MODELS (a path list; default ./models), the PATHs given, and the bundled demo model.",
+  flags: FLAGS,
+};
+
 export async function modelsCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: "boolean" } });
+  const { values, positionals } = readFlags(argv, FLAGS);
   const roots = [...modelRoots(), ...positionals];
   const seen = new Set<string>();
   const list: ModelListing[] = [];

@@ -3,34 +3,64 @@
 // the serve's data folder (a shared mount) at --data, where inputs are read and
 // outputs written. A killed worker's job is run again by another after about
 // --lock-seconds + --stalled-seconds.
-import { resolve } from "node:path";
 import type { QueueWorker, VideoGenerator } from "@tessera/server";
-import { intFlag, parse, UsageError } from "../args.js";
-import { GENERATOR_FLAGS, generatorFlags, loadGenerator, runtimeFailure } from "./model-args.js";
-import { dataFlag, queueFlag, redactUrl } from "./serve.js";
+import { UsageError } from "../args.js";
+import { type Flags, noArguments, readFlags } from "../flags.js";
+import type { CommandHelp } from "../help.js";
+import { runtimeFailure } from "./model-args.js";
+import {
+  dataFlag,
+  GENERATOR_FLAGS,
+  generatorFlags,
+  loadGenerator,
+  queueFlag,
+  redactUrl,
+  SERVICE_FLAGS,
+  untilSignalled,
+} from "./service.js";
+
+const WORKER_FLAGS = {
+  ...SERVICE_FLAGS,
+  ...GENERATOR_FLAGS,
+  // The lock is renewed every half of it from the event loop; it must outlast any step that blocks it.
+  "lock-seconds": {
+    kind: "integer",
+    value: "N",
+    min: 5,
+    max: 86_400,
+    default: 60,
+    description: "how long a job stays locked to this worker between renewals",
+  },
+  "stalled-seconds": {
+    kind: "integer",
+    value: "N",
+    min: 1,
+    max: 86_400,
+    default: 30,
+    description: "how often a job whose worker died is looked for",
+  },
+} as const satisfies Flags;
+
+export const WORKER_HELP: CommandHelp = {
+  usage: ["worker --queue redis://HOST:PORT [options]"],
+  summary:
+    "Take jobs from serve's Redis queue, one at a time, on one model (any number of workers, on any hosts).",
+  flags: WORKER_FLAGS,
+  notes: ["--data must be serve's data folder (a shared mount): inputs are read and outputs written there"],
+};
 
 export async function workerCommand(
   argv: string[],
   out: (s: string) => void,
   err: (s: string) => void,
 ): Promise<number> {
-  const { values, positionals } = parse(argv, {
-    queue: { type: "string" },
-    data: { type: "string" },
-    ...GENERATOR_FLAGS,
-    "drain-seconds": { type: "string" },
-    "lock-seconds": { type: "string" },
-    "stalled-seconds": { type: "string" },
-  });
-  if (positionals.length > 0) throw new UsageError(`worker takes no arguments, got '${positionals[0]}'`);
+  const { values, positionals } = readFlags(argv, WORKER_FLAGS);
+  noArguments("worker", positionals);
   if (values.queue === undefined)
     throw new UsageError("worker needs --queue redis://HOST:PORT (the one `tessera serve --queue` uses)");
   const queue = queueFlag(values.queue) as string;
   const dataDir = dataFlag(values.data);
-  const drainSeconds = intFlag("drain-seconds", values["drain-seconds"], 30, 0, 86_400);
-  // The lock is renewed every half of it from the event loop; it must outlast any step that blocks it.
-  const lockSeconds = intFlag("lock-seconds", values["lock-seconds"], 60, 5, 86_400);
-  const stalledSeconds = intFlag("stalled-seconds", values["stalled-seconds"], 30, 1, 86_400);
+  const drainSeconds = values["drain-seconds"];
   const gen = generatorFlags(values);
 
   const { DataDir, startQueueWorker } = await import("@tessera/server");
@@ -38,13 +68,12 @@ export async function workerCommand(
   let worker: QueueWorker;
   try {
     generator = await loadGenerator(gen, err);
-    const data = new DataDir(resolve(dataDir));
     worker = await startQueueWorker({
       url: queue,
-      dataDir: data,
+      dataDir: new DataDir(dataDir),
       generator,
-      lockDurationMs: lockSeconds * 1000,
-      stalledIntervalMs: stalledSeconds * 1000,
+      lockDurationMs: values["lock-seconds"] * 1000,
+      stalledIntervalMs: values["stalled-seconds"] * 1000,
       log: out,
     });
   } catch (e) {
@@ -54,29 +83,9 @@ export async function workerCommand(
     `tessera: worker for ${generator.info.model} on ${gen.device.name}, taking jobs from ${redactUrl(queue)} (data: ${dataDir})`,
   );
 
-  return new Promise<number>((done) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        err(`tessera: ${signal} again, exiting without waiting`);
-        process.exit(130);
-      }
-      stopping = true;
-      err(
-        `tessera: ${signal}: taking no more jobs, letting the running one finish (up to ${drainSeconds} s)…`,
-      );
-      worker
-        .close(drainSeconds * 1000)
-        .then(() => generator.close?.())
-        .then(
-          () => {
-            err("tessera: stopped");
-            done(0);
-          },
-          (e) => done(runtimeFailure(e, err)),
-        );
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
+  return untilSignalled({
+    stopping: `taking no more jobs, letting the running one finish (up to ${drainSeconds} s)…`,
+    stop: () => worker.close(drainSeconds * 1000).then(() => generator.close?.()),
+    err,
   });
 }

@@ -2,6 +2,15 @@
 // with messages that name the option, so a bad request fails in milliseconds
 // rather than after the text encoder has run.
 import type { Tensor } from "@tessera/native";
+import {
+  type CheckOptions,
+  type ParamKey,
+  type ParamKeyOn,
+  param,
+  paramsOn,
+  problem,
+  staticDefault,
+} from "../params/index.js";
 import type { SchedulerName } from "../schedulers/common.js";
 import type { RgbImage, VideoFrames } from "../video/frames.js";
 
@@ -156,19 +165,25 @@ function framesOf(v: VideoFrames | Tensor): number {
   return isTensorLike(v) ? (v.shape[1] ?? 0) : v.frames.length;
 }
 
-function int(field: string, v: unknown, min: number, max: number, hint = ""): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max)
-    throw new GenerateOptionError(
-      field,
-      `${field} must be an integer from ${min} to ${max}${hint}, got ${String(v)}`,
-    );
-  return v;
+// The options the schema declares for the library and GenerateOptions are the same set:
+// a parameter added to one and not the other fails to compile here.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const libraryOptionsMatchSchema: Same<
+  ParamKeyOn<"library">,
+  Exclude<keyof GenerateOptions, "onProgress" | "signal">
+> = true;
+void libraryOptionsMatchSchema;
+
+/** `value` checked against the declaration of `key` (type, range, the model's limits). */
+function checked<T>(key: ParamKey, value: unknown, limits: ModelLimits, o?: CheckOptions): T {
+  const message = problem(param(key), value, key, limits, o);
+  if (message !== null) throw new GenerateOptionError(key, message);
+  return value as T;
 }
 
-function num(field: string, v: unknown, ok: (x: number) => boolean, range: string): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || !ok(v))
-    throw new GenerateOptionError(field, `${field} must be ${range}, got ${String(v)}`);
-  return v;
+/** The option as given (already checked), else the model's default, checked in its turn. */
+function orModel<T>(key: ParamKey, given: T | undefined, fallback: T, limits: ModelLimits): T {
+  return given !== undefined ? given : checked<T>(key, fallback, limits);
 }
 
 export function resolveOptions(
@@ -179,11 +194,11 @@ export function resolveOptions(
 ): ResolvedOptions {
   if (o === null || typeof o !== "object")
     throw new GenerateOptionError("options", "generate() needs an options object");
-  if (typeof o.prompt !== "string") throw new GenerateOptionError("prompt", "prompt must be a string");
-  if (o.negativePrompt !== undefined && typeof o.negativePrompt !== "string")
-    throw new GenerateOptionError("negativePrompt", "negativePrompt must be a string");
-  if (o.rewrite !== undefined && typeof o.rewrite !== "boolean")
-    throw new GenerateOptionError("rewrite", "rewrite must be true or false");
+  // Every option given, and the prompt, against its declaration in the parameter schema.
+  for (const spec of paramsOn("library")) {
+    const v = (o as unknown as Record<string, unknown>)[spec.key];
+    if (v !== undefined || spec.required) checked(spec.key as ParamKey, v, limits);
+  }
 
   const hasVideo = o.video !== undefined && o.video !== null;
   const hasImage = o.image !== undefined && o.image !== null;
@@ -222,15 +237,8 @@ export function resolveOptions(
     );
   const mode: Mode = hasImage ? "i2v" : hasVideo ? (o.extend ? "extend" : "v2v") : "t2v";
 
-  const m = limits.sideMultiple;
-  const side = (field: "width" | "height", v: number) => {
-    int(field, v, m, limits.maxSide);
-    if (v % m !== 0)
-      throw new GenerateOptionError(field, `${field} must be a multiple of ${m} (VAE 8 × patch 2), got ${v}`);
-    return v;
-  };
-  const width = side("width", o.width ?? d.width);
-  const height = side("height", o.height ?? d.height);
+  const width = orModel("width", o.width, d.width, limits);
+  const height = orModel("height", o.height, d.height, limits);
 
   const tf = limits.temporalFactor;
   const videoFrames = hasVideo ? framesOf(o.video as VideoFrames | Tensor) : 0;
@@ -239,12 +247,7 @@ export function resolveOptions(
     mode === "v2v" && videoFrames > 0
       ? Math.min(limits.maxFrames, 1 + tf * Math.floor((videoFrames - 1) / tf))
       : d.frames;
-  const frames = int("frames", o.frames ?? defaultFrames, 1, limits.maxFrames, ` of the form 1 + ${tf}k`);
-  if ((frames - 1) % tf !== 0)
-    throw new GenerateOptionError(
-      "frames",
-      `frames must be 1 + ${tf}k (1, ${1 + tf}, ${1 + 2 * tf}, …, 81, …), got ${frames}`,
-    );
+  const frames = orModel("frames", o.frames, defaultFrames, limits);
   const latentFrames = (frames - 1) / tf + 1;
   if (latentFrames % limits.temporalPatch !== 0)
     throw new GenerateOptionError(
@@ -252,30 +255,15 @@ export function resolveOptions(
       `frames gives ${latentFrames} latent frames, not a multiple of the temporal patch ${limits.temporalPatch}`,
     );
 
-  const steps = int("steps", o.steps ?? d.steps, 1, 1000);
-  const guidance = num(
-    "guidance",
-    o.guidance ?? d.guidance,
-    (x) => x >= 0 && x <= 100,
-    "a number from 0 to 100",
-  );
-  const shift = num(
-    "shift",
-    o.shift ?? d.shift,
-    (x) => x > 0 && x <= 100,
-    "a number above 0 and at most 100",
-  );
-  const scheduler = o.scheduler ?? d.scheduler;
-  if (scheduler !== "unipc" && scheduler !== "euler")
-    throw new GenerateOptionError(
-      "scheduler",
-      `scheduler must be 'unipc' or 'euler', got '${String(scheduler)}'`,
-    );
-  const seed = o.seed === undefined ? randomSeed() : int("seed", o.seed, 0, Number.MAX_SAFE_INTEGER);
+  const steps = orModel("steps", o.steps, d.steps, limits);
+  const guidance = orModel("guidance", o.guidance, d.guidance, limits);
+  const shift = orModel("shift", o.shift, d.shift, limits);
+  const scheduler = orModel("scheduler", o.scheduler, d.scheduler, limits);
+  const seed = o.seed ?? randomSeed();
 
   let strength = 1;
   if (mode === "v2v") {
-    strength = num("strength", o.strength ?? 0.8, (x) => x > 0 && x <= 1, "in (0, 1]");
+    strength = o.strength ?? (staticDefault("strength") as number);
     if (Math.floor(steps * strength) < 1)
       throw new GenerateOptionError(
         "strength",
@@ -296,9 +284,7 @@ export function resolveOptions(
     if (videoFrames < 1) throw new GenerateOptionError("video", "video to extend has no frames");
     const maxKnown = Math.min(latentFrames - 1, 1 + Math.floor((videoFrames - 1) / tf));
     if (o.contextFrames !== undefined) {
-      const c = int("contextFrames", o.contextFrames, 1, videoFrames);
-      if ((c - 1) % tf !== 0)
-        throw new GenerateOptionError("contextFrames", `contextFrames must be 1 + ${tf}j, got ${c}`);
+      const c = checked<number>("contextFrames", o.contextFrames, limits, { max: videoFrames });
       if ((c - 1) / tf + 1 > latentFrames - 1)
         throw new GenerateOptionError(
           "contextFrames",
@@ -319,24 +305,13 @@ export function resolveOptions(
       "loop",
       "loop with extend leaves no free frame; give more frames or fewer contextFrames",
     );
-  const stepCache =
-    o.stepCache === undefined || o.stepCache === false
-      ? false
-      : num(
-          "stepCache",
-          o.stepCache,
-          (x) => x >= 0 && x <= 10,
-          "false or a threshold from 0 to 10 (0.05 to 0.2 are typical)",
-        );
-  if (o.cudaGraph !== undefined && typeof o.cudaGraph !== "boolean")
-    throw new GenerateOptionError("cudaGraph", `cudaGraph must be true or false, got ${String(o.cudaGraph)}`);
   if (o.onProgress !== undefined && typeof o.onProgress !== "function")
     throw new GenerateOptionError("onProgress", "onProgress must be a function");
 
   return {
     mode,
     prompt: o.prompt,
-    negativePrompt: o.negativePrompt ?? "",
+    negativePrompt: o.negativePrompt ?? (staticDefault("negativePrompt") as string),
     width,
     height,
     frames,
@@ -350,8 +325,8 @@ export function resolveOptions(
     loop: o.loop === true,
     knownLatentFrames,
     contextFrames,
-    stepCache,
-    cudaGraph: o.cudaGraph !== false,
+    stepCache: o.stepCache === undefined || o.stepCache === false ? false : o.stepCache,
+    cudaGraph: o.cudaGraph ?? (staticDefault("cudaGraph") as boolean),
     endImage: hasEnd,
   };
 }
