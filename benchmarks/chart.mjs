@@ -1,6 +1,6 @@
 // Draws docs/gpu-h100.svg from committed GPU result files: each bar is a speed-up of ours
 // against PyTorch 2.11 on the same H100 (baseline time / our time; right of the 1.0 line
-// is faster). One SVG, no dependencies, so the README's chart is redrawn from the numbers
+// is faster). One SVG, no dependencies, so the chart in docs/performance.md is redrawn from the numbers
 // whenever a result file changes:
 //   node benchmarks/chart.mjs [--out FILE] [--e2e FILE] [--dit FILE] [--attention FILE] [--conv FILE] [--kernels FILE] [--generation FILE]
 // --e2e: the end-to-end run (DiT, text encoder, VAE and, where it holds one, the whole
