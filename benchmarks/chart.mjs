@@ -1,11 +1,12 @@
 // Draws docs/gpu-h100.svg from committed GPU result files: each bar is a speed-up of ours
 // against PyTorch 2.11 on the same H100 (baseline time / our time; right of the 1.0 line
-// is faster). One SVG, no dependencies, so the README's chart is redrawn from the numbers
+// is faster). One SVG, no dependencies, so the chart in docs/performance.md is redrawn from the numbers
 // whenever a result file changes:
 //   node benchmarks/chart.mjs [--out FILE] [--e2e FILE] [--dit FILE] [--attention FILE] [--conv FILE] [--kernels FILE] [--generation FILE]
 // --e2e: the end-to-end run (DiT, text encoder, VAE and, where it holds one, the whole
 // generation); --dit: a DiT-only run of the same benchmark whose DiT rows replace --e2e's;
-// --generation: a wan-e2e.mjs result, for an --e2e run without the whole generation.
+// --generation: a wan-e2e.mjs result (e2e-bench.sh generation), for an --e2e run without the
+// whole generation.
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
@@ -13,11 +14,11 @@ const results = new URL("./results/", import.meta.url);
 const { values } = parseArgs({
   options: {
     out: { type: "string", default: new URL("../docs/gpu-h100.svg", import.meta.url).pathname },
-    e2e: { type: "string", default: new URL("e2e-h100-2026-11-25.json", results).pathname },
+    e2e: { type: "string", default: new URL("e2e-h100.json", results).pathname },
     dit: { type: "string" },
-    attention: { type: "string", default: new URL("attention-wgmma-h100-2026-11-25.json", results).pathname },
-    conv: { type: "string", default: new URL("conv-ws-h100-2026-11-25.json", results).pathname },
-    kernels: { type: "string", default: new URL("kernels-h100-2026-11-25.json", results).pathname },
+    attention: { type: "string", default: new URL("attention-h100.json", results).pathname },
+    conv: { type: "string", default: new URL("conv-h100.json", results).pathname },
+    kernels: { type: "string", default: new URL("kernels-h100.json", results).pathname },
     generation: { type: "string" },
   },
 });
@@ -73,7 +74,8 @@ const groups = [];
 {
   const a = (name, label) => {
     const r = rec(attn.records, name);
-    return { label, x: need(r.torch.ms / r.ours.wgmma.ms, name) };
+    // "default" from kernel-bench.sh attention; "wgmma" in files written before it.
+    return { label, x: need(r.torch.ms / (r.ours.default ?? r.ours.wgmma).ms, name) };
   };
   groups.push({
     title: "Attention (Hopper kernel vs best SDPA backend)",
@@ -108,7 +110,7 @@ const groups = [];
 }
 groups.push({
   title: "VAE convolutions (our default kernels vs cuDNN)",
-  // The file's default path (conv-ws.sh), or an older file's wgmma / igemm tag.
+  // The default path ("default" from kernel-bench.sh conv), or an older file's wgmma / igemm tag.
   bars: conv.records.map((r) => ({
     label: r.name.replace(/^conv[23]d\./, "").replace("@", " @ "),
     x: need(r.torch.ms / (r.ours.default ?? r.ours.wgmma ?? r.ours.igemm).ms, r.name),

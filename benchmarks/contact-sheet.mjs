@@ -1,6 +1,6 @@
 // Writes docs/demo-contact-sheet.png: frames 0, 4, 8, 12 and 16 of the bundled demo
 // model's videos for a few prompts (one row each, in the order of PROMPTS), and
-// prints the prompts as the model received them, for the README.
+// prints the prompts as the model received them, for docs/models.md.
 //   node contact-sheet.mjs [--out FILE]
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";

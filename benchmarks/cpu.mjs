@@ -2,7 +2,7 @@
 //
 // Times matmul 1024x1024x1024 f32 and attention (320 tokens, 4 heads of 64) on the
 // CPU backend, and numpy's matmul of the same size in the same run, then writes
-// every figure to results/cpu-<date>.json. Options: --runs N (samples, default 9),
+// every figure to results/cpu.json (the date is inside). Options: --runs N (samples, default 9),
 // --out PATH (the JSON record), --no-numpy.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -181,8 +181,7 @@ async function main() {
     results: rows,
     matmulRatioToNumpy: ratio,
   };
-  const stamp = now.toISOString().replace(/:/g, "-").replace(/\..*/, "");
-  const out = arg("--out", join(here, "results", `cpu-${stamp}.json`));
+  const out = arg("--out", join(here, "results", "cpu.json"));
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`\nwrote ${out}`);

@@ -3,7 +3,7 @@
 // one- and two-object scenes, a share paraphrased) on the CPU with the model's
 // default settings, scores every clip with the model-free world scorer, and writes
 // per-attribute accuracy (all / seen / held-out), temporal consistency and the
-// seconds per video to benchmarks/results/quality-<device>-<date>.{json,md}.
+// seconds per video to benchmarks/results/quality-<device>.{json,md} (the date is inside).
 //   node quality.mjs [--count N] [--model DIR] [--device cpu|cuda] [--out DIR] [--guidance X] [--steps N]
 //                    [--step-cache X]
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -125,7 +125,7 @@ const md = [
 mkdirSync(values.out, { recursive: true });
 // A step-cache run gets its own name, beside the default settings' result.
 const tag = over.stepCache !== undefined ? `-step-cache-${over.stepCache}` : "";
-const base = join(values.out, `quality-${values.device.replace(/[:]/g, "")}-${date}${tag}`);
+const base = join(values.out, `quality-${values.device.replace(/[:]/g, "")}${tag}`);
 writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
 writeFileSync(`${base}.md`, md);
 console.log(md);

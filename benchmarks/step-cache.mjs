@@ -5,7 +5,7 @@
 // seconds per video (whole generation, and the denoising loop alone), the speed-up
 // against off, full steps per video, the final latents' distance from off, and the
 // overall / held-out prompt adherence, to
-// benchmarks/results/step-cache-<device>-<date>.{json,md}.
+// benchmarks/results/step-cache-<device>.{json,md} (the date is inside).
 //   node step-cache.mjs [--count N] [--thresholds 0.05,0.1,0.2] [--device cpu|cuda] [--out DIR]
 // The text-state cache is cleared before every generation, so each pays for its text
 // encoding alike.
@@ -153,7 +153,7 @@ const md = [
   "",
 ].join("\n");
 mkdirSync(values.out, { recursive: true });
-const base = join(values.out, `step-cache-${values.device.replace(/[:]/g, "")}-${date}`);
+const base = join(values.out, `step-cache-${values.device.replace(/[:]/g, "")}`);
 writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
 writeFileSync(`${base}.md`, md);
 console.log(md);

@@ -4,7 +4,7 @@
 // own attributes. It roughly bounds what the DiT can score through this VAE (the DiT
 // learns its encoder's latents), and says which attribute the VAE loses (a shape
 // confusion table). Writes
-// benchmarks/results/vae-roundtrip-<device>-<date>.{json,md}.
+// benchmarks/results/vae-roundtrip-cpu.{json,md} (the date and device are inside).
 //   node vae-roundtrip.mjs [--count N] [--model DIR] [--out DIR]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -78,7 +78,7 @@ const report = {
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
 const a = summary.all;
 const md = [
-  `# VAE round trip of the bundled demo model, scored (${date}, commit ${commit})`,
+  `# VAE round trip of the bundled demo model, scored (${date}, ${report.device}, commit ${commit})`,
   "",
   `${count} world clips (half from held-out combinations), encoded and decoded by the model's VAE on the CPU (f32), scored against their own attributes. The DiT learns this encoder's latents, so this roughly bounds what the prompt-adherence benchmark can score through this VAE.`,
   "",
@@ -94,7 +94,7 @@ const md = [
   "",
 ].join("\n");
 mkdirSync(values.out, { recursive: true });
-const base = join(values.out, `vae-roundtrip-cpu-${date}`);
+const base = join(values.out, "vae-roundtrip-cpu");
 writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
 writeFileSync(`${base}.md`, md);
 console.log(md);

@@ -1,6 +1,7 @@
 // A whole Wan2.1-T2V-1.3B generation with random weights on a GPU: 832x480, 81 frames,
 // 50 UniPC steps, guidance 5 (both branches in one batch), bf16. Run on the GPU host by
-// scripts/gpu/e2e.sh; writes wan-e2e.json (timings by stage, peak memory) to $OUT.
+// scripts/gpu/e2e-bench.sh (generation, baseline); writes wan-e2e.json (timings by stage, peak
+// memory) to $OUT.
 import { writeFileSync } from "node:fs";
 import { randomWanComponents, WanPipeline } from "@tessera/core";
 import { Device } from "@tessera/native";

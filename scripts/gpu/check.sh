@@ -1,65 +1,69 @@
 #!/usr/bin/env bash
-# Run ON THE GPU HOST (see prepare.sh): builds the addon with CUDA (cuBLASLt where
-# found), runs the op conformance suite on every backend, then compute-sanitizer
-# memcheck and racecheck over the CUDA cases. Results go to $OUT (or ./gpu-out).
-#   bash scripts/gpu/check.sh [--no-sanitizer | --sanitizer-only | --build-only] [--filter SUBSTR]
-# (A device call is limited to 10 minutes: run the checks and the sanitizers as two calls.)
-set -uo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-out="${OUT:-$root/gpu-out}"
-mkdir -p "$out"
-sanitize=1
+# check: is the CUDA build right? ON THE GPU HOST, after `bash scripts/gpu/prepare.sh` here
+# (device tool: carry [".gpu"], timeout_s 600). Builds the addon with CUDA (cuBLASLt where found),
+# runs the op conformance suite on every backend (CPU, and cuda:0 in f32/bf16/f16 against the CPU
+# reference), the runtime checks, the golden-tensor checks of the models in bf16 and f32, then
+# compute-sanitizer memcheck and racecheck over the CUDA cases.
+#   bash scripts/gpu/check.sh [--build-only | --no-sanitizer | --sanitizer-only] [--filter SUBSTR]
+# A device call has 10 minutes: the checks and the two sanitizers take about that together, so run
+# `--no-sanitizer` and `--sanitizer-only` as two calls. --filter keeps the conformance cases whose
+# names contain SUBSTR (e.g. attention, conv, layer_norm); the result names then end in -SUBSTR.
+# $OUT: conformance-<gpu>.json, runtime-<gpu>.json, golden-<gpu>-bf16.json, golden-<gpu>-f32.json,
+# sanitizer-<gpu>.json (the names of benchmarks/results/), check-logs.tgz.
+# SANITIZER_TIMEOUT (seconds per tool, default 270).
+suite=check
+LIMIT_S=${LIMIT_S:-590}
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+
 checks=1
+sanitizers=1
 filter=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --no-sanitizer) sanitize=0 ;;
+    --build-only) checks=0 sanitizers=0 ;;
+    --no-sanitizer) sanitizers=0 ;;
     --sanitizer-only) checks=0 ;;
-    --build-only) checks=0; sanitize=0 ;;
-    --filter) filter="$2"; shift ;;
+    --filter) filter="${2:?--filter takes a case-name substring}"; shift ;;
+    *) echo "check.sh: unknown option '$1' (see the comment at the top of scripts/gpu/check.sh)"; exit 2 ;;
   esac
   shift
 done
+tag="$gpu${filter:+-$(echo "$filter" | tr -c 'A-Za-z0-9_\n' '-')}"
 
-if ! command -v node >/dev/null 2>&1; then
-  xz -d -T8 -c .gpu/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
-fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$logs/gpu.txt"
+build_native || { pack_logs; exit 1; }
+[ $checks -eq 1 ] || [ $sanitizers -eq 1 ] || { pack_logs; exit 0; }
 
-build=/tmp/tessera-build
-start=$(date +%s)
-cmake -S packages/native -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_JS_INC="$root/.gpu/node-api-headers/include" \
-  -DNODE_ADDON_API_DIR="$root/.gpu/node-addon-api" > "$out/build.log" 2>&1 &&
-  cmake --build "$build" -j 16 >> "$out/build.log" 2>&1
-rc=$?
-echo "build: rc=$rc in $(( $(date +%s) - start ))s"
-grep -E "tessera:|error" "$out/build.log" | head -40
-[ $rc -eq 0 ] || exit $rc
-export TESSERA_NATIVE_BUILD_DIR="$build/Release"
-runner=".gpu/native-dist/testing/run-conformance.js"
-commit=$(cat .gpu/commit 2>/dev/null || git rev-parse HEAD 2>/dev/null || echo unknown)
-
+status=0
 if [ $checks -eq 1 ]; then
-  args=(--out "$out/conformance.json" --commit "$commit")
-  [ -n "$filter" ] && args+=(--filter "$filter")
-  node "$runner" "${args[@]}" > "$out/conformance.log" 2>&1
-  echo "conformance: rc=$?"
-  grep -E "^FAIL|passed|cuda:" "$out/conformance.log" | tail -40
+  node "$runner" --out "$out/conformance-$tag.json" --commit "$COMMIT" ${filter:+--filter "$filter"} \
+    > "$logs/conformance.log" 2>&1 || status=1
+  say "conformance: $(tail -1 "$logs/conformance.log")"
+  grep -E "^FAIL" "$logs/conformance.log" | head -40 | tee -a "$log"
 
-  node .gpu/native-dist/testing/runtime-check.js --out "$out/runtime.json" > "$out/runtime.log" 2>&1
-  echo "runtime checks: rc=$?"
-  tail -12 "$out/runtime.log"
-fi
+  node .gpu/native-dist/testing/runtime-check.js --out "$out/runtime-$gpu.json" > "$logs/runtime.log" 2>&1 || status=1
+  results stamp "$out/runtime-$gpu.json" device="$gpu_name" commit="$COMMIT"
+  say "runtime checks: $(tail -1 "$logs/runtime.log")"
+  grep -E "^FAIL" "$logs/runtime.log" | tee -a "$log"
 
-if [ $sanitize -eq 1 ]; then
-  for tool in memcheck racecheck; do
-    sargs=(--device cuda --sanitizer --out "$out/sanitizer-$tool.json" --commit "$commit")
-    [ -n "$filter" ] && sargs+=(--filter "$filter")
-    timeout "${SANITIZER_TIMEOUT:-270}" compute-sanitizer --tool "$tool" --print-limit 20 node "$runner" "${sargs[@]}" \
-      > "$out/sanitizer-$tool.log" 2>&1
-    echo "sanitizer $tool: rc=$?"
-    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race|passed" "$out/sanitizer-$tool.log" | tail -8
+  export TESSERA_GOLDEN_DIR="$root/packages/core/test-fixtures/golden"
+  for dt in bf16 f32; do
+    node .gpu/node_modules/@tessera/core/dist/golden/run.js --device cuda --dtype $dt \
+      --out "$out/golden-$gpu-$dt.json" > "$logs/golden-$dt.log" 2>&1 || status=1
+    say "golden $dt: $(tail -1 "$logs/golden-$dt.log")"
   done
+  pack_logs
 fi
+
+if [ $sanitizers -eq 1 ]; then
+  for tool in memcheck racecheck; do
+    sanitize $tool "${SANITIZER_TIMEOUT:-270}" "$filter" all || status=1
+  done
+  results sanitizer "$out/sanitizer-$tag.json" date="$(now)" device="$gpu_name" commit="$COMMIT" \
+    suite="run-conformance --device cuda --sanitizer${filter:+ --filter $filter} (the CUDA conformance cases, every dtype)" \
+    command="bash scripts/gpu/check.sh --sanitizer-only${filter:+ --filter $filter}" \
+    --log memcheck="$logs/sanitizer-memcheck-all.log" --log racecheck="$logs/sanitizer-racecheck-all.log"
+fi
+pack_logs
+exit $status

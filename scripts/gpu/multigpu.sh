@@ -14,55 +14,42 @@
 #   bash scripts/gpu/multigpu.sh bench 1.3b 1280x720 ; ... torch 1.3b 1280x720
 #   bash scripts/gpu/multigpu.sh bench 14b 832x480   ; ... torch 14b 832x480    (MGPU_LAYERS_14B blocks, default 10)
 #   bash scripts/gpu/multigpu.sh bench 14b 1280x720  ; ... torch 14b 1280x720
-#   bash scripts/gpu/multigpu.sh merge                 # -> $OUT/multigpu-<gpu>-<date>.json and .md
+#   bash scripts/gpu/multigpu.sh merge                 # -> $OUT/multigpu-<gpu>.json and .md
 #   bash scripts/gpu/multigpu.sh all                   # all of the above in one go (no call limit)
 # Every part also leaves its raw JSON in $OUT, so `merge` can run HERE on the files that came back:
-#   node benchmarks/gpu/multigpu-merge.mjs --dir DIR --out benchmarks/results/multigpu-h200-DATE.json
+#   node benchmarks/gpu/multigpu-merge.mjs --dir DIR --out benchmarks/results/multigpu-h200.json
 # Options (environment): MGPU_GPUS="1 2 4 8" (world sizes to try, capped at the GPU count),
 # MGPU_REPS=3, MGPU_WARMUP=1, MGPU_LAYERS_13B=0 (0: all 30), MGPU_LAYERS_14B=10 (of 40: the
 # result's extrapolated_ms scales the blocks to all 40), MGPU_TIMEOUT=240 (seconds per run).
 # CPU smoke runs done here: benchmarks/gpu/multigpu.mjs check/bench with --device cpu at one
 # rank; torch_ulysses.py on gloo with 1, 2 and 4 CPU processes (--device cpu --config tiny --check).
-set -uo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-out="${OUT:-$root/gpu-out}"
-raw="$out"
-mkdir -p "$raw"
-log="$out/multigpu.log"
 part="${1:-all}"
 shift || true
-
-if ! command -v node >/dev/null 2>&1; then
-  [ -x /tmp/node ] || { xz -d -T8 -c .gpu/node.xz > /tmp/node && chmod +x /tmp/node; }
-  export PATH=/tmp:$PATH
-fi
-export TESSERA_NATIVE_BUILD_DIR=/tmp/tessera-build/Release
-export COMMIT="$(cat .gpu/commit 2>/dev/null || git describe --always --dirty 2>/dev/null || echo unknown)"
+suite=multigpu
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+# The parts' raw files go to $OUT itself, so that `merge` can also run here on what came back.
+raw="$out"
 ngpu=$(nvidia-smi -L 2>/dev/null | wc -l)
-gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 gpus=()
 for n in ${MGPU_GPUS:-1 2 4 8}; do [ "$n" -le "$ngpu" ] && gpus+=("$n"); done
 reps=${MGPU_REPS:-3}
 warm=${MGPU_WARMUP:-1}
-limit=${MGPU_TIMEOUT:-240}
-say() { echo "$*" | tee -a "$log"; }
-
-# ESM ignores NODE_PATH: run from .gpu/, whose node_modules holds @tessera/core and native.
-cp benchmarks/gpu/multigpu.mjs .gpu/multigpu.mjs
+rank_limit=${MGPU_TIMEOUT:-240}
+stage_js benchmarks/gpu/multigpu.mjs
 
 # Runs `node .gpu/multigpu.mjs ARGS` as N ranks (torchrun's variables, one GPU each); if a rank
-# fails the others are killed (they would wait in NCCL until the timeout). Rank r's log: $raw/TAG-rank$r.log.
+# fails the others are killed (they would wait in NCCL until the timeout). Rank r's log: $logs/TAG-rank$r.log (in multigpu-logs.tgz).
 ranks() {
   local n=$1 tag=$2
   shift 2
   local port=$((20000 + RANDOM % 20000)) pids=() r
-  rm -f "$raw/$tag-rank"*.rc
+  rm -f "$logs/$tag-rank"*.rc
   for ((r = 0; r < n; r++)); do
     (
       RANK=$r WORLD_SIZE=$n LOCAL_RANK=$r LOCAL_WORLD_SIZE=$n MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-        CUDA_VISIBLE_DEVICES=$r timeout "$limit" node .gpu/multigpu.mjs "$@" > "$raw/$tag-rank$r.log" 2>&1
-      echo $? > "$raw/$tag-rank$r.rc"
+        CUDA_VISIBLE_DEVICES=$r timeout "$rank_limit" node .gpu/multigpu.mjs "$@" > "$logs/$tag-rank$r.log" 2>&1
+      echo $? > "$logs/$tag-rank$r.rc"
     ) &
     pids+=($!)
   done
@@ -71,7 +58,7 @@ ranks() {
     sleep 1
     left=0
     for ((r = 0; r < n; r++)); do
-      f="$raw/$tag-rank$r.rc"
+      f="$logs/$tag-rank$r.rc"
       if [ -f "$f" ]; then
         c=$(cat "$f")
         if [ "$c" != 0 ] && [ "$rc" = 0 ]; then
@@ -100,14 +87,13 @@ do_build() {
     return 1
   fi
   [ -n "$wheel" ] && [ -z "${TESSERA_NCCL_ROOT:-}" ] && export TESSERA_NCCL_ROOT="$wheel"
-  unset TESSERA_NO_NCCL
   export TESSERA_CUDA_ARCHS="${TESSERA_CUDA_ARCHS:-90a}"
-  bash scripts/gpu/check.sh --build-only 2>&1 | tee -a "$log" || return 1
-  grep -q "tessera: NCCL collectives" "$out/build.log" || {
-    say "the build found no NCCL (see $out/build.log)"
+  build_native --nccl || return 1
+  grep -q "tessera: NCCL collectives" "$logs/build.log" || {
+    say "the build found no NCCL (see build.log in multigpu-logs.tgz)"
     return 1
   }
-  ls -la /tmp/tessera-build/Release | tee -a "$log"
+  find "$TESSERA_NATIVE_BUILD_DIR" -maxdepth 1 -name '*.so' -printf '%f %s bytes\n' | tee -a "$log"
   (cd .gpu && node -e 'import("@tessera/native").then((m) => console.log("ncclStatus", JSON.stringify(m.ncclStatus())))') 2>&1 |
     tee -a "$log"
 }
@@ -119,8 +105,8 @@ do_check() {
     [ "$n" -eq 1 ] && continue
     say "-- check, $n ranks"
     ranks "$n" "check$n" check --out "$raw/raw-check-$n.json" || rc=1
-    grep -hE "^\[rank 0\] (ok|FAIL)" "$raw/check$n-rank0.log" | tee -a "$log"
-    grep -h "error" "$raw/check$n-rank"*.log | head -5 | tee -a "$log"
+    grep -hE "^\[rank 0\] (ok|FAIL)" "$logs/check$n-rank0.log" | tee -a "$log"
+    grep -h "error" "$logs/check$n-rank"*.log | head -5 | tee -a "$log"
   done
   return $rc
 }
@@ -155,25 +141,23 @@ do_torch() {
   for n in "${gpus[@]}"; do
     for s in ulysses cfg; do
       [ "$s" = cfg ] && [ "$n" -ne 2 ] && continue
-      local f="$raw/raw-torch-$config-$size-$n-$s.json"
-      PYTHONUNBUFFERED=1 timeout "$limit" python3 -m torch.distributed.run --standalone --nproc_per_node "$n" benchmarks/gpu/torch_ulysses.py \
+      local f="$raw/raw-torch-$config-$size-$n-$s.json" check=()
+      [ "$config" = 1.3b ] && [ "$size" = 832x480 ] && check=(--check)
+      PYTHONUNBUFFERED=1 timeout "$rank_limit" python3 -m torch.distributed.run --standalone --nproc_per_node "$n" benchmarks/gpu/torch_ulysses.py \
         --config "$config" --size "$size" --frames 81 "${la[@]}" --strategy "$s" --reps "$reps" --warmup "$warm" \
-        $([ "$config" = 1.3b ] && [ "$size" = 832x480 ] && echo --check) --out "$f" > "$raw/torch-$config-$size-$n-$s.log" 2>&1
+        "${check[@]}" --out "$f" > "$logs/torch-$config-$size-$n-$s.log" 2>&1
       say "-- $n GPU(s) $s: rc=$? $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("stepMs",{}).get("median"), "ms", d.get("check",""), d.get("skipped",""))' "$f" 2>&1)"
     done
   done
 }
 
 do_merge() {
-  local date
-  date=$(date -u +%Y-%m-%d)
-  local slug
-  slug=$(echo "$gpu_name" | tr 'A-Z' 'a-z' | grep -oE '(h100|h200|a100|b200|l40s|gh200)' | head -1)
-  node benchmarks/gpu/multigpu-merge.mjs --dir "$raw" --out "$out/multigpu-${slug:-gpu}-$date.json" \
-    --md "$out/multigpu-${slug:-gpu}-$date.md" --gpu "$gpu_name" --gpus "$ngpu" --commit "$COMMIT" 2>&1 | tee -a "$log"
+  node benchmarks/gpu/multigpu-merge.mjs --dir "$raw" --out "$out/multigpu-$gpu.json" \
+    --md "$out/multigpu-$gpu.md" --gpu "$gpu_name" --gpus "$ngpu" --commit "$COMMIT" 2>&1 | tee -a "$log"
 }
 
-say "multigpu.sh $part ($gpu_name x $ngpu, commit $COMMIT, $(date -u +%FT%TZ))"
+say "multigpu.sh $part ($gpu_name x $ngpu, commit $COMMIT, $(now))"
+trap pack_logs EXIT
 case "$part" in
   build) do_build ;;
   check) do_check ;;

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# e2e-bench: Wan2.1-T2V-1.3B end to end (random weights, 832x480, 81 frames, bf16), ours against
+# PyTorch on one GPU (benchmarks/e2e/README.md). ON THE GPU HOST, after `bash scripts/gpu/prepare.sh`
+# here (device tool: carry [".gpu"], timeout_s 600); or here with --smoke (no GPU: tiny configs on
+# the CPU backend, the torch of /usr/bin/python3; baseline and dit only):
+#   bash scripts/gpu/e2e-bench.sh [PART] [--smoke]
+# PART (default baseline):
+#   baseline    each part in a process of its own, one after the other: ours DiT step (eager, then
+#               captured as a CUDA graph), umT5, VAE decode f32 and bf16, the whole 50-step generation;
+#               PyTorch eager (GEMM ceiling, DiT, umT5, VAE) and torch.compile last, in what time is
+#               left. $OUT: e2e-<gpu>.json, e2e-<gpu>.md.                                 (~4.5 min)
+#   dit         the DiT step alone, ours and PyTorch (eager, compile). $OUT: e2e-dit-<gpu>.{json,md}.
+#   generation  one whole generation (benchmarks/gpu/wan-e2e.mjs; VAE_DTYPE, default bf16, STEPS,
+#               W, H, F, CUDA_GRAPH=0 as it reads them). $OUT: generation-<gpu>.json.
+#   vae         the bf16 VAE decode alone, ours, in two fresh processes. $OUT: vae-decode-bf16-<gpu>.json.
+#   graph       the CUDA-graph step: `check.sh --no-sanitizer` (conformance, runtime and golden checks),
+#               the pipeline's graph-vs-eager generations, the demo model with and without the graph,
+#               the DiT step eager and as a graph. $OUT: graph-checks-<gpu>.json and check's files.
+# Every part also leaves e2e-bench-logs.tgz (logs and each process's own JSON).
+# LIMIT_S (default 540): the run's time; torch.compile gets what is left.
+part=baseline
+smoke=0
+for a in "$@"; do
+  case "$a" in
+    --smoke) smoke=1 ;;
+    baseline | dit | generation | vae | graph) part=$a ;;
+    *) echo "e2e-bench.sh: unknown argument '$a'; use baseline, dit, generation, vae or graph, and --smoke"; exit 2 ;;
+  esac
+done
+suite=e2e-bench
+LIMIT_S=${LIMIT_S:-540}
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+
+raw="$logs/raw" # each process's own JSON
+mkdir -p "$raw"
+if [ $smoke -eq 1 ]; then
+  case "$part" in baseline | dit) ;; *) echo "e2e-bench.sh: --smoke runs baseline and dit only"; exit 2 ;; esac
+  py=/usr/bin/python3
+  dev=cpu
+  extra=(--tiny)
+  export TESSERA_NATIVE_BUILD_DIR="$root/packages/native/build/Release"
+  [ -d .gpu/node_modules ] || { echo "run scripts/gpu/prepare.sh first"; exit 1; }
+else
+  py=python3
+  dev=cuda
+  extra=()
+  export TESSERA_CUDA_ARCHS="${TESSERA_CUDA_ARCHS:-90a}"
+  if [ "$part" = graph ]; then
+    # check.sh builds the addon (for these archs, NCCL add-on off) and writes its results to $OUT.
+    bash scripts/gpu/check.sh --no-sanitizer 2>&1 | tail -30 | tee -a "$log"
+  else
+    build_native || { pack_logs; exit 1; }
+  fi
+  nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw,memory.used --format=csv 2>&1 | tee -a "$log"
+fi
+stage_js benchmarks/e2e/ours.mjs benchmarks/gpu/wan-e2e.mjs benchmarks/gpu/step-graph-check.mjs benchmarks/gpu/demo-graph.mjs
+
+# ours_part NAME [ours.mjs args...]: one of ours.mjs's parts in a fresh process; $raw/ours-NAME.json.
+ours_part() {
+  local name=$1
+  shift
+  say "== ours $name ($(($(date +%s) - t0))s)"
+  timeout 150 node .gpu/ours.mjs "$@" --out "$raw/ours-$name.json" --device $dev "${extra[@]}" >> "$log" 2>&1
+  say "ours $name: rc=$?"
+}
+
+# generation: one whole generation in a fresh process; $raw/wan-e2e.json.
+generation() {
+  say "== ours whole generation, VAE ${VAE_DTYPE:-bf16} ($(($(date +%s) - t0))s)"
+  OUT="$raw" VAE_DTYPE="${VAE_DTYPE:-bf16}" timeout 200 node .gpu/wan-e2e.mjs > "$logs/wan-e2e.log" 2>&1
+  say "ours generation: rc=$?"
+  tail -12 "$logs/wan-e2e.log" | tee -a "$log"
+}
+
+# torch_e2e NAME LIMIT ARGS...: torch_e2e.py's part in a process of its own; $raw/NAME.json.
+torch_e2e() {
+  local name=$1 secs=$2
+  shift 2
+  PYTHONUNBUFFERED=1 timeout "$secs" $py benchmarks/e2e/torch_e2e.py "$@" --out "$raw/$name.json" --device $dev \
+    "${extra[@]}" >> "$log" 2>&1
+}
+
+# torch_compile: torch.compile last, in what time is left; its record says why it stopped, if it did.
+torch_compile() {
+  local b=$(($(left) - 15)) rc
+  say "== PyTorch torch.compile (limit ${b}s)"
+  if [ $b -le 20 ]; then
+    echo "{\"dit_compile\": {\"skipped\": \"no time left in the call (${b}s)\"}}" > "$raw/compile.json"
+    return
+  fi
+  torch_e2e compile "$b" --part compile
+  rc=$?
+  say "torch compile: rc=$rc"
+  [ $rc -eq 0 ] && return
+  $py - "$raw/compile.json" "$rc" "$b" << 'PY'
+import json, sys
+p, rc, b = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    d = json.load(open(p))
+except Exception:
+    d = {}
+s = d.setdefault("dit_compile", {})
+if "ms" not in s:
+    s.setdefault("error", f"timeout: not finished in the {b} s left in this call" if rc in (124, 137) else f"exit code {rc}")
+json.dump(d, open(p, "w"), indent=1)
+PY
+}
+
+# merge NAME: benchmarks/e2e/merge.py over $raw into $OUT/NAME-<gpu>.{json,md}.
+merge() {
+  $py benchmarks/e2e/merge.py --dir "$raw" --json "$out/$1-$gpu.json" --md "$out/$1-$gpu.md" --commit "$COMMIT" \
+    --date "$(now)" 2>&1 | tee -a "$log"
+}
+
+case "$part" in
+  baseline | dit)
+    if [ "$part" = dit ]; then
+      ours_part dit --part dit
+      tpart=dit
+    else
+      ours_part dit --part dit
+      ours_part t5 --part t5
+      ours_part vae --part vae
+      # bf16 decode and the whole generation: GPU only (the CPU backend computes in f32).
+      if [ $dev = cuda ]; then
+        ours_part vae-bf16 --part vae --vae-dtype bf16
+        generation
+      fi
+      tpart=eager
+    fi
+    say "== PyTorch eager ($(($(date +%s) - t0))s)"
+    torch_e2e torch 240 --part $tpart
+    say "torch eager: rc=$?"
+    torch_compile
+    [ $dev = cuda ] && nvidia-smi --query-gpu=clocks.sm,temperature.gpu,power.draw --format=csv 2>&1 | tee -a "$log"
+    if [ "$part" = dit ]; then merge e2e-dit; else merge e2e; fi
+    ;;
+  generation)
+    generation
+    cp "$raw/wan-e2e.json" "$out/generation-$gpu.json"
+    ;;
+  vae)
+    for i in 1 2; do ours_part "vae-bf16-$i" --part vae --vae-dtype bf16; done
+    results merge "$out/vae-decode-bf16-$gpu.json" date="$(now)" device="$gpu_name" commit="$COMMIT" \
+      what="Wan-VAE decode in bf16 (21x60x104 latent -> 81x480x832, chunked), ours, two fresh processes" \
+      command="bash scripts/gpu/e2e-bench.sh vae" \
+      --part runs.1="$raw/ours-vae-bf16-1.json" --part runs.2="$raw/ours-vae-bf16-2.json"
+    ;;
+  graph)
+    say "== the pipeline's step graph against eager, the demo model with and without it"
+    OUT="$raw" timeout 120 node .gpu/step-graph-check.mjs >> "$log" 2>&1
+    say "step-graph-check: rc=$?"
+    OUT="$raw" timeout 120 node .gpu/demo-graph.mjs packages/core/models/tessera-world >> "$log" 2>&1
+    say "demo-graph: rc=$?"
+    ours_part dit --part dit
+    results merge "$out/graph-checks-$gpu.json" date="$(now)" device="$gpu_name" commit="$COMMIT" \
+      what="CUDA-graph step correctness and speed (bash scripts/gpu/e2e-bench.sh graph): conformance, runtime and golden checks, the pipeline's graph-vs-eager generations, the demo model with and without the graph, the Wan2.1-1.3B DiT step eager vs graph" \
+      --part conformance="$out/conformance-$gpu.json" --part runtime="$out/runtime-$gpu.json" \
+      --part golden.bf16="$out/golden-$gpu-bf16.json" --part golden.f32="$out/golden-$gpu-f32.json" \
+      --part pipeline="$raw/step-graph-check.json" --part demoModel="$raw/demo-graph.json" \
+      --part ditStep="$raw/ours-dit.json"
+    ;;
+esac
+pack_logs
+say "total $(($(date +%s) - t0))s"
