@@ -1,10 +1,12 @@
-import { liveTensorCount, type Tensor } from "@tessera/native";
+import { liveTensorCount, randn, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomWanComponents } from "../pipelines/model-folder.js";
+import type { GenerateOptions } from "../pipelines/options.js";
 import { type GenerateResult, WanPipeline } from "../pipelines/wan.js";
 import { collectiveComm } from "./collective.js";
-import { runRanks } from "./comm.js";
-import { generateParallel, type ParallelStrategy, pickStrategy } from "./generate.js";
+import { InProcessGroup, runRanks } from "./comm.js";
+import { generateParallel } from "./generate.js";
+import { type ParallelStrategy, parallelPlan, pickStrategy } from "./plan.js";
 
 async function maxRelErr(a: Tensor, b: Tensor): Promise<number> {
   expect(a.shape).toEqual(b.shape);
@@ -101,14 +103,93 @@ describe("multi-rank text-to-video (tiny random model, in-process ranks)", () =>
     for (const o of outs) dispose(o);
   });
 
-  it("needs a seed, text-to-video, and a strategy that fits", async () => {
+  it("needs a seed and a strategy that fits", async () => {
     const { seed: _, ...noSeed } = opts;
     await expect(runRanks(2, (comm) => generateParallel(pipe, comm, noSeed))).rejects.toThrow(/pass a seed/);
     await expect(
-      runRanks(2, (comm) => generateParallel(pipe, comm, { ...opts, loop: true })),
-    ).rejects.toThrow(/text-to-video only/);
-    await expect(
       runRanks(4, (comm) => generateParallel(pipe, comm, { ...opts, strategy: "cfg" })),
     ).rejects.toThrow(/cfg strategy needs 2 ranks/);
+    await expect(
+      runRanks(2, (comm) => generateParallel(pipe, comm, { ...opts, guidance: 1, strategy: "cfg" })),
+    ).rejects.toThrow(/cfg strategy needs 2 ranks and guidance > 1, got 2 rank\(s\) and guidance 1/);
+    // 3 ranks do not divide the tiny model's heads; ring attention takes any count.
+    const heads = pipe.transformer.config.num_attention_heads;
+    if (heads % 3 !== 0)
+      await expect(
+        runRanks(3, (comm) => generateParallel(pipe, comm, { ...opts, strategy: "ulysses" })),
+      ).rejects.toThrow(
+        new RegExp(`${heads} attention heads are not divisible by 3 ranks; use the ring strategy`),
+      );
+    // 8 ranks cannot split the decode of a 4-row latent.
+    await expect(
+      runRanks(8, (comm) => generateParallel(pipe, comm, { ...opts, strategy: "ring" })),
+    ).rejects.toThrow(/splits 4 latent rows .* over 8 ranks/);
   });
+
+  it("through the plan directly: the same video, and one rank is the single-device plan", async () => {
+    const outs = await runRanks(2, (comm) => pipe.generate(opts, parallelPlan(comm, { strategy: "ring" })));
+    for (const o of outs) expect(await maxRelErr(o.video, ref.video)).toBeLessThan(1e-4);
+    for (const o of outs) dispose(o);
+    const [one] = await runRanks(1, async (comm) => {
+      expect(parallelPlan(comm).comm).toBeNull();
+      return pipe.generate(opts, parallelPlan(comm));
+    });
+    expect(await maxRelErr((one as GenerateResult).video, ref.video)).toBe(0);
+    dispose(one as GenerateResult);
+    expect(() => parallelPlan(new InProcessGroup(2).comm(0), { strategy: "tree" as never })).toThrow(
+      /unknown strategy 'tree'/,
+    );
+  });
+});
+
+describe("multi-rank image-to-video, loop and end image (tiny random model, in-process ranks)", () => {
+  let before = 0;
+  let pipe: WanPipeline;
+  let image: Tensor;
+  // 9 frames → 3 latent frames: one known (the image), one free, one held by the loop or the end image.
+  const opts = {
+    prompt: "a red ball bounces",
+    width: 48,
+    height: 32,
+    frames: 9,
+    steps: 3,
+    guidance: 5,
+    seed: 11,
+  };
+
+  beforeAll(() => {
+    before = liveTensorCount();
+    pipe = new WanPipeline(randomWanComponents({ seed: 3 }));
+    image = randn([1, 1, 32, 48, 3], { seed: 5 });
+  });
+
+  afterAll(() => {
+    image.dispose();
+    pipe.dispose();
+    expect(liveTensorCount()).toBe(before);
+  });
+
+  const runs: [string, (image: Tensor) => Partial<GenerateOptions>][] = [
+    ["image-to-video", (image) => ({ image })],
+    ["a loop", () => ({ loop: true })],
+    ["image-to-video looped", (image) => ({ image, loop: true })],
+    ["image to an end image", (image) => ({ image, endImage: image })],
+  ];
+  for (const [label, extra] of runs)
+    for (const [n, strategy] of [
+      [2, "auto"],
+      [4, "auto"],
+      [4, "ring"],
+    ] as const)
+      it(`${label} over ${n} ranks (${strategy}) equals one device`, async () => {
+        const run = { ...opts, ...extra(image) };
+        const ref = await pipe.generate(run);
+        const outs = await runRanks(n, (comm) => generateParallel(pipe, comm, { ...run, strategy }));
+        for (const o of outs) {
+          expect(o.video.shape).toEqual(ref.video.shape);
+          expect(await maxRelErr(o.latents, ref.latents)).toBeLessThan(1e-4);
+          expect(await maxRelErr(o.video, ref.video)).toBeLessThan(1e-4);
+        }
+        for (const o of [...outs, ref]) dispose(o);
+      });
 });
