@@ -13,15 +13,16 @@ import {
   framesFromTensor,
   type GenerateOptions,
   type GenerateProgress,
-  generateParallel,
   generationDefaults,
   modelLimits,
+  parallelPlan,
   preparePrompt,
   type RgbImage,
   readImage,
   readModelFolder,
   readVideo,
   resolveOptions,
+  SINGLE_DEVICE,
   type VideoFrames,
   WanPipeline,
   writeVideo,
@@ -287,10 +288,10 @@ export async function generateCommand(
 
     process.once("SIGINT", onSigint);
     const genOpts = { ...opts, signal: ac.signal, onProgress: progressPrinter(tty, quiet, err) };
-    const result =
-      multi.kind === "rank"
-        ? await generateParallel(pipeline, multi.comm, genOpts)
-        : await pipeline.generate(genOpts);
+    const result = await pipeline.generate(
+      genOpts,
+      multi.kind === "rank" ? parallelPlan(multi.comm) : SINGLE_DEVICE,
+    );
     process.removeListener("SIGINT", onSigint);
     if (multi.kind === "rank" && multi.env.rank !== 0) {
       // Rank 0 writes the video.

@@ -4,7 +4,8 @@
 // CUDA_VISIBLE_DEVICES, rank 0's rendezvous on a free loopback port) and waits;
 // if any rank fails the others are stopped. A rank (WORLD_SIZE > 1 in its
 // environment, set by this launcher or by torchrun) joins the NCCL communicator and
-// runs generateParallel; rank 0 writes the output and prints the report.
+// runs the pipeline under parallelPlan(comm); rank 0 writes the output and prints
+// the report.
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
