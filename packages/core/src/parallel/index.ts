@@ -1,6 +1,5 @@
 export * from "./collective.js";
 export * from "./comm.js";
-export * from "./generate.js";
 export * from "./nccl.js";
 export * from "./plan.js";
 export * from "./rendezvous.js";

@@ -3,10 +3,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { WAN_TINY, type WanTransformerConfig } from "../models/wan/config.js";
 import { randomWanTransformerWeights } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
+import { cfgParallelVelocity } from "../pipelines/parallel-generate.js";
 import { guidedVelocity } from "../pipelines/wan.js";
 import { collectiveComm } from "./collective.js";
 import { CommError, InProcessGroup, runRanks } from "./comm.js";
-import { cfgParallelVelocity } from "./generate.js";
 import { ringSelfAttention, sequenceSplit, tokenRun, ulyssesSelfAttention } from "./sequence.js";
 
 // Four heads so that 2 and 4 ranks both divide them.

@@ -4,8 +4,8 @@
 import { liveTensorCount, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runRanks } from "../parallel/comm.js";
-import { generateParallel } from "../parallel/generate.js";
 import { AbortError, GenerateOptionError, randomWanComponents, WanPipeline } from "./index.js";
+import { generateParallel } from "./parallel-generate.js";
 
 async function values(t: Tensor): Promise<number[]> {
   return Array.from(await t.toFloat32Array());

@@ -1,17 +1,17 @@
-// Entry points over a parallel plan (plan.ts) for callers that hold a communicator:
+// Entry points over a parallel plan (parallel/plan.ts) for callers that hold a communicator:
 // generateParallel runs the one pipeline (WanPipeline.generate) under the plan;
 // parallelVelocity and cfgParallelVelocity time or test one step's velocity the way
 // the pipeline computes it. None of them holds a loop of its own.
 import { concat, type DType, type Tensor } from "@tessera/native";
 import type { WanTransformer } from "../models/wan/transformer.js";
-import { guidedVelocity } from "../pipelines/guided-velocity.js";
-import type { GenerateOptions } from "../pipelines/options.js";
-import type { GenerateResult, WanPipeline } from "../pipelines/wan.js";
-import type { Communicator } from "./comm.js";
-import { branchesOf, type ParallelStrategy, parallelPlan, planRun, stepSplit } from "./plan.js";
+import type { Communicator } from "../parallel/comm.js";
+import { branchesOf, type ParallelStrategy, parallelPlan, planRun, stepSplit } from "../parallel/plan.js";
+import { guidedVelocity } from "./guided-velocity.js";
+import type { GenerateOptions } from "./options.js";
+import type { GenerateResult, WanPipeline } from "./wan.js";
 
 export interface ParallelGenerateOptions extends GenerateOptions {
-  /** How the velocity is split (default "auto"; see plan.ts). */
+  /** How the velocity is split (default "auto"; see parallel/plan.ts). */
   strategy?: ParallelStrategy | "auto";
 }
 

@@ -1,12 +1,12 @@
 import { liveTensorCount, randn, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomWanComponents } from "../pipelines/model-folder.js";
-import type { GenerateOptions } from "../pipelines/options.js";
-import { type GenerateResult, WanPipeline } from "../pipelines/wan.js";
-import { collectiveComm } from "./collective.js";
-import { InProcessGroup, runRanks } from "./comm.js";
-import { generateParallel } from "./generate.js";
-import { type ParallelStrategy, parallelPlan, pickStrategy } from "./plan.js";
+import { collectiveComm } from "../parallel/collective.js";
+import { InProcessGroup, runRanks } from "../parallel/comm.js";
+import { type ParallelStrategy, parallelPlan, pickStrategy } from "../parallel/plan.js";
+import { randomWanComponents } from "./model-folder.js";
+import type { GenerateOptions } from "./options.js";
+import { generateParallel } from "./parallel-generate.js";
+import { type GenerateResult, WanPipeline } from "./wan.js";
 
 async function maxRelErr(a: Tensor, b: Tensor): Promise<number> {
   expect(a.shape).toEqual(b.shape);
