@@ -142,10 +142,11 @@ describe("multi-rank text-to-video (tiny random model, in-process ranks)", () =>
   });
 });
 
-describe("multi-rank image-to-video, loop and end image (tiny random model, in-process ranks)", () => {
+describe("multi-rank image-to-video, extension, video-to-video, loop and end image (tiny random model)", () => {
   let before = 0;
   let pipe: WanPipeline;
   let image: Tensor;
+  let clip: Tensor;
   // 9 frames → 3 latent frames: one known (the image), one free, one held by the loop or the end image.
   const opts = {
     prompt: "a red ball bounces",
@@ -161,28 +162,33 @@ describe("multi-rank image-to-video, loop and end image (tiny random model, in-p
     before = liveTensorCount();
     pipe = new WanPipeline(randomWanComponents({ seed: 3 }));
     image = randn([1, 1, 32, 48, 3], { seed: 5 });
+    clip = randn([1, 9, 32, 48, 3], { seed: 6 });
   });
 
   afterAll(() => {
     image.dispose();
+    clip.dispose();
     pipe.dispose();
     expect(liveTensorCount()).toBe(before);
   });
 
-  const runs: [string, (image: Tensor) => Partial<GenerateOptions>][] = [
-    ["image-to-video", (image) => ({ image })],
+  const runs: [string, () => Partial<GenerateOptions>][] = [
+    ["image-to-video", () => ({ image })],
     ["a loop", () => ({ loop: true })],
-    ["image-to-video looped", (image) => ({ image, loop: true })],
-    ["image to an end image", (image) => ({ image, endImage: image })],
+    ["image-to-video looped", () => ({ image, loop: true })],
+    ["image to an end image", () => ({ image, endImage: image })],
+    ["an extension", () => ({ video: clip, extend: true })],
+    ["video-to-video", () => ({ video: clip, strength: 0.7 })],
   ];
   for (const [label, extra] of runs)
+    // The tiny model's 2 heads: auto is cfg on 2 ranks; 4 ranks pad 18 tokens to 24.
     for (const [n, strategy] of [
       [2, "auto"],
-      [4, "auto"],
+      [2, "ulysses"],
       [4, "ring"],
     ] as const)
       it(`${label} over ${n} ranks (${strategy}) equals one device`, async () => {
-        const run = { ...opts, ...extra(image) };
+        const run = { ...opts, ...extra() };
         const ref = await pipe.generate(run);
         const outs = await runRanks(n, (comm) => generateParallel(pipe, comm, { ...run, strategy }));
         for (const o of outs) {
