@@ -4,6 +4,8 @@
 // Both directions run chunk by chunk as the reference does (encode: the first frame,
 // then 4 at a time; decode: one latent frame at a time) with a feature cache, so the
 // memory in use does not grow with the clip's length, only the output does.
+// decodeRows runs the same decoder on one band of rows of a frame split over ranks
+// (parallel/vae.ts fills its split points with collectives; see RowSplit in net.ts).
 import { add, concat, full, maximum, minimum, mul, scope, slice, Tensor, zeros } from "@tessera/native";
 import type { WeightStore } from "../../weights/store.js";
 import { andThen, type MaybePromise, syncResult } from "../maybe-async.js";

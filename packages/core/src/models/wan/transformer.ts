@@ -1,5 +1,13 @@
 // The Wan2.1 diffusion transformer over spacetime patches. Latents are
 // channels-last [B, F, H, W, C]; tokens are [B, L, dim] in f-h-w order.
+//
+// The forward is written once (run(): embed, blocks, head). Split over ranks, a
+// TokenSplit puts hooks at its three split points — shard the tokens after patch
+// embedding, the self-attention, gather before unpatchify — and its attention waits
+// on collectives. The block loop runs on synchronously until a hook returns a Promise
+// and continues in its callback from there (maybe-async.ts), so forward() (no split:
+// the op sequence a CUDA graph captures) and forwardSplit() are two short drivers of
+// the same code rather than two loops.
 import {
   add,
   attention,
