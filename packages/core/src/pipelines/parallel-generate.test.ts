@@ -180,8 +180,8 @@ describe("multi-rank image-to-video, extension, video-to-video, loop and end ima
     ["an extension", () => ({ video: clip, extend: true })],
     ["video-to-video", () => ({ video: clip, strength: 0.7 })],
   ];
+  // The tiny model's 2 heads: auto is cfg on 2 ranks; 4 ranks pad 18 tokens to 24.
   for (const [label, extra] of runs)
-    // The tiny model's 2 heads: auto is cfg on 2 ranks; 4 ranks pad 18 tokens to 24.
     for (const [n, strategy] of [
       [2, "auto"],
       [2, "ulysses"],
