@@ -12,14 +12,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  DEMO_MODEL_DIR,
-  framesFromTensor,
-  qualityPromptSet,
-  scoreClip,
-  scorePrompts,
-  WanPipeline,
-} from "@tessera/core";
+import { DEMO_MODEL_DIR, framesFromTensor, WanPipeline } from "@tessera/core";
+import { qualityPromptSet, scoreClip, scorePrompts } from "@tessera/core/world";
 import { cpuDevice, gitCommit } from "./lib/run-info.mjs";
 
 const { values } = parseArgs({

@@ -9,19 +9,16 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { DEMO_MODEL_DIR, framesFromTensor, pixelsToTensor, WanPipeline } from "@tessera/core";
 import {
   analyzeClip,
-  DEMO_MODEL_DIR,
-  framesFromTensor,
   makeRng,
-  pixelsToTensor,
   renderClip,
   sampleWorldScene,
   sceneAttributes,
   scoreClip,
   scorePrompts,
-  WanPipeline,
-} from "@tessera/core";
+} from "@tessera/core/world";
 import { cpuDevice, gitCommit } from "./lib/run-info.mjs";
 
 const { values } = parseArgs({

@@ -3,9 +3,10 @@
 //
 //   node multigpu.mjs check --out FILE.json
 //     NCCL collectives against values computed on the host; the sequence-parallel DiT
-//     (Ulysses, ring, cfg) against the one-GPU forward on the same GPU, tiny in f32 and the
-//     Wan2.1-1.3B geometry (2 layers) in bf16 at 832x480x81; the split VAE decode against
-//     WanVAE.decode; generateParallel against WanPipeline.generate (tiny random model).
+//     (Ulysses, ring: WanTransformer.forwardSplit) against the one-GPU forward on the same
+//     GPU, tiny in f32 and the Wan2.1-1.3B geometry (2 layers) in bf16 at 832x480x81; the
+//     split VAE decode against WanVAE.decode; WanPipeline.generate under a parallel plan
+//     (ring, cfg) against the same call on one device (tiny random model).
 //     Exit code 1 when a check fails. --tiny: the tiny shapes only (a CPU smoke run with --device cpu).
 //   node multigpu.mjs bench --config 1.3b|14b --size 832x480 [--frames 81] [--layers L]
 //                           [--strategy auto|cfg|ulysses|ring] [--reps 3] [--warmup 1] --out FILE.json
@@ -18,16 +19,15 @@ import { writeFileSync } from "node:fs";
 import {
   decodeSpatialParallel,
   distributedEnv,
-  generateParallel,
   InProcessGroup,
   NcclCommunicator,
+  parallelPlan,
   parallelVelocity,
   pickStrategy,
   randomWanComponents,
   randomWanTransformerWeights,
   randomWanVaeWeights,
-  shardLatents,
-  UlyssesWanTransformer,
+  sequenceSplit,
   WAN_TINY,
   WAN_VAE_TINY,
   WAN21_T2V_1_3B,
@@ -162,15 +162,10 @@ async function check() {
     const modes = ["ring"];
     if (cfg.num_attention_heads % world === 0) modes.unshift("ulysses");
     for (const m of modes) {
-      const par = new UlyssesWanTransformer(model, comm, { attention: m });
-      const local = shardLatents(latents, comm, cfg.patch_size[0]);
-      const y = await par.forward({ latents: local, latentFrames: shape[1], timesteps, context });
-      const whole = await comm.allGather(y, 1);
-      await add(`${label} ${m}, frames split`, await relErr(whole, ref), tol);
-      // The tokens split: what parallelVelocity (generate --gpus) runs.
-      const all = await par.forwardWhole({ latents, timesteps, context });
+      // The tokens split: what generate --gpus runs.
+      const all = await model.forwardSplit({ latents, timesteps, context }, sequenceSplit(comm, cfg, m));
       await add(`${label} ${m}, tokens split`, await relErr(all, ref), tol);
-      for (const t of [local, y, whole, all]) t.dispose();
+      all.dispose();
     }
     for (const t of [ref, latents, context, timesteps]) t.dispose();
     weights.dispose();
@@ -221,7 +216,7 @@ async function check() {
     const ref = await pipe.generate(opts);
     const strategies = ["ring", ...(world === 2 ? ["cfg"] : [])];
     for (const strategy of strategies) {
-      const got = await generateParallel(pipe, comm, { ...opts, strategy });
+      const got = await pipe.generate(opts, parallelPlan(comm, { strategy }));
       await add(`generate tiny ${strategy}`, await relErr(got.video, ref.video), 1e-3);
       got.video.dispose();
       got.latents.dispose();
@@ -279,7 +274,7 @@ async function bench() {
   const latents = randn(shape, { seed: 4, device });
   await device.synchronize();
   rec.setupMs = performance.now() - t0;
-  const velocity = parallelVelocity(model, comm, { strategy, cond, uncond, guidance, latentFrames: lf });
+  const velocity = parallelVelocity(model, comm, { strategy, cond, uncond, guidance });
   const ms = [];
   for (let i = 0; i < warm + reps; i++) {
     await comm.barrier();

@@ -1,3 +1,6 @@
+// The library: models, pipelines (with their parallel plans), schedulers, weights,
+// tokenizers and video I/O. The procedural world the demo model was trained on, with
+// its caption language, is a subpath of its own: @tessera/core/world.
 export * from "./models/t5/index.js";
 export * from "./models/wan/config.js";
 export * from "./models/wan/params.js";
@@ -12,4 +15,3 @@ export * from "./tokenizer/index.js";
 export * from "./video/index.js";
 export * from "./weights/index.js";
 export * from "./weights/store.js";
-export * from "./world/index.js";

@@ -10,12 +10,13 @@ import { extname } from "node:path";
 import {
   AbortError,
   cleanPrompt,
-  generateParallel,
   generationDefaults,
   modelLimits,
+  parallelPlan,
   preparePrompt,
   readModelFolder,
   resolveOptions,
+  SINGLE_DEVICE,
   WanPipeline,
 } from "@tessera/core";
 import { cudaStatus, type Device } from "@tessera/native";
@@ -91,15 +92,11 @@ export async function generateCommand(
     const { defaults, opts, inputs, fps, prepared } = await checkBeforeLoad(request);
 
     // --gpus N: this process launches N ranks and waits, or is one of them (multigpu.ts).
-    const conditioning = Boolean(
-      request.files.image || request.files.endImage || request.files.video || opts.loop,
-    );
     multi = await multiGpu({
       gpus: request.gpus,
       argv,
       device: request.deviceFlag,
       seed: opts.seed,
-      conditioning,
       err,
     });
     if (multi.kind === "launched") return multi.exitCode;
@@ -128,10 +125,10 @@ export async function generateCommand(
 
     process.once("SIGINT", onSigint);
     const genOpts = { ...opts, signal: ac.signal, onProgress: progressPrinter(tty, quiet, err) };
-    const result =
-      multi.kind === "rank"
-        ? await generateParallel(pipeline, multi.comm, genOpts)
-        : await pipeline.generate(genOpts);
+    const result = await pipeline.generate(
+      genOpts,
+      multi.kind === "rank" ? parallelPlan(multi.comm) : SINGLE_DEVICE,
+    );
     process.removeListener("SIGINT", onSigint);
     if (multi.kind === "rank" && multi.env.rank !== 0) {
       // Rank 0 writes the video.

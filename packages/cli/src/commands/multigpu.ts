@@ -4,7 +4,8 @@
 // CUDA_VISIBLE_DEVICES, rank 0's rendezvous on a free loopback port) and waits;
 // if any rank fails the others are stopped. A rank (WORLD_SIZE > 1 in its
 // environment, set by this launcher or by torchrun) joins the NCCL communicator and
-// runs generateParallel; rank 0 writes the output and prints the report.
+// runs the pipeline under parallelPlan(comm); rank 0 writes the output and prints
+// the report.
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -27,8 +28,6 @@ export interface MultiGpuOptions {
   device: string | undefined;
   /** The --seed flag's value, if given (else the launcher draws one: every rank needs the same). */
   seed: number | undefined;
-  /** --image, --video or --loop was given (one GPU only). */
-  conditioning: boolean;
   err: (s: string) => void;
   /** The process's environment (default process.env). */
   env?: NodeJS.ProcessEnv;
@@ -51,8 +50,6 @@ export async function multiGpu(o: MultiGpuOptions): Promise<MultiGpu> {
   const n = intFlag("gpus", o.gpus, 1, 1, 1024);
   if (o.device !== undefined && o.device !== "cuda")
     throw new UsageError(`--gpus ${n} picks the GPUs itself; drop --device ${o.device}`);
-  if (n > 1 && o.conditioning)
-    throw new UsageError(`--gpus ${n} runs text-to-video only; drop --image/--video/--loop, or --gpus`);
   const problem = gpuProblem(n);
   if (problem) {
     o.err(`tessera: ${problem}`);

@@ -8,7 +8,7 @@ import { randomWanTransformerWeights } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import { CollectiveCommunicator, collectiveComm, inProcessRaw } from "./collective.js";
 import { CommError, type Communicator, InProcessGroup, runRanks } from "./comm.js";
-import { gatherFrames, shardLatents, UlyssesWanTransformer } from "./ulysses.js";
+import { sequenceSplit } from "./sequence.js";
 
 const CFG: WanTransformerConfig = { ...WAN_TINY, num_attention_heads: 4, attention_head_dim: 12 };
 
@@ -139,15 +139,7 @@ describe("the sequence-parallel transformer through NCCL's layout", () => {
       const ref = model.forward({ latents, timesteps, context });
       const outs = await runRanks(
         n,
-        async (comm) => {
-          const par = new UlyssesWanTransformer(model, comm, { attention: mode });
-          const local = shardLatents(latents, comm, 1);
-          const y = await par.forward({ latents: local, latentFrames: frames, timesteps, context });
-          const whole = await gatherFrames(y, comm);
-          local.dispose();
-          y.dispose();
-          return whole;
-        },
+        (comm) => model.forwardSplit({ latents, timesteps, context }, sequenceSplit(comm, CFG, mode)),
         collectiveComm,
       );
       const want = await ref.toFloat32Array();

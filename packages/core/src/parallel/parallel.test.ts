@@ -3,18 +3,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { WAN_TINY, type WanTransformerConfig } from "../models/wan/config.js";
 import { randomWanTransformerWeights } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
+import { cfgParallelVelocity } from "../pipelines/parallel-generate.js";
 import { guidedVelocity } from "../pipelines/wan.js";
 import { collectiveComm } from "./collective.js";
 import { CommError, InProcessGroup, runRanks } from "./comm.js";
-import {
-  cfgParallelVelocity,
-  frameShard,
-  gatherFrames,
-  ringSelfAttention,
-  shardLatents,
-  UlyssesWanTransformer,
-  ulyssesSelfAttention,
-} from "./ulysses.js";
+import { ringSelfAttention, sequenceSplit, tokenRun, ulyssesSelfAttention } from "./sequence.js";
 
 // Four heads so that 2 and 4 ranks both divide them.
 const CFG: WanTransformerConfig = { ...WAN_TINY, num_attention_heads: 4, attention_head_dim: 12 };
@@ -150,85 +143,26 @@ describe("self-attention over token shards", () => {
     });
 });
 
-describe("frameShard", () => {
-  it("gives ceil(Fg/N) frames per rank with the padding at the end", () => {
-    expect([0, 1, 2, 3].map((r) => frameShard(21, 1, 4, r))).toEqual([
-      { start: 0, end: 6, paddedFrames: 6 },
-      { start: 6, end: 12, paddedFrames: 6 },
-      { start: 12, end: 18, paddedFrames: 6 },
-      { start: 18, end: 21, paddedFrames: 6 },
-    ]);
-    expect(frameShard(4, 1, 2, 1)).toEqual({ start: 2, end: 4, paddedFrames: 2 });
-    expect(() => frameShard(5, 2, 2, 0)).toThrow(/multiple of the patch 2/);
+describe("tokenRun", () => {
+  it("gives every rank the same run of tokens, padding with whole frames at the end", () => {
+    // 3 frames of 2x3 tokens: 18 tokens; 4 ranks pad to 4 frames (24 tokens, 6 each).
+    expect([0, 1, 2, 3].map((r) => tokenRun([3, 2, 3], 4, r))).toEqual(
+      [0, 6, 12, 18].map((start) => ({ start, perRank: 6, real: 18, paddedFrames: 4 })),
+    );
+    // 2 ranks divide 18 tokens: no padding.
+    expect(tokenRun([3, 2, 3], 2, 1)).toEqual({ start: 9, perRank: 9, real: 18, paddedFrames: 3 });
+    // Wan2.1 at 832x480x81 on 8 ranks: 21 frames of 30x52 tokens divide without padding.
+    expect(tokenRun([21, 30, 52], 8, 7)).toEqual({
+      start: 7 * 4095,
+      perRank: 4095,
+      real: 32760,
+      paddedFrames: 21,
+    });
   });
 });
 
-describe("sequence-parallel Wan transformer", () => {
-  async function compare(n: number, frames: number, mode: "ulysses" | "ring"): Promise<number> {
-    const weights = randomWanTransformerWeights(CFG, { seed: 5 });
-    const model = new WanTransformer(CFG, weights);
-    const latents = randn([1, frames, 4, 6, 16], { seed: 1 });
-    const context = randn([1, 7, CFG.text_dim], { seed: 2 });
-    const timesteps = full([1], 700);
-    const ref = model.forward({ latents, timesteps, context });
-    const outs = await runRanks(n, async (comm) => {
-      const par = new UlyssesWanTransformer(model, comm, { attention: mode });
-      const local = shardLatents(latents, comm, 1);
-      const y = await par.forward({ latents: local, latentFrames: frames, timesteps, context });
-      expect(y.shape).toEqual(local.shape);
-      const whole = await gatherFrames(y, comm);
-      local.dispose();
-      y.dispose();
-      return whole;
-    });
-    let err = 0;
-    for (const o of outs) err = Math.max(err, await relErr(o, ref));
-    for (const t of [...outs, ref, latents, context, timesteps]) t.dispose();
-    weights.dispose();
-    return err;
-  }
-
-  for (const n of [2, 4])
-    for (const mode of ["ulysses", "ring"] as const)
-      it(`${mode} over ${n} ranks equals the one-device forward`, async () => {
-        expect(await compare(n, 4, mode)).toBeLessThan(1e-5);
-      });
-
-  for (const mode of ["ulysses", "ring"] as const)
-    it(`${mode} pads a frame count the ranks do not divide (3 frames over 2 ranks)`, async () => {
-      expect(await compare(2, 3, mode)).toBeLessThan(1e-5);
-    });
-
-  for (const mode of ["ulysses", "ring"] as const)
-    it(`${mode} gives a rank with no frames only padding (3 frames over 4 ranks)`, async () => {
-      expect(await compare(4, 3, mode)).toBeLessThan(1e-5);
-    });
-
-  it("ring attention works with heads the world size does not divide (3 ranks)", async () => {
-    expect(await compare(3, 3, "ring")).toBeLessThan(1e-5);
-  });
-
-  it("rejects heads not divisible by the world size, and a wrong shard", async () => {
-    const weights = randomWanTransformerWeights(CFG, { seed: 5 });
-    const model = new WanTransformer(CFG, weights);
-    const group = new InProcessGroup(3);
-    expect(() => new UlyssesWanTransformer(model, group.comm(0))).toThrow(
-      /4 attention heads are not divisible by the world size 3/,
-    );
-    const latents = randn([1, 3, 4, 6, 16], { seed: 1 });
-    const context = randn([1, 7, CFG.text_dim], { seed: 2 });
-    const timesteps = full([1], 700);
-    const par = new UlyssesWanTransformer(model, new InProcessGroup(2).comm(0));
-    await expect(par.forward({ latents, latentFrames: 4, timesteps, context })).rejects.toThrow(
-      /owns latent frames \[0, 2\) of 4, got 3/,
-    );
-    for (const t of [latents, context, timesteps]) t.dispose();
-    weights.dispose();
-  });
-});
-
-describe("sequence-parallel Wan transformer, tokens split (forwardWhole)", () => {
-  async function compareWhole(
+describe("sequence-parallel Wan transformer (tokens split)", () => {
+  async function compare(
     n: number,
     shape: [number, number, number],
     mode: "ulysses" | "ring",
@@ -243,12 +177,7 @@ describe("sequence-parallel Wan transformer, tokens split (forwardWhole)", () =>
     const ref = model.forward({ latents, timesteps, context });
     const outs = await runRanks(
       n,
-      (c) =>
-        new UlyssesWanTransformer(model, c, { attention: mode }).forwardWhole({
-          latents,
-          timesteps,
-          context,
-        }),
+      (c) => model.forwardSplit({ latents, timesteps, context }, sequenceSplit(c, CFG, mode)),
       comm,
     );
     let err = 0;
@@ -258,21 +187,38 @@ describe("sequence-parallel Wan transformer, tokens split (forwardWhole)", () =>
     return err;
   }
 
-  // 3 frames of a 2x3 token grid: 18 tokens; 4 ranks pad one whole frame (24 tokens, 6 each).
+  for (const n of [2, 4])
+    for (const mode of ["ulysses", "ring"] as const)
+      it(`${mode} over ${n} ranks, 4 frames: equals the one-device forward`, async () => {
+        expect(await compare(n, [4, 4, 6], mode)).toBeLessThan(1e-5);
+      });
+
+  // 3 frames of a 2x3 token grid: 18 tokens; 4 ranks pad one whole frame (24 tokens, 6 each),
+  // so the last rank holds only padding.
   for (const [n, mode, shape] of [
     [2, "ulysses", [3, 4, 6]],
+    [2, "ring", [3, 4, 6]],
     [4, "ulysses", [3, 4, 6]],
     [4, "ring", [3, 4, 6]],
+    [3, "ring", [3, 4, 6]],
     [3, "ring", [2, 4, 6]],
     [4, "ulysses", [1, 4, 6]],
   ] as const)
     it(`${mode} over ${n} ranks, latents ${shape.join("x")}: equals the one-device forward`, async () => {
-      expect(await compareWhole(n, [...shape], mode)).toBeLessThan(1e-5);
+      expect(await compare(n, [...shape], mode)).toBeLessThan(1e-5);
     });
 
   it("both guidance branches as a batch, through NCCL's layout code", async () => {
-    expect(await compareWhole(4, [3, 4, 6], "ulysses", 2, collectiveComm)).toBeLessThan(1e-5);
-    expect(await compareWhole(2, [3, 4, 6], "ring", 2, collectiveComm)).toBeLessThan(1e-5);
+    expect(await compare(4, [3, 4, 6], "ulysses", 2, collectiveComm)).toBeLessThan(1e-5);
+    expect(await compare(2, [3, 4, 6], "ring", 2, collectiveComm)).toBeLessThan(1e-5);
+  });
+
+  it("rejects heads not divisible by the world size for Ulysses", () => {
+    const group = new InProcessGroup(3);
+    expect(() => sequenceSplit(group.comm(0), CFG, "ulysses")).toThrow(
+      /4 attention heads are not divisible by the world size 3/,
+    );
+    expect(() => sequenceSplit(group.comm(0), CFG, "ring")).not.toThrow();
   });
 });
 

@@ -2,6 +2,7 @@
 import { axpby, cast, concat, type DType, scope, slice, Tensor } from "@tessera/native";
 import type { StepCache } from "../models/wan/step-cache.js";
 import type { WanTransformer } from "../models/wan/transformer.js";
+import type { StepSplit } from "../parallel/plan.js";
 
 /** The f32 timestep tensor a step takes: one entry per guidance branch of `context`. */
 export function stepTimesteps(timestep: number, context: Tensor): Tensor {
@@ -9,12 +10,23 @@ export function stepTimesteps(timestep: number, context: Tensor): Tensor {
   return Tensor.from(new Array<number>(batch).fill(timestep), [batch], { device: context.device });
 }
 
+/** How guidedVelocity runs a step besides the plain forward. */
+export interface StepRun {
+  /** Through this step cache (see step-cache.ts). */
+  cache?: StepCache;
+  /** With a cache: run every block (the pipeline's first and last steps). */
+  full?: boolean;
+  /** The parallel plan's split points (parallel/plan.ts). */
+  split?: StepSplit;
+}
+
 /**
  * The guided velocity at one step: with guidance > 1 (a context of batch 2,
  * conditional first) both branches run as one batch of two and combine as
- * uncond + g·(cond − uncond); otherwise the single branch. Returns f32. With
- * `step`, the transformer runs through the step cache (asynchronously: the cache
- * reads its distance back), `full` forcing every block.
+ * uncond + g·(cond − uncond); otherwise the single branch. Returns f32. With `run`,
+ * asynchronously: through a step cache (it reads its distance back) and/or split over
+ * ranks (its collectives); under a guidance split each rank's context is its own
+ * branch, and the branches are gathered before the combine.
  */
 export function guidedVelocity(
   transformer: WanTransformer,
@@ -31,7 +43,7 @@ export function guidedVelocity(
   context: Tensor,
   guidance: number,
   dtype: DType | undefined,
-  step: { cache: StepCache; full: boolean },
+  run: StepRun,
 ): Promise<Tensor>;
 export function guidedVelocity(
   transformer: WanTransformer,
@@ -40,15 +52,20 @@ export function guidedVelocity(
   context: Tensor,
   guidance: number,
   dtype: DType = transformer.weights.get("patch_embedding.weight").dtype,
-  step?: { cache: StepCache; full: boolean },
+  run?: StepRun,
 ): Tensor | Promise<Tensor> {
   return scope(() => {
     const ts = stepTimesteps(timestep, context);
-    if (step) {
-      const fwd = { latents: guidanceInput(latents, context, dtype), timesteps: ts, context };
-      return transformer.forwardStepCached(fwd, step.cache, step.full).then((raw) => combine(raw, guidance));
-    }
-    return guidedVelocityAt(transformer, latents, ts, context, guidance, dtype);
+    if (!run) return guidedVelocityAt(transformer, latents, ts, context, guidance, dtype);
+    const fwd = { latents: guidanceInput(latents, context, dtype), timesteps: ts, context };
+    const tokens = run.split?.tokens ?? null;
+    const raw = run.cache
+      ? transformer.forwardStepCached(fwd, run.cache, run.full ?? false, tokens)
+      : tokens
+        ? transformer.forwardSplit(fwd, tokens)
+        : transformer.forward(fwd);
+    const branches = run.split?.branches;
+    return Promise.resolve(raw).then(async (out) => combine(branches ? await branches(out) : out, guidance));
   });
 }
 

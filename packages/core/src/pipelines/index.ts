@@ -3,6 +3,7 @@ export { guidedVelocityAt, stepTimesteps } from "./guided-velocity.js";
 export * from "./load.js";
 export * from "./model-folder.js";
 export * from "./options.js";
+export * from "./parallel-generate.js";
 export { pixelsToTensor, resizeCover } from "./pixels.js";
 export * from "./prompt-style.js";
 export { StepGraph, type StepGraphReport } from "./step-graph.js";

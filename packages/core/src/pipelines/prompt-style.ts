@@ -1,6 +1,6 @@
 // Which prompts a model's text encoder understands. Wan2.1 was trained on free text;
 // the bundled demo model only on captions in the procedural world's one style
-// (world/caption.ts), so for it free text goes through the prompt rewriter first.
+// (caption/caption.ts), so for it free text goes through the prompt rewriter first.
 // The style is a property of the model folder (tessera.json "captionStyle"), never
 // guessed: rewriting a Wan2.1 prompt such as "a cat on a beach" onto the world's
 // grammar would throw its meaning away.

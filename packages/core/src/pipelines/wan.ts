@@ -11,13 +11,27 @@
 // at the noise level of the rest of the clip (the forward process it was trained
 // on), and at the final σ = 0 they are exactly k. The same overwrite is applied to
 // the starting latents, before the first step.
+//
+// Parallelism is a plan this one loop consults (parallel/plan.ts): over several
+// ranks every rank runs this same generate() on the whole latents, and only each
+// step's velocity and the VAE decode are split; one device is the trivial plan.
 import { axpby, cast, concat, type Device, type DType, randn, scope, slice, Tensor } from "@tessera/native";
+import { andThen } from "../models/maybe-async.js";
 import type { UMT5Encoder } from "../models/t5/encoder.js";
 import type { WanTransformerConfig } from "../models/wan/config.js";
 import { StepCache } from "../models/wan/step-cache.js";
-import type { WanTransformer } from "../models/wan/transformer.js";
+import type { TokenGrid, WanTransformer } from "../models/wan/transformer.js";
 import { spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
 import type { WanVAE } from "../models/wan-vae/vae.js";
+import {
+  branchesOf,
+  decodeLatents,
+  type ParallelPlan,
+  planRun,
+  SINGLE_DEVICE,
+  stepCacheOptions,
+  stepSplit,
+} from "../parallel/plan.js";
 import type { RewriteResult } from "../prompt/rewrite.js";
 import { type FlowScheduler, startIndexForStrength } from "../schedulers/common.js";
 import { createScheduler, WAN_SAMPLING_DEFAULTS } from "../schedulers/index.js";
@@ -205,17 +219,32 @@ export class WanPipeline {
     return preparePrompt(cleanPrompt(text), this.captionStyle, rewrite);
   }
 
-  async generate(opts: GenerateOptions): Promise<GenerateResult> {
+  /**
+   * Generates one video. With a parallel plan over several ranks (parallelPlan(comm)),
+   * call it on every rank with the same options, seed included: each step's velocity
+   * and the VAE decode are split as the plan says, and every rank returns the same
+   * result. The default plan is one device.
+   */
+  async generate(opts: GenerateOptions, plan: ParallelPlan = SINGLE_DEVICE): Promise<GenerateResult> {
     const t0 = performance.now();
     const r = this.resolve(opts);
+    const tc = this.transformer.config;
+    const sf = this.vae.spatialFactor;
+    const split = planRun(plan, {
+      guidance: r.guidance,
+      heads: tc.num_attention_heads,
+      latentRows: r.height / sf,
+      seeded: opts.seed !== undefined,
+    });
     const prepared = this.preparePrompt(r.prompt, opts.rewrite !== false);
     const signal = opts.signal;
     checkAbort(signal);
     const device = this.device;
     const dtype = this.dtype;
     const z = this.vae.config.z_dim;
-    const sf = this.vae.spatialFactor;
     const shape = [1, r.latentFrames, r.height / sf, r.width / sf, z];
+    const [pt, ph, pw] = tc.patch_size;
+    const grid: TokenGrid = [r.latentFrames / pt, r.height / sf / ph, r.width / sf / pw];
 
     const owned: Tensor[] = [];
     const own = <T extends Tensor>(t: T): T => {
@@ -226,14 +255,17 @@ export class WanPipeline {
     let latents: Tensor | null = null;
     let scheduler: FlowScheduler | null = null;
     let video: Tensor | null = null;
-    const stepCache = r.stepCache === false ? null : new StepCache(r.stepCache);
+    const stepCache =
+      r.stepCache === false ? null : new StepCache(r.stepCache, stepCacheOptions(split, grid));
+    const stepSplits = stepSplit(split, tc);
     // Per generation: the graph holds the step's activation memory, which the VAE
     // decode that follows may need.
     let graph: StepGraph | null = null;
     const timings: GenerateTimings = { text: 0, encode: 0, denoise: 0, step: 0, decode: 0, total: 0 };
     let hits = 0;
     try {
-      // 1. Text states: conditional, then unconditional, one batch of two for guidance.
+      // 1. Text states: conditional, then unconditional, one batch of two for guidance
+      //    (or, with the branches split over ranks, this rank's own).
       const tText = performance.now();
       const cfg = r.guidance > 1;
       const cond = await this.textStates(prepared.prompt, pinned);
@@ -242,7 +274,8 @@ export class WanPipeline {
       if (cfg) {
         const uncond = await this.textStates(r.negativePrompt, pinned);
         hits += uncond.hit ? 1 : 0;
-        context = own(concat([cond.states, uncond.states], 0));
+        const branches = branchesOf(split, cond.states, uncond.states);
+        context = branches.length === 1 ? (branches[0] as Tensor) : own(concat(branches, 0));
       }
       timings.text = performance.now() - tText;
       checkAbort(signal);
@@ -294,8 +327,9 @@ export class WanPipeline {
       // 4. Denoising.
       const tDen = performance.now();
       const total = r.steps - start;
-      // A graph needs a CUDA device and a step without read-backs (the step cache has one).
-      const useGraph = r.cudaGraph && device.kind === "cuda" && !stepCache;
+      // A graph needs a CUDA device and a step without read-backs (the step cache has
+      // one) or collectives (a split step has them).
+      const useGraph = r.cudaGraph && device.kind === "cuda" && !stepCache && !stepSplits;
       const stepGraph: StepGraphReport = { state: useGraph ? "replayed" : "off", replays: 0 };
       for (let i = start; i < r.steps; i++) {
         checkAbort(signal);
@@ -307,13 +341,18 @@ export class WanPipeline {
             cache: stepCache,
             // The first and the last step always run in full.
             full: i === start || i === r.steps - 1,
+            ...(stepSplits ? { split: stepSplits } : {}),
           });
         else if (useGraph) {
           graph ??= new StepGraph(this.transformer);
           const got = await graph.velocity(cur, t, context, r.guidance, dtype);
           v = got.v;
           if (got.replayed) stepGraph.replays++;
-        } else v = guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype);
+        } else if (stepSplits)
+          v = await guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype, {
+            split: stepSplits,
+          });
+        else v = guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype);
         let next: Tensor;
         try {
           next = scheduler.step(v, cur, i);
@@ -349,10 +388,11 @@ export class WanPipeline {
       // 5. Pixels.
       const tDec = performance.now();
       const final: Tensor = latents;
-      video = scope(() => {
+      video = await scope(() => {
         const zIn = this.vaeDtype === "f32" ? final : cast(final, this.vaeDtype);
-        const px = this.vae.decode(zIn);
-        return px.dtype === "f32" ? px : cast(px, "f32");
+        return andThen(decodeLatents(split, this.vae, zIn), (px) =>
+          px.dtype === "f32" ? px : cast(px, "f32"),
+        );
       });
       await device.synchronize();
       timings.decode = performance.now() - tDec;

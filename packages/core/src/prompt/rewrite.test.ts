@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CaptionParseError, captionScene, parseCaption } from "../world/caption.js";
+import { CaptionParseError, captionScene, parseCaption } from "../caption/caption.js";
 import { sampleScene } from "../world/scene.js";
 import { PromptRewriteError, type RewrittenScene, rewritePrompt } from "./index.js";
 

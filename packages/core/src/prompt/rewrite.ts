@@ -1,5 +1,5 @@
 // The prompt rewriter: the demo model only ever saw captions in the world's one
-// fixed style (world/caption.ts), so free text such as "red ball going right" is
+// fixed style (caption/caption.ts), so free text such as "red ball going right" is
 // mapped onto that style before it reaches the text encoder. It is a lexicon and
 // a few rules, not a model, so the same text always gives the same caption and
 // every word it could not place is reported back instead of silently dropped.
@@ -30,7 +30,7 @@
 // there is nothing to rewrite, and the CLI and server already refuse blank prompts.
 // Input with words but none understood gives an all-defaults caption plus the words
 // in `unknownWords`, so the caller can decide whether to go ahead.
-import { captionScene, type ObjectAttributes, type SceneAttributes } from "../world/caption.js";
+import { captionScene, type ObjectAttributes, type SceneAttributes } from "../caption/caption.js";
 import {
   BACKGROUND_COLOUR_NAMES,
   type BackgroundColour,
@@ -51,7 +51,7 @@ import {
   SIZES,
   type Size,
   SYNONYMS,
-} from "../world/vocabulary.js";
+} from "../caption/vocabulary.js";
 
 /** The world's attribute types under the rewriter's names, so both can be re-exported from one package index. */
 export type RewrittenScene = SceneAttributes;

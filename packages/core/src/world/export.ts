@@ -2,12 +2,12 @@
 // the ground-truth captions and scenes as JSON, so training needs no TypeScript.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { captionScene } from "../caption/caption.js";
+import { WORLD_FPS, WORLD_FRAMES, WORLD_SIZE } from "../caption/vocabulary.js";
 import type { VideoFrames } from "../video/frames.js";
-import { captionScene } from "./caption.js";
 import { renderClip } from "./render.js";
 import { makeRng, type Scene } from "./scene.js";
 import { HELD_OUT_COMBOS, isHeldOut, sampleWorldScene } from "./split.js";
-import { WORLD_FPS, WORLD_FRAMES, WORLD_SIZE } from "./vocabulary.js";
 
 export interface ExportOptions {
   count: number;

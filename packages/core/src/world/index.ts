@@ -1,6 +1,7 @@
-// The procedural video world: vocabulary, scenes, renderer, captions, the
-// held-out split, the model-free scorer and the dataset export.
-export * from "./caption.js";
+// The procedural video world: scenes, renderer, the held-out split, the model-free
+// scorer and the dataset export, with the caption language it is described in
+// (caption/: vocabulary and caption style). Published as @tessera/core/world.
+export * from "../caption/index.js";
 export * from "./export.js";
 export * from "./prompt-set.js";
 export * from "./render.js";
@@ -8,4 +9,3 @@ export * from "./scene.js";
 export * from "./score.js";
 export * from "./split.js";
 export * from "./tokenizer.js";
-export * from "./vocabulary.js";

@@ -3,12 +3,13 @@
 // share written the way a user types ("purple ball going right on gray") so the
 // rewriter is measured along with the model. The expected attributes come from the
 // scene the prompt was made from, never from the rewriter.
+
+import { captionScene, type SceneAttributes } from "../caption/caption.js";
+import type { Motion, Shape } from "../caption/vocabulary.js";
 import { rewritePrompt } from "../prompt/rewrite.js";
-import { captionScene, type SceneAttributes, sceneAttributes } from "./caption.js";
-import { makeRng, type Scene } from "./scene.js";
+import { makeRng, type Scene, sceneAttributes } from "./scene.js";
 import { sameBackground } from "./score.js";
 import { isHeldOut, sampleWorldScene } from "./split.js";
-import type { Motion, Shape } from "./vocabulary.js";
 
 export interface QualityPrompt {
   /** What is typed: the world's caption, or a paraphrase of it. */

@@ -1,9 +1,10 @@
 // Deterministic renderer: a scene's pixels depend on nothing but the scene JSON.
 // Edges are anti-aliased by 4×4 supersampling so the training data has no
 // staircase the VAE would spend capacity on.
+
+import { WORLD_FPS } from "../caption/vocabulary.js";
 import type { VideoFrames } from "../video/frames.js";
 import { backgroundRgb, objectRgb, objectStateAt, panOffset, type Scene, shapeBox } from "./scene.js";
-import { WORLD_FPS } from "./vocabulary.js";
 
 const SS = 4;
 

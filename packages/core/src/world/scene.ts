@@ -1,6 +1,7 @@
 // The world's scenes: plain JSON that fully determines a clip, a seeded sampler,
 // and the trajectory every consumer (renderer, feasibility checks) shares, so the
 // pixels and the caption can never disagree about where an object is.
+import type { SceneAttributes } from "../caption/caption.js";
 import {
   BACKGROUND_COLOUR_NAMES,
   BACKGROUND_COLOURS,
@@ -21,7 +22,7 @@ import {
   type Size,
   WORLD_FRAMES,
   WORLD_SIZE,
-} from "./vocabulary.js";
+} from "../caption/vocabulary.js";
 
 export type Background =
   | { kind: "plain"; colour: BackgroundColour }
@@ -343,3 +344,22 @@ export function sampleScene(rngOrSeed: Rng | number, opts: SampleOptions = {}): 
 /** The object colour's RGB; re-exported so renderers need one import. */
 export const objectRgb = (c: ObjectColour): Rgb => OBJECT_COLOURS[c];
 export const backgroundRgb = (c: BackgroundColour): Rgb => BACKGROUND_COLOURS[c];
+
+/** What a caption states about `scene` (caption/caption.ts), as plain attributes. */
+export function sceneAttributes(scene: Scene): SceneAttributes {
+  const bg = scene.background;
+  return {
+    background:
+      bg.kind === "plain"
+        ? { kind: "plain", colour: bg.colour }
+        : { kind: "split", left: bg.left, right: bg.right },
+    objects: scene.objects.map((o) => ({
+      colour: o.colour,
+      shape: o.shape,
+      motion: o.motion,
+      size: o.size,
+      position: o.position,
+    })),
+    pan: scene.pan,
+  };
+}

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "vitest";
+import { parseCaption } from "../caption/caption.js";
 import type { VideoFrames } from "../video/frames.js";
-import { parseCaption, sceneAttributes } from "./caption.js";
 import { renderClip } from "./render.js";
-import { makeRng, type Scene, type SceneObject, sampleScene } from "./scene.js";
+import { makeRng, type Scene, type SceneObject, sampleScene, sceneAttributes } from "./scene.js";
 import { type PromptResult, scoreClip, scorePrompts } from "./score.js";
 import { isHeldOut, sampleWorldScene } from "./split.js";
 

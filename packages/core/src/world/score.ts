@@ -2,8 +2,8 @@
 // each object's colour, shape and motion, and the camera pan, by colour geometry
 // alone. Being hand-built, it cannot share a generator's blind spots, and it is
 // checked against the world's own ground truth (see score.test.ts).
-import type { VideoFrames } from "../video/frames.js";
-import type { ObjectAttributes, SceneAttributes } from "./caption.js";
+
+import type { ObjectAttributes, SceneAttributes } from "../caption/caption.js";
 import {
   BACKGROUND_COLOUR_NAMES,
   BACKGROUND_COLOURS,
@@ -15,7 +15,8 @@ import {
   type Pan,
   type Rgb,
   type Shape,
-} from "./vocabulary.js";
+} from "../caption/vocabulary.js";
+import type { VideoFrames } from "../video/frames.js";
 
 export interface DetectedObject {
   colour: ObjectColour;

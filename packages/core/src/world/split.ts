@@ -1,7 +1,7 @@
 // The held-out (colour, shape, motion) triples. Training never sees them, so
 // scoring them measures composition rather than memory. The list is data, fixed
 // by a seed and checked in as heldout.json; regenerate only with a new dataset.
-import { makeRng, type SampleOptions, type Scene, sampleScene } from "./scene.js";
+
 import {
   allCombos,
   MOTIONS,
@@ -10,7 +10,8 @@ import {
   type ObjectColour,
   SHAPES,
   type Shape,
-} from "./vocabulary.js";
+} from "../caption/vocabulary.js";
+import { makeRng, type SampleOptions, type Scene, sampleScene } from "./scene.js";
 
 type Combo3 = [ObjectColour, Shape, Motion];
 

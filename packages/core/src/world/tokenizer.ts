@@ -1,8 +1,8 @@
-// The demo model's vocabulary: every word the caption grammar (caption.ts) can
+// The demo model's vocabulary: every word the caption grammar (caption/caption.ts) can
 // produce, and nothing else. The text encoder only ever saw captions, so a word
 // outside this list carries no meaning for it; the prompt rewriter maps free text
 // onto these words first.
-import { buildWordLevelTokenizerJson } from "../tokenizer/wordlevel.js";
+
 import {
   BACKGROUND_COLOUR_NAMES,
   MOTION_PHRASES,
@@ -10,7 +10,8 @@ import {
   PAN_PHRASES,
   POSITION_PHRASES,
   SHAPES,
-} from "./vocabulary.js";
+} from "../caption/vocabulary.js";
+import { buildWordLevelTokenizerJson } from "../tokenizer/wordlevel.js";
 
 // Connective words of the grammar that no vocabulary table holds.
 const GRAMMAR_WORDS = ["a", "an", "and", "on", "background", ",", "small", "large"];

@@ -3,18 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
-import { captionScene, parseCaption, sceneAttributes } from "./caption.js";
-import { type ExportedClip, exportWorldDataset } from "./export.js";
-import { renderClip } from "./render.js";
-import {
-  colourFitsBackground,
-  makeRng,
-  objectStateAt,
-  type SceneObject,
-  sampleScene,
-  shapeBox,
-} from "./scene.js";
-import { drawHeldOut, HELD_OUT_COMBOS, isHeldOut, sampleWorldScene } from "./split.js";
+import { captionScene, parseCaption } from "../caption/caption.js";
 import {
   allCombos,
   BACKGROUND_COLOURS,
@@ -23,7 +12,19 @@ import {
   type Rgb,
   WORLD_FRAMES,
   WORLD_SIZE,
-} from "./vocabulary.js";
+} from "../caption/vocabulary.js";
+import { type ExportedClip, exportWorldDataset } from "./export.js";
+import { renderClip } from "./render.js";
+import {
+  colourFitsBackground,
+  makeRng,
+  objectStateAt,
+  type SceneObject,
+  sampleScene,
+  sceneAttributes,
+  shapeBox,
+} from "./scene.js";
+import { drawHeldOut, HELD_OUT_COMBOS, isHeldOut, sampleWorldScene } from "./split.js";
 
 describe("vocabulary", () => {
   test("object colours are far apart, and far from every background of another name", () => {

@@ -7,12 +7,9 @@ import { concat, scope, slice, type Tensor } from "@tessera/native";
 /** Frames a 3-tap causal conv needs from the previous chunk (the reference's CACHE_T). */
 export const CACHE_T = 2;
 
-type Keep = (t: Tensor) => Tensor;
-
 export class FeatureCache {
   readonly #frames = new Map<string, Tensor>();
   readonly #started = new Set<string>();
-  #keep: Keep | null = null;
 
   /** The cached frames of `name` [B, P, H, W, C], if any. */
   get(name: string): Tensor | undefined {
@@ -20,21 +17,25 @@ export class FeatureCache {
   }
 
   /**
-   * Replaces the frames of `name`. `t` must be a tensor created in the innermost
-   * scoped() call running now (a fresh copy, never a caller's tensor), so that taking
-   * it out of that scope is what keeps it alive.
+   * Replaces the frames of `name` with what `make` returns, which must be a tensor it
+   * creates. `make` runs in a scope of its own whose result nobody else owns, so the
+   * entry outlives whatever scope the caller is in — also across the asynchronous
+   * continuations of a row-split decode, where no enclosing scope is still running.
    */
-  set(name: string, t: Tensor): void {
-    this.#keep?.(t);
+  set(name: string, make: () => Tensor): void {
+    let t: Tensor | undefined;
+    scope((keep) => {
+      t = keep(make());
+    });
     const old = this.#frames.get(name);
     // A pending op that reads the old frames keeps their memory until it is done.
     if (old && old !== t) old.dispose();
-    this.#frames.set(name, t);
+    this.#frames.set(name, t as Tensor);
   }
 
   /** Caches the last `n` frames of the stream that `prev` (the old cache) followed by `x` forms. */
   setTail(name: string, prev: Tensor | undefined, x: Tensor, n: number): void {
-    this.set(name, tail(prev, x, n));
+    this.set(name, () => tail(prev, x, n));
   }
 
   /** Whether the time-resampling layer `name` has seen the clip's first chunk. */
@@ -44,19 +45,6 @@ export class FeatureCache {
 
   start(name: string): void {
     this.#started.add(name);
-  }
-
-  /** Runs fn in its own scope: its temporaries are freed at its end, cache entries set inside it are not. */
-  scoped<T>(fn: () => T): T {
-    return scope((keep) => {
-      const outer = this.#keep;
-      this.#keep = keep as Keep;
-      try {
-        return fn();
-      } finally {
-        this.#keep = outer;
-      }
-    });
   }
 
   /** Total cached bytes (for memory reports). */

@@ -2,7 +2,9 @@
 //
 // Every function takes a FeatureCache (run one chunk of a clip, continuing from the
 // chunks before it) or null (run a whole clip at once, the reference that chunked
-// runs must reproduce). Facts taken from diffusers' autoencoder_kl_wan.py and
+// runs must reproduce). The decoder also runs on one band of rows of a frame split
+// over ranks (RowSplit): the same code, with its collectives at the split points,
+// written once over hooks that may return a Promise (see maybe-async.ts). Facts taken from diffusers' autoencoder_kl_wan.py and
 // Wan2.1's wan/modules/vae.py:
 // - WanCausalConv3d pads time with 2·pad_t frames in front and none behind; a cached
 //   chunk's last CACHE_T input frames stand in for that padding.
@@ -32,6 +34,7 @@ import {
   zeros,
 } from "@tessera/native";
 import type { WeightStore } from "../../weights/store.js";
+import { andThen, chain, type MaybePromise, syncResult } from "../maybe-async.js";
 import { CACHE_T, type FeatureCache } from "./cache.js";
 import type { VaeLayer, VaeLayout } from "./config.js";
 
@@ -47,10 +50,28 @@ export function rmsNormEps(channels: number): number {
 /** Largest attention score matrix (elements) built at once; bounds memory for many frames. */
 const MAX_SCORES = 1 << 27;
 
+/**
+ * Where a spatial-parallel decode cuts the decoder (parallel/vae.ts builds one from a
+ * communicator): each rank decodes a band of rows. Everything in the decoder is per
+ * pixel except the 3×3(×3) convs, which see one row above and below — a band takes
+ * them from its neighbours (the halo) and convolves without row padding — and the
+ * mid-block attention, whose keys and values are every band's rows.
+ */
+export interface RowSplit {
+  /** x [B, F, hb, W, C] between its neighbours' edge rows (zeros at the frame's top and bottom): [B, F, hb + 2, W, C]. */
+  halo(x: Tensor): Promise<Tensor>;
+  /** Every band's rows of x [N, hb, W, C], joined along dim 1 in order. */
+  gatherRows(x: Tensor): Promise<Tensor>;
+}
+
+type Step = (x: Tensor) => MaybePromise<Tensor>;
+
 export class WanVaeNet {
+  /** `rows`: this net decodes one band of rows of a row split (the encoder has no split). */
   constructor(
     readonly layout: VaeLayout,
     readonly weights: WeightStore,
+    readonly rows: RowSplit | null = null,
   ) {}
 
   private w(name: string): Tensor {
@@ -59,28 +80,43 @@ export class WanVaeNet {
 
   /** The encoder's output for these frames: [B, F', H/8, W/8, 2·z_dim] before quant_conv. */
   encoder(cache: FeatureCache | null, x: Tensor): Tensor {
+    if (this.rows) throw new Error("WanVaeNet: the encoder runs on whole frames, not on a band of rows");
     const e = this.layout.encoder;
-    let h = sub(cache, () => this.causalConv(cache, "encoder.conv_in", x, 1));
-    for (const l of e.layers) h = replace(h, this.layer(cache, l, h));
-    h = replace(h, this.mid(cache, "encoder", h));
-    return replace(
-      h,
-      sub(cache, () => this.causalConv(cache, "encoder.conv_out", silu(this.rms(h, "encoder.norm_out")), 1)),
+    const out = chain(
+      scope(() => this.conv(cache, "encoder.conv_in", x)),
+      [
+        ...e.layers.map(
+          (l): Step =>
+            (h) =>
+              this.layer(cache, l, h),
+        ),
+        (h) => this.mid(cache, "encoder", h),
+        (h) => scope(() => this.conv(cache, "encoder.conv_out", silu(this.rms(h, "encoder.norm_out")))),
+      ],
     );
+    return syncResult(out, "WanVaeNet.encoder");
   }
 
-  /** The decoder's output for these latent frames (after post_quant_conv), before the clamp. */
-  decoder(cache: FeatureCache | null, z: Tensor): Tensor {
+  /**
+   * The decoder's output for these latent frames (after post_quant_conv), before the
+   * clamp; asynchronous only under a row split (see maybe-async.ts).
+   */
+  decoder(cache: FeatureCache | null, z: Tensor): MaybePromise<Tensor> {
     const d = this.layout.decoder;
-    let h = sub(cache, () => this.causalConv(cache, "decoder.conv_in", z, 1));
-    h = replace(h, this.mid(cache, "decoder", h));
-    for (const l of d.layers) h = replace(h, this.layer(cache, l, h));
-    return replace(
-      h,
-      sub(cache, () => {
-        const a = this.rmsSilu(h, "decoder.norm_out");
-        return replace(a, this.causalConv(cache, "decoder.conv_out", a, 1));
-      }),
+    return chain(
+      scope(() => this.conv(cache, "decoder.conv_in", z)),
+      [
+        (h) => this.mid(cache, "decoder", h),
+        ...d.layers.map(
+          (l): Step =>
+            (h) =>
+              this.layer(cache, l, h),
+        ),
+        (h) =>
+          scope(() =>
+            chain(this.rmsSilu(h, "decoder.norm_out"), [(a) => this.conv(cache, "decoder.conv_out", a)]),
+          ),
+      ],
     );
   }
 
@@ -89,16 +125,17 @@ export class WanVaeNet {
     return conv3d(x, this.w(`${name}.weight`), { bias: this.w(`${name}.bias`) });
   }
 
-  private layer(cache: FeatureCache | null, l: VaeLayer, x: Tensor): Tensor {
+  private layer(cache: FeatureCache | null, l: VaeLayer, x: Tensor): MaybePromise<Tensor> {
     if (l.kind === "res") return this.residual(cache, l.name, l.cin, l.cout, x);
     return this.resample(cache, l, x);
   }
 
-  private mid(cache: FeatureCache | null, prefix: string, x: Tensor): Tensor {
+  private mid(cache: FeatureCache | null, prefix: string, x: Tensor): MaybePromise<Tensor> {
     const c = x.shape[4] as number;
-    let h = this.residual(cache, `${prefix}.mid_block.resnets.0`, c, c, x);
-    h = replace(h, this.attention(`${prefix}.mid_block.attentions.0`, h));
-    return replace(h, this.residual(cache, `${prefix}.mid_block.resnets.1`, c, c, h));
+    return chain(this.residual(cache, `${prefix}.mid_block.resnets.0`, c, c, x), [
+      (h) => this.attention(`${prefix}.mid_block.attentions.0`, h),
+      (h) => this.residual(cache, `${prefix}.mid_block.resnets.1`, c, c, h),
+    ]);
   }
 
   rms(x: Tensor, name: string): Tensor {
@@ -107,10 +144,11 @@ export class WanVaeNet {
   }
 
   /**
-   * A causal conv with kernel (3, k, k), spatial padding `pad`: time is padded with two
-   * frames in front, which the cache's frames of the previous chunk replace.
+   * A causal conv with kernel (3, k, k), spatial padding `pad` ([rows, columns] or
+   * both): time is padded with two frames in front, which the cache's frames of the
+   * previous chunk replace.
    */
-  causalConv(cache: FeatureCache | null, name: string, x: Tensor, pad: number): Tensor {
+  causalConv(cache: FeatureCache | null, name: string, x: Tensor, pad: number | [number, number]): Tensor {
     const prev = cache?.get(name);
     const y = conv3d(x, this.w(`${name}.weight`), {
       bias: this.w(`${name}.bias`),
@@ -123,21 +161,40 @@ export class WanVaeNet {
   }
 
   /**
+   * causalConv with a 3×3 window and padding 1. Under a row split its rows come from
+   * the halo instead of padding (the cache keeps the halo rows with the band).
+   */
+  private conv(cache: FeatureCache | null, name: string, x: Tensor): MaybePromise<Tensor> {
+    const rows = this.rows;
+    if (!rows) return this.causalConv(cache, name, x, 1);
+    return scope(() => andThen(rows.halo(x), (xh) => this.causalConv(cache, name, xh, [0, 1])));
+  }
+
+  /**
    * Each intermediate is freed as soon as the next op that reads it is enqueued rather
    * than at the scope's end: at the decoder's last stage one activation is 4 frames of
    * 480×832×96, and holding all eight of a block at once set the decode's peak memory.
    */
-  residual(cache: FeatureCache | null, name: string, cin: number, cout: number, x: Tensor): Tensor {
-    return sub(cache, () => {
+  residual(
+    cache: FeatureCache | null,
+    name: string,
+    cin: number,
+    cout: number,
+    x: Tensor,
+  ): MaybePromise<Tensor> {
+    return scope(() => {
       const h = cin !== cout ? this.pointwise(`${name}.conv_shortcut`, x) : x;
-      let a = this.rmsSilu(x, `${name}.norm1`);
-      a = replace(a, this.causalConv(cache, `${name}.conv1`, a, 1));
-      a = replace(a, this.rmsSilu(a, `${name}.norm2`));
-      // (dropout: identity at inference)
-      a = replace(a, this.causalConv(cache, `${name}.conv2`, a, 1));
-      a = replace(a, add(a, h));
-      if (h !== x) h.dispose();
-      return a;
+      return chain(this.rmsSilu(x, `${name}.norm1`), [
+        (a) => this.conv(cache, `${name}.conv1`, a),
+        (a) => this.rmsSilu(a, `${name}.norm2`),
+        // (dropout: identity at inference)
+        (a) => this.conv(cache, `${name}.conv2`, a),
+        (a) => {
+          const y = add(a, h);
+          if (h !== x) h.dispose();
+          return y;
+        },
+      ]);
     });
   }
 
@@ -147,8 +204,12 @@ export class WanVaeNet {
     return replace(n, silu(n));
   }
 
-  /** Single-head self-attention over each frame's H·W positions, with D = C (up to 384, past the attention op's 256). */
-  attention(name: string, x: Tensor): Tensor {
+  /**
+   * Single-head self-attention over each frame's H·W positions, with D = C (up to 384,
+   * past the attention op's 256). Under a row split the queries are the band's and the
+   * keys and values every band's.
+   */
+  attention(name: string, x: Tensor): MaybePromise<Tensor> {
     return scope(() => {
       const [b, f, h, w, c] = x.shape as [number, number, number, number, number];
       const n = b * f;
@@ -161,45 +222,69 @@ export class WanVaeNet {
       );
       // to_qkv's output channels are [q | k | v], each C wide.
       const q = slice(qkv, 2, 0, c);
-      const k = slice(qkv, 2, c, 2 * c);
-      const v = slice(qkv, 2, 2 * c, 3 * c);
-      const group = Math.max(1, Math.floor(MAX_SCORES / (len * len)));
-      const outs: Tensor[] = [];
-      for (let s = 0; s < n; s += group) {
-        const e = Math.min(n, s + group);
-        const part = (t: Tensor) => (s === 0 && e === n ? t : slice(t, 0, s, e));
-        const scores = matmul(part(q), part(k), { transB: true, alpha: 1 / Math.sqrt(c) });
-        const p = softmax(scores);
-        scores.dispose();
-        outs.push(matmul(p, part(v)));
-        p.dispose();
-      }
-      const o = outs.length === 1 ? (outs[0] as Tensor) : concat(outs, 0);
-      const y = linear(o, this.w(`${name}.proj.weight`).reshape([c, c]), this.w(`${name}.proj.bias`));
-      return add(x, y.reshape([b, f, h, w, c]));
+      const attend = (k: Tensor, v: Tensor) => {
+        const kLen = k.shape[1] as number;
+        const group = Math.max(1, Math.floor(MAX_SCORES / (len * kLen)));
+        const outs: Tensor[] = [];
+        for (let s = 0; s < n; s += group) {
+          const e = Math.min(n, s + group);
+          const part = (t: Tensor) => (s === 0 && e === n ? t : slice(t, 0, s, e));
+          const scores = matmul(part(q), part(k), { transB: true, alpha: 1 / Math.sqrt(c) });
+          const p = softmax(scores);
+          scores.dispose();
+          outs.push(matmul(p, part(v)));
+          p.dispose();
+        }
+        const o = outs.length === 1 ? (outs[0] as Tensor) : concat(outs, 0);
+        const y = linear(o, this.w(`${name}.proj.weight`).reshape([c, c]), this.w(`${name}.proj.bias`));
+        return add(x, y.reshape([b, f, h, w, c]));
+      };
+      if (!this.rows) return attend(slice(qkv, 2, c, 2 * c), slice(qkv, 2, 2 * c, 3 * c));
+      const kvBand = slice(qkv, 2, c, 3 * c).reshape([n, h, w, 2 * c]);
+      return this.rows.gatherRows(kvBand).then((kvAll) => {
+        const kv = kvAll.reshape([n, (kvAll.shape[1] as number) * w, 2 * c]);
+        return attend(slice(kv, 2, 0, c), slice(kv, 2, c, 2 * c));
+      });
     });
   }
 
-  resample(cache: FeatureCache | null, l: Extract<VaeLayer, { kind: "resample" }>, x: Tensor): Tensor {
-    return sub(cache, () => {
+  resample(
+    cache: FeatureCache | null,
+    l: Extract<VaeLayer, { kind: "resample" }>,
+    x: Tensor,
+  ): MaybePromise<Tensor> {
+    if (this.rows && !l.mode.startsWith("up"))
+      throw new Error(`WanVaeNet: ${l.name} (${l.mode}) cannot run on a band of rows`);
+    return scope(() => {
       if (l.mode === "upsample3d") x = this.timeUpsample(cache, l.name, x);
-      const y = l.mode.startsWith("up") ? this.spatialUpsample(l.name, x) : this.spatialDownsample(l.name, x);
+      if (l.mode.startsWith("up")) return this.spatialUpsample(l.name, x);
+      const y = this.spatialDownsample(l.name, x);
       return l.mode === "downsample3d" ? this.timeDownsample(cache, l.name, y) : y;
     });
   }
 
-  /** nearest(-exact: the same at a factor of 2) 2× in H and W, then a 3×3 conv with padding 1. */
-  private spatialUpsample(name: string, x: Tensor): Tensor {
+  /**
+   * nearest(-exact: the same at a factor of 2) 2× in H and W, then a 3×3 conv with
+   * padding 1. Under a row split the halo rows are upsampled with the band and the
+   * outer one of each pair dropped, so the conv sees exactly the rows it would in the
+   * whole frame.
+   */
+  private spatialUpsample(name: string, x: Tensor): MaybePromise<Tensor> {
     const [b, f, h, w, c] = x.shape as [number, number, number, number, number];
-    const up = upsampleNearest(x, 2).reshape([b * f, 2 * h, 2 * w, c]);
-    const y = replace(
-      up,
-      conv2d(up, this.w(`${name}.resample.1.weight`), {
-        bias: this.w(`${name}.resample.1.bias`),
-        padding: 1,
-      }),
-    );
-    return y.reshape([b, f, 2 * h, 2 * w, y.shape[3] as number]);
+    const weight = this.w(`${name}.resample.1.weight`);
+    const bias = this.w(`${name}.resample.1.bias`);
+    const rows = this.rows;
+    if (!rows) {
+      const up = upsampleNearest(x, 2).reshape([b * f, 2 * h, 2 * w, c]);
+      const y = replace(up, conv2d(up, weight, { bias, padding: 1 }));
+      return y.reshape([b, f, 2 * h, 2 * w, y.shape[3] as number]);
+    }
+    return rows.halo(x).then((xh) => {
+      const up = upsampleNearest(xh, 2); // [b, f, 2h + 4, 2w, c]
+      const band = slice(up, 2, 1, 2 * h + 3).reshape([b * f, 2 * h + 2, 2 * w, c]);
+      const y = conv2d(band, weight, { bias, padding: [0, 1] });
+      return y.reshape([b, f, 2 * h, 2 * w, y.shape[3] as number]);
+    });
   }
 
   /**
@@ -247,7 +332,6 @@ export class WanVaeNet {
     // Stride-2 windows must tile the stream: 1 + 2m frames in the first chunk, 2m after.
     if ((t + (cache.started(key) ? 1 : 0)) % 2 !== 1)
       throw new Error(`Wan VAE: ${key} got a chunk of ${t} frames, which its stride-2 windows cannot tile`);
-    const last = slice(x, 1, t - 1, t);
     let y: Tensor;
     if (!cache.started(key)) {
       cache.start(key);
@@ -267,7 +351,7 @@ export class WanVaeNet {
       // The previous chunk's last frame opens this chunk's first window.
       y = conv3d(x, weight, { bias, stride: [2, 1, 1], padding: [1, 0, 0, 0], prev: cache.get(key) });
     }
-    cache.set(key, last);
+    cache.set(key, () => slice(x, 1, t - 1, t));
     return y;
   }
 }
@@ -277,11 +361,6 @@ export function interleaveFrames(x: Tensor): Tensor {
   const [b, f, h, w, c2] = x.shape as [number, number, number, number, number];
   const c = c2 / 2;
   return permute(x.reshape([b, f, h, w, 2, c]), [0, 1, 4, 2, 3, 5]).reshape([b, 2 * f, h, w, c]);
-}
-
-/** scope(), through the cache when there is one so that its entries outlive the scope. */
-function sub<T>(cache: FeatureCache | null, fn: () => T): T {
-  return cache ? cache.scoped(fn) : scope(fn);
 }
 
 /** Frees `prev` (an intermediate this module made) once `next`, computed from it, is enqueued. */

@@ -4,11 +4,14 @@
 // Both directions run chunk by chunk as the reference does (encode: the first frame,
 // then 4 at a time; decode: one latent frame at a time) with a feature cache, so the
 // memory in use does not grow with the clip's length, only the output does.
+// decodeRows runs the same decoder on one band of rows of a frame split over ranks
+// (parallel/vae.ts fills its split points with collectives; see RowSplit in net.ts).
 import { add, concat, full, maximum, minimum, mul, scope, slice, Tensor, zeros } from "@tessera/native";
 import type { WeightStore } from "../../weights/store.js";
+import { andThen, type MaybePromise, syncResult } from "../maybe-async.js";
 import { FeatureCache } from "./cache.js";
 import { spatialFactor, temporalFactor, type VaeLayout, type WanVaeConfig, wanVaeLayout } from "./config.js";
-import { WanVaeNet } from "./net.js";
+import { type RowSplit, WanVaeNet } from "./net.js";
 import { wanVaeParams } from "./params.js";
 
 export interface WanVaeTileOptions {
@@ -57,7 +60,7 @@ export class WanVAE {
         const parts: Tensor[] = [];
         for (let i = 0; i < n; i++) {
           const [s, e] = i === 0 ? [0, 1] : [1 + tf * (i - 1), 1 + tf * i];
-          parts.push(cache.scoped(() => this.latentOf(this.#net.encoder(cache, slice(video, 1, s, e)))));
+          parts.push(scope(() => this.latentOf(this.#net.encoder(cache, slice(video, 1, s, e)))));
         }
         return joinFrames(parts);
       });
@@ -68,59 +71,110 @@ export class WanVAE {
 
   /** Video [B, 1 + 4(F − 1), 8h, 8w, 3] in [-1, 1] from normalised latents [B, F, h, w, z_dim]. */
   decode(latent: Tensor, opts: WanVaeDecodeOptions = {}): Tensor {
-    const [, f, h, w] = this.checkLatent(latent);
+    const [, , h, w] = this.checkLatent(latent);
     const tiles = opts.tile ? tileGrid(h, w, opts.tile, this.spatialFactor) : [];
     const caches = tiles.length > 1 ? tiles.map(() => new FeatureCache()) : [new FeatureCache()];
     try {
       return scope(() => {
-        const masks =
-          tiles.length > 1
-            ? tiles.map((t) =>
-                Tensor.from(t.mask, [1, 1, t.mask.length / t.maskWidth, t.maskWidth, 1], {
-                  device: latent.device,
-                  dtype: latent.dtype,
-                }),
-              )
-            : [];
-        const parts: Tensor[] = [];
-        for (let i = 0; i < f; i++) {
-          parts.push(
-            scope(() => {
-              const z = this.#net.pointwise("post_quant_conv", this.denormalise(slice(latent, 1, i, i + 1)));
-              if (tiles.length <= 1) {
-                const cache = caches[0] as FeatureCache;
-                return clampUnit(cache.scoped(() => this.#net.decoder(cache, z)));
-              }
-              // Each tile's output, weighted by its blend mask and zero-padded to the full
-              // frame, summed: the masks add up to 1 at every pixel.
-              const sf = this.spatialFactor;
-              let canvas: Tensor | null = null;
-              for (let k = 0; k < tiles.length; k++) {
-                const t = tiles[k] as Tile;
-                const cache = caches[k] as FeatureCache;
-                const piece = cache.scoped(() => {
-                  const zt = slice(slice(z, 2, t.y0, t.y1), 3, t.x0, t.x1);
-                  const px = mul(this.#net.decoder(cache, zt), masks[k] as Tensor);
-                  return padSpatial(px, t.y0 * sf, (h - t.y1) * sf, t.x0 * sf, (w - t.x1) * sf);
-                });
-                if (!canvas) canvas = piece;
-                else {
-                  const next = add(canvas, piece);
-                  canvas.dispose();
-                  piece.dispose();
-                  canvas = next;
-                }
-              }
-              return clampUnit(canvas as Tensor);
-            }),
-          );
-          opts.onChunk?.(i, f);
+        if (tiles.length <= 1) {
+          const cache = caches[0] as FeatureCache;
+          const frame = (z: Tensor) =>
+            clampUnit(
+              syncResult(
+                scope(() => this.#net.decoder(cache, z)),
+                "WanVAE.decode",
+              ),
+            );
+          return syncResult(this.decodeFrames(latent, frame, opts.onChunk), "WanVAE.decode");
         }
-        return joinFrames(parts);
+        const masks = tiles.map((t) =>
+          Tensor.from(t.mask, [1, 1, t.mask.length / t.maskWidth, t.maskWidth, 1], {
+            device: latent.device,
+            dtype: latent.dtype,
+          }),
+        );
+        // Each tile's output, weighted by its blend mask and zero-padded to the full
+        // frame, summed: the masks add up to 1 at every pixel.
+        const sf = this.spatialFactor;
+        const frame = (z: Tensor): Tensor => {
+          let canvas: Tensor | null = null;
+          for (let k = 0; k < tiles.length; k++) {
+            const t = tiles[k] as Tile;
+            const cache = caches[k] as FeatureCache;
+            const piece = scope(() => {
+              const zt = slice(slice(z, 2, t.y0, t.y1), 3, t.x0, t.x1);
+              const px = mul(syncResult(this.#net.decoder(cache, zt), "WanVAE.decode"), masks[k] as Tensor);
+              return padSpatial(px, t.y0 * sf, (h - t.y1) * sf, t.x0 * sf, (w - t.x1) * sf);
+            });
+            if (!canvas) canvas = piece;
+            else {
+              const next = add(canvas, piece);
+              canvas.dispose();
+              piece.dispose();
+              canvas = next;
+            }
+          }
+          return clampUnit(canvas as Tensor);
+        };
+        return syncResult(this.decodeFrames(latent, frame, opts.onChunk), "WanVAE.decode");
       });
     } finally {
       for (const c of caches) c.dispose();
     }
+  }
+
+  /**
+   * decode() of one band of rows of latents split over ranks ([B, F, hb, w, z_dim] →
+   * [B, 1 + 4(F − 1), 8·hb, 8w, 3]), with the halo rows and the attention's keys and
+   * values from the other bands through `rows` (parallel/vae.ts gives one over a
+   * communicator; every rank calls this at once with its own band).
+   */
+  async decodeRows(
+    band: Tensor,
+    rows: RowSplit,
+    opts: { onChunk?: (i: number, n: number) => void } = {},
+  ): Promise<Tensor> {
+    this.checkLatent(band);
+    const net = new WanVaeNet(this.layout, this.weights, rows);
+    const cache = new FeatureCache();
+    try {
+      const frame = (z: Tensor) =>
+        andThen(
+          scope(() => net.decoder(cache, z)),
+          clampUnit,
+        );
+      return await scope(() => this.decodeFrames(band, frame, opts.onChunk));
+    } finally {
+      cache.dispose();
+    }
+  }
+
+  // One latent frame at a time (post_quant_conv over the denormalised frame, then
+  // `frame`), joined; synchronous while `frame` is.
+  private decodeFrames(
+    latent: Tensor,
+    frame: (z: Tensor) => MaybePromise<Tensor>,
+    onChunk: ((i: number, n: number) => void) | undefined,
+  ): MaybePromise<Tensor> {
+    const f = latent.shape[1] as number;
+    const parts: Tensor[] = [];
+    const from = (start: number): MaybePromise<Tensor> => {
+      for (let i = start; i < f; i++) {
+        const px = scope(() =>
+          frame(this.#net.pointwise("post_quant_conv", this.denormalise(slice(latent, 1, i, i + 1)))),
+        );
+        if (px instanceof Promise)
+          return px.then((t) => {
+            parts.push(t);
+            onChunk?.(i, f);
+            return from(i + 1);
+          });
+        parts.push(px);
+        onChunk?.(i, f);
+      }
+      return joinFrames(parts);
+    };
+    return from(0);
   }
 
   /**
@@ -137,9 +191,12 @@ export class WanVAE {
     this.checkLatent(latent);
     return scope(() =>
       clampUnit(
-        this.#net.decoder(
-          null,
-          this.#net.pointwise("post_quant_conv", this.denormalise(latent.contiguous())),
+        syncResult(
+          this.#net.decoder(
+            null,
+            this.#net.pointwise("post_quant_conv", this.denormalise(latent.contiguous())),
+          ),
+          "WanVAE.decodeWhole",
         ),
       ),
     );

@@ -22,7 +22,20 @@
 // Built from existing ops (sub, affine, max, linear against a ones vector for the
 // sums), so it runs on every device; the one host read per step is a few numbers
 // per token.
+//
+// Split over ranks (a parallel plan), each rank's cache holds its own share — its
+// guidance branch or its tokens — and `gather` brings every rank's per-token sums
+// together before the host read, so every rank judges the whole batch and the whole
+// video and takes the same decision as one device would.
 import { affine, concat, full, linear, maximum, scope, sub, type Tensor } from "@tessera/native";
+
+export interface StepCacheOptions {
+  /**
+   * Every rank's per-token sums [k, B, Ls] joined into the whole run's [k, B', L']
+   * (guidance branches along B, tokens along L, padding dropped); none on one device.
+   */
+  gather?: (sums: Tensor) => Promise<Tensor>;
+}
 
 export class StepCache {
   /** Steps that ran every block. */
@@ -38,11 +51,16 @@ export class StepCache {
   #ones: Tensor | null = null;
   #acc = 0;
   #disposed = false;
+  readonly #gather: StepCacheOptions["gather"];
 
   /** `threshold`: the accumulated relative L1 distance under which a step reuses the cache (0 runs every step in full). */
-  constructor(readonly threshold: number) {
+  constructor(
+    readonly threshold: number,
+    opts: StepCacheOptions = {},
+  ) {
     if (typeof threshold !== "number" || !Number.isFinite(threshold) || threshold < 0)
       throw new RangeError(`StepCache: threshold must be a finite number >= 0, got ${String(threshold)}`);
+    this.#gather = opts.gather;
   }
 
   /** The residual of blocks 1..n−1 at the last full step, [B, L, dim]; null before the first. */
@@ -64,7 +82,7 @@ export class StepCache {
     const prev = this.#prev;
     this.#prev = residual;
     try {
-      const [b, len, dim] = residual.shape as [number, number, number];
+      const dim = residual.shape[2] as number;
       // Kept out of the caller's scope: the cache owns it until dispose().
       if (!this.#ones)
         scope((keep) => {
@@ -72,10 +90,15 @@ export class StepCache {
         });
       const ones = this.#ones as Tensor;
       // One host read for both: the per-token sums of |r − r_prev| and of |r|.
-      const rows = await scope(async () => {
+      const k = prev ? 2 : 1;
+      const gather = this.#gather;
+      const { rows, b, len } = await scope(async () => {
         const norm = absRowSums(residual, ones);
-        const both = prev ? concat([absRowSums(sub(residual, prev), ones), norm], 0) : norm;
-        return both.toFloat32Array();
+        let both = prev ? concat([absRowSums(sub(residual, prev), ones), norm], 0) : norm;
+        const [b0, len0] = residual.shape as [number, number];
+        if (gather) both = await gather(both.reshape([k, b0, len0]));
+        const [b1, len1] = gather ? (both.shape.slice(1) as [number, number]) : [b0, len0];
+        return { rows: await both.toFloat32Array(), b: b1, len: len1 };
       });
       const norm = sampleSums(rows, prev ? b : 0, b, len);
       let dist = Number.NaN;

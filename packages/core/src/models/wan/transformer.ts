@@ -1,5 +1,13 @@
 // The Wan2.1 diffusion transformer over spacetime patches. Latents are
 // channels-last [B, F, H, W, C]; tokens are [B, L, dim] in f-h-w order.
+//
+// The forward is written once (run(): embed, blocks, head). Split over ranks, a
+// TokenSplit puts hooks at its three split points — shard the tokens after patch
+// embedding, the self-attention, gather before unpatchify — and its attention waits
+// on collectives. The block loop runs on synchronously until a hook returns a Promise
+// and continues in its callback from there (maybe-async.ts), so forward() (no split:
+// the op sequence a CUDA graph captures) and forwardSplit() are two short drivers of
+// the same code rather than two loops.
 import {
   add,
   attention,
@@ -18,6 +26,7 @@ import {
   unpatchify3d,
 } from "@tessera/native";
 import type { WeightStore } from "../../weights/store.js";
+import { andThen, type MaybePromise, syncResult } from "../maybe-async.js";
 import { innerDim, validateWanConfig, type WanTransformerConfig } from "./config.js";
 import { wanTransformerParams } from "./params.js";
 import type { StepCache } from "./step-cache.js";
@@ -31,15 +40,43 @@ export interface WanForwardInput {
   context: Tensor;
 }
 
+/** A token grid [F/pt, H/ph, W/pw]. */
+export type TokenGrid = [number, number, number];
+
+/**
+ * Where a sequence-parallel plan cuts the forward (parallel/sequence.ts builds one
+ * from a communicator): right after patch embedding each rank keeps a share of the
+ * tokens, self-attention is the plan's (it sees every rank's keys and values), and
+ * the head's output is gathered before unpatchify. Everything else in a block is per
+ * token and runs on the rank's share alone. The single-device forward has no split.
+ */
+export interface TokenSplit {
+  /** This rank's share of the embedded video `x` [B, L, dim] whose token grid is `grid`. */
+  shard(x: Tensor, grid: TokenGrid): TokenShard;
+}
+
+export interface TokenShard {
+  /** This rank's tokens [B, Ls, dim]. */
+  x: Tensor;
+  /** Self-attention with 3D RoPE of this rank's q, k, v [B, Ls, H, D] over the whole video. */
+  attention(q: Tensor, k: Tensor, v: Tensor): MaybePromise<Tensor>;
+  /** The whole sequence [B, L, C] from every rank's [B, Ls, C] (padding dropped). */
+  gather(y: Tensor): Promise<Tensor>;
+}
+
 // What embed() gives the blocks and the head.
 interface Embedded {
-  /** Patch-embedded tokens [B, L, dim]. */
+  /** The patch-embedded tokens this forward runs the blocks on, [B, Ls, dim]. */
   x: Tensor;
   temb: Tensor;
   tproj: Tensor;
   ctx: Tensor;
-  grid: [number, number, number];
+  grid: TokenGrid;
   b: number;
+  /** Self-attention over the video tokens. */
+  attention: (q: Tensor, k: Tensor, v: Tensor) => MaybePromise<Tensor>;
+  /** With a token split: the whole head output from this rank's. */
+  gather: ((y: Tensor) => Promise<Tensor>) | null;
 }
 
 export class WanTransformer {
@@ -66,14 +103,16 @@ export class WanTransformer {
 
   /** Predicts the flow-matching velocity for `latents` at `timesteps` given `context`. */
   forward(input: WanForwardInput): Tensor {
-    const c = this.config;
-    const grid = this.grid(input.latents);
-    return scope(() => {
-      const s = this.embed(input, grid);
-      let x = s.x;
-      for (let i = 0; i < c.num_layers; i++) x = scope(() => this.block(i, x, s.tproj, s.ctx, grid));
-      return this.head(x, s);
-    });
+    return syncResult(this.run(input, null), "WanTransformer.forward");
+  }
+
+  /**
+   * forward() with the video tokens split over ranks at the points `split` names
+   * (call it on every rank with the same input). Resolves to the whole velocity on
+   * every rank, equal to forward()'s to rounding.
+   */
+  forwardSplit(input: WanForwardInput, split: TokenSplit): Promise<Tensor> {
+    return Promise.resolve(this.run(input, split));
   }
 
   /**
@@ -82,25 +121,54 @@ export class WanTransformer {
    * runs the remaining blocks (refreshing the cache) or adds their residual from the
    * last full step. `full` forces the whole model (the pipeline's first and last
    * steps). Resolves to what forward() returns; with every step full, the same values.
+   * With `split`, as forwardSplit() (the cache then holds this rank's tokens).
    */
-  async forwardStepCached(input: WanForwardInput, cache: StepCache, full = false): Promise<Tensor> {
+  async forwardStepCached(
+    input: WanForwardInput,
+    cache: StepCache,
+    full = false,
+    split: TokenSplit | null = null,
+  ): Promise<Tensor> {
     const c = this.config;
     const grid = this.grid(input.latents);
     return scope(async (keep) => {
-      const s = this.embed(input, grid);
-      const first = scope(() => this.block(0, s.x, s.tproj, s.ctx, grid));
+      const s = this.embed(input, grid, split);
+      const first = await this.blocks(s, s.x, 0, 1);
       const reuse = await cache.observe(keep(sub(first, s.x)), full);
       let x = first;
       if (reuse) x = add(first, cache.rest as Tensor);
       else {
-        for (let i = 1; i < c.num_layers; i++) x = scope(() => this.block(i, x, s.tproj, s.ctx, grid));
+        x = await this.blocks(s, first, 1, c.num_layers);
         cache.refresh(keep(sub(x, first)));
       }
       return this.head(x, s);
     });
   }
 
-  private grid(latents: Tensor): [number, number, number] {
+  // The one forward: synchronous unless a split point of `split` waits on a collective
+  // (see maybe-async.ts), so that on one device the op sequence is a plain one a CUDA
+  // graph can capture.
+  private run(input: WanForwardInput, split: TokenSplit | null): MaybePromise<Tensor> {
+    const grid = this.grid(input.latents);
+    return scope(() => {
+      const s = this.embed(input, grid, split);
+      return andThen(this.blocks(s, s.x, 0, this.config.num_layers), (x) => this.head(x, s));
+    });
+  }
+
+  // Blocks [from, to) on x; from the first block whose attention returns a Promise on,
+  // the rest continue in its callback.
+  private blocks(s: Embedded, x: Tensor, from: number, to: number): MaybePromise<Tensor> {
+    for (let i = from; i < to; i++) {
+      const xi = x;
+      const y = scope(() => this.block(i, xi, s));
+      if (y instanceof Promise) return y.then((next) => this.blocks(s, next, i + 1, to));
+      x = y;
+    }
+    return x;
+  }
+
+  private grid(latents: Tensor): TokenGrid {
     const c = this.config;
     const [, f, h, w, ch] = latents.shape as [number, number, number, number, number];
     const [pt, ph, pw] = c.patch_size;
@@ -115,20 +183,25 @@ export class WanTransformer {
     return [f / pt, h / ph, w / pw];
   }
 
-  // Conditioning and patch embedding: what every block takes.
-  private embed(input: WanForwardInput, grid: [number, number, number]): Embedded {
+  // Conditioning and patch embedding: what every block takes (with a split, this rank's share of the tokens).
+  private embed(input: WanForwardInput, grid: TokenGrid, split: TokenSplit | null): Embedded {
     const b = input.latents.shape[0] as number;
     const { temb, tproj, ctx } = this.conditioning(input.timesteps, input.context, input.latents.dtype);
     const x = patchEmbed3d(input.latents, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
-    return { x, temb, tproj, ctx, grid, b };
+    if (!split) {
+      const attention3d = (q: Tensor, k: Tensor, v: Tensor) => attention(q, k, v, { grid, rope: true });
+      return { x, temb, tproj, ctx, grid, b, attention: attention3d, gather: null };
+    }
+    const shard = split.shard(x, grid);
+    if (shard.x !== x) x.dispose();
+    return { x: shard.x, temb, tproj, ctx, grid, b, attention: shard.attention, gather: shard.gather };
   }
 
   /**
    * The conditioning every block takes: the time embedding (temb, [B, dim]), its six
    * modulation vectors per block (tproj, [B, 6, dim]) and the projected text (ctx).
-   * Public for the sequence-parallel runners, which embed the patches themselves.
    */
-  conditioning(
+  private conditioning(
     timesteps: Tensor,
     context: Tensor,
     dtype: DType,
@@ -148,15 +221,17 @@ export class WanTransformer {
     return { temb, tproj, ctx };
   }
 
-  // Output head: shift/scale from the time embedding, then back to patches.
-  private head(x: Tensor, s: Embedded): Tensor {
+  // Output head: shift/scale from the time embedding, then back to patches (after the gather, with a split).
+  private head(x: Tensor, s: Embedded): MaybePromise<Tensor> {
     const c = this.config;
+    const unpatchify = (y: Tensor) =>
+      unpatchify3d(y, { grid: s.grid, patch: c.patch_size, channels: c.out_channels });
     const y = this.headTokens(x, s.temb);
-    return unpatchify3d(y, { grid: s.grid, patch: c.patch_size, channels: c.out_channels });
+    return s.gather ? s.gather(y).then(unpatchify) : unpatchify(y);
   }
 
   /** The output head on tokens [B, L, dim] -> [B, L, patch volume × out_channels], before unpatchify. */
-  headTokens(x: Tensor, temb: Tensor): Tensor {
+  private headTokens(x: Tensor, temb: Tensor): Tensor {
     const b = temb.shape[0] as number;
     const mod = add(this.w("scale_shift_table"), temb.reshape([b, 1, this.dim]));
     const shift = chunk(mod, 0, b, this.dim);
@@ -164,19 +239,17 @@ export class WanTransformer {
     return this.lin(layerNorm(x, { eps: this.config.eps, scale, shift }), "proj_out");
   }
 
-  private block(i: number, x: Tensor, tproj: Tensor, ctx: Tensor, grid: [number, number, number]): Tensor {
-    const { q, k, v, mod } = this.blockSelfAttentionInputs(i, x, tproj);
+  private block(i: number, x: Tensor, s: Embedded): MaybePromise<Tensor> {
+    const { q, k, v, mod } = this.blockSelfAttentionInputs(i, x, s.tproj);
     // Self-attention over all video tokens with 3D RoPE.
-    const sa = attention(q, k, v, { grid, rope: true });
-    return this.blockAfterSelfAttention(i, x, sa, mod, ctx);
+    return andThen(s.attention(q, k, v), (sa) => this.blockAfterSelfAttention(i, x, sa, mod, s.ctx));
   }
 
   /**
    * The first part of block `i`: adaLN modulation and the self-attention q, k, v as
-   * [B, L, H, D]. Split from the attention itself so that sequence-parallel runners
-   * (packages/core/src/parallel) can put their own attention between the two halves.
+   * [B, L, H, D], before the attention the forward was given.
    */
-  blockSelfAttentionInputs(
+  private blockSelfAttentionInputs(
     i: number,
     x: Tensor,
     tproj: Tensor,
@@ -197,7 +270,7 @@ export class WanTransformer {
   }
 
   /** The rest of block `i` given its self-attention output `sa` [B, L, H, D]. */
-  blockAfterSelfAttention(i: number, x: Tensor, sa: Tensor, mod: Tensor[], ctx: Tensor): Tensor {
+  private blockAfterSelfAttention(i: number, x: Tensor, sa: Tensor, mod: Tensor[], ctx: Tensor): Tensor {
     const c = this.config;
     const p = `blocks.${i}`;
     const [b, len] = x.shape as [number, number];

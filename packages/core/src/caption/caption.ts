@@ -1,5 +1,8 @@
-// Captions from ground truth: the sampler knows every attribute, so the caption
-// states all of them in one fixed style, and parseCaption inverts it exactly.
+// The caption language of the procedural world (world/) and of the demo model
+// trained on it: captions from ground truth state every attribute in one fixed
+// style, and parseCaption inverts it exactly. It lives apart from the world so that
+// the prompt rewriter (prompt/), which writes this style, and the world, which
+// renders and scores it, both import it and not each other.
 //
 // Grammar (every caption is lower case, one line, no final full stop):
 //
@@ -22,7 +25,6 @@
 //
 // Example: "a small green square bounces in the middle, and a blue triangle stays
 // still on the left, on a gray and white background, the camera pans slowly to the left"
-import type { Scene } from "./scene.js";
 import {
   type BackgroundColour,
   isBackgroundColour,
@@ -57,24 +59,6 @@ export interface ObjectAttributes {
   position?: Position;
 }
 
-export function sceneAttributes(scene: Scene): SceneAttributes {
-  const bg = scene.background;
-  return {
-    background:
-      bg.kind === "plain"
-        ? { kind: "plain", colour: bg.colour }
-        : { kind: "split", left: bg.left, right: bg.right },
-    objects: scene.objects.map((o) => ({
-      colour: o.colour,
-      shape: o.shape,
-      motion: o.motion,
-      size: o.size,
-      position: o.position,
-    })),
-    pan: scene.pan,
-  };
-}
-
 function objectPhrase(o: ObjectAttributes): string {
   const words: string[] = [];
   if (o.size && o.size !== "medium") words.push(o.size);
@@ -84,9 +68,11 @@ function objectPhrase(o: ObjectAttributes): string {
   return `${article} ${words.join(" ")}`;
 }
 
-/** The detailed caption of a scene (or of its attributes) in the world's one style. */
-export function captionScene(scene: Scene | SceneAttributes): string {
-  const attrs = "frames" in scene ? sceneAttributes(scene) : scene;
+/**
+ * The detailed caption of a scene's attributes in the world's one style (a world
+ * Scene is one: it has every attribute and more, which the caption leaves out).
+ */
+export function captionScene(attrs: SceneAttributes): string {
   const objs = attrs.objects.map(objectPhrase);
   const bgWords =
     attrs.background.kind === "plain"
