@@ -59,14 +59,18 @@ describe("tessera generate --gpus", () => {
   });
 
   it("rejects flags that do not go with --gpus", async () => {
-    let r = await gen("--gpus", "2", "--device", "cpu");
+    const r = await gen("--gpus", "2", "--device", "cpu");
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--gpus 2 picks the GPUs itself; drop --device cpu/);
   });
 
   it.runIf(noGpu)("on a machine without CUDA, --gpus 2 (and 1) fail with what to do, exit 1", async () => {
     // Conditioning (here --loop) runs over several GPUs too: only the missing GPUs stop it.
-    for (const args of [["--gpus", "2"], ["--gpus", "1"], ["--gpus", "2", "--loop"]]) {
+    for (const args of [
+      ["--gpus", "2"],
+      ["--gpus", "1"],
+      ["--gpus", "2", "--loop"],
+    ]) {
       const n = args[1] as string;
       const r = await gen(...args);
       expect(r.code).toBe(1);
