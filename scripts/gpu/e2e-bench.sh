@@ -16,6 +16,9 @@
 #   graph       the CUDA-graph step: `check.sh --no-sanitizer` (conformance, runtime and golden checks),
 #               the pipeline's graph-vs-eager generations, the demo model with and without the graph,
 #               the DiT step eager and as a graph. $OUT: graph-checks-<gpu>.json and check's files.
+#   compare     A/B on one machine: this tree against the commit staged by `prepare.sh --base REV`
+#               (.gpu/base), each built here; the DiT step (eager and graph) twice each, alternating,
+#               then one whole generation each (VAE bf16). $OUT: e2e-compare-<gpu>.json.  (~9 min)
 # Every part also leaves e2e-bench-logs.tgz (logs and each process's own JSON).
 # LIMIT_S (default 540): the run's time; torch.compile gets what is left.
 part=baseline
@@ -23,8 +26,8 @@ smoke=0
 for a in "$@"; do
   case "$a" in
     --smoke) smoke=1 ;;
-    baseline | dit | generation | vae | graph) part=$a ;;
-    *) echo "e2e-bench.sh: unknown argument '$a'; use baseline, dit, generation, vae or graph, and --smoke"; exit 2 ;;
+    baseline | dit | generation | vae | graph | compare) part=$a ;;
+    *) echo "e2e-bench.sh: unknown argument '$a'; use baseline, dit, generation, vae, graph or compare, and --smoke"; exit 2 ;;
   esac
 done
 suite=e2e-bench
@@ -46,7 +49,11 @@ else
   dev=cuda
   extra=()
   export TESSERA_CUDA_ARCHS="${TESSERA_CUDA_ARCHS:-90a}"
-  if [ "$part" = graph ]; then
+  if [ "$part" = compare ]; then
+    [ -f .gpu/base/commit ] || { echo "e2e-bench.sh compare: stage a baseline first: prepare.sh --base REV"; exit 1; }
+    build_native || { pack_logs; exit 1; }
+    build_native_at .gpu/base/tree/packages/native "$build_dir-base" || { pack_logs; exit 1; }
+  elif [ "$part" = graph ]; then
     # check.sh builds the addon (for these archs, NCCL add-on off) and writes its results to $OUT.
     bash scripts/gpu/check.sh --no-sanitizer 2>&1 | tail -30 | tee -a "$log"
   else
@@ -113,7 +120,49 @@ merge() {
     --date "$(now)" 2>&1 | tee -a "$log"
 }
 
+# side NAME: the environment and scripts of one side of `compare` ("base" or "this").
+side() {
+  if [ "$1" = base ]; then
+    export TESSERA_NATIVE_BUILD_DIR="$build_dir-base/Release" COMMIT_SIDE="$(cat .gpu/base/commit)"
+    js=.gpu/base
+  else
+    export TESSERA_NATIVE_BUILD_DIR="$build_dir/Release" COMMIT_SIDE="$COMMIT"
+    js=.gpu
+  fi
+}
+
 case "$part" in
+  compare)
+    for round in 1 2; do
+      for s in base this; do
+        side $s
+        say "== $s ($COMMIT_SIDE) DiT step, round $round ($(($(date +%s) - t0))s)"
+        timeout 150 node $js/ours.mjs --part dit --out "$raw/$s-dit-$round.json" --device cuda >> "$log" 2>&1
+        say "$s dit: rc=$?"
+      done
+    done
+    for s in base this; do
+      side $s
+      say "== $s ($COMMIT_SIDE) whole generation, VAE bf16 ($(($(date +%s) - t0))s)"
+      mkdir -p "$raw/$s-gen"
+      OUT="$raw/$s-gen" COMMIT="$COMMIT_SIDE" VAE_DTYPE=bf16 timeout 200 node $js/wan-e2e.mjs > "$logs/$s-gen.log" 2>&1
+      say "$s generation: rc=$?"
+      tail -8 "$logs/$s-gen.log" | tee -a "$log"
+    done
+    results merge "$out/e2e-compare-$gpu.json" date="$(now)" device="$gpu_name" commit="$COMMIT" \
+      base="$(cat .gpu/base/commit)" command="bash scripts/gpu/e2e-bench.sh compare" \
+      what="Wan2.1-1.3B DiT step (batch 2, 832x480x81, bf16; eager and CUDA graph) and whole 50-step generation (VAE bf16), this tree against base, built and run on one machine, alternating" \
+      --part base.dit1="$raw/base-dit-1.json" --part this.dit1="$raw/this-dit-1.json" \
+      --part base.dit2="$raw/base-dit-2.json" --part this.dit2="$raw/this-dit-2.json" \
+      --part base.generation="$raw/base-gen/wan-e2e.json" --part this.generation="$raw/this-gen/wan-e2e.json"
+    node -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const f = (x) => (x === undefined ? "-" : x.toFixed(1));
+      for (const s of ["base", "this"]) {
+        const d = [r[s]?.dit1, r[s]?.dit2];
+        console.log(`${s}: DiT step ${d.map((x) => f(x?.ms?.median)).join(" / ")} ms eager, ${d.map((x) => f(x?.graph?.median)).join(" / ")} ms graph; generation ${f(r[s]?.generation?.timings?.total)} ms (step ${f(r[s]?.generation?.timings?.step)} ms, decode ${f(r[s]?.generation?.timings?.decode)} ms)`);
+      }' "$out/e2e-compare-$gpu.json" | tee -a "$log"
+    ;;
   baseline | dit)
     if [ "$part" = dit ]; then
       ours_part dit --part dit

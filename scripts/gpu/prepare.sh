@@ -3,7 +3,9 @@
 # in .gpu/ (git-ignored; the device tool's carry [".gpu"]) what that host lacks: a Node binary,
 # the built JS of @tessera/native and @tessera/core (and core's tokenizer library), the Node-API
 # headers, and the commit the results will name. The addon itself is built there by the suites.
-#   bash scripts/gpu/prepare.sh [--demo-init DIR [--vae-only | --dit-from-model]]
+#   bash scripts/gpu/prepare.sh [--base REV] [--demo-init DIR [--vae-only | --dit-from-model]]
+# --base REV: also stage commit REV's native sources, built JS and end-to-end scripts in .gpu/base,
+#   for `e2e-bench.sh compare` (the same measurements of REV and of this tree on one machine).
 # --demo-init DIR: also stage a demo-training checkpoint to resume from (.gpu/demo-ckpt): DIR is a
 #   demo-training call's $OUT (DiT and text encoder in f32; the VAE goes in as float16, frozen after
 #   the first call, since the carry is limited to 64 MiB).
@@ -18,8 +20,10 @@ cd "$root"
 
 init=""
 mode=""
+base=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --base) base="${2:?--base takes a commit}"; shift ;;
     --demo-init) init="${2:?--demo-init takes the folder of the files a demo-training call wrote}"; shift ;;
     --vae-only | --dit-from-model) mode="$1" ;;
     *) echo "prepare.sh: unknown option '$1' (see the comment at the top of scripts/gpu/prepare.sh)"; exit 2 ;;
@@ -76,6 +80,29 @@ PY
   esac
 fi
 git describe --always --dirty > .gpu/commit
+
+# The baseline of `e2e-bench.sh compare`: REV's addon sources (built there), its JS packages and
+# its end-to-end scripts, each built in a throwaway worktree of REV.
+rm -rf .gpu/base
+if [ -n "$base" ]; then
+  rev=$(git rev-parse --verify "$base^{commit}")
+  wt=$(mktemp -d /tmp/tessera-base-XXXXXX)
+  git worktree add -q --detach "$wt" "$rev"
+  (cd "$wt" && pnpm install --frozen-lockfile --prefer-offline > /dev/null &&
+    pnpm --filter @tessera/native run build:ts > /dev/null && pnpm --filter @tessera/core run build > /dev/null)
+  mkdir -p .gpu/base/tree .gpu/base/node_modules/@tessera .gpu/base/node_modules/@huggingface
+  git archive "$rev" packages/native native | tar -x -C .gpu/base/tree
+  for p in native core; do
+    mkdir -p .gpu/base/node_modules/@tessera/$p
+    cp "$wt/packages/$p/package.json" .gpu/base/node_modules/@tessera/$p/
+    cp -rL "$wt/packages/$p/dist" .gpu/base/node_modules/@tessera/$p/dist
+  done
+  cp -rL "$wt/packages/core/node_modules/@huggingface/tokenizers" .gpu/base/node_modules/@huggingface/
+  find .gpu/base/node_modules -name '*.map' -delete
+  cp "$wt/benchmarks/e2e/ours.mjs" "$wt/benchmarks/gpu/wan-e2e.mjs" .gpu/base/
+  git rev-parse --short "$rev" > .gpu/base/commit
+  git worktree remove --force "$wt"
+fi
 
 # What travels: the tracked tree plus .gpu/, 64 MiB at most.
 kib_tree=$(git ls-files -z | du -c --files0-from=- -k 2> /dev/null | tail -1 | cut -f1)

@@ -57,20 +57,29 @@ done
 
 # build_native [--nccl]: the addon with CUDA into $build_dir (cuBLASLt where found), for
 # $TESSERA_CUDA_ARCHS (the CMake default, 90a;80, when unset). Without --nccl the NCCL add-on is
-# left out, so a measurement is of the addon alone. Log: $logs/build.log.
+# left out, so a measurement is of the addon alone.
 # shellcheck disable=SC2120 # the one argument is optional
 build_native() {
   if [ "${1:-}" = --nccl ]; then unset TESSERA_NO_NCCL; else export TESSERA_NO_NCCL=1; fi
-  local start rc
+  build_native_at packages/native "$build_dir"
+}
+
+# build_native_at SOURCE BUILD: the addon of the CMake project in SOURCE (a packages/native folder)
+# into BUILD, as build_native does. Log: $logs/build.log ($logs/build-<BUILD's name>.log for
+# another folder than $build_dir).
+build_native_at() {
+  local src=$1 dir=$2 start rc blog
+  blog="$logs/build.log"
+  [ "$dir" = "$build_dir" ] || blog="$logs/build-$(basename "$dir").log"
   start=$(date +%s)
-  say "== build (CUDA archs ${TESSERA_CUDA_ARCHS:-default})"
-  cmake -S packages/native -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  say "== build $src (CUDA archs ${TESSERA_CUDA_ARCHS:-default})"
+  cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_JS_INC="$root/.gpu/node-api-headers/include" \
-    -DNODE_ADDON_API_DIR="$root/.gpu/node-addon-api" > "$logs/build.log" 2>&1 &&
-    cmake --build "$build_dir" -j "$(nproc)" >> "$logs/build.log" 2>&1
+    -DNODE_ADDON_API_DIR="$root/.gpu/node-addon-api" > "$blog" 2>&1 &&
+    cmake --build "$dir" -j "$(nproc)" >> "$blog" 2>&1
   rc=$?
   say "build: rc=$rc in $(($(date +%s) - start))s"
-  grep -E "tessera:|error" "$logs/build.log" | head -40 | tee -a "$log"
+  grep -E "tessera:|error" "$blog" | head -40 | tee -a "$log"
   return $rc
 }
 
