@@ -7,10 +7,10 @@
 #   1. build for sm_90a, registers of the conv kernels;
 #   2. conformance against the CPU reference: every op on the default paths (with a trace of
 #      the conv kernel each call took); the conv cases with ws forced on the 128x128 / 128x96 /
-#      128x64 tiles, with the weight by cp.async instead of TMA, on the all-threads kernel
-#      (s4d2), and without the narrow kernel;
+#      128x64 tiles, with the weight by cp.async instead of TMA, and on the all-threads kernel
+#      (s4d2);
 #   3. compute-sanitizer memcheck and racecheck over the conv cases (default paths);
-#   4. the conv benchmark (cuDNN F.conv3d; ours: default, s4d2, narrow off), summary in
+#   4. the conv benchmark (cuDNN F.conv3d; ours: default, s4d2), summary in
 #      $OUT/conv-ws.json.
 # LIMIT_S (default 560); CONV_WS_BENCH_ONLY=1 skips steps 2 and 3 (a re-timing after a change
 # of kernel choice only). The earlier calls of this script while the kernels were built compared
@@ -29,7 +29,6 @@ for t in 128x128 128x96 128x64; do
 done
 conf ws-cpasync conv TESSERA_CUDA_CONV_WGMMA=ws TESSERA_CUDA_CONV_WS_TMA=0
 conf s4d2 conv TESSERA_CUDA_CONV_WGMMA=s4d2
-conf narrow-off conv TESSERA_CUDA_CONV_NARROW=0
 pack
 echo "== compute-sanitizer ($(left)s left)"
 san memcheck 60 conv
@@ -40,6 +39,5 @@ echo "== benchmark ($(left)s left)"
 bench_torch 30
 ours default 30
 ours s4d2 45 TESSERA_CUDA_CONV_WGMMA=s4d2
-ours narrow-off 80 TESSERA_CUDA_CONV_NARROW=0
-summary conv-ws.json default s4d2 narrow-off
+summary conv-ws.json default s4d2
 echo "total $(($(date +%s) - t0))s"

@@ -5,19 +5,18 @@
 # buffer when no tile walks more than 64 keys), the fused LayerNorm + modulate and the gated
 # residual beside it:
 #   1. build for sm_90a, registers of those kernels;
-#   2. conformance against the CPU reference: every op on the default paths, then the attention
-#      cases with two key buffers (TESSERA_CUDA_ATTN_KV_BUFS=2, the layout before);
+#   2. conformance against the CPU reference: every op on the default paths;
 #   3. compute-sanitizer: memcheck over the attention cases; racecheck over them on the mma.sync
 #      kernels (TESSERA_CUDA_ATTN=mma: every case, temporal included) and on the default paths
 #      (the Hopper wgmma kernel for bf16/f16 full and spatial attention), twice;
-#   4. the benchmark's temporal-attention, LayerNorm and gated-residual cases: PyTorch, ours by
-#      default and with two key buffers; summary in $OUT/membound.json.
+#   4. the benchmark's temporal-attention, LayerNorm and gated-residual cases: PyTorch and ours;
+#      summary in $OUT/membound.json.
 # LIMIT_S (default 560). The first call (at 2406bf5) also timed the heads of a tile in
 # neighbouring blocks and a LayerNorm holding its row raw (both removed: no faster).
 logname=membound-logs
 summary_py=benchmarks/kernels/attn_wgmma.py
 source "$(dirname "$0")/lib/gpu-bench.sh"
-unset TESSERA_CUDA_ATTN TESSERA_CUDA_ATTN_KV_BUFS
+unset TESSERA_CUDA_ATTN
 
 make_manifest() {
   python3 - "$1" "$2" << 'PY'
@@ -32,7 +31,6 @@ PY
 build "attn_tc_kernel|norm_warp_vec_kernel|gated_residual"
 echo "== conformance ($(left)s left)"
 conf all ""
-conf attn-2bufs attention TESSERA_CUDA_ATTN_KV_BUFS=2
 pack
 echo "== compute-sanitizer ($(left)s left)"
 san memcheck 70 attention
@@ -43,6 +41,5 @@ SAN_NAME=attention-default-2 san racecheck 70 attention
 echo "== benchmark ($(left)s left)"
 bench_torch 30
 ours default 40
-ours 2bufs 80 TESSERA_CUDA_ATTN_KV_BUFS=2
-summary membound.json default 2bufs
+summary membound.json default
 echo "total $(($(date +%s) - t0))s"

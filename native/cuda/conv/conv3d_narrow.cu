@@ -166,14 +166,13 @@ __global__ void __launch_bounds__(kThreads, 2) conv_narrow_kernel(const igemm::P
 
 }  // namespace
 
-bool conv3d_narrow(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name) {
-  const bool trace = igemm::trace_on();
+bool conv3d_narrow(const Conv3dArgs& a, int64_t prev_frames, const ConvPlan& plan, const ExecCtx& ctx,
+                   const char* name) {
+  const bool trace = plan.trace;
   auto refuse = [&](const char* why) {
     if (trace) std::fprintf(stderr, "[tessera conv] %s: narrow not taken (%s)\n", name, why);
     return false;
   };
-  if (const char* e = std::getenv("TESSERA_CUDA_CONV_NARROW"); e && std::strcmp(e, "0") == 0)
-    return refuse("TESSERA_CUDA_CONV_NARROW=0");
   if (a.dtype != DType::BF16 && a.dtype != DType::F16) return refuse("dtype is not bf16/f16");
   if (a.cout > 8) return refuse("Cout > 8");
   if (a.stride_t != 1 || a.stride_h != 1 || a.stride_w != 1) return refuse("stride is not 1");

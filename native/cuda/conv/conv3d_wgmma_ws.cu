@@ -216,7 +216,7 @@ void launch(Params p, const WsOptions& o, int sms, cudaStream_t s, const char* n
   const int64_t tiles = (p.M + kBM - 1) / kBM * p.tiles_n;
   if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
   const int64_t grid = tiles < sms ? tiles : sms;
-  if (trace_on())
+  if (o.trace)
     std::fprintf(stderr, "[tessera conv] %s: ws grid %lld (tiles %lld, tma %d)\n", name, static_cast<long long>(grid),
                  static_cast<long long>(tiles), tma ? 1 : 0);
   TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));

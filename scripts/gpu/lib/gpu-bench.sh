@@ -15,7 +15,7 @@ pack() { tar czf "$final/$logname.tgz" -C "$out" . 2>/dev/null; }
 export TESSERA_CUDA_ARCHS="${TESSERA_CUDA_ARCHS:-90a}" TESSERA_NO_NCCL=1
 export COMMIT="$(cat .gpu/commit 2>/dev/null || git describe --always --dirty 2>/dev/null || echo unknown)"
 unset TESSERA_CUDA_CONV TESSERA_CUDA_CONV_TILE TESSERA_CUDA_CONV_TRACE TESSERA_CUDA_CONV_WGMMA \
-  TESSERA_CUDA_CONV_WS_TMA TESSERA_CUDA_CONV_NARROW
+  TESSERA_CUDA_CONV_WS_TMA
 runner=.gpu/native-dist/testing/run-conformance.js
 work=/tmp/kbench
 
