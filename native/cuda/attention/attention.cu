@@ -127,14 +127,6 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
     p.rope_off1 = static_cast<int>(a.rope_offset[1]);
     p.rope_off2 = static_cast<int>(a.rope_offset[2]);
     p.rope_theta = a.rope_theta;
-    // Table layout: axis a holds grid[a] coordinates x rope_dims[a]/2 pairs.
-    int64_t entries = 0;
-    for (int i = 0; i < 3; ++i) {
-      p.tab_off[i] = static_cast<int>(std::min<int64_t>(entries, 1 << 30));
-      p.tab_half[i] = static_cast<int>(a.rope_dims[i] / 2);
-      entries += a.grid[i] * (a.rope_dims[i] / 2);
-    }
-    p.rope_tab = entries <= (1 << 20) ? static_cast<int>(entries) : 0;  // launch_tc may still drop it
   }
   p.key_lengths = a.key_lengths;
   p.bias = a.bias;
@@ -155,7 +147,6 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
     p.q = rotated.q->ptr;
     if (rotated.k) p.k = rotated.k->ptr;
     p.rope = 0;
-    p.rope_tab = 0;
   }
   p.vec = (a.head_dim % 8 == 0) && aligned16(p.q) && aligned16(p.k) && aligned16(a.v) && aligned16(a.o);
 

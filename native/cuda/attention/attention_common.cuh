@@ -34,9 +34,6 @@ struct AttnParams {
   int rope_d0, rope_d1, rope_d2;
   int rope_off0, rope_off1, rope_off2;
   float rope_theta;
-  int rope_tab;                 // entries of the shared-memory cos/sin table (0 = compute inline)
-  int rope_tab_half;            // table holds half2 (cos, sin) instead of float2 (when float2 won't fit)
-  int tab_half[3], tab_off[3];  // per axis: pairs, and first table entry
   // masking / bias
   const int32_t* key_lengths;
   const float* bias;
@@ -78,15 +75,6 @@ __device__ __forceinline__ int key_token(const AttnParams& p, int g0, int c, int
   return (tok < p.lk && tok < key_len) ? static_cast<int>(tok) : -1;
 }
 
-
-// sin/cos of an angle of any size: reduce to [-pi, pi] (two-part 2*pi), then the fast
-// intrinsic (abs error ~2^-21 there).
-__device__ __forceinline__ void sincos_reduced(float a, float* s, float* c) {
-  const float k = rintf(a * 0.15915494309189535f);
-  float r = fmaf(-k, 6.28318548202514648f, a);
-  r = fmaf(-k, -1.7484556e-7f, r);
-  __sincosf(r, s, c);
-}
 
 struct Coord {
   int f, h, w;

@@ -23,6 +23,15 @@ __device__ __forceinline__ void rope_pair_info(const AttnParams& p, int pair, in
 }
 
 
+// sin/cos of an angle of any size: reduce to [-pi, pi] (two-part 2*pi), then the fast
+// intrinsic (abs error ~2^-21 there).
+__device__ __forceinline__ void sincos_reduced(float a, float* s, float* c) {
+  const float k = rintf(a * 0.15915494309189535f);
+  float r = fmaf(-k, 6.28318548202514648f, a);
+  r = fmaf(-k, -1.7484556e-7f, r);
+  __sincosf(r, s, c);
+}
+
 struct RopePos {
   float f, h, w;
 };

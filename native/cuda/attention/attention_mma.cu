@@ -6,10 +6,8 @@
 // 32/64/96/128/192/256.
 //
 // Per key tile: [issue cp.async of the NEXT K/V tile into the other buffer] [wait for
-// this tile] [barrier] [RoPE-rotate this K tile in place] [barrier] [S = Q K^T, masks,
-// online softmax, O += P V] [barrier]. RoPE cos/sin come from a per-block shared table
-// indexed by (axis, coordinate, pair) when it fits, else are computed inline.
-#include <algorithm>
+// this tile] [barrier] [S = Q K^T, masks, online softmax, O += P V] [barrier]. RoPE is not
+// applied here: with rope on, the dispatcher has rotated Q and K once (attention_rope.cu).
 #include <string>
 
 #include "cuda/attention/attention_kernels.h"
@@ -35,73 +33,10 @@ struct TcLayout {
   static constexpr size_t KV_BYTES = static_cast<size_t>(BC) * LD * 2;  // one buffer of K or V
   static constexpr size_t OFF_K = Q_BYTES;
   static constexpr size_t OFF_V = OFF_K + NBUF * KV_BYTES;
-  static constexpr size_t OFF_INVD = OFF_V + NBUF * KV_BYTES;              // double[DP/2]
-  static constexpr size_t OFF_PAIR = OFF_INVD + (DP / 2) * sizeof(double);  // 3 int + 1 float [DP/2]
-  static constexpr size_t OFF_TOK = OFF_PAIR + (DP / 2) * 16;               // ints
-  static constexpr size_t TOK_INTS = 2 * BR + 10 * BC;
-  static constexpr size_t OFF_TAB = (OFF_TOK + TOK_INTS * 4 + 15) / 16 * 16;  // float2[rope_tab]
-  static size_t bytes(int tab_entries, int entry_bytes) {
-    return OFF_TAB + static_cast<size_t>(tab_entries) * entry_bytes;
-  }
+  static constexpr size_t OFF_TOK = OFF_V + NBUF * KV_BYTES;  // ints: query tokens and groups, key ones [2][BC]
+  static constexpr size_t TOK_INTS = 2 * BR + 4 * BC;
+  static constexpr size_t BYTES = OFF_TOK + TOK_INTS * 4;
 };
-
-// Shared per-pair RoPE data (see TcLayout).
-struct PairInfo {
-  const int* axis;     // 0 frame, 1 height, 2 width, 3 not rotated
-  const int* base;     // table entry of coordinate 0
-  const int* stride;   // table entries per coordinate step
-  const float* invf;   // inverse frequency (inline path)
-  const float2* tab;   // cos, sin
-};
-
-// RoPE data of the 4 channel pairs of one 8-channel chunk, in registers.
-struct ChunkPairs {
-  int ax[4];      // 0 frame, 1 height, 2 width, 3 not rotated
-  int base[4];    // table entry of coordinate 0
-  int stride[4];  // table entries per coordinate step
-};
-
-__device__ __forceinline__ ChunkPairs chunk_pairs(int d0, const PairInfo& pi) {
-  ChunkPairs c;
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const int pair = d0 / 2 + e;
-    c.ax[e] = pi.axis[pair];
-    c.base[e] = pi.base[pair];
-    c.stride[e] = pi.stride[pair];
-  }
-  return c;
-}
-
-// Rotates the 4 channel pairs packed in w (channels d0 .. d0+7) of a token at `co`.
-template <class T>
-__device__ __forceinline__ void rope_words(uint32_t (&w)[4], int d0, const Coord& co, const AttnParams& p,
-                                           const PairInfo& pi, const ChunkPairs& cp) {
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const int ax = cp.ax[e];
-    if (ax == 3) continue;
-    const int coord = ax == 0 ? co.f : (ax == 1 ? co.h : co.w);
-    float sn, cs;
-    if (p.rope_tab) {
-      const int idx = cp.base[e] + coord * cp.stride[e];
-      if (p.rope_tab_half) {
-        const float2 t = __half22float2(reinterpret_cast<const __half2*>(pi.tab)[idx]);
-        cs = t.x;
-        sn = t.y;
-      } else {
-        const float2 t = pi.tab[idx];
-        cs = t.x;
-        sn = t.y;
-      }
-    } else {
-      const int off = ax == 0 ? p.rope_off0 : (ax == 1 ? p.rope_off1 : p.rope_off2);
-      sincos_reduced(static_cast<float>(coord + off) * pi.invf[d0 / 2 + e], &sn, &cs);
-    }
-    const float2 x = tc::unpack2<T>(w[e]);
-    w[e] = tc::pack2<T>(x.x * cs - x.y * sn, x.x * sn + x.y * cs);
-  }
-}
 
 // 8 channels [d0, d0+8) of one token row (global, `row` = start of the row), zero beyond D.
 template <class T>
@@ -140,20 +75,10 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
   T* Qs = reinterpret_cast<T*>(smem_raw);
   T* Ks = reinterpret_cast<T*>(smem_raw + L::OFF_K);  // [NBUF][BC][LD]
   T* Vs = reinterpret_cast<T*>(smem_raw + L::OFF_V);  // [NBUF][BC][LD]
-  double* invf_d = reinterpret_cast<double*>(smem_raw + L::OFF_INVD);
-  int* pair_axis = reinterpret_cast<int*>(smem_raw + L::OFF_PAIR);
-  int* pair_base = pair_axis + DP / 2;
-  int* pair_stride = pair_base + DP / 2;
-  float* pair_invf = reinterpret_cast<float*>(pair_stride + DP / 2);
   int* qtok = reinterpret_cast<int*>(smem_raw + L::OFF_TOK);
   int* qlg = qtok + kBR;
   int* ktok = qlg + kBR;  // [2][BC]
   int* klg = ktok + 2 * BC;
-  int* kcf = klg + 2 * BC;
-  int* kch = kcf + 2 * BC;
-  int* kcw = kch + 2 * BC;
-  float2* tab = reinterpret_cast<float2*>(smem_raw + L::OFF_TAB);
-  const PairInfo pi{pair_axis, pair_base, pair_stride, pair_invf, tab};
 
   const int tid = threadIdx.x;
   const int lane = tid & 31, warp = tid >> 5;
@@ -163,7 +88,6 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
   const int h = blockIdx.y;
   const int b = blockIdx.z;
   const int D = p.dim;
-  const bool rope = p.rope != 0;
   const bool vec = p.vec != 0;
   const int g0 = (tile / p.tiles_per_group) * p.per_tile;
 
@@ -182,8 +106,7 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
 
   const int nk = tile_keys(p, tile, key_len);
 
-  // Copies key tile c0 (raw; RoPE comes later, in place) into buffer buf; returns whether
-  // every key this thread touched is valid.
+  // Copies key tile c0 into buffer buf; returns whether every key this thread touched is valid.
   auto issue = [&](int buf, int c0) -> bool {
     bool ok = true;
     T* kb = Ks + buf * (BC * LD);
@@ -197,12 +120,6 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
       if (d0 == 0) {
         ktok[buf * BC + c] = tok;
         klg[buf * BC + c] = lg;
-        if (rope && tok >= 0) {
-          const Coord co = token_coord(p, tok);
-          kcf[buf * BC + c] = co.f;
-          kch[buf * BC + c] = co.h;
-          kcw[buf * BC + c] = co.w;
-        }
       }
       T* kd = kb + c * LD + d0;
       T* vd = vb + c * LD + d0;
@@ -226,9 +143,9 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
     return ok;
   };
 
-  // Without fused RoPE, the Q tile is copied asynchronously in the same group as key tile 0
-  // (the first loop iteration waits for both); with it, Q is loaded and rotated below.
-  const bool q_async = vec && !rope;
+  // With 16-byte accesses the Q tile is copied asynchronously in the same group as key tile 0
+  // (the first loop iteration waits for both); otherwise it is loaded below.
+  const bool q_async = vec;
   if (q_async) {
     for (int idx = tid; idx < kBR * CH; idx += kThreads) {
       const int r = idx / CH, d0 = (idx % CH) * 8;
@@ -239,67 +156,19 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
       else tc::cp_async16(dst, qbase + static_cast<int64_t>(tok) * row_stride + d0, 16);
     }
   }
-  // Key tile 0 is in flight while the RoPE tables are built (and Q is loaded).
+  // Key tile 0 is in flight while the row tokens are set up (and Q is loaded).
   bool ok_pending = nk > 0 ? issue(0, 0) : true;
   tc::cp_async_commit();
 
-  // ---- per-block setup: row tokens, RoPE tables ----
+  // ---- per-block setup: row tokens ----
   if (tid < kBR) {
     int lg;
     qtok[tid] = query_token(p, tile, tid, kBR, &lg);
     qlg[tid] = lg;
   }
-  if (rope) {
-    for (int i = tid; i < DP / 2; i += kThreads) {
-      const int d = 2 * i;
-      int ax, ia, dax;
-      if (d < p.rope_d0) { ax = 0; ia = i; dax = p.rope_d0; }
-      else if (d < p.rope_d0 + p.rope_d1) { ax = 1; ia = i - p.rope_d0 / 2; dax = p.rope_d1; }
-      else if (d < p.rope_d0 + p.rope_d1 + p.rope_d2) { ax = 2; ia = i - (p.rope_d0 + p.rope_d1) / 2; dax = p.rope_d2; }
-      else { ax = 3; ia = 0; dax = 1; }
-      pair_axis[i] = ax;
-      if (ax == 3) {
-        pair_base[i] = 0;
-        pair_stride[i] = 0;
-        pair_invf[i] = 0.f;
-        invf_d[i] = 0.0;
-      } else {
-        const double f = pow(static_cast<double>(p.rope_theta), -2.0 * ia / static_cast<double>(dax));
-        invf_d[i] = f;
-        pair_invf[i] = static_cast<float>(f);
-        pair_base[i] = p.tab_off[ax] + ia;
-        pair_stride[i] = p.tab_half[ax];
-      }
-    }
-    if (p.rope_tab) {
-      __syncthreads();
-      for (int e = tid; e < p.rope_tab; e += kThreads) {
-        const int ax = e < p.tab_off[1] ? 0 : (e < p.tab_off[2] ? 1 : 2);
-        const int local = e - p.tab_off[ax];
-        const int coord = local / p.tab_half[ax];
-        const int ia = local - coord * p.tab_half[ax];
-        const int first = ax == 0 ? 0 : (ax == 1 ? p.rope_d0 : p.rope_d0 + p.rope_d1);
-        const int off = ax == 0 ? p.rope_off0 : (ax == 1 ? p.rope_off1 : p.rope_off2);
-        // Angle in double (positions times low frequencies reach large angles), as a
-        // multiple of pi reduced to [-1, 1] before the single-precision sincospi.
-        const double half_turns = static_cast<double>(coord + off) * invf_d[first / 2 + ia] * 0.3183098861837907;
-        const float r = static_cast<float>(half_turns - 2.0 * rint(0.5 * half_turns));
-        float sn, cs;
-        sincospif(r, &sn, &cs);
-        if (p.rope_tab_half) reinterpret_cast<__half2*>(tab)[e] = __floats2half2_rn(cs, sn);
-        else tab[e] = make_float2(cs, sn);
-      }
-    }
-  }
   __syncthreads();
-  // When the chunk loops below give every thread one fixed channel chunk, its pairs' RoPE
-  // data stays in registers.
-  constexpr bool kFixedChunk = kThreads % CH == 0;
-  ChunkPairs my_pairs{};
-  if (kFixedChunk && rope) my_pairs = chunk_pairs((tid % CH) * 8, pi);
 
-
-  // ---- Q tile (rotated), synchronous ----
+  // ---- Q tile, synchronous (scalar accesses) ----
   for (int idx = tid; idx < (q_async ? 0 : kBR * CH); idx += kThreads) {
     const int r = idx / CH, d0 = (idx % CH) * 8;
     T* dst = Qs + r * LD + d0;
@@ -309,11 +178,9 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
     } else {
       uint32_t w[4];
       load_words<T>(w, qbase + tok * row_stride, d0, D, vec);
-      if (rope) rope_words<T>(w, d0, token_coord(p, tok), p, pi, kFixedChunk ? my_pairs : chunk_pairs(d0, pi));
       store_words(dst, w);
     }
   }
-
 
   // This thread's two rows within the tile, their tokens and local groups.
   const int row0 = warp * 16 + g, row1 = row0 + 8;
@@ -340,20 +207,6 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
     const T* vb = Vs + buf * (BC * LD);
     const int* kt_s = ktok + buf * BC;
     const int* kl_s = klg + buf * BC;
-
-    if (rope) {  // rotate this K tile in place
-      T* kr = Ks + buf * (BC * LD);
-      for (int idx = tid; idx < BC * CH; idx += kThreads) {
-        const int c = idx / CH, d0 = (idx % CH) * 8;
-        if (kt_s[c] < 0 || d0 >= D) continue;
-        uint4 raw = *reinterpret_cast<const uint4*>(kr + c * LD + d0);
-        uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
-        rope_words<T>(w, d0, Coord{kcf[buf * BC + c], kch[buf * BC + c], kcw[buf * BC + c]}, p, pi,
-                      kFixedChunk ? my_pairs : chunk_pairs(d0, pi));
-        store_words(kr + c * LD + d0, w);
-      }
-      __syncthreads();
-    }
 
     // ---- S = Q K^T (this warp: 16 rows x BC keys) ----
     float s[NT_S][4];
@@ -493,63 +346,25 @@ __global__ void __launch_bounds__(NW * 32, NBUF == 1 ? 4 : 1) attn_tc_kernel(Att
   }
 }
 
-struct SmemLimits {
-  int per_sm = 0;     // shared memory per multiprocessor
-  int per_block = 0;  // opt-in maximum for one block
-};
-
-SmemLimits smem_limits() {
-  int dev = 0;
-  SmemLimits l;
+// The opt-in maximum of shared memory for one block on the current device.
+int smem_per_block() {
+  int dev = 0, bytes = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&l.per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&l.per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
     cudaGetLastError();
-    l.per_sm = 100 * 1024;
-    l.per_block = 99 * 1024;
+    bytes = 99 * 1024;
   }
-  return l;
+  return bytes;
 }
 
-
 template <class T, int DP, int BC, int NW, int NBUF = 2>
-void launch_tc(AttnParams p, dim3 grid, cudaStream_t stream) {
-  using L = TcLayout<DP, BC, NW, NBUF>;
+void launch_tc(const AttnParams& p, dim3 grid, cudaStream_t stream) {
   auto kern = attn_tc_kernel<T, DP, BC, NW, NBUF>;
-  const SmemLimits lim = smem_limits();
-  // RoPE cos/sin table: float2 entries when they fit next to the fixed part without costing
-  // a resident block per multiprocessor, else half2 entries on the same terms, else sin/cos
-  // computed inline.
-  if (p.rope_tab > 0) {
-    TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, lim.per_block));
-    int blocks = 1;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kern, NW * 32, L::bytes(0, 0)) != cudaSuccess) {
-      cudaGetLastError();
-      blocks = 1;
-    }
-    blocks = std::max(blocks, 1);
-    const size_t per_block_share = static_cast<size_t>(std::max(lim.per_sm / blocks - 1024, 0));
-    const size_t budget = std::min(per_block_share, static_cast<size_t>(lim.per_block));
-    // Building an entry costs a few inline rotations: skip the table when a block rotates
-    // few channel pairs (small groups, e.g. temporal attention over a few frames).
-    const int64_t keys_per_block = static_cast<int64_t>(std::min(p.per_tile, p.groups)) * p.gsk;
-    const int64_t rotations = (L::BR + keys_per_block) * static_cast<int64_t>(p.dim / 2);
-    if (static_cast<int64_t>(p.rope_tab) * 4 > rotations) p.rope_tab = 0;
-    if (p.rope_tab == 0) {
-      // inline sin/cos
-    } else if (L::bytes(p.rope_tab, 8) <= budget) {
-      p.rope_tab_half = 0;
-    } else if (L::bytes(p.rope_tab, 4) <= budget) {
-      p.rope_tab_half = 1;
-    } else {
-      p.rope_tab = 0;
-    }
-    if (L::bytes(p.rope_tab, p.rope_tab_half ? 4 : 8) > static_cast<size_t>(lim.per_block)) p.rope_tab = 0;
-  }
-  const size_t smem = L::bytes(p.rope_tab, p.rope_tab_half ? 4 : 8);
-  if (smem > static_cast<size_t>(lim.per_block))
+  constexpr size_t smem = TcLayout<DP, BC, NW, NBUF>::BYTES;
+  const int limit = smem_per_block();
+  if (smem > static_cast<size_t>(limit))
     throw DeviceError("attention: needs " + std::to_string(smem) + " bytes of shared memory per block, the device allows " +
-                      std::to_string(lim.per_block));
+                      std::to_string(limit));
   if (smem > 48 * 1024)
     TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   kern<<<grid, NW * 32, smem, stream>>>(p);

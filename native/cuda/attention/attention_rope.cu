@@ -14,15 +14,12 @@ namespace tessera {
 namespace attn {
 namespace {
 
-// Writes RoPE-rotated copies of Q and K (same [B, L, H, D] layout and dtype) so that the
-// attention kernel runs with rope off: the fused path re-rotates each K tile in every query
-// block that loads it (Lq / BR times per key), this rotates each element once. The math is
-// the fused kernel's table path exactly: inverse frequency theta^(-2i/d_axis) in double,
-// angle (coord + offset) * invf in double as a multiple of pi reduced to [-1, 1], then the
-// single-precision sincospif; (x0, x1) -> (x0 cos - x1 sin, x0 sin + x1 cos) in fp32,
-// rounded to T (as the fused path rounds its rotated shared tile to T). Channels past
-// dt + dh + dw are copied unchanged. Grid: x = work chunks (grid-stride), y = tensor
-// (0 = Q, 1 = K).
+// Math, as the CPU reference's (angle in double, cos/sin as float): inverse frequency
+// theta^(-2i/d_axis) in double, angle (coord + offset) * invf in double as a multiple of pi
+// reduced to [-1, 1], then the single-precision sincospif (positions times low frequencies
+// reach large angles, which fp32 alone would get wrong); (x0, x1) -> (x0 cos - x1 sin,
+// x0 sin + x1 cos) in fp32, rounded to T. Channels past dt + dh + dw are copied unchanged.
+// Grid: x = work chunks (grid-stride), y = tensor (0 = Q, 1 = K).
 struct RopePrepass {
   const void* src[2];
   void* dst[2];
@@ -53,7 +50,7 @@ __global__ void __launch_bounds__(256) rope_prepass_kernel(RopePrepass rp, AttnP
   const int64_t rows = rp.rows[which];
   const int L = rp.len[which];
   const int H = p.heads;
-  // cos/sin of pair pr at coordinate coord of its axis (the fused kernel's table entry).
+  // cos/sin of pair pr at coordinate coord of its axis.
   auto cossin = [&](int pr, const Coord& co, float* cs, float* sn) {
     const int ax = pair_ax[pr];
     const int coord = ax == 0 ? co.f : (ax == 1 ? co.h : co.w);

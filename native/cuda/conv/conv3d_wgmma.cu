@@ -20,13 +20,13 @@
 #include <string>
 #include <type_traits>
 
-#include "../common/dtype.cuh"
-#include "../common/sm90.cuh"
-#include "../common/sm90_probe.h"
-#include "../common/vec.cuh"
-#include "../common/wgmma_ops.cuh"
-#include "../gemm/mma.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/sm90.cuh"
+#include "cuda/common/sm90_probe.h"
+#include "cuda/common/vec.cuh"
+#include "cuda/common/wgmma_ops.cuh"
+#include "cuda/gemm/mma.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "conv_gemm.h"
 #include "conv_igemm.cuh"
 #include "conv_igemm_host.h"
@@ -196,9 +196,8 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ConvPlan& plan
 
   // Output-channel tile: the one of 192 / 128 / 96 / 64 that pads Cout least (ties: the wider:
   // m64n192 does more math per byte of shared memory read than m64n128).
-  // The plan may force one. (Narrower tiles for
-  // small M, as the mma.sync kernel picks, were slower here: 0.275 vs 0.224 ms at 60x104x1f; so
-  // was a split of K into 4 with fp32 partials: 0.191 vs 0.155 ms.)
+  // The plan may force one. Unlike the mma.sync kernel, no narrower tile for small M (slower
+  // here: NOTES.md).
   // At K <= 256 (few k-steps) two 128-wide blocks per SM beat one 192-wide (0.047 vs 0.056 ms on
   // the 1x1x1 shortcut 192 -> 384).
   int bn = p.K > 4 * kWgBK ? 192 : 128;
