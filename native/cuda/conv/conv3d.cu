@@ -6,10 +6,10 @@
 #include <cstring>
 #include <string>
 
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../conv/conv_gemm.h"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/conv/conv_gemm.h"
+#include "cuda/runtime/cuda_backend.h"
 
 namespace tessera {
 namespace {

@@ -22,10 +22,10 @@
 #include <cstring>
 #include <string>
 
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../gemm/mma.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/gemm/mma.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "conv_gemm.h"
 #include "conv_igemm_host.h"
 

@@ -14,8 +14,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "../common/dtype.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "cuda/runtime/kernel_choice.h"
 #include "mma.cuh"
 #include "tessera/kernels/gemm.h"

@@ -6,11 +6,11 @@
 //   else C <= 1024: one warp per row, the row in registers;
 //   larger C:  one block per row, the row in shared memory (or re-read from global
 //              memory when it does not fit in 48 KB).
-#include "../common/dispatch.cuh"
-#include "../common/dtype.cuh"
-#include "../common/reduce.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dispatch.cuh"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/reduce.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/norm.h"
 
 namespace tessera {

@@ -119,7 +119,7 @@ CudaBackend::CudaBackend(int index)
 #endif
 }
 
-CudaBackend::~CudaBackend() = default;  // never destroyed: see devices.cc
+CudaBackend::~CudaBackend() = default;  // never destroyed: see native/runtime/devices.cc
 
 void CudaBackend::refuse_during_capture(const char* what) const {
   if (capturing_.load())

@@ -8,17 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "../op.h"
+#include "ops/op.h"
+#include "tessera/devices.h"
 #include "tessera/kernels/elementwise.h"
 #include "tessera/kernels/embed.h"
 #include "tessera/kernels/resample.h"
 
 namespace tessera {
-
-// The addon's device registry (packages/native/src/addon/devices.cc): factories have no
-// input tensor to take a backend from, so they look one up by name.
-Backend* get_backend(const std::string& device);
-
 namespace {
 
 
