@@ -75,7 +75,6 @@ __device__ __forceinline__ int key_token(const AttnParams& p, int g0, int c, int
   return (tok < p.lk && tok < key_len) ? static_cast<int>(tok) : -1;
 }
 
-
 struct Coord {
   int f, h, w;
 };

@@ -22,7 +22,6 @@ __device__ __forceinline__ void rope_pair_info(const AttnParams& p, int pair, in
   *inv_freq = ax == 3 ? 0.f : powf(p.rope_theta, -2.f * static_cast<float>(i) / static_cast<float>(dax));
 }
 
-
 // sin/cos of an angle of any size: reduce to [-pi, pi] (two-part 2*pi), then the fast
 // intrinsic (abs error ~2^-21 there).
 __device__ __forceinline__ void sincos_reduced(float a, float* s, float* c) {

@@ -56,7 +56,6 @@ __device__ __forceinline__ void load_words(uint32_t (&w)[4], const T* row, int d
   }
 }
 
-
 __device__ __forceinline__ void store_zero16(void* dst) { *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u); }
 
 template <class T, int DP, int BC, int NW, int NBUF>

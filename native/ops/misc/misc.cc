@@ -17,7 +17,6 @@
 namespace tessera {
 namespace {
 
-
 void check_float_dtype(const std::string& op, const char* arg, const Tensor& t) {
   check_dtype(op, arg, t, {DType::F32, DType::BF16, DType::F16});
 }
