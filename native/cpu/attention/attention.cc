@@ -17,7 +17,7 @@
 #include <memory>
 #include <vector>
 
-#include "../runtime/cpu_backend.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "tessera/kernels/attention.h"
 
 namespace tessera {

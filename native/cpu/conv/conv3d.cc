@@ -1,9 +1,9 @@
 // CPU "conv3d" (f32).
 #include <algorithm>
 
-#include "../gemm/gemm_f32.h"
-#include "../gemm/pack_f32.h"
-#include "../runtime/cpu_backend.h"
+#include "cpu/gemm/gemm_f32.h"
+#include "cpu/gemm/pack_f32.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "conv3d_f32.h"
 
 namespace tessera {

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "../common/activation.h"
-#include "../runtime/cpu_backend.h"
+#include "cpu/common/activation.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "tessera/kernels/elementwise.h"
 
 namespace tessera {

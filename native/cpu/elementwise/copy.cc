@@ -2,7 +2,7 @@
 // two of f32/bf16/f16/i32/u8. Behind contiguous(), cast, permute, slice and concat.
 #include <algorithm>
 
-#include "../runtime/cpu_backend.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "tessera/kernels/elementwise.h"
 
 namespace tessera {

@@ -10,8 +10,8 @@
 #include <immintrin.h>
 #endif
 
-#include "../common/activation.h"
-#include "../runtime/thread_pool.h"
+#include "cpu/common/activation.h"
+#include "cpu/runtime/thread_pool.h"
 
 namespace tessera {
 namespace {

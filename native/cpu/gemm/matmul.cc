@@ -1,6 +1,6 @@
 // CPU "matmul" (f32): plain and transposed row-major operands packed for the
 // shared GEMM engine (gemm_f32.h).
-#include "../runtime/cpu_backend.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "gemm_f32.h"
 #include "pack_f32.h"
 #include "tessera/kernels/gemm.h"

@@ -2,7 +2,7 @@
 // the float ones), so factories need no cast afterwards on the CPU either.
 #include <algorithm>
 
-#include "../runtime/cpu_backend.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "tessera/kernels/elementwise.h"
 #include "tessera/kernels/embed.h"
 #include "tessera/rng.h"

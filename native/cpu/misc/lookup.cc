@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "../runtime/cpu_backend.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "tessera/kernels/embed.h"
 #include "tessera/kernels/resample.h"
 

@@ -8,8 +8,8 @@
 #include <cmath>
 #include <vector>
 
-#include "../common/activation.h"
-#include "../runtime/cpu_backend.h"
+#include "cpu/common/activation.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "tessera/kernels/norm.h"
 
 namespace tessera {

@@ -1,8 +1,8 @@
 // CPU "patch_embed3d" (f32) and "unpatchify3d".
 #include <cstring>
 
-#include "../conv/conv3d_f32.h"
-#include "../runtime/cpu_backend.h"
+#include "cpu/conv/conv3d_f32.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "tessera/kernels/patch.h"
 
 namespace tessera {

@@ -35,9 +35,9 @@
 #include <cmath>
 #include <cstdint>
 
-#include "../gemm/mma.cuh"
-#include "../common/sm90.cuh"
-#include "../common/wgmma_ops.cuh"
+#include "cuda/gemm/mma.cuh"
+#include "cuda/common/sm90.cuh"
+#include "cuda/common/wgmma_ops.cuh"
 
 namespace tessera {
 namespace sm90 {
@@ -389,7 +389,7 @@ __global__ void __launch_bounds__((NCWG + 1) * 128, 1)
 }  // namespace tessera
 
 // ---- host side ----------------------------------------------------------------------
-#include "../runtime/cuda_backend.h"
+#include "cuda/runtime/cuda_backend.h"
 
 namespace tessera {
 namespace sm90 {

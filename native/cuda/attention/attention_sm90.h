@@ -3,14 +3,23 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include "cuda/runtime/kernel_choice.h"
 #include "tessera/kernels/attention.h"
 
 namespace tessera {
+
+// What the dispatcher hands the wgmma kernel from the kernel choice.
+struct WgmmaAttnPlan {
+  AttnSchedule schedule = AttnSchedule::Default;  // Default: ping-pong
+  int warpgroups_d64 = 3;                         // consumer warpgroups at head dim 64 (2 or 3)
+  bool trace = false;                             // stderr line per call: this kernel, or why not
+};
 
 // Runs bf16/f16 attention `a` with the wgmma kernel when it covers the case (and the device
 // runs sm_90a code) and returns true; returns false with nothing launched otherwise, and the
 // caller runs its own kernel. q and k are the tensors to read (RoPE already applied: the
 // pre-pass copies when a.rope is set); everything else comes from `a`.
-bool attention_sm90(const AttentionArgs& a, const void* q, const void* k, cudaStream_t stream);
+bool attention_sm90(const AttentionArgs& a, const void* q, const void* k, const WgmmaAttnPlan& plan,
+                    cudaStream_t stream);
 
 }  // namespace tessera

@@ -6,10 +6,10 @@
 #include <cstring>
 #include <string>
 
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../conv/conv_gemm.h"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/conv/conv_gemm.h"
+#include "cuda/runtime/cuda_backend.h"
 
 namespace tessera {
 namespace {
@@ -369,17 +369,18 @@ void conv3d_gemm(const Conv3dArgs& a, const ExecCtx& ctx, const char* name) {
   if (!dtype_is_float(a.dtype))
     throw DeviceError(std::string("CUDA kernel '") + name + "' got non-float dtype " + dtype_name(a.dtype));
   // Few output channels go to the direct kernel (conv3d_narrow.cu). On sm_90a devices the wgmma
-  // kernel (conv3d_wgmma.cu) takes the cases it covers, then the
-  // mma.sync implicit-GEMM kernel (conv3d_igemm.cu: on the H100 it passed conformance with
-  // every tile, memcheck and racecheck, at 2.1-2.8x the wmma kernel below,
-  // benchmarks/results/conv-igemm-h100-2026-11-25.md). TESSERA_CUDA_CONV (read at every call,
-  // for comparison): igemm skips the wgmma kernel, wmma keeps every conv on the oldest kernels.
-  const char* sel = std::getenv("TESSERA_CUDA_CONV");
-  const bool wmma_only = sel && std::strcmp(sel, "wmma") == 0;
-  const bool no_wgmma = wmma_only || (sel && std::strcmp(sel, "igemm") == 0);
-  if (!wmma_only && conv3d_narrow(a, P, ctx, name)) return;
-  if (!no_wgmma && conv3d_wgmma(a, P, ctx, name)) return;
-  if (!wmma_only && conv3d_igemm(a, P, ctx, name)) return;
+  // kernel (conv3d_wgmma.cu) takes the cases it covers, then the mma.sync implicit-GEMM kernel
+  // (conv3d_igemm.cu: 2.1-2.8x the wmma kernel below on the H100,
+  // docs/performance.md, Convolutions); the wmma / SIMT kernels below take the rest.
+  const CudaKernelChoice& choice = kernel_choice(ctx);
+  ConvPlan plan;
+  plan.tile_n = choice.conv_tile_n;
+  plan.pipeline = choice.conv_pipeline;
+  plan.ws_tma_weight = choice.conv_ws_tma;
+  plan.trace = choice.conv_trace;
+  if (conv3d_narrow(a, P, plan, ctx, name)) return;
+  if (!choice.conv_no_wgmma && conv3d_wgmma(a, P, plan, ctx, name)) return;
+  if (conv3d_igemm(a, P, plan, ctx, name)) return;
   cudaStream_t s = static_cast<cudaStream_t>(ctx.stream);
 
   // Weight in k order (taps outer, channels inner); a 1-tap kernel already is.

@@ -1,8 +1,7 @@
 // The mma.sync implicit-GEMM conv3d for bf16 / f16 (conv_gemm.h: conv3d_igemm).
 //
-// The default for the cases it covers (conv3d_gemm tries it first unless
-// TESSERA_CUDA_CONV=wmma): on the H100 it passed the conformance suite with every block tile,
-// compute-sanitizer memcheck and racecheck (scripts/gpu/conv-igemm.sh, 2026-11-25). Design,
+// The default for the cases it covers where the wgmma kernels do not run: on the H100 it passed the conformance suite with every block tile,
+// compute-sanitizer memcheck and racecheck (scripts/gpu/kernel-bench.sh conv, check.sh). Design,
 // register and shared-memory budget, measured speed: NOTES.md beside this file.
 //
 // GEMM view: out[m, n] = bias[n] + sum_k A[m, k] * Wt[k, n], with
@@ -19,10 +18,10 @@
 #include <cstring>
 #include <string>
 
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../gemm/mma.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/gemm/mma.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "conv_gemm.h"
 #include "conv_igemm.cuh"
 #include "conv_igemm_host.h"
@@ -245,12 +244,6 @@ void launch_igemm(IgParams p, cudaStream_t s, const char* name) {
 
 namespace igemm {
 
-
-bool trace_on() {
-  const char* e = std::getenv("TESSERA_CUDA_CONV_TRACE");
-  return e && *e && std::strcmp(e, "0") != 0;
-}
-
 const char* refusal(const Conv3dArgs& a, int64_t prev_frames, int bk, int64_t np) {
   if (a.dtype != DType::BF16 && a.dtype != DType::F16) return "dtype is not bf16/f16";
   if (a.cin % 8 != 0) return "Cin % 8 != 0";
@@ -296,17 +289,13 @@ Params make_params(const Conv3dArgs& a, int64_t prev_frames, const void* w, int6
   p.dW = static_cast<int>((a.width - a.kw) * a.cin);
   p.dH = static_cast<int>((a.height - a.kh) * a.width * a.cin);
   p.pair_out = (a.cout % 2 == 0) && aligned_to(a.out, 4);
-  // TESSERA_CUDA_CONV_DIRECT_OUT=1 keeps the unstaged epilogue (testing).
-  p.vec_out = (a.cout % 8 == 0) && aligned_to(a.out, 16) && std::getenv("TESSERA_CUDA_CONV_DIRECT_OUT") == nullptr;
+  p.vec_out = (a.cout % 8 == 0) && aligned_to(a.out, 16);
   return p;
 }
 
-int forced_tile(int bn, std::initializer_list<int> tiles) {
-  const char* t = std::getenv("TESSERA_CUDA_CONV_TILE");
-  if (!t || std::strncmp(t, "128x", 4) != 0) return bn;
-  const int want = std::atoi(t + 4);
+int forced_tile(int bn, int forced, std::initializer_list<int> tiles) {
   for (int c : tiles)
-    if (c == want) return c;
+    if (c == forced) return c;
   return bn;
 }
 
@@ -317,8 +306,9 @@ void trace_launch(const char* name, const char* kernel, int bn, const Params& p)
 
 }  // namespace igemm
 
-bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name) {
-  const bool trace = trace_on();
+bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ConvPlan& plan, const ExecCtx& ctx,
+                  const char* name) {
+  const bool trace = plan.trace;
   const int64_t taps = a.kt * a.kh * a.kw;
   const int64_t K = taps * a.cin;
   const int64_t Np = (a.cout + 7) / 8 * 8;
@@ -343,14 +333,14 @@ bool conv3d_igemm(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
 
   // Output-channel tile: the one of 128 / 96 / 64 that pads Cout least (ties: the wider);
   // 64 also when the wider tiles would give fewer blocks than two per SM (more, smaller
-  // blocks for small M). TESSERA_CUDA_CONV_TILE=128x128, 128x96 or 128x64 forces one (testing:
-  // the conformance shapes alone never pick all three).
+  // blocks for small M). The plan may force one (the conformance shapes alone never pick all
+  // three).
   int bn = 128;
   for (int c : {96, 64})
     if ((p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
   const int64_t tiles_m = (p.M + 127) / 128;
   if (bn > 64 && tiles_m * ((p.N + bn - 1) / bn) < 2 * static_cast<int64_t>(ctx.sms)) bn = 64;
-  bn = forced_tile(bn, {128, 96, 64});
+  bn = forced_tile(bn, plan.tile_n, {128, 96, 64});
   if (trace) trace_launch(name, "igemm", bn, p);
   auto go = [&](auto tag) {
     using T = decltype(tag);

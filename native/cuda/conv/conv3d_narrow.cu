@@ -4,7 +4,7 @@
 //
 // Why: the implicit-GEMM kernels see this conv as M = voxels, N = 3, K = 27 * Cin. With N = 3
 // their 64-wide tile is 95% padding and, worse, they gather A (27 copies of the input) from L2
-// for the little math there is: the head ran at 0.58x cuDNN (conv-wgmma-h100-2026-11-25.md).
+// for the little math there is: the head ran at 0.58x cuDNN (docs/performance.md, Convolutions).
 //
 // Block: 256 threads = 8 warps on an output tile of 8 rows x 32 columns of one output frame.
 // For each input frame tap `it` and each block of 32 input channels, the block stages the input
@@ -22,10 +22,10 @@
 #include <cstring>
 #include <string>
 
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../gemm/mma.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/gemm/mma.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "conv_gemm.h"
 #include "conv_igemm_host.h"
 
@@ -166,14 +166,13 @@ __global__ void __launch_bounds__(kThreads, 2) conv_narrow_kernel(const igemm::P
 
 }  // namespace
 
-bool conv3d_narrow(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name) {
-  const bool trace = igemm::trace_on();
+bool conv3d_narrow(const Conv3dArgs& a, int64_t prev_frames, const ConvPlan& plan, const ExecCtx& ctx,
+                   const char* name) {
+  const bool trace = plan.trace;
   auto refuse = [&](const char* why) {
     if (trace) std::fprintf(stderr, "[tessera conv] %s: narrow not taken (%s)\n", name, why);
     return false;
   };
-  if (const char* e = std::getenv("TESSERA_CUDA_CONV_NARROW"); e && std::strcmp(e, "0") == 0)
-    return refuse("TESSERA_CUDA_CONV_NARROW=0");
   if (a.dtype != DType::BF16 && a.dtype != DType::F16) return refuse("dtype is not bf16/f16");
   if (a.cout > 8) return refuse("Cout > 8");
   if (a.stride_t != 1 || a.stride_h != 1 || a.stride_w != 1) return refuse("stride is not 1");

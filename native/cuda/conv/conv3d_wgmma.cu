@@ -20,13 +20,13 @@
 #include <string>
 #include <type_traits>
 
-#include "../common/dtype.cuh"
-#include "../common/sm90.cuh"
-#include "../common/sm90_probe.h"
-#include "../common/vec.cuh"
-#include "../common/wgmma_ops.cuh"
-#include "../gemm/mma.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/sm90.cuh"
+#include "cuda/common/sm90_probe.h"
+#include "cuda/common/vec.cuh"
+#include "cuda/common/wgmma_ops.cuh"
+#include "cuda/gemm/mma.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "conv_gemm.h"
 #include "conv_igemm.cuh"
 #include "conv_igemm_host.h"
@@ -175,8 +175,9 @@ void launch_wgmma(IgParams p, cudaStream_t s, const char* name) {
 
 }  // namespace
 
-bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, const char* name) {
-  const bool trace = trace_on();
+bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ConvPlan& plan, const ExecCtx& ctx,
+                  const char* name) {
+  const bool trace = plan.trace;
   auto refuse = [&](const char* why) {
     if (trace) std::fprintf(stderr, "[tessera conv] %s: wgmma not taken (%s)\n", name, why);
     return false;
@@ -195,33 +196,32 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
 
   // Output-channel tile: the one of 192 / 128 / 96 / 64 that pads Cout least (ties: the wider:
   // m64n192 does more math per byte of shared memory read than m64n128).
-  // TESSERA_CUDA_CONV_TILE=128x192, 128x128, 128x96 or 128x64 forces one (testing). (Narrower tiles for
-  // small M, as the mma.sync kernel picks, were slower here: 0.275 vs 0.224 ms at 60x104x1f; so
-  // was a split of K into 4 with fp32 partials: 0.191 vs 0.155 ms.)
+  // The plan may force one. Unlike the mma.sync kernel, no narrower tile for small M (slower
+  // here: NOTES.md).
   // At K <= 256 (few k-steps) two 128-wide blocks per SM beat one 192-wide (0.047 vs 0.056 ms on
   // the 1x1x1 shortcut 192 -> 384).
   int bn = p.K > 4 * kWgBK ? 192 : 128;
   for (int c : {128, 96, 64})
     if (c < bn && (p.N + c - 1) / c * c < (p.N + bn - 1) / bn * bn) bn = c;
-  bn = forced_tile(bn, {192, 128, 96, 64});
+  bn = forced_tile(bn, plan.tile_n, {192, 128, 96, 64});
   // Pipeline: ws = the warp-specialised persistent kernel (conv3d_wgmma_ws.cu; needs an even
   // Cout); s4d2 = 4 stages, copies two k-steps ahead, one wgmma group left in flight across
   // each barrier (one block per SM at BN = 128); s3d2 = 3 stages, each k-step's wgmma waited for
   // at once, two blocks per SM. s4d2 measured 2-3% faster than s3d2 on the decoder's 3x3x3
   // convs, s3d2 1.4x faster at K <= 256 (few k-steps: the 1x1x1 shortcut).
-  // TESSERA_CUDA_CONV_WGMMA=ws | s4d2 | s3d2 forces one (testing); TESSERA_CUDA_CONV_WS_TMA=0
-  // loads ws's weight tiles by cp.async instead of TMA. (3 stages one step ahead made ptxas
-  // serialise the wgmma: C7515.)
+  // The plan may force one, and have ws load its weight tiles by cp.async instead of TMA.
+  // (3 stages one step ahead made ptxas serialise the wgmma: C7515.)
   // ws keeps one block per SM: below 128 columns the all-threads kernel's two blocks per SM
   // keep more wgmma in flight; below K = 2048 (32 k-steps) its persistent ring has too little to
   // hide and s4d2 was as fast or faster (conv_in K = 432: 0.049 vs 0.035 ms; time_up K = 1152:
-  // 0.053 vs 0.049; conv-ws-h100-2026-11-25.md).
+  // 0.053 vs 0.049; benchmarks/results/conv-h100.md).
   enum class Pipe { s3d2, s4d2, ws };
   Pipe pipe = p.K > 4 * kWgBK ? (bn >= 128 && p.K > 2048 ? Pipe::ws : Pipe::s4d2) : Pipe::s3d2;
-  if (const char* v = std::getenv("TESSERA_CUDA_CONV_WGMMA")) {
-    if (std::strcmp(v, "ws") == 0) pipe = Pipe::ws;
-    else if (std::strcmp(v, "s4d2") == 0) pipe = Pipe::s4d2;
-    else if (std::strcmp(v, "s3d2") == 0) pipe = Pipe::s3d2;
+  switch (plan.pipeline) {
+    case ConvPipeline::Ws: pipe = Pipe::ws; break;
+    case ConvPipeline::S4d2: pipe = Pipe::s4d2; break;
+    case ConvPipeline::S3d2: pipe = Pipe::s3d2; break;
+    case ConvPipeline::Auto: break;
   }
   if (pipe == Pipe::ws && !p.pair_out) pipe = Pipe::s4d2;
   if (trace) trace_launch(name, pipe == Pipe::ws ? "wgmma-ws" : "wgmma", bn, p);
@@ -229,7 +229,8 @@ bool conv3d_wgmma(const Conv3dArgs& a, int64_t prev_frames, const ExecCtx& ctx, 
   p.w = wbuf ? wbuf->ptr : a.weight;
   if (pipe == Pipe::ws) {
     wgconv::WsOptions o;
-    if (const char* v = std::getenv("TESSERA_CUDA_CONV_WS_TMA")) o.tma_weight = std::strcmp(v, "0") != 0;
+    o.tma_weight = plan.ws_tma_weight;
+    o.trace = trace;
     wgconv::launch_ws(a.dtype == DType::BF16, bn, p, o, ctx.sms, s, name);
     return true;
   }

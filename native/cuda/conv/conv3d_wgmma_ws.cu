@@ -18,26 +18,21 @@
 // straight from the accumulators). setmaxnreg moves registers from the producers to the
 // consumers' accumulators.
 //
-// Measured on the H100 while it was built (conv-ws-h100-2026-11-25.md, eleven device calls): one
-// producer warpgroup that waited for its own copies before arriving: 1.12 ms at 120x208x2f
-// against 0.85 for the all-threads kernel (s4d2); arriving with noinc: 1.11; plus the weight by
-// TMA: 0.98; two producer warpgroups: 0.80; with the copy loops shared with s4d2 (fewer live
-// producer registers): 0.73, 0.89x cuDNN (1.09x at 240x416x4f). The producers' instruction
-// stream sets the pace. Tried and dropped, no faster: CTA pairs sharing the weight tile by TMA
-// multicast (1.12 ms), a channel-blocks-outer k order with the gather through L1 (0.815-0.826),
-// chunk sources worked out once per tap and stepped within it (0.750).
+// Two producer warpgroups, arriving with noinc, the weight by TMA and the copy loops shared with
+// s4d2 (few live producer registers) are each what made it faster on the H100: the producers'
+// instruction stream sets the pace (NOTES.md: the steps, and what was tried and dropped).
 #include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <type_traits>
 
-#include "../common/dtype.cuh"
-#include "../common/sm90.cuh"
-#include "../common/tensor_map.h"
-#include "../common/wgmma_ops.cuh"
-#include "../gemm/mma.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/sm90.cuh"
+#include "cuda/common/tensor_map.h"
+#include "cuda/common/wgmma_ops.cuh"
+#include "cuda/gemm/mma.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "conv_igemm_host.h"
 #include "conv_wgmma.cuh"
 #include "conv_wgmma_ws.h"
@@ -216,7 +211,7 @@ void launch(Params p, const WsOptions& o, int sms, cudaStream_t s, const char* n
   const int64_t tiles = (p.M + kBM - 1) / kBM * p.tiles_n;
   if (tiles > INT_MAX) throw DeviceError(std::string("CUDA kernel '") + name + "': output too large");
   const int64_t grid = tiles < sms ? tiles : sms;
-  if (trace_on())
+  if (o.trace)
     std::fprintf(stderr, "[tessera conv] %s: ws grid %lld (tiles %lld, tma %d)\n", name, static_cast<long long>(grid),
                  static_cast<long long>(tiles), tma ? 1 : 0);
   TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));

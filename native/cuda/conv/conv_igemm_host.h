@@ -1,6 +1,6 @@
 // Host side shared by the two implicit-GEMM conv kernels (conv3d_igemm.cu: mma.sync;
-// conv3d_wgmma.cu: Hopper wgmma): which cases they can take, their Params, and the testing
-// switches. Defined in conv3d_igemm.cu.
+// conv3d_wgmma.cu: Hopper wgmma): which cases they can take, their Params, the forced tile
+// and the trace line. Defined in conv3d_igemm.cu.
 #pragma once
 #include <cstdint>
 #include <initializer_list>
@@ -11,9 +11,6 @@
 namespace tessera {
 namespace igemm {
 
-// TESSERA_CUDA_CONV_TRACE is set: print each call's path and tile to stderr.
-bool trace_on();
-
 // Why `a` (with prev_frames of prev in use) cannot run on an implicit-GEMM kernel whose
 // k-step is `bk` and whose weight has `np` columns, or null when it can: bf16/f16, Cin % 8 == 0,
 // at most kMaxTaps taps, 16-byte aligned x / prev, offsets that fit the kernels' 32-bit math.
@@ -22,8 +19,8 @@ const char* refusal(const Conv3dArgs& a, int64_t prev_frames, int bk, int64_t np
 // The kernels' Params for `a`, with weight `w` of `np` columns (tiles_n is the launcher's).
 Params make_params(const Conv3dArgs& a, int64_t prev_frames, const void* w, int64_t np);
 
-// `bn`, or the N of TESSERA_CUDA_CONV_TILE=128xN when N is one of `tiles` (testing).
-int forced_tile(int bn, std::initializer_list<int> tiles);
+// `bn`, or the plan's forced tile width when it is one of `tiles`.
+int forced_tile(int bn, int forced, std::initializer_list<int> tiles);
 
 // The trace line of a launch: kernel name, tile, GEMM and conv shape.
 void trace_launch(const char* name, const char* kernel, int bn, const Params& p);

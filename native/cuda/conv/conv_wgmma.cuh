@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#include "../gemm/mma.cuh"
+#include "cuda/gemm/mma.cuh"
 #include "conv_igemm.cuh"
 
 namespace tessera {

@@ -10,6 +10,7 @@ namespace wgconv {
 
 struct WsOptions {
   bool tma_weight = true;  // B by TMA (one tile load per stage) instead of the producers' cp.async
+  bool trace = false;      // stderr line per launch: grid, tiles, TMA or not
 };
 
 // Output tile 128 x bn (bn = 192, 128, 96 or 64); needs p.pair_out (even Cout, 4-byte

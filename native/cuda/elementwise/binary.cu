@@ -2,10 +2,10 @@
 // Dims are collapsed on the host first; when both inputs are then dense (stride 1)
 // the kernel runs flat with 16-byte accesses, otherwise each element decomposes its
 // index (in 32-bit arithmetic when the tensor allows it).
-#include "../common/dispatch.cuh"
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dispatch.cuh"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/elementwise.h"
 
 namespace tessera {

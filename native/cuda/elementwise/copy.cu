@@ -10,9 +10,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/elementwise.h"
 
 namespace tessera {

@@ -1,11 +1,11 @@
 // CUDA "softmax" over the last dim of a contiguous [rows, cols] tensor, fp32 math.
 // cols <= 1024: one warp per row with the row held in registers (one read, one write).
 // Wider rows: one block per row, an online max/sum pass then a normalising pass.
-#include "../common/dispatch.cuh"
-#include "../common/dtype.cuh"
-#include "../common/reduce.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dispatch.cuh"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/reduce.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/elementwise.h"
 
 namespace tessera {

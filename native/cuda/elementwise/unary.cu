@@ -1,10 +1,10 @@
 // CUDA "unary": out[i] = f(alpha * x[i] + beta), contiguous, fp32 math, 16-byte accesses
 // when both pointers allow them.
-#include "../common/activation.cuh"
-#include "../common/dispatch.cuh"
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/activation.cuh"
+#include "cuda/common/dispatch.cuh"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/elementwise.h"
 
 namespace tessera {

@@ -5,9 +5,8 @@
 //   1. cuBLASLt (built with TESSERA_HAVE_CUBLASLT and ctx.blas set) for every case it
 //      can express: epilogue none/gelu_tanh, optional bias, strided batches, and a
 //      broadcast B when A is not transposed (the batch is folded into M then).
-//      Plans (descriptors + heuristic choice) are cached per shape. Setting
-//      TESSERA_CUDA_NO_CUBLASLT in the environment skips cuBLASLt (for testing);
-//      TESSERA_CUDA_GEMM_TRACE prints the path each call takes.
+//      Plans (descriptors + heuristic choice) are cached per shape. The kernel choice
+//      (runtime/kernel_choice.h) can skip cuBLASLt and trace the path each call takes.
 //   2. bf16/f16: our tensor-core kernel (mma.sync m16n8k16, fp32 accumulation,
 //      3-stage cp.async pipeline, any M/N/K, both transposes, any alignment).
 //   3. f32: a SIMT tiled kernel with plain fp32 FMA (matches the 1e-4 reference tolerance).
@@ -15,8 +14,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "../common/dtype.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/runtime/cuda_backend.h"
+#include "cuda/runtime/kernel_choice.h"
 #include "mma.cuh"
 #include "tessera/kernels/gemm.h"
 
@@ -460,11 +460,6 @@ LtCache& lt_cache() {
   return *c;
 }
 
-bool lt_disabled() {
-  static const bool off = std::getenv("TESSERA_CUDA_NO_CUBLASLT") != nullptr;
-  return off;
-}
-
 // Builds the plan for key `k` (dt, es: element type and size). Row-major C = op(A) op(B)
 // is column-major C^T = op(B)^T op(A)^T, so cuBLASLt's "A" is our B and its "B" is our A,
 // with m and n swapped; a row-major matrix is the column-major transpose of itself, so
@@ -537,7 +532,7 @@ LtPlan build_plan(cublasLtHandle_t h, const LtKey& k, cudaDataType_t dt) {
 
 // Runs the product through cuBLASLt; false (nothing launched) when it cannot.
 bool try_cublaslt(const MatmulArgs& p, const ExecCtx& ctx) {
-  if (!ctx.blas || lt_disabled()) return false;
+  if (!ctx.blas || !kernel_choice(ctx).cublaslt) return false;
   if (p.epilogue == Epilogue::Silu) return false;  // no SiLU epilogue in cuBLASLt
   if (p.k <= 0) return false;
   cudaDataType_t dt;
@@ -612,11 +607,6 @@ bool try_cublaslt(const MatmulArgs& p, const ExecCtx& ctx) {
 }
 #endif  // TESSERA_HAVE_CUBLASLT
 
-bool gemm_trace() {
-  static const bool on = std::getenv("TESSERA_CUDA_GEMM_TRACE") != nullptr;
-  return on;
-}
-
 void trace(const MatmulArgs& a, const char* path) {
   std::fprintf(stderr, "[tessera matmul] %s batch=%lld m=%lld n=%lld k=%lld tA=%d tB=%d sb=%lld bias=%d epi=%d -> %s\n",
                dtype_name(a.dtype), static_cast<long long>(a.batch), static_cast<long long>(a.m),
@@ -626,13 +616,14 @@ void trace(const MatmulArgs& a, const char* path) {
 
 void matmul_cuda(const MatmulArgs& a, const ExecCtx& ctx) {
   if (a.batch <= 0 || a.m <= 0 || a.n <= 0) return;
+  const bool tracing = kernel_choice(ctx).gemm_trace;
 #ifdef TESSERA_HAVE_CUBLASLT
   if (try_cublaslt(a, ctx)) {
-    if (gemm_trace()) trace(a, "cublasLt");
+    if (tracing) trace(a, "cublasLt");
     return;
   }
 #endif
-  if (gemm_trace()) trace(a, a.dtype == DType::F32 ? "own f32 kernel" : "own tensor-core kernel");
+  if (tracing) trace(a, a.dtype == DType::F32 ? "own f32 kernel" : "own tensor-core kernel");
   cudaStream_t stream = static_cast<cudaStream_t>(ctx.stream);
   GemmParams p = make_params(a);
   switch (a.dtype) {

@@ -8,10 +8,10 @@
 #include <cstring>
 #include <limits>
 
-#include "../common/dispatch.cuh"
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dispatch.cuh"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/embed.h"
 
 namespace tessera {

@@ -4,9 +4,9 @@
 // expressions, so the floats match the CPU's bit for bit (up to the last-ulp agreement
 // of the device's and glibc's double log/sin/cos, which after rounding to float almost
 // never shows).
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/embed.h"
 #include "tessera/rng.h"
 

@@ -2,9 +2,9 @@
 // out[b, f, h, w, c] = x[b, f/st, h/sh, w/sw, c]. Pure data movement: each thread moves
 // one chunk (up to 16 bytes) of a channel row, the widest chunk that the row size and
 // both pointers' alignment allow (so any dtype works).
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/resample.h"
 
 namespace tessera {

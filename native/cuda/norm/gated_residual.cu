@@ -1,10 +1,10 @@
 // CUDA "gated_residual": out = x + gate * y, x/y/out [B, L, C], gate [B, C] (per sample)
 // or [B, L, C] (per token). Flat elementwise pass with 16-byte accesses when C and the
 // pointers allow.
-#include "../common/dispatch.cuh"
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dispatch.cuh"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/norm.h"
 
 namespace tessera {

@@ -6,12 +6,12 @@
 // released (in stream order, which is safe on the backend's single stream) on return.
 #include <algorithm>
 
-#include "../common/activation.cuh"
-#include "../common/dispatch.cuh"
-#include "../common/dtype.cuh"
-#include "../common/reduce.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/activation.cuh"
+#include "cuda/common/dispatch.cuh"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/reduce.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/norm.h"
 
 namespace tessera {

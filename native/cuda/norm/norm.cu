@@ -6,11 +6,11 @@
 //   else C <= 1024: one warp per row, the row in registers;
 //   larger C:  one block per row, the row in shared memory (or re-read from global
 //              memory when it does not fit in 48 KB).
-#include "../common/dispatch.cuh"
-#include "../common/dtype.cuh"
-#include "../common/reduce.cuh"
-#include "../common/vec.cuh"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dispatch.cuh"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/reduce.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/norm.h"
 
 namespace tessera {
@@ -88,7 +88,7 @@ __global__ void norm_warp_kernel(NormParams p) {
 // V = 16 / sizeof(T) elements each) of x, and reads weight / bias / scale / shift as packs
 // too. Taken when C % V == 0, every pointer is 16-byte aligned and C <= 32 * NV_max * V.
 // The scalar kernels above and below move 2-byte elements one at a time and reached a
-// quarter of the H100's DRAM bandwidth at the DiT's C = 1536 (kernels-h100-2026-11-24).
+// quarter of the H100's DRAM bandwidth at the DiT's C = 1536 (docs/performance.md, Norms).
 template <class T, int NV>
 __global__ void norm_warp_vec_kernel(NormParams p) {
   constexpr int V = 16 / sizeof(T);

@@ -5,10 +5,10 @@
 // bias fused, out [B, L, D] written directly (token order f-h-w = the conv's output order).
 // unpatchify3d is pure data movement: each thread moves one chunk (up to 16 bytes) of a
 // patch pixel's C channels.
-#include "../common/dtype.cuh"
-#include "../common/vec.cuh"
-#include "../conv/conv_gemm.h"
-#include "../runtime/cuda_backend.h"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/vec.cuh"
+#include "cuda/conv/conv_gemm.h"
+#include "cuda/runtime/cuda_backend.h"
 #include "tessera/kernels/patch.h"
 
 namespace tessera {

@@ -8,6 +8,8 @@
 #include <cublasLt.h>
 #endif
 
+#include "cuda/runtime/kernel_choice.h"
+
 namespace tessera {
 
 KernelRegistry& cuda_kernels() {
@@ -103,6 +105,9 @@ CudaBackend::CudaBackend(int index)
   ctx_.stream = stream_;
   ctx_.sm = info_.sm;
   ctx_.sms = prop.multiProcessorCount;
+  // Read once per process: every device runs the same kernel choice.
+  static const CudaKernelChoice choice = read_kernel_choice();
+  ctx_.cuda_choice = &choice;
 #ifdef TESSERA_HAVE_CUBLASLT
   cublasLtHandle_t h = nullptr;
   if (cublasLtCreate(&h) == CUBLAS_STATUS_SUCCESS) {
@@ -114,7 +119,7 @@ CudaBackend::CudaBackend(int index)
 #endif
 }
 
-CudaBackend::~CudaBackend() = default;  // never destroyed: see devices.cc
+CudaBackend::~CudaBackend() = default;  // never destroyed: see native/runtime/devices.cc
 
 void CudaBackend::refuse_during_capture(const char* what) const {
   if (capturing_.load())

@@ -16,6 +16,7 @@
 namespace tessera {
 
 class ThreadPool;
+struct CudaKernelChoice;  // native/cuda/runtime/kernel_choice.h
 
 // What a kernel gets besides its arguments.
 struct ExecCtx {
@@ -27,6 +28,7 @@ struct ExecCtx {
   size_t workspace_bytes = 0;
   int sm = 0;                      // CUDA: compute capability, e.g. 90
   int sms = 0;                     // CUDA: streaming multiprocessors (persistent grids, tile choice)
+  const CudaKernelChoice* cuda_choice = nullptr;  // CUDA: the TESSERA_CUDA_* switches, read at backend start
 };
 
 using KernelFn = void (*)(const void* args, const ExecCtx& ctx);

@@ -3,7 +3,7 @@
 // Wan2.1's 3D RoPE and spatial/temporal token grouping (see kernels/attention.h).
 #include <cmath>
 
-#include "../op.h"
+#include "ops/op.h"
 #include "tessera/kernels/attention.h"
 
 namespace tessera {

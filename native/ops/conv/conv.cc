@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "../op.h"
+#include "ops/op.h"
 #include "tessera/kernels/conv.h"
 
 namespace tessera {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "../op.h"
+#include "ops/op.h"
 #include "tessera/kernels/elementwise.h"
 
 namespace tessera {

@@ -1,7 +1,7 @@
 // matmul(a, b; bias?, transA?, transB?, alpha?, epilogue?) and linear(x, weight; bias?).
 // a: [..., M, K] (or [..., K, M] with transA); b: [K, N] shared by every batch, or
 // [..., K, N] with the same leading dims as a ([N, K] / [..., N, K] with transB).
-#include "../op.h"
+#include "ops/op.h"
 #include "tessera/kernels/gemm.h"
 
 namespace tessera {

@@ -8,19 +8,14 @@
 #include <string>
 #include <vector>
 
-#include "../op.h"
+#include "ops/op.h"
+#include "tessera/devices.h"
 #include "tessera/kernels/elementwise.h"
 #include "tessera/kernels/embed.h"
 #include "tessera/kernels/resample.h"
 
 namespace tessera {
-
-// The addon's device registry (packages/native/src/addon/devices.cc): factories have no
-// input tensor to take a backend from, so they look one up by name.
-Backend* get_backend(const std::string& device);
-
 namespace {
-
 
 void check_float_dtype(const std::string& op, const char* arg, const Tensor& t) {
   check_dtype(op, arg, t, {DType::F32, DType::BF16, DType::F16});

@@ -2,7 +2,7 @@
 // weight?, bias?, eps?, silu?) and gated_residual (x, y, gate). See kernels/norm.h.
 #include <cmath>
 
-#include "../op.h"
+#include "ops/op.h"
 #include "tessera/kernels/norm.h"
 
 namespace tessera {

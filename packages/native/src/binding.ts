@@ -89,7 +89,9 @@ function load(): NativeAddon {
   if (!existsSync(addonPath)) {
     throw new Error(
       `@tessera/native: the native addon is not built (looked for ${addonPath}). ` +
-        "Run `pnpm build` at the repository root (needs cmake and a C++17 compiler).",
+        "In the repository run `pnpm build`; an installed package builds it on install: reinstall " +
+        "@tessera/native with cmake and a C++17 compiler on PATH (with pnpm, allow its build script: " +
+        "`pnpm approve-builds`).",
     );
   }
   const require = createRequire(import.meta.url);

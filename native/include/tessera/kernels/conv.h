@@ -9,7 +9,7 @@
 #pragma once
 #include <cstdint>
 
-#include "../dtype.h"
+#include "tessera/dtype.h"
 
 namespace tessera {
 

@@ -12,8 +12,8 @@
 #pragma once
 #include <cstdint>
 
-#include "../dtype.h"
-#include "../tensor.h"
+#include "tessera/dtype.h"
+#include "tessera/tensor.h"
 
 namespace tessera {
 

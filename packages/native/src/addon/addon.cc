@@ -8,9 +8,9 @@
 #include <cstring>
 #include <memory>
 
-#include "../../../../native/ops/op.h"
-#include "devices.h"
 #include "nccl.h"
+#include "ops/op.h"
+#include "tessera/devices.h"
 
 namespace tessera {
 namespace {

@@ -9,9 +9,9 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "../../../../native/nccl/tessera_nccl.h"
-#include "devices.h"
+#include "nccl/tessera_nccl.h"
 #include "tessera/backend.h"
+#include "tessera/devices.h"
 #include "tessera/error.h"
 
 namespace tessera {

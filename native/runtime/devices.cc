@@ -1,4 +1,4 @@
-#include "devices.h"
+#include "tessera/devices.h"
 
 #include <dlfcn.h>
 
@@ -6,7 +6,7 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "../../../../native/cpu/runtime/cpu_backend.h"
+#include "cpu/runtime/cpu_backend.h"
 
 namespace tessera {
 

@@ -1,9 +1,9 @@
-// Owns the backends: the CPU one always, CUDA ones opened on first use from the
-// separately built CUDA library (absent, or present without a GPU, is fine).
+// The device registry of the native runtime (native/runtime/devices.cc): it owns the backends,
+// the CPU one always and CUDA ones opened on first use from the separately built CUDA library
+// (absent, or present without a GPU, is fine). The addon binds it to JavaScript; ops that make
+// tensors from nothing (factories) look their device up here by name.
 #pragma once
-#include <memory>
 #include <string>
-#include <vector>
 
 #include "tessera/backend.h"
 
