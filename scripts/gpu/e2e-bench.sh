@@ -51,8 +51,13 @@ else
   export TESSERA_CUDA_ARCHS="${TESSERA_CUDA_ARCHS:-90a}"
   if [ "$part" = compare ]; then
     [ -f .gpu/base/commit ] || { echo "e2e-bench.sh compare: stage a baseline first: prepare.sh --base REV"; exit 1; }
+    # The two builds side by side: nvcc's long files leave most cores idle in either alone.
+    export TESSERA_NO_NCCL=1
+    build_native_at .gpu/base/tree/packages/native "$build_dir-base" > "$logs/build-base.out" 2>&1 &
+    base_build=$!
     build_native || { pack_logs; exit 1; }
-    build_native_at .gpu/base/tree/packages/native "$build_dir-base" || { pack_logs; exit 1; }
+    wait $base_build || { cat "$logs/build-base.out"; pack_logs; exit 1; }
+    cat "$logs/build-base.out"
   elif [ "$part" = graph ]; then
     # check.sh builds the addon (for these archs, NCCL add-on off) and writes its results to $OUT.
     bash scripts/gpu/check.sh --no-sanitizer 2>&1 | tail -30 | tee -a "$log"
