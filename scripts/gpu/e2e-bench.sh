@@ -155,7 +155,7 @@ case "$part" in
       tail -8 "$logs/$s-gen.log" | tee -a "$log"
     done
     results merge "$out/e2e-compare-$gpu.json" date="$(now)" device="$gpu_name" commit="$COMMIT" \
-      base="$(cat .gpu/base/commit)" command="bash scripts/gpu/e2e-bench.sh compare" \
+      baseCommit="$(cat .gpu/base/commit)" command="bash scripts/gpu/e2e-bench.sh compare" \
       what="Wan2.1-1.3B DiT step (batch 2, 832x480x81, bf16; eager and CUDA graph) and whole 50-step generation (VAE bf16), this tree against base, built and run on one machine, alternating" \
       --part base.dit1="$raw/base-dit-1.json" --part this.dit1="$raw/this-dit-1.json" \
       --part base.dit2="$raw/base-dit-2.json" --part this.dit2="$raw/this-dit-2.json" \
