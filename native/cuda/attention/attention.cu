@@ -157,8 +157,6 @@ void attention_cuda(const AttentionArgs& a, const ExecCtx& ctx) {
       if (choice.attn_trace) std::fprintf(stderr, "[tessera] attention: mma.sync kernel (TESSERA_CUDA_ATTN=mma)\n");
     } else {
       WgmmaAttnPlan wg;
-      wg.schedule = choice.attn_schedule;
-      wg.warpgroups_d64 = choice.attn_warpgroups_d64;
       wg.trace = choice.attn_trace;
       if (attention_sm90(a, p.q, p.k, wg, stream)) return;
     }

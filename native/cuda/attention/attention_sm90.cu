@@ -1,6 +1,5 @@
 // Host side of the Hopper attention kernel (attention_sm90.cuh): which cases it takes,
-// the TMA tensor maps, the tile plan and the launch. Called from attention.cu's dispatch,
-// which hands it the schedule and warpgroup count of the kernel choice.
+// the TMA tensor maps, the tile plan and the launch. Called from attention.cu's dispatch.
 #include "attention_sm90.h"
 
 #include <cuda.h>
@@ -19,10 +18,6 @@ namespace tessera {
 namespace sm90 {
 namespace {
 
-// Overlapping the softmax with the PV GEMM is worth about 13% over the basic schedule;
-// ping-pong on top of it measured within noise and is kept as the default, as in FA3
-// (NOTES.md, "Hopper").
-constexpr int kDefaultVariant = kVarPingpong;
 constexpr float kLog2e = 1.4426950408889634f;
 
 // [B, L, H, D] (contiguous, 16-byte aligned) as a 4-D tensor map (D, H, L, B) with boxes of
@@ -46,16 +41,6 @@ bool make_map(CUtensorMap* m, const void* ptr, DType dt, int64_t B, int64_t L, i
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
 
-int variant(AttnSchedule s) {
-  switch (s) {
-    case AttnSchedule::Basic: return kVarBasic;
-    case AttnSchedule::Overlap: return kVarOverlap;
-    case AttnSchedule::Pingpong: return kVarPingpong;
-    case AttnSchedule::Default: break;
-  }
-  return kDefaultVariant;
-}
-
 }  // namespace
 }  // namespace sm90
 
@@ -76,8 +61,7 @@ bool attention_sm90(const AttentionArgs& a, const void* q, const void* k, const 
   if (!aligned16(q) || !aligned16(k) || !aligned16(a.v) || !aligned16(a.o)) return no("alignment");
 
   const int D = static_cast<int>(a.head_dim);
-  // D = 64: 3 consumer warpgroups (13.94 ms against 14.85 ms with 2 at the Wan 480p shape).
-  const int ncwg = D == 64 ? (plan.warpgroups_d64 == 2 ? 2 : 3) : 2;
+  const int ncwg = consumer_warpgroups(D);
   const int br = 64 * ncwg;
 
   // Tile plan: one group (full) or one per frame (spatial), members consecutive tokens.
@@ -117,18 +101,12 @@ bool attention_sm90(const AttentionArgs& a, const void* q, const void* k, const 
     return no("tensor map");
 
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch));
-  auto launch = [&](int var) {
-    const bool ok = a.dtype == DType::BF16 ? launch_wgmma_bf16(D, ncwg, var, m, p, grid, stream)
-                                           : launch_wgmma_f16(D, ncwg, var, m, p, grid, stream);
-    if (ok && trace)
-      std::fprintf(stderr, "[tessera] attention: wgmma kernel D=%d warpgroups=%d variant=%d grid=%ux%ux%u\n", D, ncwg,
-                   var, grid.x, grid.y, grid.z);
-    return ok;
-  };
-  // The requested schedule, else the default one, else the basic one (the tile plan above
-  // depends only on ncwg).
-  if (launch(variant(plan.schedule)) || launch(kDefaultVariant) || launch(kVarBasic)) return true;
-  return no("no compiled configuration");
+  if (a.dtype == DType::BF16) launch_wgmma_bf16(D, m, p, grid, stream);
+  else launch_wgmma_f16(D, m, p, grid, stream);
+  if (trace)
+    std::fprintf(stderr, "[tessera] attention: wgmma kernel D=%d warpgroups=%d grid=%ux%ux%u\n", D, ncwg, grid.x,
+                 grid.y, grid.z);
+  return true;
 }
 
 }  // namespace tessera

@@ -14,11 +14,10 @@
 // a tile of R rows x D channels is D/64 blocks of [R rows][64 channels = 128 bytes], and
 // within each 1024-byte group of 8 rows the 16-byte chunk c of row r sits at c ^ (r % 8).
 //
-// Variants (template VAR): 0 basic (per key tile: S GEMM, wait, softmax, PV GEMM, wait);
-// 1 overlap (the S GEMM of tile i+1 and the PV GEMM of tile i are issued together and the
-// softmax of tile i+1 runs while PV is in flight); 2 = 1 plus ping-pong: the consumer
-// warpgroups take turns issuing their GEMMs (named barriers), so one's softmax runs while
-// the other's GEMMs use the tensor cores.
+// Schedule: the S GEMM of key tile i+1 and the PV GEMM of tile i are issued together, so the
+// softmax of tile i+1 runs while PV is in flight; and the consumer warpgroups take turns
+// issuing their GEMMs (ping-pong, named barriers), so one's softmax runs while the other's
+// GEMMs use the tensor cores.
 //
 // Token grouping (see NOTES.md): the block's query rows are members sub*BR .. of group
 // grp (tokens grp*gstride + m, m < gsq) and its keys the members c < nvalid of the same
@@ -51,8 +50,6 @@ struct AttnParams {
   int tiles_per_group;
   const int32_t* key_lengths;
 };
-
-enum : int { kVarBasic = 0, kVarOverlap = 1, kVarPingpong = 2 };
 
 template <int D, int NCWG, int BC, int STAGES>
 struct Layout {
@@ -89,7 +86,7 @@ static_assert(Regs<2>::kConsumer == 240 && Regs<3>::kConsumer == 160, "the measu
 
 constexpr int kSchedBarrier = 8;  // named barriers kSchedBarrier + w (ping-pong turns)
 
-template <class T, int D, int NCWG, int BC, int STAGES, int VAR>
+template <class T, int D, int NCWG, int BC, int STAGES>
 __global__ void __launch_bounds__((NCWG + 1) * 128, 1)
     attn_wgmma_kernel(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
                       const __grid_constant__ CUtensorMap tv, const AttnParams p) {
@@ -97,8 +94,6 @@ __global__ void __launch_bounds__((NCWG + 1) * 128, 1)
   using L = Layout<D, NCWG, BC, STAGES>;
   static_assert(D == 64 || D == 128, "head dim");
   static_assert(BC == 128 || BC == 64, "key tile");
-  constexpr bool kPingpong = VAR == kVarPingpong;
-  constexpr bool kOverlap = VAR != kVarBasic;
 
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
@@ -272,95 +267,65 @@ __global__ void __launch_bounds__((NCWG + 1) * 128, 1)
     // the same section. Every warpgroup runs ntiles + 1 sections; the last warpgroup's first
     // arrive (before its first section) starts the round and its last one is left out, so
     // every named barrier ends balanced.
-    auto turn_wait = [&]() {
-      if constexpr (kPingpong) named_sync(kSchedBarrier + w, 256);
-    };
+    auto turn_wait = [&]() { named_sync(kSchedBarrier + w, 256); };
     auto turn_pass = [&](bool last) {
-      if constexpr (kPingpong) {
-        if (!(last && w == NCWG - 1)) named_arrive(kSchedBarrier + (w + 1) % NCWG, 256);
-      }
+      if (!(last && w == NCWG - 1)) named_arrive(kSchedBarrier + (w + 1) % NCWG, 256);
     };
 
     mbar_wait(bar(L::q_full(w)), 0);
     __syncwarp();
 
     if (ntiles > 0) {
-      if constexpr (!kOverlap) {
-        for (int i = 0; i < ntiles; ++i) {
-          const int st = i % STAGES;
-          const uint32_t ph = static_cast<uint32_t>(i / STAGES) & 1u;
-          mbar_wait(bar(L::k_full(st)), ph);
-          __syncwarp();
-          wgmma_fence();
-          gemm_qk(st);
-          wgmma_commit();
-          wgmma_wait<0>();
-          fence_regs(s);
-          release(L::k_empty(st));
-          softmax(i);
-          rescale_o();
-          pack_p();
-          mbar_wait(bar(L::v_full(st)), ph);
-          __syncwarp();
-          wgmma_fence();
-          gemm_pv(st);
-          wgmma_commit();
-          wgmma_wait<0>();
-          fence_regs(o);
-          release(L::v_empty(st));
-        }
-      } else {
-        if (kPingpong && w == NCWG - 1) named_arrive(kSchedBarrier, 256);
-        // key tile 0: S only
-        mbar_wait(bar(L::k_full(0)), 0);
+      if (w == NCWG - 1) named_arrive(kSchedBarrier, 256);
+      // key tile 0: S only
+      mbar_wait(bar(L::k_full(0)), 0);
+      __syncwarp();
+      turn_wait();
+      wgmma_fence();
+      gemm_qk(0);
+      wgmma_commit();
+      turn_pass(false);
+      wgmma_wait<0>();
+      fence_regs(s);
+      release(L::k_empty(0));
+      softmax(0);
+      pack_p();  // O is still zero: no rescale
+      for (int i = 1; i < ntiles; ++i) {
+        const int si = i % STAGES, sp = (i - 1) % STAGES;
+        const uint32_t phi = static_cast<uint32_t>(i / STAGES) & 1u;
+        const uint32_t php = static_cast<uint32_t>((i - 1) / STAGES) & 1u;
+        mbar_wait(bar(L::k_full(si)), phi);
+        mbar_wait(bar(L::v_full(sp)), php);
         __syncwarp();
         turn_wait();
         wgmma_fence();
-        gemm_qk(0);
+        gemm_qk(si);  // S of tile i ...
+        wgmma_commit();
+        gemm_pv(sp);  // ... and O += P V of tile i-1, in flight together
         wgmma_commit();
         turn_pass(false);
-        wgmma_wait<0>();
+        wgmma_wait<1>();  // S done (PV may still run)
         fence_regs(s);
-        release(L::k_empty(0));
-        softmax(0);
-        pack_p();  // O is still zero: no rescale
-        for (int i = 1; i < ntiles; ++i) {
-          const int si = i % STAGES, sp = (i - 1) % STAGES;
-          const uint32_t phi = static_cast<uint32_t>(i / STAGES) & 1u;
-          const uint32_t php = static_cast<uint32_t>((i - 1) / STAGES) & 1u;
-          mbar_wait(bar(L::k_full(si)), phi);
-          mbar_wait(bar(L::v_full(sp)), php);
-          __syncwarp();
-          turn_wait();
-          wgmma_fence();
-          gemm_qk(si);  // S of tile i ...
-          wgmma_commit();
-          gemm_pv(sp);  // ... and O += P V of tile i-1, in flight together
-          wgmma_commit();
-          turn_pass(false);
-          wgmma_wait<1>();  // S done (PV may still run)
-          fence_regs(s);
-          release(L::k_empty(si));
-          softmax(i);
-          wgmma_wait<0>();  // PV done: O and P may change
-          fence_regs(o);
-          release(L::v_empty(sp));
-          rescale_o();
-          pack_p();
-        }
-        const int sl_ = (ntiles - 1) % STAGES;
-        const uint32_t phl = static_cast<uint32_t>((ntiles - 1) / STAGES) & 1u;
-        mbar_wait(bar(L::v_full(sl_)), phl);
-        __syncwarp();
-        turn_wait();
-        wgmma_fence();
-        gemm_pv(sl_);
-        wgmma_commit();
-        turn_pass(true);
-        wgmma_wait<0>();
+        release(L::k_empty(si));
+        softmax(i);
+        wgmma_wait<0>();  // PV done: O and P may change
         fence_regs(o);
-        release(L::v_empty(sl_));
+        release(L::v_empty(sp));
+        rescale_o();
+        pack_p();
       }
+      const int sl_ = (ntiles - 1) % STAGES;
+      const uint32_t phl = static_cast<uint32_t>((ntiles - 1) / STAGES) & 1u;
+      mbar_wait(bar(L::v_full(sl_)), phl);
+      __syncwarp();
+      turn_wait();
+      wgmma_fence();
+      gemm_pv(sl_);
+      wgmma_commit();
+      turn_pass(true);
+      wgmma_wait<0>();
+      fence_regs(o);
+      release(L::v_empty(sl_));
     }
 
     // ---- normalise and store: rows warp*16 + g (+ 8) of this consumer's 64 ----
@@ -399,22 +364,28 @@ struct Maps {
 };
 
 // Launches one instantiation; grid = (query tiles of 64 * NCWG rows, heads, batch).
-template <class T, int D, int NCWG, int BC, int STAGES, int VAR>
+template <class T, int D, int NCWG, int BC, int STAGES>
 void launch_wgmma(const Maps& m, const AttnParams& p, dim3 grid, cudaStream_t stream) {
   using L = Layout<D, NCWG, BC, STAGES>;
-  auto kern = attn_wgmma_kernel<T, D, NCWG, BC, STAGES, VAR>;
+  auto kern = attn_wgmma_kernel<T, D, NCWG, BC, STAGES>;
   TESSERA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(L::SMEM)));
   kern<<<grid, (NCWG + 1) * 128, L::SMEM, stream>>>(m.q, m.k, m.v, p);
   TESSERA_CUDA_CHECK_LAUNCH("attention (sm90 wgmma kernel)");
 }
 
-// Per-dtype dispatch over the compiled configurations (attention_sm90_bf16.cu / _f16.cu):
-// returns false when (D, ncwg, var) has no instantiation.
-bool launch_wgmma_bf16(int D, int ncwg, int var, const Maps& m, const AttnParams& p, dim3 grid, cudaStream_t stream);
-bool launch_wgmma_f16(int D, int ncwg, int var, const Maps& m, const AttnParams& p, dim3 grid, cudaStream_t stream);
+// Consumer warpgroups at head dim D (64 or 128): the block has 64 query rows per consumer.
+// 3 at D = 64 measured faster than 2 (NOTES.md, "Hopper"); at D = 128 a consumer thread
+// holds 64 S, 64 O and 32 P registers, more than the 160 each of 3 consumers would get.
+constexpr int consumer_warpgroups(int D) { return D == 64 ? 3 : 2; }
 
-// Key tile (rows of the K / V boxes) of a configuration.
+// Key tile (rows of the K / V boxes) and stages of the K / V ring.
 constexpr int kBC = 128;
+constexpr int kStages = 2;
+
+// Per-dtype launch of the instantiation for head dim D, 64 or 128 (attention_sm90_bf16.cu /
+// _f16.cu).
+void launch_wgmma_bf16(int D, const Maps& m, const AttnParams& p, dim3 grid, cudaStream_t stream);
+void launch_wgmma_f16(int D, const Maps& m, const AttnParams& p, dim3 grid, cudaStream_t stream);
 
 }  // namespace sm90
 }  // namespace tessera

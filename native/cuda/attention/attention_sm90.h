@@ -3,16 +3,13 @@
 #pragma once
 #include <cuda_runtime.h>
 
-#include "cuda/runtime/kernel_choice.h"
 #include "tessera/kernels/attention.h"
 
 namespace tessera {
 
 // What the dispatcher hands the wgmma kernel from the kernel choice.
 struct WgmmaAttnPlan {
-  AttnSchedule schedule = AttnSchedule::Default;  // Default: ping-pong
-  int warpgroups_d64 = 3;                         // consumer warpgroups at head dim 64 (2 or 3)
-  bool trace = false;                             // stderr line per call: this kernel, or why not
+  bool trace = false;  // stderr line per call: this kernel, or why not
 };
 
 // Runs bf16/f16 attention `a` with the wgmma kernel when it covers the case (and the device

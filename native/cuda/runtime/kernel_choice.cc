@@ -42,13 +42,6 @@ int pick(const char* name, std::initializer_list<const char*> names, const char*
 CudaKernelChoice read_kernel_choice() {
   CudaKernelChoice c;
   c.attn_mma_only = pick("TESSERA_CUDA_ATTN", {"mma", "wgmma"}, "mma, wgmma") == 0;
-  switch (pick("TESSERA_CUDA_ATTN_WGMMA", {"basic", "overlap", "pingpong"}, "basic, overlap, pingpong")) {
-    case 0: c.attn_schedule = AttnSchedule::Basic; break;
-    case 1: c.attn_schedule = AttnSchedule::Overlap; break;
-    case 2: c.attn_schedule = AttnSchedule::Pingpong; break;
-    default: break;
-  }
-  if (pick("TESSERA_CUDA_ATTN_WGMMA_WG", {"2", "3"}, "2, 3") == 0) c.attn_warpgroups_d64 = 2;
   c.attn_trace = flag("TESSERA_CUDA_ATTN_TRACE");
 
   c.cublaslt = !flag("TESSERA_CUDA_NO_CUBLASLT");

@@ -3,51 +3,46 @@
 // ExecCtx::cuda_choice. Dispatchers turn it into the plan each kernel takes as an argument;
 // no kernel file reads the environment. With none set, every op takes its default path.
 //
-// | switch                     | values                  | default  | what it does                                        | kind       |
-// |----------------------------|-------------------------|----------|-----------------------------------------------------|------------|
-// | TESSERA_CUDA_ATTN          | mma, wgmma              | wgmma    | mma: bf16/f16 attention never takes the Hopper      | choice     |
-// |                            |                         |          | wgmma kernel (the sm_80 path, checked on a Hopper)  |            |
-// | TESSERA_CUDA_ATTN_WGMMA    | basic, overlap,         | pingpong | schedule of the wgmma attention kernel (falls back   | comparison |
-// |                            | pingpong                |          | to pingpong where one is not compiled)              |            |
-// | TESSERA_CUDA_ATTN_WGMMA_WG | 2, 3                    | 3        | consumer warpgroups of the wgmma kernel at D = 64   | comparison |
-// | TESSERA_CUDA_ATTN_TRACE    | 1                       | off      | stderr line per bf16/f16 attention call: the kernel | trace      |
-// |                            |                         |          | it took, or why not the wgmma one                   |            |
-// | TESSERA_CUDA_NO_CUBLASLT   | 1                       | off      | matmul skips cuBLASLt: our tensor-core / f32 GEMM   | choice     |
-// |                            |                         |          | (the path of a build without cuBLASLt)              |            |
-// | TESSERA_CUDA_GEMM_TRACE    | 1                       | off      | stderr line per matmul call: the path it took       | trace      |
-// | TESSERA_CUDA_CONV          | igemm                   | (auto)   | conv skips the Hopper wgmma kernels: the mma.sync   | choice     |
-// |                            |                         |          | implicit GEMM (the sm_80 path, checked on a Hopper) |            |
-// | TESSERA_CUDA_CONV_TILE     | 128x192, 128x128,       | (auto)   | forces the block tile of the implicit-GEMM conv     | coverage   |
-// |                            | 128x96, 128x64          |          | kernels where they have it (small check shapes      |            |
-// |                            |                         |          | alone never reach the wide tiles)                   |            |
-// | TESSERA_CUDA_CONV_WGMMA    | ws, s4d2, s3d2          | (auto)   | forces the wgmma conv pipeline (ws needs an even    | coverage   |
-// |                            |                         |          | Cout; small check shapes never reach ws or s4d2)    |            |
-// | TESSERA_CUDA_CONV_WS_TMA   | 0                       | 1        | 0: the ws conv kernel loads its weight tiles by     | coverage   |
-// |                            |                         |          | cp.async (its path on a driver without the TMA      |            |
-// |                            |                         |          | encoder) instead of TMA                             |            |
-// | TESSERA_CUDA_CONV_TRACE    | 1                       | off      | stderr line per conv3d / conv2d / patch_embed3d     | trace      |
-// |                            |                         |          | call: kernel, tile, GEMM shape, and refusals         |            |
+// | switch                   | values                  | default  | what it does                                        | kind     |
+// |--------------------------|-------------------------|----------|-----------------------------------------------------|----------|
+// | TESSERA_CUDA_ATTN        | mma, wgmma              | wgmma    | mma: bf16/f16 attention never takes the Hopper      | choice   |
+// |                          |                         |          | wgmma kernel (the sm_80 path, checked on a Hopper)  |          |
+// | TESSERA_CUDA_ATTN_TRACE  | 1                       | off      | stderr line per bf16/f16 attention call: the kernel | trace    |
+// |                          |                         |          | it took, or why not the wgmma one                   |          |
+// | TESSERA_CUDA_NO_CUBLASLT | 1                       | off      | matmul skips cuBLASLt: our tensor-core / f32 GEMM   | choice   |
+// |                          |                         |          | (the path of a build without cuBLASLt)              |          |
+// | TESSERA_CUDA_GEMM_TRACE  | 1                       | off      | stderr line per matmul call: the path it took       | trace    |
+// | TESSERA_CUDA_CONV        | igemm                   | (auto)   | conv skips the Hopper wgmma kernels: the mma.sync   | choice   |
+// |                          |                         |          | implicit GEMM (the sm_80 path, checked on a Hopper) |          |
+// | TESSERA_CUDA_CONV_TILE   | 128x192, 128x128,       | (auto)   | forces the block tile of the implicit-GEMM conv     | coverage |
+// |                          | 128x96, 128x64          |          | kernels where they have it (small check shapes      |          |
+// |                          |                         |          | alone never reach the wide tiles)                   |          |
+// | TESSERA_CUDA_CONV_WGMMA  | ws, s4d2, s3d2          | (auto)   | forces the wgmma conv pipeline (ws needs an even    | coverage |
+// |                          |                         |          | Cout; small check shapes never reach ws or s4d2)    |          |
+// | TESSERA_CUDA_CONV_WS_TMA | 0                       | 1        | 0: the ws conv kernel loads its weight tiles by     | coverage |
+// |                          |                         |          | cp.async (its path on a driver without the TMA      |          |
+// |                          |                         |          | encoder) instead of TMA                             |          |
+// | TESSERA_CUDA_CONV_TRACE  | 1                       | off      | stderr line per conv3d / conv2d / patch_embed3d     | trace    |
+// |                          |                         |          | call: kernel, tile, GEMM shape, and refusals        |          |
 //
 // Kinds: a *choice* selects a path that is the default elsewhere (another device or build), so
 // it can be checked and timed on this one; *coverage* forces a path the planner takes for large
-// shapes only, so that the conformance suite reaches it; a *comparison* re-runs a configuration
-// that measured slower (kept while scripts/gpu/attn-wgmma.sh still times and checks it); a
-// *trace* only prints. Flags are on when set to anything but "" or "0"; a value outside the
-// list is reported on stderr when the backend starts and ignored. Build-time variables
-// (TESSERA_CUDA_ARCHS, TESSERA_NO_CUDA, TESSERA_NO_CUBLASLT, TESSERA_NO_NCCL) are CMake's.
+// shapes only, so that the conformance suite reaches it; a *trace* only prints. No switch
+// re-runs a configuration that measured slower: those are deleted with their code, and what
+// they measured is in docs/performance.md. Flags are on when set to anything but "" or "0"; a
+// value outside the list is reported on stderr when the backend starts and ignored. Build-time
+// variables (TESSERA_CUDA_ARCHS, TESSERA_NO_CUDA, TESSERA_NO_CUBLASLT, TESSERA_NO_NCCL) are
+// CMake's.
 #pragma once
 #include "tessera/backend.h"
 
 namespace tessera {
 
-enum class AttnSchedule { Default, Basic, Overlap, Pingpong };
 enum class ConvPipeline { Auto, S3d2, S4d2, Ws };
 
 struct CudaKernelChoice {
   // attention
   bool attn_mma_only = false;                      // TESSERA_CUDA_ATTN=mma
-  AttnSchedule attn_schedule = AttnSchedule::Default;  // TESSERA_CUDA_ATTN_WGMMA
-  int attn_warpgroups_d64 = 3;                     // TESSERA_CUDA_ATTN_WGMMA_WG
   bool attn_trace = false;                         // TESSERA_CUDA_ATTN_TRACE
   // matmul
   bool cublaslt = true;  // !TESSERA_CUDA_NO_CUBLASLT

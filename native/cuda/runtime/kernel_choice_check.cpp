@@ -9,8 +9,6 @@
 int main() {
   const tessera::CudaKernelChoice c = tessera::read_kernel_choice();
   std::printf("attn_mma_only=%d\n", c.attn_mma_only ? 1 : 0);
-  std::printf("attn_schedule=%d\n", static_cast<int>(c.attn_schedule));
-  std::printf("attn_warpgroups_d64=%d\n", c.attn_warpgroups_d64);
   std::printf("attn_trace=%d\n", c.attn_trace ? 1 : 0);
   std::printf("cublaslt=%d\n", c.cublaslt ? 1 : 0);
   std::printf("gemm_trace=%d\n", c.gemm_trace ? 1 : 0);

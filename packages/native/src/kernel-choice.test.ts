@@ -55,8 +55,6 @@ describe.skipIf(!haveCxx)("CUDA kernel choice from the environment", () => {
     const { fields, stderr } = choice({});
     expect(fields).toEqual({
       attn_mma_only: 0,
-      attn_schedule: 0,
-      attn_warpgroups_d64: 3,
       attn_trace: 0,
       cublaslt: 1,
       gemm_trace: 0,
@@ -72,8 +70,6 @@ describe.skipIf(!haveCxx)("CUDA kernel choice from the environment", () => {
   it("reads each switch's values", () => {
     const { fields, stderr } = choice({
       TESSERA_CUDA_ATTN: "mma",
-      TESSERA_CUDA_ATTN_WGMMA: "overlap",
-      TESSERA_CUDA_ATTN_WGMMA_WG: "2",
       TESSERA_CUDA_ATTN_TRACE: "1",
       TESSERA_CUDA_NO_CUBLASLT: "1",
       TESSERA_CUDA_GEMM_TRACE: "1",
@@ -85,8 +81,6 @@ describe.skipIf(!haveCxx)("CUDA kernel choice from the environment", () => {
     });
     expect(fields).toEqual({
       attn_mma_only: 1,
-      attn_schedule: 2, // AttnSchedule::Overlap
-      attn_warpgroups_d64: 2,
       attn_trace: 1,
       cublaslt: 0,
       gemm_trace: 1,
@@ -99,16 +93,14 @@ describe.skipIf(!haveCxx)("CUDA kernel choice from the environment", () => {
     expect(stderr).toBe("");
   });
 
-  it("keeps the default for wgmma, 3 warpgroups and flags set to 0 or empty", () => {
+  it("keeps the default for wgmma and flags set to 0 or empty", () => {
     const { fields } = choice({
       TESSERA_CUDA_ATTN: "wgmma",
-      TESSERA_CUDA_ATTN_WGMMA_WG: "3",
       TESSERA_CUDA_ATTN_TRACE: "0",
       TESSERA_CUDA_NO_CUBLASLT: "",
       TESSERA_CUDA_CONV_WS_TMA: "1",
     });
     expect(fields.attn_mma_only).toBe(0);
-    expect(fields.attn_warpgroups_d64).toBe(3);
     expect(fields.attn_trace).toBe(0);
     expect(fields.cublaslt).toBe(1);
     expect(fields.conv_ws_tma).toBe(1);
@@ -118,13 +110,23 @@ describe.skipIf(!haveCxx)("CUDA kernel choice from the environment", () => {
     const { fields, stderr } = choice({
       TESSERA_CUDA_CONV: "wmma",
       TESSERA_CUDA_CONV_TILE: "128x100",
-      TESSERA_CUDA_ATTN_WGMMA: "fast",
+      TESSERA_CUDA_ATTN: "fast",
     });
     expect(fields.conv_no_wgmma).toBe(0);
     expect(fields.conv_tile_n).toBe(0);
-    expect(fields.attn_schedule).toBe(0);
+    expect(fields.attn_mma_only).toBe(0);
     expect(stderr).toContain("TESSERA_CUDA_CONV=wmma is not one of igemm; ignored");
     expect(stderr).toContain("TESSERA_CUDA_CONV_TILE=128x100 is not one of 128x192, 128x128, 128x96, 128x64");
-    expect(stderr).toContain("TESSERA_CUDA_ATTN_WGMMA=fast is not one of basic, overlap, pingpong");
+    expect(stderr).toContain("TESSERA_CUDA_ATTN=fast is not one of mma, wgmma");
+  });
+
+  it("reads nothing from the deleted attention schedule and warpgroup switches", () => {
+    const defaults = choice({});
+    const { fields, stderr } = choice({
+      TESSERA_CUDA_ATTN_WGMMA: "basic",
+      TESSERA_CUDA_ATTN_WGMMA_WG: "2",
+    });
+    expect(fields).toEqual(defaults.fields);
+    expect(stderr).toBe("");
   });
 });
