@@ -7,18 +7,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { readVideo, writeImage, writeVideo } from "@tessera/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "./main.js";
-
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    argv,
-    (s) => out.push(s),
-    (s) => err.push(s),
-  );
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
+import { runMain as run } from "./testing/run-main.js";
 
 function hasFfmpeg(): boolean {
   const env = process.env.TESSERA_FFMPEG;

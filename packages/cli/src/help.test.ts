@@ -3,18 +3,8 @@
 import { GENERATION_PARAMS, type ParamSpec, rangeText } from "@tessera/core/params";
 import { describe, expect, it } from "vitest";
 import { flagLines } from "./help.js";
-import { COMMANDS, main } from "./main.js";
-
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    argv,
-    (s) => out.push(s),
-    (s) => err.push(s),
-  );
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
+import { COMMANDS } from "./main.js";
+import { runMain as run } from "./testing/run-main.js";
 
 describe("--help", () => {
   it("lists every command", async () => {

@@ -1,16 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { main } from "./main.js";
-
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    argv,
-    (s) => out.push(s),
-    (s) => err.push(s),
-  );
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
+import { runMain as run } from "./testing/run-main.js";
 
 describe("tessera CLI", () => {
   it("prints help", async () => {

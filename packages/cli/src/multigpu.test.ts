@@ -7,18 +7,7 @@ import { cudaStatus, NcclUnavailableError, ncclStatus } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageError } from "./args.js";
 import { gpuProblem, launchRanks, multiGpu, visibleGpuIds, withoutFlag } from "./commands/multigpu.js";
-import { main } from "./main.js";
-
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    argv,
-    (s) => out.push(s),
-    (s) => err.push(s),
-  );
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
+import { runMain as run } from "./testing/run-main.js";
 
 const noGpu = !cudaStatus().available;
 

@@ -5,25 +5,13 @@ import { randomWanTransformerWeights } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import { cfgParallelVelocity } from "../pipelines/parallel-generate.js";
 import { guidedVelocity } from "../pipelines/wan.js";
+import { maxRelErr as relErr } from "../testing/compare.js";
 import { collectiveComm } from "./collective.js";
 import { CommError, InProcessGroup, runRanks } from "./comm.js";
 import { ringSelfAttention, sequenceSplit, tokenRun, ulyssesSelfAttention } from "./sequence.js";
 
 // Four heads so that 2 and 4 ranks both divide them.
 const CFG: WanTransformerConfig = { ...WAN_TINY, num_attention_heads: 4, attention_head_dim: 12 };
-
-async function relErr(a: Tensor, b: Tensor): Promise<number> {
-  expect(a.shape).toEqual(b.shape);
-  const x = await a.toFloat32Array();
-  const y = await b.toFloat32Array();
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < y.length; i++) {
-    num = Math.max(num, Math.abs((x[i] as number) - (y[i] as number)));
-    den = Math.max(den, Math.abs(y[i] as number));
-  }
-  return num / den;
-}
 
 let before = 0;
 beforeEach(() => {

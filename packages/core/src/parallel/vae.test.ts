@@ -3,22 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WAN_VAE_TINY } from "../models/wan-vae/config.js";
 import { randomWanVaeWeights } from "../models/wan-vae/params.js";
 import { WanVAE } from "../models/wan-vae/vae.js";
+import { maxRelErr } from "../testing/compare.js";
 import { collectiveComm } from "./collective.js";
 import { runRanks } from "./comm.js";
 import { decodeSpatialParallel, rowBand } from "./vae.js";
-
-async function maxRelErr(a: Tensor, b: Tensor): Promise<number> {
-  expect(a.shape).toEqual(b.shape);
-  const x = await a.toFloat32Array();
-  const y = await b.toFloat32Array();
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < y.length; i++) {
-    num = Math.max(num, Math.abs((x[i] as number) - (y[i] as number)));
-    den = Math.max(den, Math.abs(y[i] as number));
-  }
-  return num / den;
-}
 
 describe("rowBand", () => {
   it("splits rows as evenly as they go, the extra rows first", () => {

@@ -3,23 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectiveComm } from "../parallel/collective.js";
 import { InProcessGroup, runRanks } from "../parallel/comm.js";
 import { type ParallelStrategy, parallelPlan, pickStrategy } from "../parallel/plan.js";
+import { maxRelErr } from "../testing/compare.js";
 import { randomWanComponents } from "./model-folder.js";
 import type { GenerateOptions } from "./options.js";
 import { generateParallel } from "./parallel-generate.js";
 import { type GenerateResult, WanPipeline } from "./wan.js";
-
-async function maxRelErr(a: Tensor, b: Tensor): Promise<number> {
-  expect(a.shape).toEqual(b.shape);
-  const x = await a.toFloat32Array();
-  const y = await b.toFloat32Array();
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < y.length; i++) {
-    num = Math.max(num, Math.abs((x[i] as number) - (y[i] as number)));
-    den = Math.max(den, Math.abs(y[i] as number));
-  }
-  return num / den;
-}
 
 function dispose(r: GenerateResult): void {
   r.video.dispose();
