@@ -17,8 +17,10 @@
 #               the pipeline's graph-vs-eager generations, the demo model with and without the graph,
 #               the DiT step eager and as a graph. $OUT: graph-checks-<gpu>.json and check's files.
 #   compare     A/B on one machine: this tree against the commit staged by `prepare.sh --base REV`
-#               (.gpu/base), each built here; the DiT step (eager and graph) twice each, alternating,
-#               then one whole generation each (VAE bf16). $OUT: e2e-compare-<gpu>.json.  (~9 min)
+#               (.gpu/base), both built here: this tree's conformance suite, then, while LIMIT_S
+#               allows, the DiT step (eager and graph), the bf16 VAE decode, the DiT step again and a
+#               whole generation (VAE bf16) of each, base first. $OUT: conformance-<gpu>.json,
+#               e2e-compare-<gpu>.json.                                          (~9 min in all)
 # Every part also leaves e2e-bench-logs.tgz (logs and each process's own JSON).
 # LIMIT_S (default 540): the run's time; torch.compile gets what is left.
 part=baseline
@@ -138,34 +140,47 @@ side() {
 
 case "$part" in
   compare)
-    for round in 1 2; do
+    # Stages in order of worth, each run only while LIMIT_S leaves it time: this tree's
+    # conformance (same results), then the DiT step, the bf16 VAE decode and a whole generation
+    # of each side (same speed), base first in each pair.
+    if conformance all ""; then :; fi
+    cp "$logs/conf-all.json" "$out/conformance-$gpu.json" 2> /dev/null
+    parts=(--part conformance="$logs/conf-all.json")
+    pair() { # NAME SECONDS-IT-NEEDS SHELL-COMMAND (run per side with $js and $OUT set)
+      local name=$1 need=$2 cmd=$3
+      if [ "$(left)" -lt "$need" ]; then
+        say "== $name: skipped ($(left)s left, needs ${need}s)"
+        return
+      fi
       for s in base this; do
         side $s
-        say "== $s ($COMMIT_SIDE) DiT step, round $round ($(($(date +%s) - t0))s)"
-        timeout 150 node $js/ours.mjs --part dit --out "$raw/$s-dit-$round.json" --device cuda >> "$log" 2>&1
-        say "$s dit: rc=$?"
+        say "== $s ($COMMIT_SIDE) $name ($(($(date +%s) - t0))s)"
+        mkdir -p "$raw/$s-$name"
+        js=$js OUT="$raw/$s-$name" COMMIT="$COMMIT_SIDE" timeout 200 bash -c "$cmd" > "$logs/$s-$name.log" 2>&1
+        say "$s $name: rc=$?"
+        tail -3 "$logs/$s-$name.log" | tee -a "$log"
+        parts+=(--part "$s.$name=$raw/$s-$name/result.json")
       done
-    done
-    for s in base this; do
-      side $s
-      say "== $s ($COMMIT_SIDE) whole generation, VAE bf16 ($(($(date +%s) - t0))s)"
-      mkdir -p "$raw/$s-gen"
-      OUT="$raw/$s-gen" COMMIT="$COMMIT_SIDE" VAE_DTYPE=bf16 timeout 200 node $js/wan-e2e.mjs > "$logs/$s-gen.log" 2>&1
-      say "$s generation: rc=$?"
-      tail -8 "$logs/$s-gen.log" | tee -a "$log"
-    done
+    }
+    # shellcheck disable=SC2016 # expanded by the bash -c of each side
+    dit='node "$js/ours.mjs" --part dit --out "$OUT/result.json" --device cuda'
+    # shellcheck disable=SC2016
+    pair dit1 80 "$dit"
+    # shellcheck disable=SC2016
+    pair vae 70 'node "$js/ours.mjs" --part vae --vae-dtype bf16 --out "$OUT/result.json" --device cuda'
+    pair dit2 80 "$dit"
+    # shellcheck disable=SC2016
+    pair generation 170 'VAE_DTYPE=bf16 node "$js/wan-e2e.mjs" && mv "$OUT/wan-e2e.json" "$OUT/result.json"'
     results merge "$out/e2e-compare-$gpu.json" date="$(now)" device="$gpu_name" commit="$COMMIT" \
       baseCommit="$(cat .gpu/base/commit)" command="bash scripts/gpu/e2e-bench.sh compare" \
-      what="Wan2.1-1.3B DiT step (batch 2, 832x480x81, bf16; eager and CUDA graph) and whole 50-step generation (VAE bf16), this tree against base, built and run on one machine, alternating" \
-      --part base.dit1="$raw/base-dit-1.json" --part this.dit1="$raw/this-dit-1.json" \
-      --part base.dit2="$raw/base-dit-2.json" --part this.dit2="$raw/this-dit-2.json" \
-      --part base.generation="$raw/base-gen/wan-e2e.json" --part this.generation="$raw/this-gen/wan-e2e.json"
+      what="this tree's conformance; Wan2.1-1.3B DiT step (batch 2, 832x480x81, bf16; eager and CUDA graph), bf16 VAE decode (81x480x832) and whole 50-step generation (VAE bf16) of this tree and of base, built and run on one machine, base first in each pair" \
+      "${parts[@]}"
     node -e '
       const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
       const f = (x) => (x === undefined ? "-" : x.toFixed(1));
       for (const s of ["base", "this"]) {
         const d = [r[s]?.dit1, r[s]?.dit2];
-        console.log(`${s}: DiT step ${d.map((x) => f(x?.ms?.median)).join(" / ")} ms eager, ${d.map((x) => f(x?.graph?.median)).join(" / ")} ms graph; generation ${f(r[s]?.generation?.timings?.total)} ms (step ${f(r[s]?.generation?.timings?.step)} ms, decode ${f(r[s]?.generation?.timings?.decode)} ms)`);
+        console.log(`${s}: DiT step ${d.map((x) => f(x?.ms?.median)).join(" / ")} ms eager, ${d.map((x) => f(x?.graph?.median)).join(" / ")} ms graph; VAE bf16 ${f(r[s]?.vae?.ms?.median)} ms; generation ${f(r[s]?.generation?.timings?.total)} ms (step ${f(r[s]?.generation?.timings?.step)} ms, decode ${f(r[s]?.generation?.timings?.decode)} ms)`);
       }' "$out/e2e-compare-$gpu.json" | tee -a "$log"
     ;;
   baseline | dit)
