@@ -11,4 +11,9 @@ export {
   planLora,
 } from "./adapter.js";
 export { type LoraPart, type ParsedKey, parseLoraKey, WanModuleIndex } from "./keys.js";
-export { type SyntheticEntry, type SyntheticLoraOptions, writeSyntheticLora } from "./synthetic.js";
+export {
+  mergedByHand,
+  type SyntheticEntry,
+  type SyntheticLoraOptions,
+  writeSyntheticLora,
+} from "./synthetic.js";

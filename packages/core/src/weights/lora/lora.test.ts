@@ -5,15 +5,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { full, liveTensorCount, randn, Tensor } from "@tessera/native";
+import { full, liveTensorCount, randn, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WAN_TINY } from "../../models/wan/config.js";
 import { randomWanTransformerWeights, wanTransformerParams } from "../../models/wan/params.js";
 import { WanTransformer } from "../../models/wan/transformer.js";
 import { type TensorToWrite, writeSafetensors } from "../safetensors.js";
-import { WeightStore } from "../store.js";
+import type { WeightStore } from "../store.js";
 import { LoraAdapter, LoraError, type LoraTargetModel, planLora } from "./adapter.js";
-import { type SyntheticEntry, writeSyntheticLora } from "./synthetic.js";
+import { mergedByHand, type SyntheticEntry, writeSyntheticLora } from "./synthetic.js";
 
 const MODEL: LoraTargetModel = {
   label: "the tiny Wan transformer",
@@ -51,38 +51,6 @@ function tmp(): string {
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** The weights with each entry added at `strength` by hand: float64 sums rounded to f32. */
-async function mergedByHand(
-  store: WeightStore,
-  loras: readonly { entries: SyntheticEntry[]; strength: number }[],
-): Promise<WeightStore> {
-  const out = new WeightStore("merged by hand");
-  for (const name of store.names()) {
-    const t = store.get(name);
-    const w = Float64Array.from(await t.toFloat32Array());
-    for (const { entries, strength } of loras)
-      for (const e of entries) {
-        if (e.target !== name) continue;
-        if (e.kind === "full") {
-          for (let i = 0; i < w.length; i++) w[i] = (w[i] as number) + strength * (e.diff[i] as number);
-          continue;
-        }
-        const r = e.downShape[0] as number;
-        const rows = e.upShape[0] as number;
-        const cols = w.length / rows;
-        const s = strength * e.factor;
-        for (let o = 0; o < rows; o++)
-          for (let i = 0; i < cols; i++) {
-            let acc = 0;
-            for (let k = 0; k < r; k++) acc += (e.up[o * r + k] as number) * (e.down[k * cols + i] as number);
-            w[o * cols + i] = (w[o * cols + i] as number) + s * acc;
-          }
-      }
-    out.set(name, Tensor.from(Float32Array.from(w), t.shape));
-  }
-  return out;
-}
 
 function relL2(a: Float32Array, b: Float32Array): number {
   let num = 0;

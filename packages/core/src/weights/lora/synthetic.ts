@@ -2,8 +2,10 @@
 // and for trying the LoRA surfaces (CLI, server) without a downloaded LoRA. The
 // factors are returned too, so a test can build the merged weights by hand.
 
+import { Tensor } from "@tessera/native";
 import { type TensorToWrite, writeSafetensors } from "../safetensors.js";
 import { wanTransformerKeyMap, wanTransformerOriginalNames } from "../single-file.js";
+import { WeightStore } from "../store.js";
 import type { LoraNaming, LoraTargetModel } from "./adapter.js";
 
 export interface SyntheticLoraOptions {
@@ -142,4 +144,40 @@ export async function writeSyntheticLora(
     metadata.lora_adapter_metadata = JSON.stringify({ r: rank, lora_alpha: o.alpha });
   await writeSafetensors(file, tensors, metadata);
   return entries;
+}
+
+/**
+ * A copy of `store` (f32, on the CPU) with each LoRA's entries added at its strength
+ * by hand: W + strength·factor·up@down in float64, rounded to f32 once. What a merge
+ * should give, computed without the engine's ops.
+ */
+export async function mergedByHand(
+  store: WeightStore,
+  loras: readonly { entries: readonly SyntheticEntry[]; strength: number }[],
+): Promise<WeightStore> {
+  const out = new WeightStore("merged by hand");
+  for (const name of store.names()) {
+    const t = store.get(name);
+    const w = Float64Array.from(await t.toFloat32Array());
+    for (const { entries, strength } of loras)
+      for (const e of entries) {
+        if (e.target !== name) continue;
+        if (e.kind === "full") {
+          for (let i = 0; i < w.length; i++) w[i] = (w[i] as number) + strength * (e.diff[i] as number);
+          continue;
+        }
+        const r = e.downShape[0] as number;
+        const rows = e.upShape[0] as number;
+        const cols = w.length / rows;
+        const s = strength * e.factor;
+        for (let o = 0; o < rows; o++)
+          for (let i = 0; i < cols; i++) {
+            let acc = 0;
+            for (let k = 0; k < r; k++) acc += (e.up[o * r + k] as number) * (e.down[k * cols + i] as number);
+            w[o * cols + i] = (w[o * cols + i] as number) + s * acc;
+          }
+      }
+    out.set(name, Tensor.from(Float32Array.from(w), t.shape));
+  }
+  return out;
 }
