@@ -4,7 +4,7 @@
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { full, liveTensorCount, randn, type Tensor } from "@tessera/native";
+import { cudaStatus, Device, full, liveTensorCount, randn, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { WanTransformer } from "../models/wan/transformer.js";
 import { LoraAdapter } from "../weights/lora/adapter.js";
@@ -269,6 +269,36 @@ describe("LoRAs in the pipeline", () => {
     for (const t of [y1, y2, ...Object.values(input)]) t.dispose();
     copy.dispose();
     await pipe.setLoras([]);
+  });
+});
+
+const CUDA = cudaStatus().available;
+
+describe.skipIf(!CUDA)(`LoRAs on a GPU in bf16${CUDA ? "" : " [SKIPPED: no CUDA device]"}`, () => {
+  it("merges like the CPU's f32 merge to bf16 rounding, and restores the loaded bf16 bits", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-lora-gpu-"));
+    const gpu = randomWanComponents({ seed: 33, device: Device.cuda(0), dtype: "bf16" });
+    const cpu = randomWanComponents({ seed: 33 });
+    const model = wanLoraTarget(gpu.transformer.config);
+    const file = join(dir, "l.safetensors");
+    await writeSyntheticLora(file, model, { naming: "comfyui", targets: TARGETS, alpha: 2, seed: 3 });
+    const loaded = await bytesOf(gpu.transformer.weights);
+    const g = new TransformerLoras(gpu.transformer.weights, model);
+    const c = new TransformerLoras(cpu.transformer.weights, model);
+    await g.apply([{ path: file, strength: 0.8 }]);
+    await c.apply([{ path: file, strength: 0.8 }]);
+    for (const t of TARGETS) {
+      const a = await gpu.transformer.weights.get(t).toFloat32Array();
+      const b = await cpu.transformer.weights.get(t).toFloat32Array();
+      // bf16 keeps 8 bits of mantissa: a relative error near 2^-9 per value.
+      expect(relL2(a, b), t).toBeLessThan(5e-3);
+    }
+    await g.apply([]);
+    expect(await bytesOf(gpu.transformer.weights)).toEqual(loaded);
+    for (const x of [g, c]) x.dispose();
+    for (const k of [gpu, cpu])
+      for (const s of [k.transformer.weights, k.vae.weights, k.textEncoder.weights]) s.dispose();
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 
