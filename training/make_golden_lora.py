@@ -223,6 +223,17 @@ def build_peft(config, weights, rng):
     return lora, model
 
 
+def merged_model(config, weights, deltas: dict[str, np.ndarray]):
+    """The reference model in float64 with `deltas` added to its parameters. (Loading a
+    float64 state dict would round it to the module's float32 parameters first.)"""
+    model = load(WanTransformer(config), weights, torch.float64, "cpu")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, d in deltas.items():
+            params[name].add_(torch.from_numpy(np.asarray(d, dtype=np.float64)))
+    return model
+
+
 def forward(model, x):
     with torch.no_grad():
         return channels_last(model(channels_first(x["latents"]), x["timesteps"], x["context"]))
@@ -264,11 +275,11 @@ def main():
     outputs: dict[str, np.ndarray] = {}
     plain = forward(load(WanTransformer(config), weights, torch.float64, "cpu"), x)
     for case, parts in cases:
-        merged = {k: v.astype(np.float64) for k, v in weights.items()}
+        deltas: dict[str, np.ndarray] = {}
         for name, s in parts:
             for t, d in loras[name].deltas(weights, s).items():
-                merged[t] = merged[t] + d
-        y = forward(load(WanTransformer(config), merged, torch.float64, "cpu"), x)
+                deltas[t] = deltas.get(t, 0.0) + d
+        y = forward(merged_model(config, weights, deltas), x)
         outputs[f"output.{case}.velocity"] = f32(y.numpy())
         print(f"  {case}: changes the output by {rel_err(y, plain):.2e} (relative L2)")
         if parts[0][0] == "peft":
