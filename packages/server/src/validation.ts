@@ -15,6 +15,7 @@ import {
   type RequestBodySchema,
   requestBodySchema,
   requestFieldKinds,
+  requestListFields,
   serverField,
   staticDefault,
 } from "@tessera/core/params";
@@ -82,7 +83,7 @@ export const NUMERIC_FIELDS: ReadonlySet<string> = FIELD_KINDS.numeric;
 /** Fields that are true or false (multipart text parts "true" and "false"). */
 export const BOOLEAN_FIELDS: ReadonlySet<string> = FIELD_KINDS.boolean;
 /** Fields that are lists (multipart text parts holding a JSON array). */
-export const LIST_FIELDS: ReadonlySet<string> = FIELD_KINDS.list;
+export const LIST_FIELDS: ReadonlySet<string> = requestListFields();
 
 /**
  * Two compilers: request bodies are checked strictly (a string "20" for steps is a

@@ -154,17 +154,25 @@ export function requestBodySchema(policy: Record<string, FieldPolicy> = {}): Req
   return { type: "object", additionalProperties: false, required, properties };
 }
 
-/** The JSON fields of the request whose values are numbers, those that are true or false, and those that are lists. */
-export function requestFieldKinds(): { numeric: Set<string>; boolean: Set<string>; list: Set<string> } {
+/** The JSON fields of the request whose values are numbers, and those that are true or false. */
+export function requestFieldKinds(): { numeric: Set<string>; boolean: Set<string> } {
   const numeric = new Set<string>();
   const boolean = new Set<string>();
-  const list = new Set<string>();
   for (const spec of paramsOn("server")) {
     const field = serverField(spec);
     if (field === undefined) continue;
     if (spec.type.kind === "integer" || spec.type.kind === "number") numeric.add(field);
     if (spec.type.kind === "boolean") boolean.add(field);
-    if (spec.type.kind === "numbers" || spec.type.kind === "loras") list.add(field);
   }
-  return { numeric, boolean, list };
+  return { numeric, boolean };
+}
+
+/** The JSON fields of the request whose values are lists (a multipart form sends them as JSON text). */
+export function requestListFields(): Set<string> {
+  const list = new Set<string>();
+  for (const spec of paramsOn("server")) {
+    const field = serverField(spec);
+    if (field !== undefined && (spec.type.kind === "numbers" || spec.type.kind === "loras")) list.add(field);
+  }
+  return list;
 }

@@ -7,7 +7,16 @@ import {
   type ModelLimits,
   resolveOptions,
 } from "../pipelines/options.js";
-import { cliName, param, parseText, problem, rangeText, requestBodySchema, serverName } from "./index.js";
+import {
+  cliName,
+  param,
+  parseText,
+  problem,
+  rangeText,
+  requestBodySchema,
+  requestListFields,
+  serverName,
+} from "./index.js";
 
 const WAN: ModelLimits = {
   sideMultiple: 16,
@@ -99,6 +108,7 @@ describe("an explicit schedule", () => {
       items: { type: "number", exclusiveMinimum: 0, maximum: 1000 },
     });
     expect(s.properties.sigmas).toMatchObject({ type: "array", items: { exclusiveMinimum: 0, maximum: 1 } });
+    expect(requestListFields()).toEqual(new Set(["timesteps", "sigmas", "loras"]));
   });
 });
 
