@@ -9,12 +9,12 @@
 import { extname } from "node:path";
 import {
   AbortError,
-  checkLoraFile,
   cleanPrompt,
   generationDefaults,
   LoraError,
   modelLimits,
   parallelPlan,
+  planLoraFile,
   preparePrompt,
   readModelFolder,
   resolveOptions,
@@ -77,7 +77,7 @@ async function checkLoras(request: GenerateRequest, transformer: WanTransformerC
   const target = wanLoraTarget(transformer, `the transformer of ${request.modelDir}`);
   for (const l of request.options.loras ?? [])
     try {
-      await checkLoraFile(l.path as string, target);
+      await planLoraFile(l.path as string, target);
     } catch (e) {
       if (e instanceof LoraError) throw new UsageError(`--lora: ${e.message}`);
       throw e;

@@ -7,14 +7,7 @@ import { readdirSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import type { WanTransformerConfig } from "../models/wan/config.js";
 import { wanTransformerParams } from "../models/wan/params.js";
-import { inspectWeights } from "../weights/load.js";
-import {
-  LoraAdapter,
-  LoraError,
-  type LoraPlan,
-  type LoraTargetModel,
-  planLora,
-} from "../weights/lora/adapter.js";
+import { LoraAdapter, type LoraTargetModel } from "../weights/lora/adapter.js";
 import type { WeightDelta, WeightStore } from "../weights/store.js";
 import { GenerateOptionError, type LoraSpec } from "./options.js";
 
@@ -91,18 +84,6 @@ export function resolveLoras(
     out.push({ path, strength: s.strength ?? 1 });
   }
   return out;
-}
-
-/**
- * Reads a LoRA file's tensor names and shapes (not its data) and checks them against
- * `model`: the check a command runs before it loads any weights.
- */
-export async function checkLoraFile(path: string, model: LoraTargetModel): Promise<LoraPlan> {
-  if (!path.endsWith(SUFFIX)) throw new LoraError(path, null, `${path}: a LoRA must be a ${SUFFIX} file`);
-  const inv = await inspectWeights(path).catch((e: unknown) => {
-    throw new LoraError(path, null, (e as Error).message);
-  });
-  return planLora(inv.label, new Map([...inv.tensors].map(([k, v]) => [k, v.info])), model);
 }
 
 interface Cached {

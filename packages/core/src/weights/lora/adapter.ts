@@ -200,6 +200,23 @@ export function planLora(
   return { file, naming: [...naming].sort(), entries };
 }
 
+/**
+ * Reads a LoRA file's tensor names and shapes (not its data) and plans it against
+ * `model`: what a command runs to check a LoRA before it loads any weight.
+ */
+export async function planLoraFile(
+  file: string,
+  model: LoraTargetModel,
+): Promise<{ plan: LoraPlan; metadata: Readonly<Record<string, string>> }> {
+  if (!file.endsWith(".safetensors"))
+    throw new LoraError(file, null, `${file}: a LoRA must be a .safetensors file`);
+  const inv = await inspectWeights(file).catch((e: unknown) => {
+    throw new LoraError(file, null, (e as Error).message);
+  });
+  const plan = planLora(inv.label, new Map([...inv.tensors].map(([k, v]) => [k, v.info])), model);
+  return { plan, metadata: inv.metadata.get(inv.files[0] as string) ?? {} };
+}
+
 /** PEFT's LoraConfig fields that set the scale. */
 export interface AdapterConfig {
   r?: number;
@@ -292,13 +309,8 @@ export class LoraAdapter {
 
   /** Reads `file` against `model`: the plan first (no tensor data read), then the tensors onto the host. */
   static async load(file: string, model: LoraTargetModel): Promise<LoraAdapter> {
-    if (!file.endsWith(".safetensors"))
-      throw new LoraError(file, null, `${file}: a LoRA must be a .safetensors file`);
-    const inv = await inspectWeights(file).catch((e: unknown) => {
-      throw new LoraError(file, null, (e as Error).message);
-    });
-    const plan = planLora(inv.label, new Map([...inv.tensors].map(([k, v]) => [k, v.info])), model);
-    const config = await adapterConfig(inv.label, inv.metadata.get(inv.files[0] as string) ?? {});
+    const { plan, metadata } = await planLoraFile(file, model);
+    const config = await adapterConfig(plan.file, metadata);
     const used = new Set<string>();
     for (const e of plan.entries) for (const k of [e.down, e.up, e.alpha, e.diff]) if (k) used.add(k);
     const tensors = await loadWeights(file, { device: "cpu", filter: (n) => used.has(n) });

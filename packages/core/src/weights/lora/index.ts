@@ -9,6 +9,7 @@ export {
   type LoraPlan,
   type LoraTargetModel,
   planLora,
+  planLoraFile,
 } from "./adapter.js";
 export { type LoraPart, type ParsedKey, parseLoraKey, WanModuleIndex } from "./keys.js";
 export {
