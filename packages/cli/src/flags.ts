@@ -70,8 +70,19 @@ export function isSwitch(f: FlagSpec): boolean {
   return f.kind === "boolean" || (f.kind === "param" && f.param.type.kind === "boolean");
 }
 
-function flagValue(name: string, f: FlagSpec, v: string | boolean | undefined): unknown {
+/** A generation parameter whose flag may be given more than once (--lora A --lora B). */
+export function isRepeatable(f: FlagSpec): boolean {
+  return f.kind === "param" && f.param.cli?.repeatable === true;
+}
+
+function flagValue(name: string, f: FlagSpec, v: string | boolean | string[] | undefined): unknown {
   if (isSwitch(f)) return v === true;
+  if (Array.isArray(v)) {
+    // A repeatable parameter: each occurrence parsed on its own, the values joined in order.
+    const all: unknown[] = [];
+    for (const one of v) all.push(...(flagValue(name, f, one) as unknown[]));
+    return all;
+  }
   if (v === undefined || typeof v === "boolean") return "default" in f ? f.default : undefined;
   switch (f.kind) {
     case "string":
@@ -97,16 +108,21 @@ export function readFlags<const T extends Flags>(
   argv: string[],
   flags: T,
 ): { values: FlagValues<T>; positionals: string[] } {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
   for (const [name, f] of Object.entries(flags))
     options[name] = {
       type: isSwitch(f) ? "boolean" : "string",
       ...(f.short ? { short: f.short } : {}),
+      ...(isRepeatable(f) ? { multiple: true } : {}),
     };
   const { values, positionals } = parse(argv, options);
   const typed: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(flags))
-    typed[name] = flagValue(name, f, (values as Record<string, string | boolean | undefined>)[name]);
+    typed[name] = flagValue(
+      name,
+      f,
+      (values as Record<string, string | boolean | string[] | undefined>)[name],
+    );
   return { values: typed as FlagValues<T>, positionals };
 }
 

@@ -15,6 +15,7 @@ import { DataDir } from "./paths.js";
 import type { RateLimitOptions } from "./ratelimit.js";
 import { registerContentRoutes } from "./routes/content.js";
 import { registerEventRoutes } from "./routes/events.js";
+import { registerLoraRoutes } from "./routes/loras.js";
 import { registerOpenApi, registerOperationRoutes } from "./routes/operations.js";
 import { registerVideoRoutes } from "./routes/videos.js";
 import { Store } from "./store.js";
@@ -181,6 +182,7 @@ async function buildApp(ctx: ServerContext, o: ServerOptions): Promise<FastifyIn
   registerVideoRoutes(app, ctx);
   registerContentRoutes(app, ctx);
   registerEventRoutes(app, ctx);
+  registerLoraRoutes(app, ctx);
   // The web page at / (HTML, CSS and a small ES module; no key needed to load it).
   registerWebPage(app);
   registerOperationRoutes(app, ctx);

@@ -23,6 +23,11 @@ export interface GenerationRequest {
    * it (default true). Models trained on free text ignore it.
    */
   rewrite?: boolean;
+  /** LoRAs by name (from listLoras()), each with its strength. */
+  loras?: { name: string; strength: number }[];
+  /** An explicit schedule (diffusers' timesteps= / sigmas= meanings); steps is its length. */
+  timesteps?: number[];
+  sigmas?: number[];
 }
 
 /** The prompt rewriter's report, for a model with a caption style (see @tessera/core's prompt-style.ts). */
@@ -110,6 +115,8 @@ export interface VideoGenerator {
    * shows it at once. Throws RequestFieldError for a prompt it cannot prepare.
    */
   preparePrompt?(prompt: string, rewrite: boolean): PreparedPrompt;
+  /** The LoRAs requests may name (the operator's LoRA folder); absent or [] when there are none. */
+  listLoras?(): string[];
   generate(req: GenerationRequest, ctx: GenerateContext): Promise<GeneratedVideo>;
   close?(): Promise<void>;
 }

@@ -49,6 +49,8 @@ interface PipelineLike {
   defaults: { width: number; height: number; frames: number; steps: number; guidance: number; fps: number };
   limits: { sideMultiple: number; temporalFactor: number };
   resolve(o: Record<string, unknown>): unknown;
+  /** Absent in a core from before LoRAs. */
+  listLoras?(): string[];
   generate(o: Record<string, unknown>): Promise<{
     video: TensorLike;
     latents?: TensorLike;
@@ -63,7 +65,9 @@ interface PipelineLike {
   dispose(): void;
 }
 interface CoreLike {
-  WanPipeline: { load(dir: string, o: { device?: string; dtype?: string }): Promise<PipelineLike> };
+  WanPipeline: {
+    load(dir: string, o: { device?: string; dtype?: string; loraDir?: string }): Promise<PipelineLike>;
+  };
   writeVideo(
     path: string,
     v: VideoFrames,
@@ -84,6 +88,8 @@ export interface PipelineGeneratorOptions {
   name?: string;
   /** Output container: "mp4" (default; needs ffmpeg, falls back to gif without it) or "gif". */
   format?: "mp4" | "gif";
+  /** The folder whose .safetensors LoRAs requests may name (`tessera serve --loras DIR`). */
+  loraDir?: string;
 }
 
 export async function loadPipelineGenerator(o: PipelineGeneratorOptions): Promise<VideoGenerator> {
@@ -103,7 +109,10 @@ export async function loadPipelineGenerator(o: PipelineGeneratorOptions): Promis
   const pipeline = await core.WanPipeline.load(resolve(o.modelDir), {
     device,
     ...(o.dtype ? { dtype: o.dtype } : {}),
+    ...(o.loraDir ? { loraDir: resolve(o.loraDir) } : {}),
   });
+  if (o.loraDir && typeof pipeline.listLoras !== "function")
+    throw new Error("this build of @tessera/core has no LoRA support; rebuild it (pnpm build)");
   return new PipelineGenerator(core, pipeline, {
     model: o.name ?? basename(resolve(o.modelDir)),
     device,
@@ -152,6 +161,10 @@ class PipelineGenerator implements VideoGenerator {
     }
   };
 
+  listLoras(): string[] {
+    return this.pipeline.listLoras?.() ?? [];
+  }
+
   validate(req: GenerationRequest): void {
     try {
       this.pipeline.resolve(this.#options(req));
@@ -175,6 +188,10 @@ class PipelineGenerator implements VideoGenerator {
       guidance: req.guidance,
       seed: req.seed,
       rewrite: req.rewrite !== false,
+      // By name, looked up in the pipeline's LoRA folder; [] runs without any.
+      loras: (req.loras ?? []).map((l) => ({ name: l.name, strength: l.strength })),
+      ...(req.timesteps ? { timesteps: req.timesteps } : {}),
+      ...(req.sigmas ? { sigmas: req.sigmas } : {}),
     };
   }
 

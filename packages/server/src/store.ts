@@ -34,6 +34,11 @@ export interface StoredRequest {
   video?: string;
   /** Rewrite the prompt onto the model's caption style, if it has one (absent in jobs stored before it existed: true). */
   rewrite?: boolean;
+  /** LoRAs by name with their strengths (absent: none). */
+  loras?: { name: string; strength: number }[];
+  /** An explicit schedule; steps is its length. */
+  timesteps?: number[];
+  sigmas?: number[];
 }
 
 export interface StoredResult {

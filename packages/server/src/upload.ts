@@ -8,7 +8,7 @@ import { pipeline } from "node:stream/promises";
 import type { FastifyRequest } from "fastify";
 import { RequestFieldError } from "./generator.js";
 import type { DataDir } from "./paths.js";
-import { BOOLEAN_FIELDS, NUMERIC_FIELDS } from "./validation.js";
+import { BOOLEAN_FIELDS, LIST_FIELDS, NUMERIC_FIELDS } from "./validation.js";
 
 export type UploadField = "image" | "video";
 
@@ -114,7 +114,9 @@ export async function readMultipart(
             ? Number(v)
             : BOOLEAN_FIELDS.has(name) && /^\s*(true|false)\s*$/.test(v)
               ? v.trim() === "true"
-              : v;
+              : LIST_FIELDS.has(name) && /^\s*\[/.test(v)
+                ? jsonList(name, v)
+                : v;
       }
       current = null;
     }
@@ -134,5 +136,14 @@ export async function readMultipart(
     if (code === "FST_FIELDS_LIMIT" || code === "FST_PARTS_LIMIT")
       throw new RequestFieldError("body", "the form has too many fields");
     throw new RequestFieldError(field, `the multipart body could not be read: ${(e as Error).message}`);
+  }
+}
+
+/** A multipart text part holding a JSON list (loras, timesteps); the schema checks what is in it. */
+function jsonList(name: string, v: string): unknown {
+  try {
+    return JSON.parse(v);
+  } catch {
+    throw new RequestFieldError(name, `${name} must be a JSON list, e.g. [1000, 750, 500, 250]`);
   }
 }

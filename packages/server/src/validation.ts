@@ -15,12 +15,14 @@ import {
   type RequestBodySchema,
   requestBodySchema,
   requestFieldKinds,
+  requestListFields,
   serverField,
   staticDefault,
 } from "@tessera/core/params";
 import { Ajv, type ErrorObject } from "ajv";
 import type { GenerationRequest, GeneratorInfo, VideoGenerator } from "./generator.js";
 import { RequestFieldError } from "./generator.js";
+import { checkSchedule, requestedLoras } from "./routes/loras.js";
 import type { StoredRequest } from "./store.js";
 
 export interface Limits {
@@ -53,6 +55,8 @@ export function createVideoBodySchema(l: Limits): RequestBodySchema {
     frames: { maximum: l.maxFrames },
     steps: { maximum: l.maxSteps },
     guidance: { maximum: l.maxGuidance },
+    timesteps: { maxItems: l.maxSteps },
+    sigmas: { maxItems: l.maxSteps },
   });
 }
 
@@ -68,6 +72,9 @@ export type VideoBody = {
   seed?: number;
   strength?: number;
   rewrite?: boolean;
+  timesteps?: number[];
+  sigmas?: number[];
+  loras?: { name: string; strength?: number }[];
 };
 
 const FIELD_KINDS = requestFieldKinds();
@@ -75,6 +82,8 @@ const FIELD_KINDS = requestFieldKinds();
 export const NUMERIC_FIELDS: ReadonlySet<string> = FIELD_KINDS.numeric;
 /** Fields that are true or false (multipart text parts "true" and "false"). */
 export const BOOLEAN_FIELDS: ReadonlySet<string> = FIELD_KINDS.boolean;
+/** Fields that are lists (multipart text parts holding a JSON array). */
+export const LIST_FIELDS: ReadonlySet<string> = requestListFields();
 
 /**
  * Two compilers: request bodies are checked strictly (a string "20" for steps is a
@@ -93,12 +102,15 @@ export function makeAjv(coerce: boolean): Ajv {
 
 /** Turns the first schema error into a field name and a sentence. */
 export function describeSchemaError(e: ErrorObject, part: string): { field: string; message: string } {
+  // Inside a list of objects (loras) the field is named with its path: loras.0.name.
+  const at = e.instancePath.replace(/^\//, "").replaceAll("/", ".");
+  const inner = (f: string) => (at ? `${at}.${f}` : f);
   if (e.keyword === "required") {
-    const f = (e.params as { missingProperty: string }).missingProperty;
+    const f = inner((e.params as { missingProperty: string }).missingProperty);
     return { field: f, message: `${f} is required` };
   }
   if (e.keyword === "additionalProperties") {
-    const f = (e.params as { additionalProperty: string }).additionalProperty;
+    const f = inner((e.params as { additionalProperty: string }).additionalProperty);
     const hint =
       f === "image" || f === "video"
         ? "; upload an input image or video as a multipart/form-data file part"
@@ -169,6 +181,8 @@ export function resolveRequest(
   limits: Limits,
   inputs: Inputs,
   randomSeed: () => number,
+  /** The LoRA names requests may use (the generator's listLoras()). */
+  generatorLoras: readonly string[] = [],
 ): StoredRequest {
   checkText("prompt", body.prompt);
   if (body.prompt.trim().length === 0) throw new RequestFieldError("prompt", "prompt is blank");
@@ -218,7 +232,10 @@ export function resolveRequest(
       `frames ${frames} is more than this server allows (${limits.maxFrames})`,
     );
 
-  const steps = body.steps ?? Math.min(info.defaults.steps, limits.maxSteps);
+  // An explicit schedule sets the step count (its entries were checked by the schema).
+  const schedule = checkSchedule(body);
+  const steps = schedule?.length ?? body.steps ?? Math.min(info.defaults.steps, limits.maxSteps);
+  const loras = requestedLoras(body.loras, generatorLoras);
   const guidance = body.guidance ?? Math.min(info.defaults.guidance, limits.maxGuidance);
   if (inputs.image && !info.acceptsImage)
     throw new RequestFieldError("image", "this model does not take an input image");
@@ -241,6 +258,9 @@ export function resolveRequest(
     guidance,
     seed: body.seed ?? randomSeed(),
     rewrite: body.rewrite ?? (staticDefault("rewrite") as boolean),
+    ...(loras.length ? { loras } : {}),
+    ...(body.timesteps ? { timesteps: body.timesteps } : {}),
+    ...(body.sigmas ? { sigmas: body.sigmas } : {}),
     ...(body.strength !== undefined ? { strength: body.strength } : {}),
     ...(inputs.image ? { image: inputs.image } : {}),
     ...(inputs.video ? { video: inputs.video } : {}),
@@ -269,6 +289,9 @@ export function requestFromStored(r: StoredRequest, inputFile?: (name: string) =
     guidance: r.guidance,
     seed: r.seed,
     rewrite: r.rewrite !== false,
+    ...(r.loras ? { loras: r.loras } : {}),
+    ...(r.timesteps ? { timesteps: r.timesteps } : {}),
+    ...(r.sigmas ? { sigmas: r.sigmas } : {}),
     ...(inputFile && r.image ? { image: inputFile(r.image) } : {}),
     ...(inputFile && r.video ? { video: inputFile(r.video) } : {}),
     ...(r.strength !== undefined ? { strength: r.strength } : {}),

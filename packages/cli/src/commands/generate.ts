@@ -11,15 +11,20 @@ import {
   AbortError,
   cleanPrompt,
   generationDefaults,
+  LoraError,
   modelLimits,
   parallelPlan,
+  planLoraFile,
   preparePrompt,
   readModelFolder,
   resolveOptions,
   SINGLE_DEVICE,
   WanPipeline,
+  type WanTransformerConfig,
+  wanLoraTarget,
 } from "@tessera/core";
 import { cudaStatus, type Device } from "@tessera/native";
+import { UsageError } from "../args.js";
 import { type GenerateRequest, readGenerateFlags } from "./generate/flags.js";
 import { readInputs } from "./generate/inputs.js";
 import { ffmpegAvailable, needsFfmpeg, type Written, writeOutput } from "./generate/output.js";
@@ -38,6 +43,7 @@ async function checkBeforeLoad(request: GenerateRequest) {
   const info = await readModelFolder(request.modelDir);
   const defaults = generationDefaults(info.defaults);
   const limits = modelLimits(info.transformer, info.vae);
+  await checkLoras(request, info.transformer, limits.experts ?? 1);
   const base = {
     ...request.options,
     width: request.options.width ?? defaults.width,
@@ -57,6 +63,25 @@ async function checkBeforeLoad(request: GenerateRequest) {
   const opts = { ...base, ...inputs };
   resolveOptions(opts, defaults, limits, () => 0);
   return { defaults, opts, inputs, fps: request.fps ?? defaults.fps, prepared };
+}
+
+/**
+ * --lora files against the model's transformer, from their tensor names and shapes
+ * (no weights read): a LoRA for another model is a usage error before the model loads.
+ */
+async function checkLoras(request: GenerateRequest, transformer: WanTransformerConfig, experts: number) {
+  if ((request.options.loras2?.length ?? 0) > 0 && experts < 2)
+    throw new UsageError(
+      `--lora-2 is for the low-noise expert of a two-expert model (Wan2.2 A14B); ${request.modelDir} has one expert (its transformer): give its LoRAs with --lora`,
+    );
+  const target = wanLoraTarget(transformer, `the transformer of ${request.modelDir}`);
+  for (const l of request.options.loras ?? [])
+    try {
+      await planLoraFile(l.path as string, target);
+    } catch (e) {
+      if (e instanceof LoraError) throw new UsageError(`--lora: ${e.message}`);
+      throw e;
+    }
 }
 
 /** Why a CUDA device cannot be used (null when it can, and for the CPU). */
@@ -117,6 +142,7 @@ export async function generateCommand(
     say(`loading ${modelDir} on ${device.name} (${dtype}${vaeDtype !== "f32" ? `, VAE ${vaeDtype}` : ""})`);
     const tLoad = performance.now();
     pipeline = await WanPipeline.load(modelDir, { device, dtype, vaeDtype });
+    for (const l of opts.loras ?? []) say(`LoRA ${l.path} at strength ${l.strength ?? 1}`);
     const loadMs = performance.now() - tLoad;
     const mode = modeName(inputs, opts.extend === true);
     say(

@@ -141,6 +141,11 @@ export async function serveCommand(
     out(
       `tessera: ${generator.info.model} knows only ${generator.info.captionStyle} captions: prompts are rewritten onto them (a job's "rewrite": false sends them as typed)`,
     );
+  const loras = generator.listLoras?.() ?? [];
+  if (gen.loraDir)
+    out(
+      `tessera: ${loras.length} LoRA(s) in ${gen.loraDir}${loras.length ? `: ${loras.join(", ")}` : ""} (requests pick them by name; GET /v1/loras lists them)`,
+    );
   if (queue)
     out(
       `tessera: jobs go to the queue at ${redactUrl(queue)}; run \`tessera worker --queue … --data ${dataDir}\` (the same data folder, shared) to process them`,

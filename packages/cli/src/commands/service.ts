@@ -2,6 +2,7 @@
 // --dtype, --format), the data folder, the Redis queue, the drain time, and
 // running until a signal, letting the running job finish before exiting.
 // @tessera/server is imported only when a service starts, so other commands start fast.
+import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { Device } from "@tessera/native";
 import { choiceFlag, UsageError } from "../args.js";
@@ -28,6 +29,12 @@ export const GENERATOR_FLAGS = {
     choices: ["mp4", "gif"],
     default: "mp4",
     description: "the videos' container (mp4 falls back to gif without ffmpeg)",
+  },
+  loras: {
+    kind: "string",
+    value: "DIR",
+    description:
+      "a folder of LoRA .safetensors files that requests may pick by name (GET /v1/loras lists them; never by path)",
   },
 } as const satisfies Flags;
 
@@ -59,6 +66,8 @@ export interface GeneratorFlags {
   device: Device;
   dtype?: "f32" | "bf16" | "f16";
   format: "mp4" | "gif";
+  /** The LoRA folder (absolute), if any. */
+  loraDir?: string;
 }
 
 /** Validates the shared generator flags (UsageError naming the flag). */
@@ -67,6 +76,7 @@ export function generatorFlags(values: {
   device?: string;
   dtype?: string;
   format?: string;
+  loras?: string;
 }): GeneratorFlags {
   const dtype =
     values.dtype === undefined ? undefined : choiceFlag("dtype", values.dtype, ["f32", "bf16", "f16"], "f32");
@@ -75,7 +85,16 @@ export function generatorFlags(values: {
     device: deviceFlag(values.device, () => Device.cpu),
     ...(dtype ? { dtype } : {}),
     format: choiceFlag("format", values.format, ["mp4", "gif"] as const, "mp4"),
+    ...(values.loras !== undefined ? { loraDir: loraFolder(values.loras) } : {}),
   };
+}
+
+/** --loras: an existing folder (its .safetensors files are the LoRAs requests may name). */
+function loraFolder(v: string): string {
+  const dir = resolve(v);
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+    throw new UsageError(`--loras must be a folder of LoRA .safetensors files; ${dir} is not a folder`);
+  return dir;
 }
 
 /** Loads the pipeline behind a server or worker, saying what it loads. */
@@ -87,6 +106,7 @@ export async function loadGenerator(g: GeneratorFlags, err: (s: string) => void)
     device: g.device.name,
     ...(g.dtype ? { dtype: g.dtype } : {}),
     format: g.format,
+    ...(g.loraDir ? { loraDir: g.loraDir } : {}),
   });
 }
 

@@ -46,7 +46,10 @@ export const WORKER_HELP: CommandHelp = {
   summary:
     "Take jobs from serve's Redis queue, one at a time, on one model (any number of workers, on any hosts).",
   flags: WORKER_FLAGS,
-  notes: ["--data must be serve's data folder (a shared mount): inputs are read and outputs written there"],
+  notes: [
+    "--data must be serve's data folder (a shared mount): inputs are read and outputs written there",
+    "--loras must hold the LoRAs serve's --loras folder offers (jobs name them; the worker reads its own copy)",
+  ],
 };
 
 export async function workerCommand(

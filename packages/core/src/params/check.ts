@@ -35,7 +35,7 @@ export function choiceWords(choices: readonly string[]): string {
   return q.length < 2 ? (q[0] ?? "") : `${q.slice(0, -1).join(", ")} or ${q[q.length - 1]}`;
 }
 
-function numberRange(t: Extract<ValueType, { kind: "number" }>): string {
+function numberRange(t: { min: number; max: number; exclusiveMin?: boolean }): string {
   return t.exclusiveMin
     ? `in (${t.min}, ${t.max}] (above ${t.min}, at most ${t.max})`
     : `from ${t.min} to ${t.max}`;
@@ -67,7 +67,62 @@ export function expectation(spec: ParamSpec, limits: KnownLimits = {}, o: CheckO
     }
     case "input":
       return t.media === "image" ? "an image" : "a video";
+    case "numbers":
+      return `a list of 1 to ${t.maxItems} numbers, each ${numberRange(t)}, each below the one before`;
+    case "loras":
+      return `a list of at most ${t.maxItems} LoRAs, each ${o.typed ? "FILE[:STRENGTH]" : "{ name or path, strength }"} with a strength from ${t.strength.min} to ${t.strength.max}`;
   }
+}
+
+/** A LoRA name in a LoRA folder: a plain file name, never a path. */
+export const LORA_NAME_PATTERN = "^[^/\\\\.][^/\\\\]{0,199}$";
+const LORA_NAME = new RegExp(LORA_NAME_PATTERN);
+
+function numbersProblem(
+  t: Extract<ValueType, { kind: "numbers" }>,
+  value: unknown,
+  label: string,
+): string | null {
+  if (!Array.isArray(value) || value.length < 1 || value.length > t.maxItems)
+    return `${label} must be a list of 1 to ${t.maxItems} numbers`;
+  for (const [i, v] of value.entries()) {
+    const low = t.exclusiveMin ? v > t.min : v >= t.min;
+    if (typeof v !== "number" || !Number.isFinite(v) || !low || v > t.max)
+      return `${label}[${i}] must be a number ${numberRange(t)}, got ${String(v)}`;
+    if (i > 0 && v >= (value[i - 1] as number))
+      return `${label} must decrease: ${label}[${i}] is ${v}, not below ${value[i - 1]}`;
+  }
+  return null;
+}
+
+function lorasProblem(
+  t: Extract<ValueType, { kind: "loras" }>,
+  value: unknown,
+  label: string,
+): string | null {
+  if (!Array.isArray(value)) return `${label} must be a list of LoRAs, each { name or path, strength }`;
+  if (value.length > t.maxItems) return `${label} may hold at most ${t.maxItems} LoRAs, got ${value.length}`;
+  for (const [i, item] of value.entries()) {
+    const at = `${label}[${i}]`;
+    if (item === null || typeof item !== "object" || Array.isArray(item))
+      return `${at} must be an object { name or path, strength }`;
+    const o = item as Record<string, unknown>;
+    const extra = Object.keys(o).find((k) => k !== "name" && k !== "path" && k !== "strength");
+    if (extra !== undefined) return `${at} has an unknown field '${extra}' (name or path, and strength)`;
+    if ((o.name === undefined) === (o.path === undefined))
+      return `${at} must give a name or a path, one of them`;
+    if (o.path !== undefined && (typeof o.path !== "string" || o.path === ""))
+      return `${at}.path must be a file path`;
+    if (o.name !== undefined && (typeof o.name !== "string" || !LORA_NAME.test(o.name)))
+      return `${at}.name must be a LoRA's name (a file name in the LoRA folder, not a path), got ${JSON.stringify(o.name)}`;
+    const s = o.strength;
+    if (
+      s !== undefined &&
+      (typeof s !== "number" || !Number.isFinite(s) || s < t.strength.min || s > t.strength.max)
+    )
+      return `${at}.strength must be a number from ${t.strength.min} to ${t.strength.max}, got ${String(s)}`;
+  }
+  return null;
 }
 
 /**
@@ -127,6 +182,10 @@ export function problem(
       return sizeProblem(value, label, limits);
     case "input":
       return null;
+    case "numbers":
+      return numbersProblem(t, value, label);
+    case "loras":
+      return lorasProblem(t, value, label);
   }
 }
 

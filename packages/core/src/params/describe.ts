@@ -47,6 +47,10 @@ export function rangeText(spec: ParamSpec): string {
       return t.maxLength === undefined ? "" : `at most ${t.maxLength} characters`;
     case "size":
       return `${modelRule(spec)}, at most ${boundWords("maxSide")}`;
+    case "numbers":
+      return `up to ${t.maxItems} values, ${t.exclusiveMin ? `above ${t.min}` : `${t.min}`} to ${t.max}, decreasing`;
+    case "loras":
+      return `${spec.cli?.repeatable ? "repeatable; " : ""}strength ${t.strength.min} to ${t.strength.max}, default ${t.strength.default}`;
     case "boolean":
     case "input":
       return "";

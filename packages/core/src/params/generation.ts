@@ -113,6 +113,55 @@ export const GENERATION_PARAMS = [
     cli: { flag: "scheduler", value: "NAME" },
   },
   {
+    key: "timesteps",
+    description:
+      "The timesteps to sample at instead of steps evenly spaced, as diffusers' " +
+      "FlowMatchEulerDiscreteScheduler.set_timesteps(timesteps=…): each step's noise level is shift(t / 1000) " +
+      "and the model is given t itself. Runs the Euler sampler; steps, if given, must equal its length.",
+    type: { kind: "numbers", min: 0, exclusiveMin: true, max: 1000, maxItems: 1000 },
+    default: { note: "steps evenly spaced" },
+    surfaces: ["library", "server", "cli"],
+    server: { field: "timesteps", example: "[1000, 750, 500, 250]" },
+    cli: { flag: "timesteps", value: "T1,T2,…" },
+  },
+  {
+    key: "sigmas",
+    description:
+      "The noise levels to sample at, before the shift, as diffusers' set_timesteps(sigmas=…): each step's " +
+      "noise level is shift(s) and the model is given it × 1000. A distillation LoRA's step list " +
+      "(lightx2v's denoising_step_list 1000,750,500,250 with shift 5) is sigmas 1,0.75,0.5,0.25. Runs the Euler " +
+      "sampler; with timesteps too, the model is given those.",
+    type: { kind: "numbers", min: 0, exclusiveMin: true, max: 1, maxItems: 1000 },
+    default: { note: "steps evenly spaced" },
+    surfaces: ["library", "server", "cli"],
+    server: { field: "sigmas", example: "[1, 0.75, 0.5, 0.25]" },
+    cli: { flag: "sigmas", value: "S1,S2,…" },
+  },
+  {
+    key: "loras",
+    description:
+      "LoRAs merged into the transformer for this run, each with a strength (scale = strength × alpha / rank); " +
+      "merged once and kept while later runs ask for the same ones.",
+    type: { kind: "loras", maxItems: 16, strength: { min: -100, max: 100, default: 1 } },
+    default: { note: "none (the library: those given to WanPipeline.load)" },
+    surfaces: ["library", "server", "cli"],
+    server: {
+      field: "loras",
+      note: "By name, from GET /v1/loras (the folder the server was started with, --loras DIR); never a path.",
+      example: '[{"name": "style", "strength": 0.8}]',
+    },
+    cli: { flag: "lora", value: "FILE[:STRENGTH]", repeatable: true },
+  },
+  {
+    key: "loras2",
+    description:
+      "LoRAs for the second (low-noise) expert of a two-expert model (Wan2.2 A14B); a model with one expert refuses them.",
+    type: { kind: "loras", maxItems: 16, strength: { min: -100, max: 100, default: 1 } },
+    default: { note: "none" },
+    surfaces: ["library", "cli"],
+    cli: { flag: "lora-2", value: "FILE[:STRENGTH]", repeatable: true },
+  },
+  {
     key: "seed",
     description: "Random seed; the same seed and settings give the same video.",
     type: { kind: "integer", min: 0, max: Number.MAX_SAFE_INTEGER },

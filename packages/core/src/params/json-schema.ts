@@ -4,6 +4,7 @@
 // /openapi.json. A server's own limits (longest prompt, most frames or steps) are
 // its policy, given here and applied on top of the declared ranges.
 
+import { LORA_NAME_PATTERN } from "./check.js";
 import { defaultText, modelRule } from "./describe.js";
 import { paramsOn } from "./generation.js";
 import { SIZE_PATTERN } from "./text.js";
@@ -12,6 +13,7 @@ import type { ParamSpec } from "./types.js";
 /** A server's limits on one field, tighter than the declaration's. */
 export interface FieldPolicy {
   maximum?: number;
+  maxItems?: number;
   minLength?: number;
   maxLength?: number;
 }
@@ -100,6 +102,39 @@ export function fieldSchema(spec: ParamSpec, policy: FieldPolicy = {}): JsonSche
       };
     case "input":
       return { type: "string", format: "binary", description };
+    case "numbers":
+      return {
+        type: "array",
+        minItems: 1,
+        maxItems: lower(t.maxItems, policy.maxItems) as number,
+        items: {
+          type: "number",
+          ...(t.exclusiveMin ? { exclusiveMinimum: t.min } : { minimum: t.min }),
+          maximum: t.max,
+        },
+        description,
+      };
+    case "loras":
+      // The server takes LoRAs by name only: a path would let a client read any file.
+      return {
+        type: "array",
+        maxItems: lower(t.maxItems, policy.maxItems) as number,
+        items: {
+          type: "object",
+          additionalProperties: false,
+          required: ["name"],
+          properties: {
+            name: { type: "string", pattern: LORA_NAME_PATTERN, description: "A name GET /v1/loras lists." },
+            strength: {
+              type: "number",
+              minimum: t.strength.min,
+              maximum: t.strength.max,
+              description: `Default ${t.strength.default}.`,
+            },
+          },
+        },
+        description,
+      };
   }
 }
 
@@ -130,4 +165,14 @@ export function requestFieldKinds(): { numeric: Set<string>; boolean: Set<string
     if (spec.type.kind === "boolean") boolean.add(field);
   }
   return { numeric, boolean };
+}
+
+/** The JSON fields of the request whose values are lists (a multipart form sends them as JSON text). */
+export function requestListFields(): Set<string> {
+  const list = new Set<string>();
+  for (const spec of paramsOn("server")) {
+    const field = serverField(spec);
+    if (field !== undefined && (spec.type.kind === "numbers" || spec.type.kind === "loras")) list.add(field);
+  }
+  return list;
 }

@@ -51,6 +51,25 @@ export function parseText(spec: ParamSpec, text: string, label: string): Parsed 
     case "input":
       value = text;
       break;
+    case "numbers": {
+      const parts = text.split(",").map((x) => x.trim());
+      if (parts.some((x) => x === "" || !Number.isFinite(Number(x))))
+        return bad(`a comma-separated list of numbers (e.g. 1000,750,500,250)`);
+      value = parts.map(Number);
+      const why = problem(spec, value, label, {}, { typed: true });
+      return why === null ? { ok: true, value } : { ok: false, message: why };
+    }
+    case "loras": {
+      // FILE[:STRENGTH]; a file name that itself ends in :<number> needs an explicit :1.
+      const m = /^(.*):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$/.exec(text);
+      const path = m ? (m[1] as string) : text;
+      if (path === "") return bad("FILE or FILE:STRENGTH (e.g. style.safetensors:0.8)");
+      value = [m ? { path, strength: Number(m[2]) } : { path }];
+      const why = problem(spec, value, label, {}, { typed: true });
+      return why === null
+        ? { ok: true, value }
+        : { ok: false, message: why.replace(`${label}[0].`, `${label}'s `) };
+    }
   }
   return problem(spec, value, label, {}, { typed: true }) === null ? { ok: true, value } : bad();
 }

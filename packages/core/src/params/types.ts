@@ -34,7 +34,14 @@ export type ValueType =
   /** WIDTHxHEIGHT, each side checked as the width and height parameters are. */
   | { kind: "size" }
   /** An image or a video: a file on the CLI, an upload on the server, pixels or a tensor in the library. */
-  | { kind: "input"; media: "image" | "video" };
+  | { kind: "input"; media: "image" | "video" }
+  /** A list of numbers, each in range, strictly decreasing (a schedule); "1000,750,500" on the CLI. */
+  | { kind: "numbers"; min: number; max: number; exclusiveMin?: boolean; maxItems: number }
+  /**
+   * LoRAs with their strengths: files ({ path }) or names in a LoRA folder ({ name })
+   * in the library, names on the server, FILE[:STRENGTH] flags on the CLI.
+   */
+  | { kind: "loras"; maxItems: number; strength: { min: number; max: number; default: number } };
 
 export type ParamDefault =
   /** The same for every model. */
@@ -54,6 +61,8 @@ export interface CliSpelling {
   negates?: boolean;
   /** Help text when the flag reads differently from the parameter (a negating flag). */
   description?: string;
+  /** The flag may be given more than once; its values add up (--lora A --lora B). */
+  repeatable?: boolean;
 }
 
 export interface ServerSpelling {

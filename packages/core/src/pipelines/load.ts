@@ -15,7 +15,7 @@ import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { loadComponentWeights, openDiffusersFolder } from "../weights/diffusers.js";
 import { readJsonFile } from "../weights/load.js";
 import type { WeightStore } from "../weights/store.js";
-import type { GenerationDefaults } from "./options.js";
+import type { GenerationDefaults, LoraSpec } from "./options.js";
 import { CAPTION_STYLES, type CaptionStyle } from "./prompt-style.js";
 import type { WanPipelineComponents } from "./wan.js";
 
@@ -36,6 +36,13 @@ export interface LoadPipelineOptions {
   vaeDtype?: DType;
   textCacheSize?: number;
   onProgress?: (p: { component: string; loaded: number; total: number }) => void;
+  /**
+   * LoRAs merged into the transformer once it is loaded: the set every generate()
+   * runs with unless it gives its own `loras`.
+   */
+  loras?: LoraSpec[];
+  /** The folder LoRAs given by name are read from (name.safetensors there). */
+  loraDir?: string;
 }
 
 const COMPONENTS = ["transformer", "vae", "text_encoder", "tokenizer"] as const;
@@ -277,6 +284,7 @@ export async function loadWanComponents(
       ...(info.captionStyle !== undefined ? { captionStyle: info.captionStyle } : {}),
       ...(info.scheduler ? { numTrainTimesteps: info.scheduler.numTrainTimesteps } : {}),
       ...(opts.textCacheSize !== undefined ? { textCacheSize: opts.textCacheSize } : {}),
+      ...(opts.loraDir !== undefined ? { loraDir: resolve(opts.loraDir) } : {}),
     };
   } catch (e) {
     for (const s of stores) s.dispose();

@@ -46,6 +46,14 @@ export interface GenerateProgress {
   sigma: number;
 }
 
+/**
+ * A LoRA for a run: a .safetensors file, or the name of one in the pipeline's LoRA
+ * folder (`loraDir`: name.safetensors there), with its strength (default 1).
+ */
+export type LoraSpec =
+  | { path: string; name?: undefined; strength?: number }
+  | { name: string; path?: undefined; strength?: number };
+
 export interface GenerateOptions {
   prompt: string;
   /** Default "" (as diffusers' WanPipeline). */
@@ -59,6 +67,25 @@ export interface GenerateOptions {
   guidance?: number;
   shift?: number;
   scheduler?: SchedulerName;
+  /**
+   * Timesteps to sample at (decreasing, in (0, 1000]) instead of `steps` evenly spaced,
+   * with diffusers' meaning (FlowMatchEulerDiscreteScheduler.set_timesteps(timesteps=…)):
+   * σ = shift(t / 1000), the model is given t. Runs the Euler sampler.
+   */
+  timesteps?: number[];
+  /**
+   * Noise levels before the shift (decreasing, in (0, 1]), as diffusers'
+   * set_timesteps(sigmas=…): σ = shift(s), the model is given σ·1000 (lightx2v's
+   * distillation step list 1000,750,500,250 is sigmas 1,0.75,0.5,0.25). Runs the Euler sampler.
+   */
+  sigmas?: number[];
+  /**
+   * LoRAs merged into the transformer for this run (and kept merged while later runs
+   * ask for the same set); [] runs without any. Absent: the LoRAs given at load.
+   */
+  loras?: LoraSpec[];
+  /** LoRAs for the second (low-noise) expert of a two-expert model; a one-expert model refuses them. */
+  loras2?: LoraSpec[];
   /** Non-negative integer below 2^53; drawn at random (and reported) when absent. */
   seed?: number;
   /** Image-to-video: the image becomes the first frame (RGB8 of any size, or a [1, 1, H, W, 3] tensor in [-1, 1]). */
@@ -126,6 +153,8 @@ export interface ModelLimits {
   temporalPatch: number;
   maxSide: number;
   maxFrames: number;
+  /** Transformers that share the denoising (2 for Wan2.2 A14B's high- and low-noise experts); 1 when absent. */
+  experts?: number;
 }
 
 export type Mode = "t2v" | "i2v" | "extend" | "v2v";
@@ -142,6 +171,8 @@ export interface ResolvedOptions {
   guidance: number;
   shift: number;
   scheduler: SchedulerName;
+  /** An explicit schedule (timesteps and/or sigmas, diffusers' meaning), or null for `steps` evenly spaced. */
+  schedule: { timesteps?: number[]; sigmas?: number[] } | null;
   seed: number;
   strength: number;
   loop: boolean;
@@ -255,10 +286,33 @@ export function resolveOptions(
       `frames gives ${latentFrames} latent frames, not a multiple of the temporal patch ${limits.temporalPatch}`,
     );
 
-  const steps = orModel("steps", o.steps, d.steps, limits);
+  // An explicit schedule sets the step count and runs the sampler that takes one.
+  const list = o.timesteps ?? o.sigmas;
+  if (o.timesteps && o.sigmas && o.timesteps.length !== o.sigmas.length)
+    throw new GenerateOptionError(
+      "sigmas",
+      `sigmas has ${o.sigmas.length} values and timesteps ${o.timesteps.length}; give lists of one length`,
+    );
+  const listKey = o.timesteps ? "timesteps" : "sigmas";
+  if (list && o.steps !== undefined && o.steps !== list.length)
+    throw new GenerateOptionError(
+      "steps",
+      `steps is ${o.steps} but ${listKey} has ${list.length} values; leave steps out (the list sets it)`,
+    );
+  if (list && o.scheduler !== undefined && o.scheduler !== "euler")
+    throw new GenerateOptionError(
+      "scheduler",
+      `${listKey} runs the euler sampler (UniPC takes no explicit schedule, as in diffusers); leave scheduler out or give 'euler'`,
+    );
+  const steps = list ? list.length : orModel("steps", o.steps, d.steps, limits);
   const guidance = orModel("guidance", o.guidance, d.guidance, limits);
   const shift = orModel("shift", o.shift, d.shift, limits);
-  const scheduler = orModel("scheduler", o.scheduler, d.scheduler, limits);
+  const scheduler = list ? "euler" : orModel("scheduler", o.scheduler, d.scheduler, limits);
+  if (o.loras2 !== undefined && o.loras2.length > 0 && (limits.experts ?? 1) < 2)
+    throw new GenerateOptionError(
+      "loras2",
+      "loras2 is for the low-noise expert of a two-expert model (Wan2.2 A14B); this model has one expert (its transformer): give its LoRAs as loras",
+    );
   const seed = o.seed ?? randomSeed();
 
   let strength = 1;
@@ -320,6 +374,12 @@ export function resolveOptions(
     guidance,
     shift,
     scheduler,
+    schedule: list
+      ? {
+          ...(o.timesteps ? { timesteps: [...o.timesteps] } : {}),
+          ...(o.sigmas ? { sigmas: [...o.sigmas] } : {}),
+        }
+      : null,
     seed,
     strength,
     loop: o.loop === true,

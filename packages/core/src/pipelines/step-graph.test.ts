@@ -57,6 +57,43 @@ describe("the denoising step as a CUDA graph", () => {
     },
   );
 
+  it.skipIf(!CUDA)(`replays the one-branch step of guidance 1 like eager calls${SKIP}`, async () => {
+    const dev = Device.cuda(0);
+    const pipe = new WanPipeline(randomWanComponents({ seed: 7, device: dev, dtype: "bf16" }));
+    const cond = await pipe.encodeText("a blue square");
+    const graph = new StepGraph(pipe.transformer);
+    const replayed: boolean[] = [];
+    for (const [i, t] of [1000, 750, 500, 250].entries()) {
+      const x = randn([1, 3, 4, 4, 4], { seed: 20 + i, device: dev });
+      const got = await graph.velocity(x, t, cond, 1, "bf16");
+      replayed.push(got.replayed);
+      const want = guidedVelocity(pipe.transformer, x, t, cond, 1, "bf16");
+      expect(await values(got.v)).toEqual(await values(want));
+      for (const y of [x, got.v, want]) y.dispose();
+    }
+    expect(replayed).toEqual([false, true, true, true]);
+    graph.dispose();
+    cond.dispose();
+    // A whole 4-step run at guidance 1: the graph replays, and gives the eager video.
+    const opts = {
+      prompt: "a red ball",
+      seed: 4,
+      guidance: 1,
+      ...small,
+      steps: undefined,
+      sigmas: [1, 0.75, 0.5, 0.25],
+    };
+    const on = await pipe.generate(opts);
+    const off = await pipe.generate({ ...opts, cudaGraph: false });
+    expect(on.stepGraph).toEqual({ state: "replayed", replays: 3 });
+    expect(await values(on.latents)).toEqual(await values(off.latents));
+    for (const r of [on, off]) {
+      r.video.dispose();
+      r.latents.dispose();
+    }
+    pipe.dispose();
+  });
+
   it.skipIf(!CUDA)(
     `gives the same video with and without the graph in a whole generation${SKIP}`,
     async () => {

@@ -15,6 +15,7 @@
 // Parallelism is a plan this one loop consults (parallel/plan.ts): over several
 // ranks every rank runs this same generate() on the whole latents, and only each
 // step's velocity and the VAE decode are split; one device is the trivial plan.
+import { statSync } from "node:fs";
 import { axpby, cast, concat, type Device, type DType, randn, scope, slice, Tensor } from "@tessera/native";
 import { andThen } from "../models/maybe-async.js";
 import type { UMT5Encoder } from "../models/t5/encoder.js";
@@ -32,18 +33,23 @@ import {
   stepCacheOptions,
   stepSplit,
 } from "../parallel/plan.js";
+import { param, problem } from "../params/index.js";
 import type { RewriteResult } from "../prompt/rewrite.js";
 import { type FlowScheduler, startIndexForStrength } from "../schedulers/common.js";
 import { createScheduler, WAN_SAMPLING_DEFAULTS } from "../schedulers/index.js";
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { RgbImage, VideoFrames } from "../video/frames.js";
+import { LoraError } from "../weights/lora/adapter.js";
 import { guidedVelocity } from "./guided-velocity.js";
 import { type LoadPipelineOptions, loadWanComponents } from "./load.js";
+import { type ActiveLora, listLoras, resolveLoras, TransformerLoras, wanLoraTarget } from "./loras.js";
 import {
   AbortError,
   cleanPrompt,
+  GenerateOptionError,
   type GenerateOptions,
   type GenerationDefaults,
+  type LoraSpec,
   type ModelLimits,
   type ResolvedOptions,
   resolveOptions,
@@ -69,6 +75,8 @@ export interface WanPipelineComponents {
   numTrainTimesteps?: number;
   /** The caption style the text encoder was trained on; "tessera-world" rewrites prompts onto it (see prompt-style.ts). */
   captionStyle?: CaptionStyle;
+  /** The folder LoRAs given by name are read from. */
+  loraDir?: string;
 }
 
 export interface GenerateTimings {
@@ -125,7 +133,12 @@ export class WanPipeline {
   readonly textLength: number;
   readonly numTrainTimesteps: number;
   readonly captionStyle: CaptionStyle | undefined;
+  /** The folder LoRAs given by name are read from (name.safetensors there), if any. */
+  readonly loraDir: string | undefined;
   readonly #cache: TextStateCache;
+  readonly #loras: TransformerLoras;
+  /** What a generate() without `loras` runs with: the set given at load or to setLoras(). */
+  #defaultLoras: ActiveLora[] = [];
 
   constructor(c: WanPipelineComponents) {
     this.transformer = c.transformer;
@@ -138,6 +151,9 @@ export class WanPipeline {
     this.captionStyle = c.captionStyle;
     this.#cache = new TextStateCache(c.textCacheSize ?? 4);
     this.defaults = generationDefaults(c.defaults);
+    this.loraDir = c.loraDir;
+    if (c.loraDir !== undefined && !statSync(c.loraDir, { throwIfNoEntry: false })?.isDirectory())
+      throw new Error(`WanPipeline: the LoRA folder ${c.loraDir} is not a folder`);
 
     const tc = this.transformer.config;
     const z = this.vae.config.z_dim;
@@ -156,6 +172,10 @@ export class WanPipeline {
     if (!Number.isInteger(this.textLength) || this.textLength < 1)
       throw new Error(`WanPipeline: textLength must be a positive integer, got ${this.textLength}`);
     this.limits = modelLimits(tc, this.vae.config);
+    this.#loras = new TransformerLoras(
+      this.transformer.weights,
+      wanLoraTarget(tc, "this model's transformer"),
+    );
   }
 
   /**
@@ -164,12 +184,58 @@ export class WanPipeline {
    */
   static async load(dir: string, opts: LoadPipelineOptions = {}): Promise<WanPipeline> {
     const c = await loadWanComponents(dir, opts);
+    let pipe: WanPipeline;
     try {
-      return new WanPipeline(c);
+      pipe = new WanPipeline(c);
     } catch (e) {
       c.transformer.weights.dispose();
       c.vae.weights.dispose();
       c.textEncoder.weights.dispose();
+      throw e;
+    }
+    if (opts.loras?.length)
+      try {
+        await pipe.setLoras(opts.loras);
+      } catch (e) {
+        pipe.dispose();
+        throw e;
+      }
+    return pipe;
+  }
+
+  /**
+   * Merges `loras` into the transformer now and makes them the set a generate()
+   * without its own `loras` runs with ([] removes every LoRA). No reload: the changed
+   * weights are recomputed from their originals (see weights/store.ts).
+   */
+  async setLoras(loras: readonly LoraSpec[]): Promise<void> {
+    const wanted = this.#resolveLoras(loras, "loras");
+    await this.#lorasOption(() => this.#loras.apply(wanted));
+    this.#defaultLoras = wanted;
+  }
+
+  /** The LoRAs merged into the transformer now. */
+  get loras(): readonly ActiveLora[] {
+    return this.#loras.active;
+  }
+
+  /** The names of the LoRAs in the LoRA folder ([] without one). */
+  listLoras(): string[] {
+    return this.loraDir === undefined ? [] : listLoras(this.loraDir);
+  }
+
+  #resolveLoras(loras: readonly LoraSpec[], key: string): ActiveLora[] {
+    const message = problem(param("loras"), loras, key);
+    if (message !== null) throw new GenerateOptionError(key, message);
+    return resolveLoras(loras, this.loraDir, key);
+  }
+
+  // A LoRA file that cannot be merged is the option's fault: said as a GenerateOptionError on loras.
+  async #lorasOption<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof LoraError) throw new GenerateOptionError("loras", e.message);
       throw e;
     }
   }
@@ -197,9 +263,10 @@ export class WanPipeline {
     return this.#cache.size;
   }
 
-  /** Frees the cached text states and every model weight. */
+  /** Frees the cached text states, the parsed LoRA files and every model weight. */
   dispose(): void {
     this.#cache.clear();
+    this.#loras.dispose();
     this.transformer.weights.dispose();
     this.vae.weights.dispose();
     this.textEncoder.weights.dispose();
@@ -207,7 +274,10 @@ export class WanPipeline {
 
   /** Checks options against the model without running anything (throws GenerateOptionError naming the option). */
   resolve(opts: GenerateOptions): ResolvedOptions {
-    return resolveOptions(opts, this.defaults, this.limits, () => Math.floor(Math.random() * 2 ** 32));
+    const r = resolveOptions(opts, this.defaults, this.limits, () => Math.floor(Math.random() * 2 ** 32));
+    // LoRA names and files exist (whether they fit the model is known once they are read).
+    if (opts.loras !== undefined) resolveLoras(opts.loras, this.loraDir);
+    return r;
   }
 
   /**
@@ -246,6 +316,9 @@ export class WanPipeline {
     const [pt, ph, pw] = tc.patch_size;
     const grid: TokenGrid = [r.latentFrames / pt, r.height / sf / ph, r.width / sf / pw];
 
+    const wantedLoras =
+      opts.loras === undefined ? this.#defaultLoras : resolveLoras(opts.loras, this.loraDir);
+    let releaseLoras: (() => void) | null = null;
     const owned: Tensor[] = [];
     const own = <T extends Tensor>(t: T): T => {
       owned.push(t);
@@ -264,6 +337,10 @@ export class WanPipeline {
     const timings: GenerateTimings = { text: 0, encode: 0, denoise: 0, step: 0, decode: 0, total: 0 };
     let hits = 0;
     try {
+      // 0. The LoRAs this run asks for, merged (nothing to do when they already are).
+      releaseLoras = await this.#lorasOption(() => this.#loras.hold(wantedLoras));
+      checkAbort(signal);
+
       // 1. Text states: conditional, then unconditional, one batch of two for guidance
       //    (or, with the branches split over ranks, this rank's own).
       const tText = performance.now();
@@ -316,7 +393,7 @@ export class WanPipeline {
         ? { known: knownEnd, noise: own(slice(noise, 1, r.latentFrames - 1, r.latentFrames)) }
         : null;
       scheduler = createScheduler(r.scheduler, { shift: r.shift, numTrainTimesteps: this.numTrainTimesteps });
-      scheduler.setTimesteps(r.steps);
+      scheduler.setTimesteps(r.steps, r.schedule ?? undefined);
       const start = r.mode === "v2v" ? startIndexForStrength(r.steps, r.strength) : 0;
       const s0 = scheduler.sigmas[start] as number;
       // At the first step the pure noise is the sample, as in text-to-video (diffusers
@@ -418,6 +495,7 @@ export class WanPipeline {
       video = null;
       return result;
     } finally {
+      releaseLoras?.();
       for (const t of owned) t.dispose();
       latents?.dispose();
       video?.dispose();

@@ -26,7 +26,11 @@ export interface FlowScheduler {
   readonly sigmas: number[];
   /** Number of steps set by the last setTimesteps. */
   readonly numSteps: number;
-  setTimesteps(steps: number): void;
+  /**
+   * `steps` steps evenly spaced, or an explicit schedule of that many (Euler only, as
+   * in diffusers; see ExplicitSchedule).
+   */
+  setTimesteps(steps: number, schedule?: ExplicitSchedule): void;
   /**
    * Advances `sample` at sigmas[index] to sigmas[index + 1] given the model's
    * velocity at it. Indices must run consecutively from the first one of a run;
@@ -40,6 +44,18 @@ export interface FlowScheduler {
   /** Forgets multistep history and frees what it held. */
   reset(): void;
   dispose(): void;
+}
+
+/**
+ * A schedule given as a list, with the meaning diffusers' FlowMatchEulerDiscreteScheduler
+ * .set_timesteps gives its `timesteps` and `sigmas` arguments: from sigmas s, the noise
+ * levels are shift(s) and the model is given shift(s)·T; from timesteps t alone, the
+ * noise levels are shift(t / T) and the model is given t itself (unshifted); with both,
+ * the levels come from sigmas and the model is given timesteps.
+ */
+export interface ExplicitSchedule {
+  timesteps?: readonly number[];
+  sigmas?: readonly number[];
 }
 
 /** The shift of a flow-matching noise schedule (diffusers, Wan): σ' = s·σ / (1 + (s − 1)·σ). */

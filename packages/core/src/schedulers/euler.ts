@@ -2,7 +2,14 @@
 // static shift (no dynamic shifting, Karras/exponential/beta sigmas or terminal
 // stretch, which Wan does not use).
 import { axpby, type Tensor } from "@tessera/native";
-import { checkShift, checkSteps, type FlowScheduler, linspace, shiftSigma } from "./common.js";
+import {
+  checkShift,
+  checkSteps,
+  type ExplicitSchedule,
+  type FlowScheduler,
+  linspace,
+  shiftSigma,
+} from "./common.js";
 
 export interface FlowMatchEulerOptions {
   /** Default 1000. */
@@ -32,14 +39,40 @@ export class FlowMatchEulerScheduler implements FlowScheduler {
    * that is the reference behaviour, kept here. σ are stored as float32 values,
    * as diffusers keeps them.
    */
-  setTimesteps(steps: number): void {
+  setTimesteps(steps: number, schedule?: ExplicitSchedule): void {
     checkSteps(steps);
+    if (schedule && (schedule.timesteps || schedule.sigmas)) {
+      this.setExplicit(steps, schedule);
+      return;
+    }
     const T = this.numTrainTimesteps;
     const sigmaMax = Math.fround(shiftSigma(Math.fround(T / T), this.shift));
     const sigmaMin = Math.fround(shiftSigma(Math.fround(1 / T), this.shift));
     const ts = linspace(sigmaMax * T, sigmaMin * T, steps);
     const sig = ts.map((t) => Math.fround(shiftSigma(t / T, this.shift)));
     this.timesteps = sig.map((s) => Math.fround(s * T));
+    this.sigmas = [...sig, 0];
+    this.numSteps = steps;
+  }
+
+  // diffusers holds a given list as a float32 array and shifts it in float32
+  // arithmetic (numpy keeps the python scalars weak), so each operation is rounded to
+  // f32 here as numpy rounds it.
+  private setExplicit(steps: number, s: ExplicitSchedule): void {
+    const f = Math.fround;
+    const T = this.numTrainTimesteps;
+    for (const [what, list] of [
+      ["timesteps", s.timesteps],
+      ["sigmas", s.sigmas],
+    ] as const)
+      if (list && list.length !== steps)
+        throw new RangeError(`FlowMatchEulerScheduler: ${what} has ${list.length} values for ${steps} steps`);
+    const given = s.timesteps?.map(f);
+    const raw = s.sigmas ? s.sigmas.map(f) : (given as number[]).map((t) => f(t / T));
+    const shift = f(this.shift);
+    const shiftM1 = f(this.shift - 1);
+    const sig = raw.map((x) => f(f(shift * x) / f(1 + f(shiftM1 * x))));
+    this.timesteps = given ?? sig.map((x) => f(x * T));
     this.sigmas = [...sig, 0];
     this.numSteps = steps;
   }

@@ -3,6 +3,7 @@ import { FlowMatchEulerScheduler } from "./euler.js";
 import { UniPCMultistepScheduler } from "./unipc.js";
 
 export {
+  type ExplicitSchedule,
   type FlowScheduler,
   linspace,
   type SchedulerName,

@@ -12,6 +12,7 @@ import {
   checkShift,
   checkSteps,
   copyOf,
+  type ExplicitSchedule,
   type FlowScheduler,
   linearCombination,
   linspace,
@@ -74,8 +75,12 @@ export class UniPCMultistepScheduler implements FlowScheduler {
    * shift(1 − 1/T), just under 1. The model's timesteps are σ·T truncated to
    * integers (diffusers casts them to int64), and σ are kept as float32.
    */
-  setTimesteps(steps: number): void {
+  setTimesteps(steps: number, schedule?: ExplicitSchedule): void {
     checkSteps(steps);
+    if (schedule && (schedule.timesteps || schedule.sigmas))
+      throw new RangeError(
+        "UniPCMultistepScheduler takes no explicit timesteps or sigmas (as diffusers' UniPC); use the euler scheduler",
+      );
     this.reset();
     const T = this.numTrainTimesteps;
     const alphas = linspace(1, 1 / T, steps + 1);

@@ -13,6 +13,7 @@ export {
   type WeightSource,
   type WeightsInventory,
 } from "./load.js";
+export * from "./lora/index.js";
 export {
   type DecodeOptions,
   decodeTensor,
@@ -37,6 +38,7 @@ export {
   loadSingleFileCheckpoint,
   type SingleFileOptions,
   wanTransformerKeyMap,
+  wanTransformerOriginalNames,
   wanVaeKeyMap,
 } from "./single-file.js";
-export { WeightError, WeightStore } from "./store.js";
+export { deltaProblem, type WeightDelta, WeightError, WeightStore } from "./store.js";

@@ -114,6 +114,33 @@ export function wanTransformerKeyMap(name: string): string | null {
   return null;
 }
 
+/**
+ * Every name in the original Wan naming (no ComfyUI prefix) that wanTransformerKeyMap
+ * maps, for a transformer of `numLayers` blocks: the same tables read the other way,
+ * so a LoRA in the original naming (lora_unet_blocks_0_self_attn_q) can be matched
+ * against a model's diffusers names without a second table. Some of these name
+ * tensors a given model lacks (image-to-video ones, biases of norms); callers keep
+ * those their model has.
+ */
+export function wanTransformerOriginalNames(numLayers: number): string[] {
+  const names = ["head.modulation", "img_emb.emb_pos"];
+  const wb = (m: string) => [`${m}.weight`, `${m}.bias`];
+  for (const m of Object.keys(TOP_LINEAR)) names.push(...wb(m));
+  for (let i = 0; i < numLayers; i++) {
+    const b = `blocks.${i}`;
+    names.push(`${b}.modulation`);
+    for (const which of ["self_attn", "cross_attn"])
+      for (const part of [
+        ...Object.keys(ATTN_PART),
+        ...(which === "cross_attn" ? Object.keys(I2V_CROSS_PART) : []),
+      ])
+        names.push(...wb(`${b}.${which}.${part}`));
+    for (const n of Object.keys(BLOCK_NORM)) names.push(...wb(`${b}.${n}`));
+    for (const f of ["0", "2"]) names.push(...wb(`${b}.ffn.${f}`));
+  }
+  return names;
+}
+
 // The original ResidualBlock is Sequential(RMS_norm, SiLU, CausalConv3d, RMS_norm,
 // SiLU, Dropout, CausalConv3d) plus a 1x1x1 shortcut when channels change.
 const RESIDUAL: Readonly<Record<string, string>> = {

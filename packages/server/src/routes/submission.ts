@@ -61,7 +61,14 @@ export async function insertSubmission(
   try {
     const inputs: { image?: string; video?: string } = {};
     for (const u of uploads) inputs[u.field] = `input-${u.field}.${u.ext}`;
-    const request = resolveRequest(body, generator.info, limits, inputs, () => randomInt(0, 2 ** 32));
+    const request = resolveRequest(
+      body,
+      generator.info,
+      limits,
+      inputs,
+      () => randomInt(0, 2 ** 32),
+      generator.listLoras?.() ?? [],
+    );
     validateWithGenerator(generator, request);
     // What the text encoder will get, so the job shows it at once (a worker's run reports it again).
     const prepared = generator.preparePrompt?.(request.prompt, request.rewrite !== false) ?? null;

@@ -27,6 +27,8 @@ export interface FakeGeneratorOptions {
   rewrites?: boolean;
   /** Leaves preparePrompt out, as an API without the model would be: prompt_used then comes from the run. */
   noPreparePrompt?: boolean;
+  /** The LoRA names it offers (as a model served with --loras DIR would). */
+  loras?: string[];
 }
 
 const FAKE_WORDS = new Set([
@@ -71,8 +73,10 @@ export class FakeVideoGenerator implements VideoGenerator {
   stepMs: number;
   readonly failOn: string | undefined;
   readonly rewrites: boolean;
+  readonly loras: string[];
 
   constructor(o: FakeGeneratorOptions = {}) {
+    this.loras = o.loras ?? [];
     this.stepMs = o.stepMs ?? 5;
     this.failOn = o.failOn;
     this.rewrites = o.rewrites === true;
@@ -99,6 +103,10 @@ export class FakeVideoGenerator implements VideoGenerator {
     return this.rewrites && rewrite
       ? fakeRewrite(prompt)
       : { prompt: prompt.replace(/\s+/g, " ").trim(), rewrite: null };
+  }
+
+  listLoras(): string[] {
+    return [...this.loras];
   }
 
   validate(req: GenerationRequest): void {

@@ -80,6 +80,8 @@ export const GENERATE_HELP: CommandHelp = {
   notes: [
     "modes: --image FILE (image-to-video), --end-image FILE (with --image: interpolation),",
     "  --video FILE [--strength X] (video-to-video), --video FILE --extend [--context N] [--loop] (extension)",
+    "few steps with a distillation LoRA (lightx2v's 4 steps at 1000/750/500/250, shift 5, no guidance):",
+    "  --lora distill.safetensors --sigmas 1,0.75,0.5,0.25 --shift 5 --guidance 1",
     'example: tessera generate "a red ball bounces" -o ball.gif --steps 20',
   ],
 };
@@ -112,6 +114,12 @@ export function paramValues(values: Record<string, unknown>): ParamValues {
     if (v === undefined || v === false) continue;
     if (cli.negates) options[p.key] = false;
     else if (p.type.kind === "input") files[p.key as InputName] = v as string;
+    else if (p.type.kind === "loras")
+      // LoRA files, like inputs, must exist; the paths are made absolute.
+      options[p.key] = (v as { path: string; strength?: number }[]).map((l) => ({
+        ...l,
+        path: checkInput(`--${cli.flag}`, l.path),
+      }));
     else if (p.spells) for (const [i, k] of p.spells.entries()) options[k] = (v as unknown[])[i];
     else if (isLibrary(p)) options[p.key] = v;
     else cliOnly[p.key] = v;

@@ -29,6 +29,7 @@ export interface RunFacts {
 export function buildReport(f: RunFacts, result: GenerateResult, written: Written) {
   const r = f.request;
   const o = r.options;
+  const schedule = o.timesteps ?? o.sigmas;
   return {
     output: written.path,
     format: written.format,
@@ -49,11 +50,15 @@ export function buildReport(f: RunFacts, result: GenerateResult, written: Writte
         }
       : {}),
     seed: result.seed,
-    steps: o.steps ?? f.defaults.steps,
+    steps: schedule?.length ?? o.steps ?? f.defaults.steps,
     stepsRun: result.stepsRun,
+    ...(o.timesteps ? { timesteps: o.timesteps } : {}),
+    ...(o.sigmas ? { sigmas: o.sigmas } : {}),
+    ...(o.loras?.length ? { loras: o.loras.map((l) => ({ path: l.path, strength: l.strength ?? 1 })) } : {}),
     ...(o.stepCache !== undefined ? { stepCache: o.stepCache, fullSteps: result.fullSteps } : {}),
     stepGraph: result.stepGraph,
-    scheduler: o.scheduler ?? f.defaults.scheduler,
+    // An explicit schedule runs the Euler sampler.
+    scheduler: schedule ? "euler" : (o.scheduler ?? f.defaults.scheduler),
     shift: o.shift ?? f.defaults.shift,
     guidance: o.guidance ?? f.defaults.guidance,
     model: r.modelDir,
