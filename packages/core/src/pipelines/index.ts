@@ -1,6 +1,7 @@
 export * from "./demo-model.js";
 export { guidedVelocityAt, stepTimesteps } from "./guided-velocity.js";
 export * from "./load.js";
+export * from "./memory-estimate.js";
 export * from "./model-folder.js";
 export * from "./options.js";
 export * from "./parallel-generate.js";
