@@ -6,6 +6,7 @@ export * from "./model-folder.js";
 export * from "./options.js";
 export * from "./parallel-generate.js";
 export { pixelsToTensor, resizeCover } from "./pixels.js";
+export * from "./preview.js";
 export * from "./prompt-style.js";
 export { StepGraph, type StepGraphReport } from "./step-graph.js";
 export * from "./text-cache.js";

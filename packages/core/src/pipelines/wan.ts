@@ -49,6 +49,12 @@ import {
   resolveOptions,
 } from "./options.js";
 import { pixelsToTensor } from "./pixels.js";
+import {
+  LatentPreviewer,
+  type LatentRgbProjection,
+  latentRgbProjectionFor,
+  type PreviewFrames,
+} from "./preview.js";
 import { type CaptionStyle, type PreparedPrompt, preparePrompt } from "./prompt-style.js";
 import { StepGraph, type StepGraphReport } from "./step-graph.js";
 import { TextStateCache } from "./text-cache.js";
@@ -69,6 +75,8 @@ export interface WanPipelineComponents {
   numTrainTimesteps?: number;
   /** The caption style the text encoder was trained on; "tessera-world" rewrites prompts onto it (see prompt-style.ts). */
   captionStyle?: CaptionStyle;
+  /** Latents → RGB for live previews (tessera.json's preview.latentRgb); Wan2.1's z16 map when absent. */
+  previewProjection?: LatentRgbProjection;
 }
 
 export interface GenerateTimings {
@@ -125,6 +133,8 @@ export class WanPipeline {
   readonly textLength: number;
   readonly numTrainTimesteps: number;
   readonly captionStyle: CaptionStyle | undefined;
+  /** What live previews project latents with; null: this model has none (generate's `preview` is ignored). */
+  readonly previewProjection: LatentRgbProjection | null;
   readonly #cache: TextStateCache;
 
   constructor(c: WanPipelineComponents) {
@@ -138,6 +148,7 @@ export class WanPipeline {
     this.captionStyle = c.captionStyle;
     this.#cache = new TextStateCache(c.textCacheSize ?? 4);
     this.defaults = generationDefaults(c.defaults);
+    this.previewProjection = latentRgbProjectionFor(c.previewProjection, c.vae.config.z_dim);
 
     const tc = this.transformer.config;
     const z = this.vae.config.z_dim;
@@ -331,6 +342,10 @@ export class WanPipeline {
       // one) or collectives (a split step has them).
       const useGraph = r.cudaGraph && device.kind === "cuda" && !stepCache && !stepSplits;
       const stepGraph: StepGraphReport = { state: useGraph ? "replayed" : "off", replays: 0 };
+      const previewer =
+        opts.preview && this.previewProjection
+          ? new LatentPreviewer(this.previewProjection, opts.preview === true ? {} : opts.preview)
+          : null;
       for (let i = start; i < r.steps; i++) {
         checkAbort(signal);
         const cur: Tensor = latents;
@@ -354,8 +369,10 @@ export class WanPipeline {
           });
         else v = guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype);
         let next: Tensor;
+        let x0: Tensor | null = null;
         try {
           next = scheduler.step(v, cur, i);
+          if (previewer?.due()) x0 = own(previewer.estimate(cur, v, scheduler.sigmas[i] as number));
         } finally {
           v.dispose();
         }
@@ -363,9 +380,11 @@ export class WanPipeline {
         latents = next;
         latents = this.constrain(latents, scheduler.sigmas[i + 1] as number, known, noiseKnown, r.loop, end);
         await device.synchronize();
+        const preview: PreviewFrames | undefined = x0 ? await previewer?.frames(x0) : undefined;
         const done = i - start + 1;
         const elapsed = performance.now() - tDen;
         opts.onProgress?.({
+          ...(preview ? { preview } : {}),
           step: done,
           total,
           elapsed,
