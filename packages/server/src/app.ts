@@ -62,6 +62,11 @@ export interface ServerOptions {
   /** Serve without keys even after every key was revoked (with none ever made, the server is open anyway). */
   open?: boolean;
   /**
+   * The data folder's lock, when the caller took it already (to fail before loading a
+   * model); the server then owns it and releases it on close. Else createServer takes it.
+   */
+  dataLock?: DataLock;
+  /**
    * Bytes a generation may take by the generator's estimate; larger requests get a 400.
    * Default: 90% of the GPU's memory, or on the CPU of the container's limit (cgroup),
    * else of the machine's RAM. False: no check.
@@ -95,7 +100,7 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
   const data = new DataDir(o.dataDir);
   await mkdir(data.root, { recursive: true });
   // Before anything touches a job or tmp/: a second server on this folder stops here.
-  const lock = await DataLock.acquire(data.root);
+  const lock = o.dataLock ?? (await DataLock.acquire(data.root));
   let store: Store | null = null;
   try {
     await data.init();
