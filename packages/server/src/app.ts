@@ -175,8 +175,12 @@ async function startOn(
           // and to /healthz, everything else as usual.
           await ctx.runner.drain(c.graceMs ?? drainTimeoutMs);
           for (const s of ctx.streams) s.end();
-          // Resolves once in-flight requests end.
-          await app.close();
+          // Resolves once in-flight requests end; a client still sending a body nobody will
+          // read (a refused upload) or a slow download gets a few seconds, then is cut off.
+          const closed = app.close();
+          const cutOff = setTimeout(() => app.server.closeAllConnections(), 5000);
+          await closed;
+          clearTimeout(cutOff);
           store.close();
         } finally {
           await lock.release();

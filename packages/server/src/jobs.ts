@@ -240,7 +240,7 @@ export class JobRunner {
 
   async #backOff(e: unknown): Promise<void> {
     this.#storageTrouble++;
-    const ms = Math.min(10_000, 250 * 2 ** Math.min(this.#storageTrouble, 6));
+    const ms = Math.min(4000, 250 * 2 ** Math.min(this.#storageTrouble, 4));
     if (this.#storageTrouble === 1 || this.#storageTrouble % 20 === 0)
       console.error(
         `tessera-server: the job database cannot be used (${e instanceof Error ? e.message : String(e)}); retrying every ${ms / 1000} s`,

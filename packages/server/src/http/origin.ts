@@ -123,6 +123,8 @@ export function installOriginChecks(app: FastifyInstance, policy: OriginPolicy, 
         `this server does not answer for the host '${String(req.headers.host).slice(0, 100)}'; ` +
           "if it is reached under that name (a proxy, a DNS name), start it with --public-url naming it",
         "host",
+        // The body (an upload, say) is never read: the connection cannot be reused.
+        { connection: "close" },
       );
     }
     if (UNSAFE.has(req.method)) {
@@ -134,6 +136,7 @@ export function installOriginChecks(app: FastifyInstance, policy: OriginPolicy, 
           "cross_site_request",
           `cross-site requests are refused (${why}); submit from this server's own page, or from a client that is not a browser page`,
           "origin",
+          { connection: "close" },
         );
       }
     }

@@ -9,6 +9,7 @@ import type {
   GenerationRequest,
   GeneratorInfo,
   PreparedPrompt,
+  PreviewFrames,
   VideoGenerator,
 } from "../generator.js";
 import { RequestFieldError } from "../generator.js";
@@ -27,6 +28,10 @@ export interface FakeGeneratorOptions {
   rewrites?: boolean;
   /** Leaves preparePrompt out, as an API without the model would be: prompt_used then comes from the run. */
   noPreparePrompt?: boolean;
+  /** The model's memory estimate for a request, in bytes (absent: the fake has none, as a model without one). */
+  memory?: (req: GenerationRequest) => number;
+  /** Sends a preview (frames of width/8 × height/8, one per 4 frames) with every progress report. */
+  previews?: boolean;
 }
 
 const FAKE_WORDS = new Set([
@@ -71,12 +76,16 @@ export class FakeVideoGenerator implements VideoGenerator {
   stepMs: number;
   readonly failOn: string | undefined;
   readonly rewrites: boolean;
+  readonly previews: boolean;
 
   constructor(o: FakeGeneratorOptions = {}) {
     this.stepMs = o.stepMs ?? 5;
     this.failOn = o.failOn;
     this.rewrites = o.rewrites === true;
+    this.previews = o.previews === true;
     if (o.noPreparePrompt) this.preparePrompt = undefined;
+    const memory = o.memory;
+    if (memory) this.estimateMemory = (req) => memory(req);
     this.info = {
       model: "fake",
       device: "none",
@@ -101,6 +110,8 @@ export class FakeVideoGenerator implements VideoGenerator {
       : { prompt: prompt.replace(/\s+/g, " ").trim(), rewrite: null };
   }
 
+  estimateMemory?: (req: GenerationRequest) => number;
+
   validate(req: GenerationRequest): void {
     if (req.width * req.height * req.frames > 4096 * 4096)
       throw new RequestFieldError("size", "the fake model refuses more than 16M pixels in all");
@@ -112,7 +123,13 @@ export class FakeVideoGenerator implements VideoGenerator {
     for (let step = 1; step <= req.steps; step++) {
       await abortableSleep(this.stepMs, ctx.signal);
       const elapsed = performance.now() - t0;
-      ctx.onProgress({ step, total: req.steps, elapsed, eta: (elapsed / step) * (req.steps - step) });
+      ctx.onProgress({
+        step,
+        total: req.steps,
+        elapsed,
+        eta: (elapsed / step) * (req.steps - step),
+        ...(this.previews ? { preview: fakePreview(req, step) } : {}),
+      });
     }
     if (this.failOn !== undefined && req.prompt.includes(this.failOn))
       throw new Error("the fake model failed on purpose");
@@ -155,6 +172,17 @@ function abortError(signal: AbortSignal): Error {
   const e = new Error("generation was aborted", { cause: signal.reason });
   e.name = "AbortError";
   return e;
+}
+
+/** Latent-sized frames whose brightness rises with the step, as a denoised estimate sharpens. */
+export function fakePreview(req: GenerationRequest, step: number): PreviewFrames {
+  const width = Math.max(1, req.width / 8);
+  const height = Math.max(1, req.height / 8);
+  const level = Math.round((255 * step) / req.steps);
+  const frames = Array.from({ length: 1 + (req.frames - 1) / 4 }, () =>
+    new Uint8Array(width * height * 3).fill(level),
+  );
+  return { width, height, frames };
 }
 
 /** Deterministic RGB frames from the seed: a gradient that moves with time. */
