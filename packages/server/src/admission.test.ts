@@ -125,6 +125,12 @@ describe("the default memory budget", () => {
       expect(cgroupMemoryLimit(v1)).toBeNull();
       await writeFile(join(v1, "sys/fs/cgroup/memory/memory.limit_in_bytes"), "2147483648\n");
       expect(cgroupMemoryLimit(v1)).toBe(2 ** 31);
+      // A process in a nested v1 cgroup (no namespace): its own group's limit, the tighter.
+      await mkdir(join(v1, "proc/self"), { recursive: true });
+      await writeFile(join(v1, "proc/self/cgroup"), "4:memory:/jobs/box\n0::/\n");
+      await mkdir(join(v1, "sys/fs/cgroup/memory/jobs/box"), { recursive: true });
+      await writeFile(join(v1, "sys/fs/cgroup/memory/jobs/box/memory.limit_in_bytes"), "1073741824\n");
+      expect(cgroupMemoryLimit(v1)).toBe(2 ** 30);
     } finally {
       await rm(v1, { recursive: true, force: true });
     }

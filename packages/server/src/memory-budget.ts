@@ -26,30 +26,39 @@ function readNumber(path: string): number | null {
 
 /**
  * The memory limit of this process's cgroup (the tightest of it and its parents), in
- * bytes, or null when there is none. `root` is where / is (for tests).
+ * bytes, or null when there is none. Reads cgroup v2 (memory.max, at /sys/fs/cgroup or,
+ * on hybrid hosts, /sys/fs/cgroup/unified) and v1 (memory.limit_in_bytes) from the path
+ * /proc/self/cgroup gives. `root` is where / is (for tests).
  */
 export function cgroupMemoryLimit(root = "/"): number | null {
-  let own: string | null = null;
+  let lines: string[] = [];
   try {
-    // cgroup v2: the one line "0::/path".
-    const line = readFileSync(join(root, "proc/self/cgroup"), "utf8")
-      .split("\n")
-      .find((l) => l.startsWith("0::"));
-    if (line) own = line.slice(3).trim();
+    lines = readFileSync(join(root, "proc/self/cgroup"), "utf8").split("\n");
   } catch {}
-  let limit: number | null = null;
-  const tighter = (n: number | null) => {
-    if (n !== null && (limit === null || n < limit)) limit = n;
-  };
-  if (own !== null) {
-    // Inside a container the namespace's root is the container's cgroup; outside, walk up from ours.
-    for (let p = own; ; p = p.slice(0, p.lastIndexOf("/")) || "/") {
-      tighter(readNumber(join(root, "sys/fs/cgroup", p, "memory.max")));
-      if (p === "/" || p === "") break;
+  const pathOf = (match: (controllers: string[], hierarchy: string) => boolean): string | null => {
+    for (const l of lines) {
+      const [hierarchy = "", controllers = "", ...rest] = l.split(":");
+      if (rest.length > 0 && match(controllers.split(","), hierarchy)) return rest.join(":") || "/";
     }
-  }
-  // cgroup v1.
-  tighter(readNumber(join(root, "sys/fs/cgroup/memory/memory.limit_in_bytes")));
+    return null;
+  };
+  let limit: number | null = null;
+  // Inside a container the namespace's root is the container's cgroup; outside, walk up from ours.
+  const walk = (base: string, own: string | null, file: string) => {
+    for (let p = own ?? "/"; ; p = p.slice(0, p.lastIndexOf("/")) || "/") {
+      const n = readNumber(join(root, base, p, file));
+      if (n !== null && (limit === null || n < limit)) limit = n;
+      if (p === "/") break;
+    }
+  };
+  const v2 = pathOf((_c, h) => h === "0");
+  walk("sys/fs/cgroup", v2, "memory.max");
+  walk("sys/fs/cgroup/unified", v2, "memory.max");
+  walk(
+    "sys/fs/cgroup/memory",
+    pathOf((c) => c.includes("memory")),
+    "memory.limit_in_bytes",
+  );
   return limit;
 }
 
