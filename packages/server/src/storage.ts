@@ -22,7 +22,11 @@ function codeOf(e: unknown): string | null {
   for (let x = e, depth = 0; x && typeof x === "object" && depth < 5; depth++) {
     const code = (x as { code?: unknown }).code;
     if (typeof code === "string" && (DISK_FULL_CODES.has(code) || FILE_ERROR_CODES.has(code))) return code;
-    if (/database or disk is full/i.test(String((x as { message?: unknown }).message))) return "SQLITE_FULL";
+    const message = String((x as { message?: unknown }).message);
+    if (/database or disk is full/i.test(message)) return "SQLITE_FULL";
+    // Tools that report it only in words (ffmpeg writing the video).
+    if (/no space left on device/i.test(message)) return "ENOSPC";
+    if (/disk quota exceeded/i.test(message)) return "EDQUOT";
     x = (x as { cause?: unknown }).cause;
   }
   return null;
