@@ -6,7 +6,7 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { GenerateContext, GeneratedVideo, GenerationRequest } from "./generator.js";
-import { withoutPaths } from "./storage.js";
+import { runError, withoutPaths } from "./storage.js";
 import { Store } from "./store.js";
 import { FakeVideoGenerator } from "./testing/fake-generator.js";
 import { api, startFake, tempDir, waitFor, waitForStatus } from "./testing/harness.js";
@@ -57,6 +57,25 @@ describe("failed jobs' errors", () => {
     } finally {
       await h.close();
     }
+  });
+
+  it("call a full disk a full disk, also when a tool only says it in words", () => {
+    const ffmpeg = new Error("ffmpeg exited with code 1 while writing video.mp4:\nNo space left on device");
+    expect(runError(ffmpeg, "generation_failed").code).toBe("disk_full");
+    const enospc = Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    expect(runError(new Error("wrapped", { cause: enospc }), "output_invalid").code).toBe("disk_full");
+    const eacces = Object.assign(new Error("EACCES: permission denied, open '/srv/x/y.mp4'"), {
+      code: "EACCES",
+    });
+    expect(runError(eacces, "generation_failed")).toEqual({
+      code: "storage_error",
+      message:
+        "the server could not write this job's files (EACCES: permission denied, open 'y.mp4'); its data folder needs its operator",
+    });
+    expect(runError(new Error("the model refused"), "generation_failed")).toEqual({
+      code: "generation_failed",
+      message: "the model refused",
+    });
   });
 
   it("keep URLs and plain text as they are", () => {
