@@ -96,6 +96,18 @@ describe("latent → RGB projection", () => {
     expect(p.due(after + 10)).toBe(false);
     expect(p.due(after + 50 * p.spentMs + 1)).toBe(true);
   });
+
+  it("never fails a generation: an error stops the run's previews instead", async () => {
+    const p = new LatentPreviewer(WAN21_LATENT_RGB);
+    const broken = {
+      shape: [1, 1, 1, 1, 16],
+      toFloat32Array: () => Promise.reject(new Error("device lost")),
+      dispose() {},
+    };
+    expect(await p.frames(broken as never)).toBeUndefined();
+    expect(p.failure).toBe("device lost");
+    expect(p.due(Number.POSITIVE_INFINITY)).toBe(false);
+  });
 });
 
 describe.skipIf(!hasDemoModel())("live previews from the demo model", () => {

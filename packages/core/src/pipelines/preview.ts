@@ -241,25 +241,40 @@ export class LatentPreviewer {
     this.#minIntervalMs = o.minIntervalMs ?? 0;
   }
 
+  /** Why previews stopped for this run (the first error they met), or null. */
+  failure: string | null = null;
+
   /** Whether the step that ends now should make one: the last one's cost is at most maxShare of the time since. */
   due(now = performance.now()): boolean {
+    if (this.failure !== null) return false;
     const since = now - this.#lastAt;
     return since >= this.#minIntervalMs && this.#lastCostMs <= this.#maxShare * since;
   }
 
-  /** x̂₀ = x_t − σ·v, queued on the device (call before v is freed); pass it to frames(). */
-  estimate(x: Tensor, v: Tensor, sigma: number): Tensor {
-    if (v.dtype === x.dtype) return axpby(x, v, 1, -sigma);
-    return scope(() => axpby(x, cast(v, x.dtype), 1, -sigma));
+  /**
+   * x̂₀ = x_t − σ·v, queued on the device (call before v is freed); pass it to frames().
+   * A preview is never worth a generation: an error stops previews for the run (null).
+   */
+  estimate(x: Tensor, v: Tensor, sigma: number): Tensor | null {
+    try {
+      if (v.dtype === x.dtype) return axpby(x, v, 1, -sigma);
+      return scope(() => axpby(x, cast(v, x.dtype), 1, -sigma));
+    } catch (e) {
+      this.failure = (e as Error).message;
+      return null;
+    }
   }
 
-  /** Reads x̂₀ back ([1, F, h, w, z]) and projects it; frees it. */
-  async frames(x0: Tensor): Promise<PreviewFrames> {
+  /** Reads x̂₀ back ([1, F, h, w, z]) and projects it; frees it. Undefined (and no more previews) on an error. */
+  async frames(x0: Tensor): Promise<PreviewFrames | undefined> {
     const t0 = performance.now();
     try {
       const [, f, h, w, c] = x0.shape as [number, number, number, number, number];
       const data = await x0.toFloat32Array();
       return projectLatents(data, [f, h, w, c], this.#p);
+    } catch (e) {
+      this.failure = (e as Error).message;
+      return undefined;
     } finally {
       x0.dispose();
       const now = performance.now();

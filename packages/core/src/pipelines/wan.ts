@@ -372,7 +372,8 @@ export class WanPipeline {
         let x0: Tensor | null = null;
         try {
           next = scheduler.step(v, cur, i);
-          if (previewer?.due()) x0 = own(previewer.estimate(cur, v, scheduler.sigmas[i] as number));
+          if (previewer?.due()) x0 = previewer.estimate(cur, v, scheduler.sigmas[i] as number);
+          if (x0) own(x0);
         } finally {
           v.dispose();
         }
