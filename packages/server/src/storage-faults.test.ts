@@ -20,8 +20,11 @@ describe.skipIf(MOUNT_UNAVAILABLE !== null)(`a full disk${SKIP_FULL}`, () => {
     h = await startFake({ dataDir: join(fs.dir, "data"), fake: { stepMs: 20 } });
   });
   afterEach(async () => {
-    await h.close({ keepData: true });
-    fs.unmount();
+    try {
+      await h.close({ keepData: true });
+    } finally {
+      fs.unmount();
+    }
   });
 
   it("answers submissions with 507, keeps serving, and takes them again once space is freed", async () => {
