@@ -26,6 +26,8 @@ export type FlagSpec = FlagBase &
     | ({ kind: "number"; min: number; max: number; exclusiveMin?: boolean; default?: number } & Said)
     | ({ kind: "choice"; choices: readonly string[]; default?: string } & Said)
     | ({ kind: "size"; default?: readonly [number, number] } & Said)
+    /** An amount of memory: 4GiB, 512MiB, 3G, or plain bytes; parsed to bytes. */
+    | ({ kind: "bytes"; default?: number } & Said)
     /**
      * A generation parameter: parsed, checked and described as its declaration in
      * @tessera/core/params says.
@@ -37,7 +39,7 @@ export type Flags = Record<string, FlagSpec>;
 
 type ValueOf<F extends FlagSpec> = F extends { kind: "boolean" }
   ? boolean
-  : F extends { kind: "integer" | "number" }
+  : F extends { kind: "integer" | "number" | "bytes" }
     ? number
     : F extends { kind: "choice"; choices: readonly (infer C)[] }
       ? C
@@ -63,6 +65,32 @@ function numberValue(name: string, v: string, f: Extract<FlagSpec, { kind: "numb
       `--${name} must be a number ${f.exclusiveMin ? "above" : "from"} ${f.min} ${f.exclusiveMin ? "and at most" : "to"} ${f.max}, got '${v}'`,
     );
   return n;
+}
+
+const BYTE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 2 ** 10,
+  kb: 1e3,
+  kib: 2 ** 10,
+  m: 2 ** 20,
+  mb: 1e6,
+  mib: 2 ** 20,
+  g: 2 ** 30,
+  gb: 1e9,
+  gib: 2 ** 30,
+  t: 2 ** 40,
+  tb: 1e12,
+  tib: 2 ** 40,
+};
+
+/** "4GiB", "512MiB", "1.5G", "1000000" → bytes (K, M, G and T alone are binary, as free and ls say them). */
+export function bytesValue(name: string, v: string): number {
+  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*$/i.exec(v);
+  const unit = BYTE_UNITS[(m?.[2] ?? "").toLowerCase()];
+  if (!m || unit === undefined)
+    throw new UsageError(`--${name} must be an amount of memory such as 4GiB, 512MiB or 3G, got '${v}'`);
+  return Math.round(Number(m[1]) * unit);
 }
 
 /** A flag that takes no value: present is true (a boolean generation parameter included). */
@@ -95,6 +123,8 @@ function flagValue(name: string, f: FlagSpec, v: string | boolean | string[] | u
       return choiceFlag(name, v, f.choices, v);
     case "size":
       return sizeFlag(v, [0, 0]);
+    case "bytes":
+      return bytesValue(name, v);
     case "param": {
       const p = parseText(f.param, v, `--${name}`);
       if (!p.ok) throw new UsageError(p.message);

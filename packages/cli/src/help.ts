@@ -20,6 +20,7 @@ function flagNames(name: string, f: FlagSpec): string {
   if (value === undefined && f.kind === "param") value = f.param.cli?.value;
   if (value === undefined && f.kind === "choice") value = f.choices.join("|");
   if (value === undefined && f.kind === "size") value = "WxH";
+  if (value === undefined && f.kind === "bytes") value = "SIZE";
   if (isSwitch(f)) value = undefined;
   else value ??= "VALUE";
   return `${f.short ? `-${f.short}, ` : "    "}--${name}${value ? ` ${value}` : ""}`;

@@ -2,14 +2,18 @@
 // metrics) into one ServerContext, wires fastify and the route modules onto it, and
 // owns start and the draining close. Each resource's routes live in routes/; the
 // shared request plumbing (errors, keys, job lookup) in http/.
+import { mkdir } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance } from "fastify";
+import { DataLock } from "./data-lock.js";
 import type { VideoGenerator } from "./generator.js";
 import { installAuth } from "./http/auth.js";
 import { type Runner, type ServerContext, validatorCompiler } from "./http/context.js";
 import { installErrorHandlers } from "./http/errors.js";
+import { installOriginChecks, OriginPolicy } from "./http/origin.js";
 import { JobRunner } from "./jobs.js";
+import { defaultMemoryBudget } from "./memory-budget.js";
 import { Metrics } from "./metrics.js";
 import { DataDir } from "./paths.js";
 import type { RateLimitOptions } from "./ratelimit.js";
@@ -50,10 +54,31 @@ export interface ServerOptions {
   queue?: string;
   /** Redis mode: milliseconds between reconciling sweeps of SQLite against the queue (default 5000). */
   queueSweepIntervalMs?: number;
+  /**
+   * URLs the server is reached at besides its own addresses (behind a proxy, under a DNS
+   * name): requests naming another Host are refused (DNS rebinding), and pages from these
+   * origins may submit.
+   */
+  publicUrls?: string[];
+  /** Serve without keys even after every key was revoked (with none ever made, the server is open anyway). */
+  open?: boolean;
+  /**
+   * The data folder's lock, when the caller took it already (to fail before loading a
+   * model); the server then owns it and releases it on close. Else createServer takes it.
+   */
+  dataLock?: DataLock;
+  /**
+   * Bytes a generation may take by the generator's estimate; larger requests get a 400.
+   * Default: 90% of the GPU's memory, or on the CPU of the container's limit (cgroup),
+   * else of the machine's RAM. False: no check.
+   */
+  memoryBudgetBytes?: number | false;
 }
 
 export interface TesseraServer {
   app: FastifyInstance;
+  /** The budget requests are checked against, and where it comes from; null when off. */
+  memoryBudget: { bytes: number; from: string } | null;
   store: Store;
   runner: Runner;
   data: DataDir;
@@ -63,17 +88,38 @@ export interface TesseraServer {
   /** Starts listening; resolves to the base URL. */
   listen(): Promise<string>;
   /**
-   * Drains: refuses new jobs at once, closes the listener, lets the running job
-   * finish for up to graceMs (default drainTimeoutMs), requeues it if it did not,
-   * then closes the database. Safe to call more than once.
+   * Drains: refuses new jobs at once (503, and /healthz says "draining", so load
+   * balancers see it while every request is still answered), lets the running job
+   * finish for up to graceMs (default drainTimeoutMs), requeues it if it did not (not
+   * counted as an interruption), then closes the listener, the database and releases
+   * the data folder. Safe to call more than once.
    */
   close(o?: { graceMs?: number }): Promise<void>;
 }
 
 export async function createServer(o: ServerOptions): Promise<TesseraServer> {
   const data = new DataDir(o.dataDir);
-  await data.init();
-  const store = new Store(data.dbFile);
+  await mkdir(data.root, { recursive: true });
+  // Before anything touches a job or tmp/: a second server on this folder stops here.
+  const lock = o.dataLock ?? (await DataLock.acquire(data.root));
+  let store: Store | null = null;
+  try {
+    await data.init();
+    store = new Store(data.dbFile);
+    return await startOn(o, data, store, lock);
+  } catch (e) {
+    store?.close();
+    await lock.release();
+    throw e;
+  }
+}
+
+async function startOn(
+  o: ServerOptions,
+  data: DataDir,
+  store: Store,
+  lock: DataLock,
+): Promise<TesseraServer> {
   // In Redis mode a job in_progress may well be running on a worker right now.
   const requeuedAtStart = o.queue ? 0 : store.requeueInterrupted();
   let runner: Runner | null = null;
@@ -82,6 +128,12 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
     () => ({ busy: runner?.busy ?? false }),
   );
   runner = await openRunner(o, store, data, metrics);
+  const memoryBudget =
+    o.memoryBudgetBytes === false
+      ? null
+      : o.memoryBudgetBytes !== undefined
+        ? { bytes: o.memoryBudgetBytes, from: "as configured" }
+        : defaultMemoryBudget(o.generator.info);
   const ctx: ServerContext = {
     store,
     data,
@@ -89,6 +141,7 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
     generator: o.generator,
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     maxQueued: o.maxQueued ?? 100,
+    memoryBudget,
     metrics,
     ajv: { strict: makeAjv(false), coercing: makeAjv(true) },
     sseHeartbeatMs: (o.sseHeartbeatSeconds ?? 15) * 1000,
@@ -102,6 +155,7 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
   let closing: Promise<void> | null = null;
   return {
     app,
+    memoryBudget,
     store,
     runner,
     data,
@@ -117,12 +171,21 @@ export async function createServer(o: ServerOptions): Promise<TesseraServer> {
     close(c = {}) {
       closing ??= (async () => {
         ctx.draining = true;
-        // Stops the listener now; resolves once in-flight requests (and SSE streams) end.
-        const http = app.close();
-        await ctx.runner.drain(c.graceMs ?? drainTimeoutMs);
-        for (const s of ctx.streams) s.end();
-        await http;
-        store.close();
+        try {
+          // The listener keeps answering while the running job finishes: 503 to submissions
+          // and to /healthz, everything else as usual.
+          await ctx.runner.drain(c.graceMs ?? drainTimeoutMs);
+          for (const s of ctx.streams) s.end();
+          // Resolves once in-flight requests end; a client still sending a body nobody will
+          // read (a refused upload) or a slow download gets a few seconds, then is cut off.
+          const closed = app.close();
+          const cutOff = setTimeout(() => app.server.closeAllConnections(), 5000);
+          await closed;
+          clearTimeout(cutOff);
+          store.close();
+        } finally {
+          await lock.release();
+        }
       })();
       return closing;
     },
@@ -172,10 +235,16 @@ async function buildApp(ctx: ServerContext, o: ServerOptions): Promise<FastifyIn
   // JSON and multipart only: a text/plain body would otherwise reach handlers as a string.
   app.removeContentTypeParser("text/plain");
   installErrorHandlers(app, ctx.metrics);
+  installOriginChecks(
+    app,
+    new OriginPolicy({ host: o.host ?? "127.0.0.1", publicUrls: o.publicUrls ?? [] }),
+    ctx.metrics,
+  );
   installAuth(app, {
     store: ctx.store,
     metrics: ctx.metrics,
     rateLimit: o.rateLimit ?? { perMinute: 600, burst: 120 },
+    ...(o.open ? { open: true } : {}),
   });
 
   // Registration order is the order of /openapi.json's paths.

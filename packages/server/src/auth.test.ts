@@ -89,7 +89,7 @@ describe("API keys", () => {
     expect((await api(h.url, `/v1/videos/${openJob}`, { key: keyA })).status).toBe(404);
   });
 
-  it("refuses a revoked key at once, and returns to open mode when no key is left", async () => {
+  it("refuses a revoked key at once, and everyone once no key is left (open mode is not a fallback)", async () => {
     const list = h.srv.store.listKeys();
     expect(list.map((k) => k.name)).toEqual(["alice", "bob"]);
     expect(h.srv.store.revokeKey(keyA)).toBe(true);
@@ -99,7 +99,26 @@ describe("API keys", () => {
     expect(bob?.lastUsedAt).toBeGreaterThan(0);
     expect(h.srv.store.revokeKey(bob?.id as string)).toBe(true);
     expect(h.srv.store.revokeKey(bob?.id as string)).toBe(false);
-    expect((await api(h.url, `/v1/videos/${openJob}`)).status).toBe(200);
+    const locked = await api(h.url, `/v1/videos/${openJob}`);
+    expect(locked.status).toBe(401);
+    expect(locked.body.error.code).toBe("no_active_key");
+    expect(locked.body.error.message).toMatch(/tessera keys create.*--open/);
+    // A new key opens it again, to that key only.
+    const keyC = h.srv.store.createKey("carol").key;
+    expect((await api(h.url, "/v1/videos", { key: keyC })).status).toBe(200);
+    expect((await api(h.url, "/v1/videos")).status).toBe(401);
+  });
+
+  it("serves without keys after they were all revoked only when started with open", async () => {
+    const o = await startFake({ open: true });
+    try {
+      const k = o.srv.store.createKey("once").key;
+      expect((await api(o.url, "/v1/videos")).status).toBe(401);
+      expect(o.srv.store.revokeKey(k)).toBe(true);
+      expect((await api(o.url, "/v1/videos")).status).toBe(200);
+    } finally {
+      await o.close();
+    }
   });
 });
 

@@ -54,6 +54,24 @@ export interface GenerationProgress {
   elapsed: number;
   /** Estimated milliseconds left. */
   eta: number;
+  /** A small picture of the current denoised estimate, when the generator makes one (live previews). */
+  preview?: PreviewFrames;
+}
+
+/** RGB8 frames (width·height·3 bytes each) of a preview, at the generator's own small size. */
+export interface PreviewFrames {
+  width: number;
+  height: number;
+  frames: Uint8Array[];
+}
+
+/** An uploaded input, for the generator to decode and check before the job is accepted. */
+export interface InputToCheck {
+  field: "image" | "video";
+  /** Where the upload is (inside the data folder). */
+  path: string;
+  /** Largest width × height the server lets an input image decode to. */
+  maxPixels: number;
 }
 
 export interface GenerateContext {
@@ -100,6 +118,8 @@ export interface GeneratorInfo {
   acceptsVideo: boolean;
   /** The caption style the model's text encoder was trained on ("tessera-world"); absent for free text. */
   captionStyle?: string;
+  /** Bytes of memory the device has (a GPU's), for the default memory budget; absent on the CPU. */
+  deviceMemory?: number;
 }
 
 export interface VideoGenerator {
@@ -117,6 +137,16 @@ export interface VideoGenerator {
   preparePrompt?(prompt: string, rewrite: boolean): PreparedPrompt;
   /** The LoRAs requests may name (the operator's LoRA folder); absent or [] when there are none. */
   listLoras?(): string[];
+  /**
+   * Peak bytes a run of `req` takes (the model's own estimate), checked against the
+   * server's memory budget at submission.
+   */
+  estimateMemory?(req: GenerationRequest): number;
+  /**
+   * Decodes an upload, all of it, to refuse a broken one at upload time rather than when
+   * its job runs. Throws RequestFieldError naming the field.
+   */
+  checkInput?(input: InputToCheck): Promise<void>;
   generate(req: GenerationRequest, ctx: GenerateContext): Promise<GeneratedVideo>;
   close?(): Promise<void>;
 }

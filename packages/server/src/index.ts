@@ -1,12 +1,15 @@
 // @tessera/server: the HTTP video API (fastify) over a durable SQLite job queue.
 export { createServer, type ServerOptions, type TesseraServer } from "./app.js";
+export { DataFolderLockedError, DataLock } from "./data-lock.js";
 export {
   type GenerateContext,
   type GeneratedVideo,
   type GenerationProgress,
   type GenerationRequest,
   type GeneratorInfo,
+  type InputToCheck,
   isAbortError,
+  type PreviewFrames,
   RequestFieldError,
   type VideoGenerator,
 } from "./generator.js";

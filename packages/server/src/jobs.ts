@@ -5,11 +5,13 @@
 // between DELETE, a drain and the run itself.
 import { EventEmitter } from "node:events";
 import { mkdir, rename, rm } from "node:fs/promises";
-import type { GeneratedVideo, VideoGenerator } from "./generator.js";
+import type { GeneratedVideo, GenerationProgress, VideoGenerator } from "./generator.js";
 import { isAbortError } from "./generator.js";
 import type { Metrics } from "./metrics.js";
 import { checkOutputs, prefixed } from "./outputs.js";
 import type { DataDir } from "./paths.js";
+import { PreviewEncoder } from "./preview.js";
+import { runError } from "./storage.js";
 import type { JobRow, JobStatus, Store, StoredResult } from "./store.js";
 import { requestFromStored } from "./validation.js";
 
@@ -20,8 +22,19 @@ export interface LiveProgress {
   etaMs: number;
 }
 
+/** A small picture of the current denoised estimate (see preview.ts). */
+export interface LivePreview {
+  step: number;
+  /** data:image/png;base64,… : the clip's frames side by side. */
+  image: string;
+  width: number;
+  height: number;
+  frames: number;
+}
+
 export type JobEvent =
   | { type: "progress"; id: string; live: LiveProgress }
+  | { type: "preview"; id: string; preview: LivePreview }
   | { type: "status"; id: string; status: JobStatus };
 
 /** Why a run was aborted: the client cancelled it, or the server is shutting down and will run it again. */
@@ -33,7 +46,7 @@ class StopReason extends Error {
 }
 
 export interface RunnerOptions {
-  /** A job interrupted this many times (server killed mid-run) fails instead of running again. */
+  /** A job interrupted this many times (server killed mid-run; a drain does not count) fails instead of running again. */
   maxAttempts: number;
   /** Minimum milliseconds between progress writes to SQLite (events still go out every step). */
   progressWriteIntervalMs: number;
@@ -45,13 +58,25 @@ const DENOISE_SHARE = 99;
 
 export class JobRunner {
   readonly events = new EventEmitter();
-  #current: { id: string; controller: AbortController; live: LiveProgress; done: Promise<void> } | null =
-    null;
+  #current: {
+    id: string;
+    controller: AbortController;
+    live: LiveProgress;
+    done: Promise<void>;
+    startedAt: number;
+    preview: LivePreview | null;
+  } | null = null;
   #wake: (() => void) | null = null;
   #stopping = false;
   #loop: Promise<void> | null = null;
   /** Moving average of whole-run milliseconds, for Retry-After. */
   #avgRunMs: number | null = null;
+  /**
+   * Outcomes that could not be written (the database's disk was full), by job id,
+   * retried before the next job is taken: a job always ends.
+   */
+  readonly #unwritten = new Map<string, () => void>();
+  #storageTrouble = 0;
 
   constructor(
     private readonly store: Store,
@@ -77,10 +102,20 @@ export class JobRunner {
     return this.#current?.id === id ? this.#current.live : null;
   }
 
-  /** Seconds until a slot is likely free when `queued` jobs wait (for Retry-After). */
-  estimateWaitSeconds(queued: number): number {
-    const per = this.#avgRunMs ?? 10_000;
-    return Math.max(1, Math.min(3600, Math.ceil((per * Math.max(1, queued)) / 1000)));
+  /** The running job's latest preview, for a client that starts following it mid-run. */
+  lastPreview(id: string): LivePreview | null {
+    return this.#current?.id === id ? this.#current.preview : null;
+  }
+
+  /**
+   * Seconds until a queue slot is likely free (for Retry-After): a slot frees when the
+   * running job ends and the next one starts, so this is the running job's time left.
+   */
+  retryAfterSeconds(): number {
+    const c = this.#current;
+    const avg = this.#avgRunMs ?? 10_000;
+    const ms = !c ? 1000 : c.live.etaMs > 0 ? c.live.etaMs : Math.max(1000, avg - (Date.now() - c.startedAt));
+    return Math.max(1, Math.min(3600, Math.ceil(ms / 1000)));
   }
 
   start(): void {
@@ -115,7 +150,8 @@ export class JobRunner {
 
   /**
    * Stops taking jobs; lets the running one finish for up to `graceMs`, then aborts
-   * it and puts it back in the queue, so the next start runs it again.
+   * it and puts it back in the queue, so the next start runs it again (a drain is not
+   * a crash: it does not count towards maxAttempts).
    */
   async drain(graceMs: number): Promise<void> {
     this.#stopping = true;
@@ -136,6 +172,14 @@ export class JobRunner {
       }
     }
     await this.#loop;
+    try {
+      this.#writeUnwritten();
+    } catch (e) {
+      // Left in_progress: the next start requeues it (as an interruption, the one case a drain costs one).
+      console.error(
+        `tessera-server: could not record the last outcomes before stopping: ${(e as Error).message}`,
+      );
+    }
   }
 
   #emit(e: JobEvent): void {
@@ -144,27 +188,35 @@ export class JobRunner {
 
   async #run(): Promise<void> {
     while (!this.#stopping) {
-      const job = this.store.nextQueued();
+      let job: JobRow | null;
+      let started = false;
+      try {
+        this.#writeUnwritten();
+        job = this.store.nextQueued();
+        if (job && job.interruptions >= this.opts.maxAttempts) {
+          // A job that keeps taking the server down with it must not do so forever.
+          await this.data.removeStaging(job.id).catch(() => {});
+          this.#fail(job.id, {
+            code: "interrupted",
+            message: `the server stopped during this job ${job.interruptions} times; giving up`,
+          });
+          continue;
+        }
+        if (job) started = this.store.markStarted(job.id);
+        this.#storageTrouble = 0;
+      } catch (e) {
+        // The database cannot be read or written (its disk is full, say): the job stays
+        // queued, and the loop waits and tries again rather than ending the process.
+        await this.#backOff(e);
+        continue;
+      }
       if (!job) {
         await new Promise<void>((r) => {
           this.#wake = r;
         });
         continue;
       }
-      if (job.attempts >= this.opts.maxAttempts) {
-        // A job that keeps taking the server down with it must not do so forever.
-        if (
-          this.store.markFailed(job.id, {
-            code: "interrupted",
-            message: `the server stopped during this job ${job.attempts} times; giving up`,
-          })
-        ) {
-          this.#emit({ type: "status", id: job.id, status: "failed" });
-          this.metrics.finished("failed");
-        }
-        continue;
-      }
-      if (!this.store.markStarted(job.id)) continue;
+      if (!started) continue; // a DELETE got there first
       this.#emit({ type: "status", id: job.id, status: "in_progress" });
       const controller = new AbortController();
       const live: LiveProgress = { step: 0, total: job.request.steps, progress: 0, etaMs: 0 };
@@ -172,12 +224,13 @@ export class JobRunner {
       const done = new Promise<void>((r) => {
         finish = r;
       });
-      this.#current = { id: job.id, controller, live, done };
+      this.#current = { id: job.id, controller, live, done, startedAt: Date.now(), preview: null };
       try {
         await this.#runOne(job, controller, live);
       } catch (e) {
-        // #runOne handles its own failures; reaching here is a bug, and the loop must survive it.
+        // #runOne turns a run's failures into outcomes; whatever escaped it must still end the job.
         console.error(`tessera-server: internal error running job ${job.id}:`, e);
+        this.#fail(job.id, runError(e, "internal_error"));
       } finally {
         this.#current = null;
         finish();
@@ -185,33 +238,80 @@ export class JobRunner {
     }
   }
 
+  async #backOff(e: unknown): Promise<void> {
+    this.#storageTrouble++;
+    const ms = Math.min(4000, 250 * 2 ** Math.min(this.#storageTrouble, 4));
+    if (this.#storageTrouble === 1 || this.#storageTrouble % 20 === 0)
+      console.error(
+        `tessera-server: the job database cannot be used (${e instanceof Error ? e.message : String(e)}); retrying every ${ms / 1000} s`,
+      );
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, ms);
+      this.#wake = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
+  }
+
+  /** Applies `write` (a guarded transition) now, or, if the database refuses, before the next job. */
+  #settle(id: string, write: () => void): void {
+    this.#unwritten.delete(id);
+    try {
+      write();
+    } catch (e) {
+      console.error(
+        `tessera-server: could not record the end of job ${id} (${e instanceof Error ? e.message : String(e)}); will retry`,
+      );
+      this.#unwritten.set(id, write);
+    }
+  }
+
+  #writeUnwritten(): void {
+    for (const [id, write] of [...this.#unwritten]) {
+      write();
+      this.#unwritten.delete(id);
+    }
+  }
+
+  #fail(id: string, error: { code: string; message: string }, timings?: Record<string, number>): void {
+    this.#settle(id, () => {
+      if (this.store.markFailed(id, error, timings)) {
+        this.#emit({ type: "status", id, status: "failed" });
+        this.metrics.finished("failed");
+      }
+    });
+  }
+
   async #runOne(job: JobRow, controller: AbortController, live: LiveProgress): Promise<void> {
     const id = job.id;
     const started = Date.now();
     const queuedMs = started - job.createdAt;
     this.metrics.queueWait(queuedMs / 1000);
-    await this.data.removeStaging(id);
-    const staging = this.data.stagingDir(id);
-    await mkdir(staging, { recursive: true });
     const r = job.request;
     if (r.model !== this.generator.info.model) {
       // Queued for a model this server (restarted with another --model) does not have.
-      await rm(staging, { recursive: true, force: true });
-      if (
-        this.store.markFailed(id, {
-          code: "model_unavailable",
-          message: `this job is for model '${r.model}' but the server now runs '${this.generator.info.model}'`,
-        })
-      ) {
-        this.#emit({ type: "status", id, status: "failed" });
-        this.metrics.finished("failed");
-      }
+      await this.data.removeStaging(id).catch(() => {});
+      this.#fail(id, {
+        code: "model_unavailable",
+        message: `this job is for model '${r.model}' but the server now runs '${this.generator.info.model}'`,
+      });
+      return;
+    }
+    let staging: string;
+    try {
+      await this.data.removeStaging(id);
+      staging = this.data.stagingDir(id);
+      await mkdir(staging, { recursive: true });
+    } catch (e) {
+      this.#fail(id, runError(e, "storage_error"), { queued_ms: queuedMs, run_ms: Date.now() - started });
       return;
     }
     const req = requestFromStored(r, (name) => this.data.inputFile(id, name));
     let lastWrite = 0;
     let lastElapsed = 0;
-    const onProgress = (p: { step: number; total: number; elapsed: number; eta: number }) => {
+    const previews = new PreviewEncoder();
+    const onProgress = (p: GenerationProgress) => {
       if (controller.signal.aborted) return;
       const stepMs = p.elapsed - lastElapsed;
       lastElapsed = p.elapsed;
@@ -224,9 +324,18 @@ export class JobRunner {
       const now = Date.now();
       if (now - lastWrite >= this.opts.progressWriteIntervalMs || p.step === p.total) {
         lastWrite = now;
-        this.store.setProgress(id, live.progress, live.step, live.total);
+        try {
+          this.store.setProgress(id, live.progress, live.step, live.total);
+        } catch {
+          // Progress is advisory: a database that cannot take it (disk full) must not fail the run.
+        }
       }
       this.#emit({ type: "progress", id, live: { ...live } });
+      const preview = previews.take(p);
+      if (preview) {
+        if (this.#current?.id === id) this.#current.preview = preview;
+        this.#emit({ type: "preview", id, preview });
+      }
     };
 
     let out: GeneratedVideo;
@@ -237,35 +346,34 @@ export class JobRunner {
       await rm(staging, { recursive: true, force: true }).catch(() => {});
       const reason = controller.signal.reason;
       if (isAbortError(e, controller.signal) && reason instanceof StopReason) {
-        if (reason.kind === "drain" && this.store.requeue(id))
-          this.#emit({ type: "status", id, status: "queued" });
+        if (reason.kind === "drain")
+          this.#settle(id, () => {
+            if (this.store.requeueDrained(id)) this.#emit({ type: "status", id, status: "queued" });
+          });
         // kind "cancel": cancel() already marked it and told the listeners.
         return;
       }
-      const message = e instanceof Error ? e.message : String(e);
-      if (
-        this.store.markFailed(
-          id,
-          { code: "generation_failed", message },
-          { queued_ms: queuedMs, run_ms: Date.now() - started },
-        )
-      ) {
-        this.#emit({ type: "status", id, status: "failed" });
-        this.metrics.finished("failed");
-      }
+      this.#fail(id, runError(e, "generation_failed"), { queued_ms: queuedMs, run_ms: Date.now() - started });
       return;
     }
 
+    let result: StoredResult;
+    const tWrite = Date.now();
     try {
-      const tWrite = Date.now();
-      const result = await this.#publish(id, staging, out);
-      const runMs = Date.now() - started;
-      const timings: Record<string, number> = {
-        queued_ms: queuedMs,
-        run_ms: runMs,
-        ...prefixed(out.timings),
-        publish_ms: Date.now() - tWrite,
-      };
+      result = await this.#publish(id, staging, out);
+    } catch (e) {
+      await rm(staging, { recursive: true, force: true }).catch(() => {});
+      this.#fail(id, runError(e, "output_invalid"));
+      return;
+    }
+    const runMs = Date.now() - started;
+    const timings: Record<string, number> = {
+      queued_ms: queuedMs,
+      run_ms: runMs,
+      ...prefixed(out.timings),
+      publish_ms: Date.now() - tWrite,
+    };
+    this.#settle(id, () => {
       if (this.store.markCompleted(id, result, timings, out.prepared)) {
         this.metrics.generation(runMs / 1000);
         this.metrics.finished("completed");
@@ -273,16 +381,9 @@ export class JobRunner {
         this.#emit({ type: "status", id, status: "completed" });
       } else {
         // Cancelled (or deleted) while the last step or the file write ran: nobody wants this output.
-        await rm(this.data.outDir(id), { recursive: true, force: true }).catch(() => {});
+        void rm(this.data.outDir(id), { recursive: true, force: true }).catch(() => {});
       }
-    } catch (e) {
-      await rm(staging, { recursive: true, force: true }).catch(() => {});
-      const message = e instanceof Error ? e.message : String(e);
-      if (this.store.markFailed(id, { code: "output_invalid", message })) {
-        this.#emit({ type: "status", id, status: "failed" });
-        this.metrics.finished("failed");
-      }
-    }
+    });
   }
 
   // Checks what the generator says it wrote, then moves the staging folder into place in one rename.

@@ -69,7 +69,7 @@ export class Metrics {
     });
     this.#rejected = new Counter({
       name: "tessera_requests_rejected_total",
-      help: "Submissions refused, by reason (queue_full, rate_limited, invalid).",
+      help: "Requests refused, by reason (queue_full, rate_limited, invalid, too_big_for_memory, storage_full, draining, bad_host, cross_site).",
       labelNames: ["reason"],
       registers,
     });
@@ -87,7 +87,17 @@ export class Metrics {
   finished(outcome: "completed" | "failed" | "cancelled"): void {
     this.#finished.inc({ outcome });
   }
-  rejected(reason: "queue_full" | "rate_limited" | "invalid"): void {
+  rejected(
+    reason:
+      | "queue_full"
+      | "rate_limited"
+      | "invalid"
+      | "too_big_for_memory"
+      | "storage_full"
+      | "draining"
+      | "bad_host"
+      | "cross_site",
+  ): void {
     this.#rejected.inc({ reason });
   }
 }

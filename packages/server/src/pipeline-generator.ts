@@ -13,11 +13,14 @@ import type {
   GeneratedVideo,
   GenerationRequest,
   GeneratorInfo,
+  InputToCheck,
   PreparedPrompt,
+  PreviewFrames,
   PromptRewrite,
   VideoGenerator,
 } from "./generator.js";
 import { RequestFieldError } from "./generator.js";
+import { withoutPaths } from "./storage.js";
 
 interface RgbImage {
   width: number;
@@ -43,6 +46,8 @@ interface RewriteLike {
 }
 interface PipelineLike {
   modelId: string;
+  /** Absent in a core from before live previews; null for a model without a preview projection. */
+  previewProjection?: unknown;
   /** Absent in a core from before caption styles. */
   captionStyle?: string;
   preparePrompt?(text: string, rewrite?: boolean): { prompt: string; rewrite: RewriteLike | null };
@@ -68,13 +73,18 @@ interface CoreLike {
   WanPipeline: {
     load(dir: string, o: { device?: string; dtype?: string; loraDir?: string }): Promise<PipelineLike>;
   };
+  /** Absent in a core from before memory estimates. */
+  estimatePipelineMemory?(
+    p: PipelineLike,
+    o: { width: number; height: number; frames: number; guidance?: number },
+  ): { total: number };
   writeVideo(
     path: string,
     v: VideoFrames,
     o?: Record<string, unknown>,
   ): Promise<{ bytes: number; width: number; height: number }>;
   writeImage(path: string, img: RgbImage): Promise<void>;
-  readImage(path: string, o?: Record<string, unknown>): Promise<RgbImage>;
+  readImage(path: string, o?: { width?: number; height?: number; maxPixels?: number }): Promise<RgbImage>;
   readVideo(path: string, o?: Record<string, unknown>): Promise<VideoFrames>;
 }
 
@@ -117,7 +127,19 @@ export async function loadPipelineGenerator(o: PipelineGeneratorOptions): Promis
     model: o.name ?? basename(resolve(o.modelDir)),
     device,
     format: o.format ?? "mp4",
+    deviceMemory: await deviceMemory(device),
   });
+}
+
+/** A GPU's memory in bytes (for the default memory budget); undefined on the CPU. */
+async function deviceMemory(device: string): Promise<number | undefined> {
+  if (!device.startsWith("cuda")) return undefined;
+  try {
+    const native = await import("@tessera/native");
+    return native.Device.parse(device).info().totalMemory || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 class PipelineGenerator implements VideoGenerator {
@@ -127,7 +149,7 @@ class PipelineGenerator implements VideoGenerator {
   constructor(
     private readonly core: CoreLike,
     private readonly pipeline: PipelineLike,
-    o: { model: string; device: string; format: "mp4" | "gif" },
+    o: { model: string; device: string; format: "mp4" | "gif"; deviceMemory: number | undefined },
   ) {
     const d = pipeline.defaults;
     this.#format = o.format;
@@ -141,8 +163,33 @@ class PipelineGenerator implements VideoGenerator {
       acceptsImage: true,
       acceptsVideo: true,
       ...(pipeline.captionStyle ? { captionStyle: pipeline.captionStyle } : {}),
+      ...(o.deviceMemory ? { deviceMemory: o.deviceMemory } : {}),
     };
     if (typeof pipeline.preparePrompt !== "function") this.preparePrompt = undefined;
+    if (typeof core.estimatePipelineMemory !== "function") this.estimateMemory = undefined;
+  }
+
+  // Own properties, so a core without the function leaves the server without the check.
+  estimateMemory?: (req: GenerationRequest) => number = (req) =>
+    (this.core.estimatePipelineMemory as NonNullable<CoreLike["estimatePipelineMemory"]>)(this.pipeline, {
+      width: req.width,
+      height: req.height,
+      frames: req.frames,
+      guidance: req.guidance,
+    }).total;
+
+  async checkInput(input: InputToCheck): Promise<void> {
+    try {
+      if (input.field === "image") await this.core.readImage(input.path, { maxPixels: input.maxPixels });
+      // The container and its first frames, small: enough to tell a video from bytes that only start like one.
+      else await this.core.readVideo(input.path, { maxFrames: 2, width: 64, height: 64 });
+    } catch (e) {
+      const what = input.field === "image" ? "an image" : "a video";
+      // The message names the server's temporary file; the client knows it as its upload.
+      const m = (e as Error).message;
+      const why = m.startsWith(`${input.path}: `) ? m.slice(input.path.length + 2) : withoutPaths(m);
+      throw new RequestFieldError(input.field, `${input.field} could not be decoded as ${what}: ${why}`);
+    }
   }
 
   // An own property, so a core without preparePrompt leaves the server without it too.
@@ -197,16 +244,31 @@ class PipelineGenerator implements VideoGenerator {
 
   async generate(req: GenerationRequest, ctx: GenerateContext): Promise<GeneratedVideo> {
     const opts = this.#options(req);
-    if (req.image) opts.image = await this.core.readImage(req.image);
+    // Decoded straight to the generation size: an input is never held at its own size.
+    const size = { width: req.width, height: req.height };
+    if (req.image) opts.image = await this.core.readImage(req.image, size);
     if (req.video) {
-      opts.video = await this.core.readVideo(req.video, { maxFrames: req.frames });
+      opts.video = await this.core.readVideo(req.video, { maxFrames: req.frames, ...size });
       if (req.strength !== undefined) opts.strength = req.strength;
     }
     const result = await this.pipeline.generate({
       ...opts,
       signal: ctx.signal,
-      onProgress: (p: { step: number; total: number; elapsed: number; eta: number }) =>
-        ctx.onProgress({ step: p.step, total: p.total, elapsed: p.elapsed, eta: p.eta }),
+      ...(this.pipeline.previewProjection ? { preview: true } : {}),
+      onProgress: (p: {
+        step: number;
+        total: number;
+        elapsed: number;
+        eta: number;
+        preview?: PreviewFrames;
+      }) =>
+        ctx.onProgress({
+          step: p.step,
+          total: p.total,
+          elapsed: p.elapsed,
+          eta: p.eta,
+          ...(p.preview ? { preview: p.preview } : {}),
+        }),
     });
     const tWrite = performance.now();
     let video: VideoFrames;

@@ -251,3 +251,88 @@ describe.skipIf(!probe.ok || typeof (probe as { core?: any }).core?.rewritePromp
     }, 120_000);
   },
 );
+
+describe.skipIf(!probe.ok || typeof (probe as { core?: any }).core?.estimatePipelineMemory !== "function")(
+  "the bundled demo model behind a memory budget, with live previews",
+  () => {
+    let dataDir = "";
+    let gen: VideoGenerator;
+    let srv: TesseraServer;
+    let url = "";
+
+    beforeAll(async () => {
+      const core = (probe as { core: any }).core;
+      dataDir = await mkdtemp(join(tmpdir(), "tessera-server-"));
+      gen = await loadPipelineGenerator({ modelDir: core.DEMO_MODEL_DIR, device: "cpu", name: "demo" });
+      // 1 GiB: the default 17 frames (about 0.6 GiB by the model's estimate) fit, 161 do not.
+      srv = await createServer({
+        dataDir,
+        generator: gen,
+        port: 0,
+        rateLimit: false,
+        memoryBudgetBytes: 2 ** 30,
+      });
+      url = await srv.listen();
+    }, 60_000);
+
+    afterAll(async () => {
+      await srv?.close({ graceMs: 0 });
+      await gen?.close?.();
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    it("refuses {frames: 161, steps: 1} with a 400 naming the budget, and takes the default length", async () => {
+      const big = await api(url, "/v1/videos", {
+        json: { prompt: "red ball going right", frames: 161, steps: 1 },
+      });
+      expect(big.status).toBe(400);
+      expect(big.body.error.code).toBe("exceeds_memory_budget");
+      expect(big.body.error.message).toMatch(
+        /^128x128 with 161 frames needs about 1\.\d GiB of memory, more than this server's budget of 1\.0 GiB/,
+      );
+      const ok = await api(url, "/v1/videos", { json: { prompt: "red ball going right", steps: 1 } });
+      expect(ok.status).toBe(202);
+      await waitForStatus(url, ok.body.id, "completed", { timeoutMs: 60_000 });
+    }, 90_000);
+
+    it("streams previews of the running job over SSE", async () => {
+      const c = await api(url, "/v1/videos", {
+        json: { prompt: "a yellow circle on green", steps: 12, seed: 2 },
+      });
+      const sse = await readSse(url, `/v1/videos/${c.body.id}/events`, undefined, 60_000);
+      const previews = sse.events.filter((e) => e.event === "preview");
+      expect(previews.length).toBeGreaterThan(0);
+      // 128x128 and 17 frames: 5 latent frames of 16x16, enlarged 4 times.
+      expect(previews.at(-1)?.data).toMatchObject({ frames: 5, width: 64, height: 64 });
+      expect(sse.events.at(-1)?.event).toBe("completed");
+    }, 90_000);
+
+    it("decodes uploads at upload time: a JPEG whose data is broken is refused then, not when it runs", async () => {
+      const core = (probe as { core: any }).core;
+      const dir = await mkdtemp(join(tmpdir(), "tessera-jpeg-"));
+      try {
+        const pixels = new Uint8Array(64 * 64 * 3).map((_, i) => (i * 37) & 255);
+        await core.writeImage(join(dir, "a.jpg"), { width: 64, height: 64, data: pixels });
+        const jpeg = await readFile(join(dir, "a.jpg"));
+        // Keep every marker and the end-of-image, scramble the entropy-coded data after the scan header.
+        const sos = jpeg.indexOf(Buffer.from([0xff, 0xda]));
+        const broken = Buffer.from(jpeg);
+        for (let i = sos + 20; i < broken.length - 2; i++) broken[i] = 0xff;
+        const f = new FormData();
+        f.append("prompt", "the picture comes alive");
+        f.append("image", new Blob([broken]), "broken.jpg");
+        const r = await api(url, "/v1/videos", { body: f });
+        expect(r.status).toBe(400);
+        expect(r.body.error.param).toBe("image");
+        expect(r.body.error.message).toMatch(/^image could not be decoded as an image: /);
+        expect(r.body.error.message).not.toContain(dataDir);
+        const good = new FormData();
+        good.append("prompt", "the picture comes alive");
+        good.append("image", new Blob([jpeg]), "good.jpg");
+        expect((await api(url, "/v1/videos", { body: good })).status).toBe(202);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }, 60_000);
+  },
+);

@@ -30,12 +30,14 @@ import { EventEmitter } from "node:events";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { type Job, Queue, QueueEvents, WaitingError, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import type { GeneratedVideo, PreparedPrompt, VideoGenerator } from "./generator.js";
+import type { GeneratedVideo, GenerationProgress, PreparedPrompt, VideoGenerator } from "./generator.js";
 import { isAbortError } from "./generator.js";
-import type { JobEvent, LiveProgress } from "./jobs.js";
+import type { JobEvent, LivePreview, LiveProgress } from "./jobs.js";
 import type { Metrics } from "./metrics.js";
 import { checkOutputs, prefixed } from "./outputs.js";
 import { type DataDir, isJobId } from "./paths.js";
+import { PreviewEncoder } from "./preview.js";
+import { runError, withoutPaths } from "./storage.js";
 import type { JobRow, Store, StoredRequest, StoredResult } from "./store.js";
 import { requestFromStored } from "./validation.js";
 
@@ -105,6 +107,7 @@ export class RedisJobRunner {
   /** Connections we made (BullMQ does not close connections it was handed). */
   readonly #conns: Redis[] = [];
   readonly #live = new Map<string, LiveProgress>();
+  readonly #previews = new Map<string, LivePreview>();
   readonly #lastWrite = new Map<string, number>();
   #sweepTimer: NodeJS.Timeout | null = null;
   #sweeping: Promise<void> | null = null;
@@ -137,9 +140,15 @@ export class RedisJobRunner {
     return this.#live.get(id) ?? null;
   }
 
-  estimateWaitSeconds(queued: number): number {
-    const per = this.#avgRunMs ?? 10_000;
-    return Math.max(1, Math.min(3600, Math.ceil((per * Math.max(1, queued)) / 1000)));
+  lastPreview(id: string): LivePreview | null {
+    return this.#previews.get(id) ?? null;
+  }
+
+  /** Seconds until a queue slot is likely free: the soonest end among the running jobs, else a typical run. */
+  retryAfterSeconds(): number {
+    let ms = this.#avgRunMs ?? 10_000;
+    for (const l of this.#live.values()) if (l.etaMs > 0) ms = Math.min(ms, l.etaMs);
+    return Math.max(1, Math.min(3600, Math.ceil(ms / 1000)));
   }
 
   /** Connects and reconciles before the API takes requests. */
@@ -150,8 +159,9 @@ export class RedisJobRunner {
       `connecting to the queue at ${this.opts.url.replace(/\/\/[^@/]*@/, "//***@")}`,
     );
     const qe = this.#queueEvents;
-    qe.on("active", ({ jobId }) => this.#onActive(jobId));
-    qe.on("progress", ({ jobId, data }) => this.#onProgress(jobId, data));
+    // The database may refuse a write (its disk full): that must not escape an event handler.
+    qe.on("active", ({ jobId }) => guarded(() => this.#onActive(jobId)));
+    qe.on("progress", ({ jobId, data }) => guarded(() => this.#onProgress(jobId, data)));
     qe.on("completed", ({ jobId, returnvalue }) => {
       void this.#finish(jobId, parseOutcome(returnvalue)).catch(logError);
     });
@@ -159,8 +169,11 @@ export class RedisJobRunner {
       void this.#finish(jobId, {
         outcome: "failed",
         error: /stalled/i.test(failedReason)
-          ? { code: "interrupted", message: `workers stopped during this job too often: ${failedReason}` }
-          : { code: "generation_failed", message: failedReason },
+          ? {
+              code: "interrupted",
+              message: `workers stopped during this job too often: ${withoutPaths(failedReason)}`,
+            }
+          : { code: "generation_failed", message: withoutPaths(failedReason) },
       }).catch(logError);
     });
     await this.#sweep();
@@ -189,6 +202,7 @@ export class RedisJobRunner {
   cancel(id: string): boolean {
     if (!this.store.markCancelled(id)) return false;
     this.#live.delete(id);
+    this.#previews.delete(id);
     this.#emit({ type: "status", id, status: "cancelled" });
     this.metrics.finished("cancelled");
     // The worker checks this key between steps; a waiting job is simply taken off the queue.
@@ -252,6 +266,11 @@ export class RedisJobRunner {
       this.store.setProgress(id, live.progress, live.step, live.total);
     }
     this.#emit({ type: "progress", id, live: { ...live } });
+    const preview = (data as { preview?: unknown }).preview;
+    if (isPreview(preview)) {
+      this.#previews.set(id, preview);
+      this.#emit({ type: "preview", id, preview });
+    }
   }
 
   /** Applies a run's outcome to SQLite (at most once, by the guarded transitions), then drops the queue job. */
@@ -259,6 +278,7 @@ export class RedisJobRunner {
     if (this.store.closed || !isJobId(id)) return;
     this.#live.delete(id);
     this.#lastWrite.delete(id);
+    this.#previews.delete(id);
     const job = this.store.getAnyJob(id);
     if (!job) {
       // Deleted meanwhile: whatever the worker wrote belongs to nobody.
@@ -280,6 +300,8 @@ export class RedisJobRunner {
         this.#emit({ type: "status", id, status: "failed" });
         this.metrics.finished("failed");
       }
+      // A run that gave up (or a worker that died) may have left its staging folder.
+      await this.data.removeStaging(id).catch(() => {});
     }
     // outcome cancelled: cancel() already marked it. Either way the queue job is done with.
     if (!this.store.closed) {
@@ -346,6 +368,29 @@ function parseOutcome(v: unknown): RunOutcome {
   }
   if (o && typeof o === "object" && "outcome" in o) return o as RunOutcome;
   return { outcome: "failed", error: { code: "internal_error", message: "a worker returned no outcome" } };
+}
+
+/** A worker's preview, as PreviewEncoder makes it (anything else from Redis is dropped). */
+function isPreview(v: unknown): v is LivePreview {
+  const p = v as Partial<LivePreview> | null;
+  return (
+    typeof p === "object" &&
+    p !== null &&
+    typeof p.image === "string" &&
+    p.image.startsWith("data:image/png;base64,") &&
+    typeof p.step === "number" &&
+    typeof p.width === "number" &&
+    typeof p.height === "number" &&
+    typeof p.frames === "number"
+  );
+}
+
+function guarded(f: () => void): void {
+  try {
+    f();
+  } catch (e) {
+    logError(e);
+  }
 }
 
 function logError(e: unknown): void {
@@ -421,15 +466,21 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
       };
     log(`tessera worker: running ${id} (attempt ${job.attemptsStarted ?? 1})`);
     // A run after a stall starts from scratch: what an earlier run left is dropped.
-    await o.dataDir.removeStaging(id);
-    const staging = o.dataDir.stagingDir(id);
-    await mkdir(staging, { recursive: true });
+    let staging: string;
+    try {
+      await o.dataDir.removeStaging(id);
+      staging = o.dataDir.stagingDir(id);
+      await mkdir(staging, { recursive: true });
+    } catch (e) {
+      return { outcome: "failed", error: runError(e, "storage_error") };
+    }
     const controller = new AbortController();
     current = controller;
     const req = requestFromStored(r, (name) => o.dataDir.inputFile(id, name));
     let lastReport = 0;
     let checking = false;
-    const onProgress = (p: { step: number; total: number; elapsed: number; eta: number }) => {
+    const previews = new PreviewEncoder();
+    const onProgress = (p: GenerationProgress) => {
       if (controller.signal.aborted) return;
       const now = Date.now();
       if (now - lastReport < reportMs && p.step !== p.total) return;
@@ -440,7 +491,8 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
         etaMs: Math.max(0, Math.round(p.eta)),
         progress: p.total > 0 ? Math.min(DENOISE_SHARE, Math.floor((DENOISE_SHARE * p.step) / p.total)) : 0,
       };
-      job.updateProgress(live).catch(() => {});
+      const preview = previews.take(p);
+      job.updateProgress(preview ? { ...live, preview } : live).catch(() => {});
       if (!checking) {
         checking = true;
         redis
@@ -471,10 +523,9 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
           await job.moveToWait(token);
           throw new WaitingError();
         }
-        const message = e instanceof Error ? e.message : String(e);
         return {
           outcome: "failed",
-          error: { code: "generation_failed", message },
+          error: runError(e, "generation_failed"),
           timings: { queued_ms: started - createdAt, run_ms: Date.now() - started },
         };
       }
@@ -486,7 +537,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
         await rm(staging, { recursive: true, force: true }).catch(() => {});
         return {
           outcome: "failed",
-          error: { code: "output_invalid", message: e instanceof Error ? e.message : String(e) },
+          error: runError(e, "output_invalid"),
         };
       }
       // Publish only while this worker still owns the job (see the header).
@@ -499,9 +550,14 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
         await rm(staging, { recursive: true, force: true }).catch(() => {});
         return { outcome: "cancelled" };
       }
-      const final = o.dataDir.outDir(id);
-      await rm(final, { recursive: true, force: true });
-      await rename(staging, final);
+      try {
+        const final = o.dataDir.outDir(id);
+        await rm(final, { recursive: true, force: true });
+        await rename(staging, final);
+      } catch (e) {
+        await rm(staging, { recursive: true, force: true }).catch(() => {});
+        return { outcome: "failed", error: runError(e, "storage_error") };
+      }
       log(`tessera worker: ${id} completed`);
       return {
         outcome: "completed",

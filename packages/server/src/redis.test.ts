@@ -13,7 +13,7 @@ import { queueUrlProblem } from "./redis-queue.js";
 import { Store } from "./store.js";
 import { compileForChildProcesses } from "./testing/compile.js";
 import { FakeVideoGenerator } from "./testing/fake-generator.js";
-import { api, parseY4m, readSse, tempDir, waitFor, waitForStatus } from "./testing/harness.js";
+import { api, parseY4m, readSse, tempDir, UNDER_CI, waitFor, waitForStatus } from "./testing/harness.js";
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -27,6 +27,12 @@ function findRedis(): string | null {
 const redisServer = findRedis();
 const SKIP = "skipped: redis-server is not installed (apt-get install redis-server)";
 if (!redisServer) console.warn(`redis.test.ts: ${SKIP}`);
+
+describe.runIf(!redisServer && UNDER_CI)("redis mode under CI", () => {
+  it("needs redis-server (CI=true makes a missing one a failure, not a skip)", () => {
+    throw new Error("redis-server is not installed: apt-get install redis-server (as .ci/run does)");
+  });
+});
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -90,18 +90,18 @@ afterEach(async () => {
 });
 
 describe("database migrations", () => {
-  it("brings a version 1 database to version 2, keeping every job and key", async () => {
+  it("brings a version 1 database to the current version (3), keeping every job and key", async () => {
     const dir = await tempDir();
     dirs.push(dir);
     const file = join(dir, "tessera.db");
     writeV1Database(file);
     const store = new Store(file);
     try {
-      expect(store.db.pragma("user_version", { simple: true })).toBe(2);
+      expect(store.db.pragma("user_version", { simple: true })).toBe(3);
       const cols = (store.db.prepare("PRAGMA table_info(jobs)").all() as { name: string }[]).map(
         (c) => c.name,
       );
-      expect(cols).toEqual(expect.arrayContaining(["prompt_used", "prompt_rewrite"]));
+      expect(cols).toEqual(expect.arrayContaining(["prompt_used", "prompt_rewrite", "interruptions"]));
       const q = store.getAnyJob(QUEUED);
       expect(q).toMatchObject({ status: "queued", prepared: null, request: oldRequest });
       // A job from before `rewrite` existed runs with the default (rewrite on).
@@ -131,7 +131,7 @@ describe("database migrations", () => {
     }
     // Opening it again changes nothing.
     const again = new Store(file);
-    expect(again.db.pragma("user_version", { simple: true })).toBe(2);
+    expect(again.db.pragma("user_version", { simple: true })).toBe(3);
     expect(again.getAnyJob(QUEUED)?.status).toBe("completed");
     again.close();
   });
@@ -139,7 +139,8 @@ describe("database migrations", () => {
   it("runs a job queued by the old server, and reports what the model got", async () => {
     const dir = await tempDir();
     writeV1Database(join(dir, "tessera.db"));
-    const h = await startFake({ dataDir: dir, fake: { stepMs: 1, rewrites: true } });
+    // Open mode asked for: its only key is revoked below, and the job is then followed without one.
+    const h = await startFake({ dataDir: dir, fake: { stepMs: 1, rewrites: true }, open: true });
     try {
       // The old database's key is still active: this server is not in open mode.
       expect((await api(h.url, `/v1/videos/${QUEUED}`)).status).toBe(401);
@@ -163,11 +164,11 @@ describe("database migrations", () => {
     const dir = await tempDir();
     dirs.push(dir);
     const fresh = new Store(join(dir, "fresh.db"));
-    expect(fresh.db.pragma("user_version", { simple: true })).toBe(2);
+    expect(fresh.db.pragma("user_version", { simple: true })).toBe(3);
     fresh.close();
     const newer = new Database(join(dir, "newer.db"));
-    newer.pragma("user_version = 3");
+    newer.pragma("user_version = 4");
     newer.close();
-    expect(() => new Store(join(dir, "newer.db"))).toThrow(/schema version 3, newer than this server's 2/);
+    expect(() => new Store(join(dir, "newer.db"))).toThrow(/schema version 4, newer than this server's 3/);
   });
 });

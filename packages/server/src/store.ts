@@ -64,7 +64,10 @@ export interface JobRow {
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
+  /** Runs started (a run drained and requeued counts too). */
   attempts: number;
+  /** Runs that ended in an unclean stop (a killed server); a drain is not one. */
+  interruptions: number;
   error: { code: string; message: string } | null;
   result: StoredResult | null;
   timings: Record<string, number> | null;
@@ -88,6 +91,7 @@ interface RawJob {
   started_at: number | null;
   completed_at: number | null;
   attempts: number;
+  interruptions: number;
   error: string | null;
   result: string | null;
   timings: string | null;
@@ -105,8 +109,8 @@ export interface ApiKeyInfo {
   lastUsedAt: number | null;
 }
 
-// 1: jobs and api_keys. 2: jobs.prompt_used and jobs.prompt_rewrite.
-const SCHEMA_VERSION = 2;
+// 1: jobs and api_keys. 2: jobs.prompt_used and jobs.prompt_rewrite. 3: jobs.interruptions.
+const SCHEMA_VERSION = 3;
 
 function fromRaw(r: RawJob): JobRow {
   return {
@@ -122,6 +126,7 @@ function fromRaw(r: RawJob): JobRow {
     startedAt: r.started_at,
     completedAt: r.completed_at,
     attempts: r.attempts,
+    interruptions: r.interruptions,
     error: r.error ? (JSON.parse(r.error) as JobRow["error"]) : null,
     result: r.result ? (JSON.parse(r.result) as StoredResult) : null,
     timings: r.timings ? (JSON.parse(r.timings) as Record<string, number>) : null,
@@ -176,17 +181,22 @@ function prepareStatements(db: Database.Database) {
        WHERE id = ? AND status IN ('queued', 'in_progress')`,
     ),
     requeue: db.prepare(
-      `UPDATE jobs SET status = 'queued', progress = 0, step = 0, started_at = NULL
-       WHERE id = ? AND status = 'in_progress'`,
+      `UPDATE jobs SET status = 'queued', progress = 0, step = 0, started_at = NULL,
+         interruptions = interruptions + @counted
+       WHERE id = @id AND status = 'in_progress'`,
     ),
     requeueAll: db.prepare(
-      `UPDATE jobs SET status = 'queued', progress = 0, step = 0, started_at = NULL WHERE status = 'in_progress'`,
+      `UPDATE jobs SET status = 'queued', progress = 0, step = 0, started_at = NULL, interruptions = interruptions + 1
+       WHERE status = 'in_progress'`,
     ),
     delete: db.prepare(`DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')`),
     counts: db.prepare(`SELECT status, COUNT(*) AS n FROM jobs GROUP BY status`),
     queuedBefore: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND seq < ?`),
     keyByHash: db.prepare(`SELECT id FROM api_keys WHERE hash = ? AND revoked_at IS NULL`),
     activeKeys: db.prepare(`SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL`),
+    keyState: db.prepare(
+      `SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE revoked_at IS NULL) AS active FROM api_keys`,
+    ),
     touchKey: db.prepare(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`),
   };
 }
@@ -232,6 +242,14 @@ export class Store {
           this.db.exec(`
             ALTER TABLE jobs ADD COLUMN prompt_used TEXT;
             ALTER TABLE jobs ADD COLUMN prompt_rewrite TEXT;
+          `);
+        // Before 3 every requeue counted as an interruption: a queued job's runs all were,
+        // and a running one's were but the current.
+        if (version < 3)
+          this.db.exec(`
+            ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+            UPDATE jobs SET interruptions = CASE status
+              WHEN 'queued' THEN attempts WHEN 'in_progress' THEN MAX(attempts - 1, 0) ELSE 0 END;
           `);
         this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })
@@ -405,11 +423,20 @@ export class Store {
     return this.#st.cancel.run(Date.now(), id).changes === 1;
   }
 
+  /** in_progress → queued after a run that stopped uncleanly: counts an interruption. */
   requeue(id: string): boolean {
-    return this.#st.requeue.run(id).changes === 1;
+    return this.#st.requeue.run({ id, counted: 1 }).changes === 1;
   }
 
-  /** At start-up: jobs a killed server left running go back to the queue, in their original order. */
+  /** in_progress → queued after a drain (a clean stop): not an interruption. */
+  requeueDrained(id: string): boolean {
+    return this.#st.requeue.run({ id, counted: 0 }).changes === 1;
+  }
+
+  /**
+   * At start-up: jobs a killed server left running go back to the queue, in their
+   * original order, each with one more interruption.
+   */
   requeueInterrupted(): number {
     return this.#st.requeueAll.run().changes;
   }
@@ -476,6 +503,15 @@ export class Store {
   /** Open mode is "no active key exists"; asked on every request so a key made by the CLI applies at once. */
   hasActiveKeys(): boolean {
     return (this.#st.activeKeys.get() as { n: number }).n > 0;
+  }
+
+  /**
+   * "active" when a key can be used, "revoked" when keys were made and all are revoked
+   * (open mode must then be asked for), "none" when no key was ever made.
+   */
+  keyState(): "active" | "revoked" | "none" {
+    const r = this.#st.keyState.get() as { n: number; active: number };
+    return r.active > 0 ? "active" : r.n > 0 ? "revoked" : "none";
   }
 
   keyIdFor(key: string): string | null {

@@ -8,6 +8,7 @@ import { pipeline } from "node:stream/promises";
 import type { FastifyRequest } from "fastify";
 import { RequestFieldError } from "./generator.js";
 import type { DataDir } from "./paths.js";
+import { isDiskFull, StorageFullError } from "./storage.js";
 import { BOOLEAN_FIELDS, LIST_FIELDS, NUMERIC_FIELDS } from "./validation.js";
 
 export type UploadField = "image" | "video";
@@ -124,6 +125,8 @@ export async function readMultipart(
   } catch (e) {
     await Promise.all(uploads.map((u) => rm(u.tmp, { force: true })));
     if (e instanceof RequestFieldError) throw e;
+    // The server's disk, not the client's upload: a 507, and the message says so.
+    if (isDiskFull(e)) throw new StorageFullError(`the upload could not be stored`, { cause: e });
     const code = (e as { code?: string }).code ?? "";
     const field = current ?? "body";
     if (code === "FST_REQ_FILE_TOO_LARGE")

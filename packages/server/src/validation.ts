@@ -35,6 +35,10 @@ export interface Limits {
   maxGuidance: number;
   /** Largest image or video upload, in bytes. */
   maxUploadBytes: number;
+  /** Most pixels (width × height) an uploaded image may decode to. */
+  maxImagePixels: number;
+  /** Longest side of an uploaded image, in pixels. */
+  maxImageSide: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -45,6 +49,9 @@ export const DEFAULT_LIMITS: Limits = {
   maxSteps: 100,
   maxGuidance: 30,
   maxUploadBytes: 64 * 1024 * 1024,
+  // 40 MP is a full-frame camera's photo: ~120 MB as RGB8 while it is decoded and resized.
+  maxImagePixels: 40_000_000,
+  maxImageSide: 8192,
 };
 
 /** The JSON fields of POST /v1/videos (multipart forms carry the same fields as text parts). */

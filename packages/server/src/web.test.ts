@@ -4,13 +4,14 @@
 // delete it; and the same with an API key, which the page keeps in localStorage.
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type TesseraServer } from "./app.js";
 import type { VideoGenerator } from "./generator.js";
 import { loadPipelineGenerator } from "./pipeline-generator.js";
-import { api, type Harness, startFake } from "./testing/harness.js";
+import { api, type Harness, startFake, UNDER_CI } from "./testing/harness.js";
 import { WEB_CSP } from "./web/index.js";
 
 // Browser globals for the callbacks that run in the page (this package has no DOM lib).
@@ -111,6 +112,12 @@ const probe = await (async (): Promise<
   }
 })();
 if (!probe.ok) console.warn(`[server] SKIPPING the web page browser tests: ${probe.reason}`);
+
+describe.runIf(!probe.ok && UNDER_CI)("the web page in a browser, under CI", () => {
+  it("needs Chromium (CI=true makes a missing one a failure, not a skip)", () => {
+    throw new Error(`${(probe as { reason: string }).reason} (.ci/run installs it)`);
+  });
+});
 
 describe.skipIf(!probe.ok)(
   `the web page in headless Chromium on the real pipeline${probe.ok ? "" : ` (skipped: ${(probe as { reason: string }).reason})`}`,
@@ -393,6 +400,73 @@ describe.skipIf(!probe.ok)(
       } finally {
         await h.close();
       }
+    }, 60_000);
+
+    it("shows the live preview in the running job's card, then the video in its place", async () => {
+      const h = await startFake({ fake: { stepMs: 150, previews: true } });
+      try {
+        await page.goto(`${h.url}/`);
+        await page.waitForSelector("html[data-ready=true]");
+        const id = await submitFromForm("a preview to watch");
+        const card = `.job[data-id="${id}"]`;
+        await page.waitForSelector(`${card} .media img.preview`, { timeout: 10_000 });
+        const shown = await page.evaluate(async (sel: string) => {
+          const img = document.querySelector(`${sel} .media img.preview`) as any;
+          if (!img.complete) await img.decode();
+          return {
+            status: document.querySelector(sel)?.dataset.status,
+            src: img.src.slice(0, 22),
+            width: img.naturalWidth,
+            height: img.naturalHeight,
+          };
+        }, card);
+        // 64x64 and 5 frames: 2 latent frames of 8x8, enlarged to 32x32 each.
+        expect(shown).toEqual({
+          status: "in_progress",
+          src: "data:image/png;base64,",
+          width: 64,
+          height: 32,
+        });
+        await page.waitForSelector(`${card}[data-status=completed]`, { timeout: 15_000 });
+        await page.waitForFunction(
+          (sel: string) => !document.querySelector(`${sel} .media img.preview`),
+          card,
+          { timeout: 10_000 },
+        );
+        expect(problems.filter((p) => !p.includes("401"))).toEqual([]);
+      } finally {
+        await h.close();
+      }
+    }, 60_000);
+
+    it("refuses a cross-site form post and no-cors fetch from a page on another origin", async () => {
+      const h = await startFake({ fake: { stepMs: 1 } });
+      // The attacker's page, on another port of the same machine (another origin, the same site).
+      const evil = createHttpServer((_req, res) => {
+        res.setHeader("content-type", "text/html");
+        res.end(`<!doctype html><form id="f" method="POST" action="${h.url}/v1/videos" enctype="multipart/form-data">
+<input name="prompt" value="from another site"></form>
+<script>
+  const fd = new FormData(); fd.append("prompt", "no-cors fetch");
+  fetch("${h.url}/v1/videos", { method: "POST", mode: "no-cors", body: fd })
+    .finally(() => { document.title = "fetched"; document.getElementById("f").submit(); });
+</script>`);
+      });
+      await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+      const port = (evil.address() as { port: number }).port;
+      try {
+        await page.goto(`http://127.0.0.1:${port}/`);
+        // The form post navigates to the API's answer.
+        await page.waitForURL(`${h.url}/v1/videos`, { timeout: 10_000 });
+        expect(await page.textContent("body")).toMatch(/cross_site_request/);
+        expect((await api(h.url, "/v1/videos")).body.data).toEqual([]);
+        expect(h.gen.calls).toEqual([]);
+      } finally {
+        evil.closeAllConnections();
+        await new Promise((r) => evil.close(r));
+        await h.close();
+      }
+      problems.length = 0; // the refusals above are logged by the browser as failed requests
     }, 60_000);
   },
 );

@@ -5,6 +5,7 @@
 import { stat } from "node:fs/promises";
 import {
   componentWeightFiles,
+  estimateMemory,
   generationDefaults,
   inspectWeights,
   modelLimits,
@@ -14,9 +15,7 @@ import {
   spatialFactor,
   temporalFactor,
   umt5ParameterCount,
-  type WanTransformerConfig,
-  type WanVaeConfig,
-  wanVaeParams,
+  vaeParameterCount,
 } from "@tessera/core";
 import { param } from "@tessera/core/params";
 import { type DType, defaultDevice } from "@tessera/native";
@@ -24,55 +23,6 @@ import { UsageError } from "../args.js";
 import { type Flags, readFlags } from "../flags.js";
 import type { CommandHelp } from "../help.js";
 import { formatBytes, formatCount, resolveModel, runtimeFailure } from "./model-args.js";
-
-const BYTES: Record<DType, number> = { f32: 4, bf16: 2, f16: 2, i32: 4, u8: 1 };
-
-function vaeParameterCount(c: WanVaeConfig): number {
-  let n = 0;
-  for (const s of wanVaeParams(c).values()) n += s.shape.reduce((a, b) => a * b, 1);
-  return n;
-}
-
-export interface MemoryEstimate {
-  weights: number;
-  /** Peak of the transformer's activations for one step (both guidance branches). */
-  denoise: number;
-  /** Peak of the VAE decoder's activations plus the decoded video. */
-  decode: number;
-  total: number;
-}
-
-/**
- * A rough peak-memory estimate. Weights at their run dtypes (VAE f32); the
- * transformer's live activations per step for a batch of 2 are about
- * L·(6·dim + ffn_dim) values (residual, q/k/v/attention output, the FFN hidden
- * layer) with L = frames·(H/16)·(W/16) tokens, attention computed blockwise; the
- * VAE decodes one latent frame (4 video frames) at a time, its widest full-size
- * feature map being base_dim channels, with the causal cache and a few temporaries
- * around it, and then holds the whole decoded clip in f32.
- */
-export function estimateMemory(
-  t: WanTransformerConfig,
-  v: WanVaeConfig,
-  textParams: number,
-  dtype: DType,
-  width: number,
-  height: number,
-  frames: number,
-): MemoryEstimate {
-  const b = BYTES[dtype];
-  const weights = parameterCount(t) * b + textParams * b + vaeParameterCount(v) * 4;
-  const sf = spatialFactor(v);
-  const tf = temporalFactor(v);
-  const latentFrames = (frames - 1) / tf + 1;
-  const tokens =
-    (latentFrames / t.patch_size[0]) * (height / sf / t.patch_size[1]) * (width / sf / t.patch_size[2]);
-  const dim = t.num_attention_heads * t.attention_head_dim;
-  const denoise = 2 * tokens * (6 * dim + t.ffn_dim) * b + 2 * 512 * t.text_dim * b;
-  const base = (v.decoder_base_dim ?? v.base_dim) * (v.dim_mult[0] ?? 1);
-  const decode = 6 * base * tf * height * width * 4 + frames * height * width * 3 * 4;
-  return { weights, denoise, decode, total: weights + Math.max(denoise, decode) };
-}
 
 // --size and --frames are generate's: the generation parameters' own flags.
 const FLAGS = {
@@ -104,7 +54,8 @@ export async function infoCommand(
   if (positionals.length > 1) throw new UsageError(`info takes one MODEL, got ${positionals.length}`);
   const dir = resolveModel(positionals[0]);
   // Estimate for how `generate` would run here by default: bf16 on a GPU, f32 on the CPU.
-  const dtype: DType = values.dtype ?? (defaultDevice().kind === "cpu" ? "f32" : "bf16");
+  const device = defaultDevice().kind;
+  const dtype: DType = values.dtype ?? (device === "cpu" ? "f32" : "bf16");
   const size = values.size as [number, number] | undefined;
   const framesFlag = values.frames as number | undefined;
   try {
@@ -139,15 +90,17 @@ export async function infoCommand(
       }
       components[name] = { parameters, dtypes, bytes, files: files.length };
     }
-    const memory = estimateMemory(
-      info.transformer,
-      info.vae,
-      params.text_encoder,
+    const memory = estimateMemory({
+      transformer: info.transformer,
+      vae: info.vae,
+      textParams: params.text_encoder,
       dtype,
+      device,
       width,
       height,
       frames,
-    );
+      guidance: defaults.guidance,
+    });
     const report = {
       path: info.dir,
       class: info.className,
@@ -158,7 +111,7 @@ export async function infoCommand(
       scheduler: info.scheduler,
       defaults,
       components,
-      estimate: { width, height, frames, dtype, ...memory },
+      estimate: { width, height, frames, dtype, device, ...memory },
     };
     if (values.json) {
       out(JSON.stringify(report, null, 2));
@@ -192,7 +145,8 @@ export async function infoCommand(
     );
     out(
       `  memory        ~${formatBytes(memory.total)} for ${width}x${height}, ${frames} frames at ${dtype} ` +
-        `(weights ${formatBytes(memory.weights)}, denoising ${formatBytes(memory.denoise)}, decoding ${formatBytes(memory.decode)}; a rough estimate)`,
+        `on the ${device === "cpu" ? "CPU" : "GPU"} (weights ${formatBytes(memory.weights)}, denoising ${formatBytes(memory.denoise)}, ` +
+        `decoding ${formatBytes(memory.decode)}, runtime ${formatBytes(memory.runtime)}; an estimate that errs high)`,
     );
     return 0;
   } catch (e) {

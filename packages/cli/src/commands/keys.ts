@@ -83,7 +83,10 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
         if (!store.revokeKey(target))
           throw new UsageError(`no active key '${target.slice(0, 12)}'; see tessera keys list`);
         out(`revoked ${target.startsWith("tsk_") ? `${target.slice(0, 10)}…` : target}`);
-        if (!store.hasActiveKeys()) out("no active key is left: the server is in open mode");
+        if (!store.hasActiveKeys())
+          out(
+            "no active key is left: the server now refuses every /v1 request until a key is made (`tessera keys create`), or runs with --open",
+          );
         return 0;
       } finally {
         store.close();

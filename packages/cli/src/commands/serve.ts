@@ -2,15 +2,18 @@
 // (SQLite), run here or, with --queue, put on Redis for `tessera worker`s.
 // @tessera/server (fastify, SQLite) is imported only by the service commands, so
 // the others start as fast as before.
+import { mkdirSync } from "node:fs";
 import type { Limits, TesseraServer, VideoGenerator } from "@tessera/server";
 import { type Flags, noArguments, readFlags } from "../flags.js";
 import type { CommandHelp } from "../help.js";
 import { runtimeFailure } from "./model-args.js";
 import {
+  API_FLAGS,
   dataFlag,
   GENERATOR_FLAGS,
   generatorFlags,
   loadGenerator,
+  publicUrlsFlag,
   queueFlag,
   redactUrl,
   SERVICE_FLAGS,
@@ -36,6 +39,7 @@ function serveFlags(limits: Limits) {
     },
     ...SERVICE_FLAGS,
     ...GENERATOR_FLAGS,
+    ...API_FLAGS,
     "max-queue": {
       kind: "integer",
       value: "N",
@@ -87,7 +91,8 @@ export const SERVE_HELP: CommandHelp = {
   flags: async () => serveFlags((await import("@tessera/server")).DEFAULT_LIMITS),
   notes: [
     "with --queue, jobs go to Redis and `tessera worker --queue URL --data DIR` processes them (any number, any host)",
-    "API keys: `tessera keys create` (with none, the server runs in open mode)",
+    "API keys: `tessera keys create` (with none ever made, the server runs in open mode; once every key is revoked, only with --open)",
+    "one server per --data folder: a second one exits, naming the first's pid",
   ],
 };
 
@@ -96,7 +101,7 @@ export async function serveCommand(
   out: (s: string) => void,
   err: (s: string) => void,
 ): Promise<number> {
-  const { createServer, DEFAULT_LIMITS } = await import("@tessera/server");
+  const { createServer, DataLock, DEFAULT_LIMITS } = await import("@tessera/server");
   const { values, positionals } = readFlags(argv, serveFlags(DEFAULT_LIMITS));
   noArguments("serve", positionals);
   const queue = queueFlag(values.queue);
@@ -104,12 +109,23 @@ export async function serveCommand(
   const gen = generatorFlags(values);
   const drainSeconds = values["drain-seconds"];
   const perMinute = values["rate-limit"];
+  const publicUrls = publicUrlsFlag(values["public-url"]);
+  const budget = values["memory-budget"];
 
   let srv: TesseraServer;
   let generator: VideoGenerator;
+  let dataLock: Awaited<ReturnType<typeof DataLock.acquire>>;
+  try {
+    // Before the model loads (minutes for a large one): a folder another server holds fails now.
+    mkdirSync(dataDir, { recursive: true });
+    dataLock = await DataLock.acquire(dataDir);
+  } catch (e) {
+    return runtimeFailure(e, err);
+  }
   try {
     generator = await loadGenerator(gen, err);
     srv = await createServer({
+      dataLock,
       dataDir,
       generator,
       host: values.host,
@@ -119,13 +135,18 @@ export async function serveCommand(
         maxUploadBytes: values["max-upload-mb"] * 2 ** 20,
         maxFrames: values["max-frames"],
         maxSteps: values["max-steps"],
+        maxImagePixels: Math.round(values["max-image-megapixels"] * 1e6),
       },
+      publicUrls,
+      open: values.open,
+      ...(budget !== undefined ? { memoryBudgetBytes: budget === 0 ? (false as const) : budget } : {}),
       rateLimit: perMinute === 0 ? false : { perMinute, burst: Math.max(1, Math.ceil(perMinute / 5)) },
       drainTimeoutMs: drainSeconds * 1000,
       ...(queue ? { queue } : {}),
       logger: { level: values.verbose ? "info" : "warn" },
     });
   } catch (e) {
+    await dataLock.release();
     return runtimeFailure(e, err);
   }
   let url: string;
@@ -152,11 +173,18 @@ export async function serveCommand(
     );
   if (srv.requeuedAtStart > 0)
     out(`tessera: ${srv.requeuedAtStart} job(s) interrupted by the last shutdown are queued again`);
+  const keyState = srv.store.keyState();
   out(
     keys
       ? "tessera: API keys required (Authorization: Bearer <key>)"
-      : "tessera: open mode — no API key exists, so anyone who can reach this address can submit; `tessera keys create` turns keys on",
+      : keyState === "revoked" && !values.open
+        ? "tessera: every API key is revoked, so every /v1 request is refused; `tessera keys create` makes one (or restart with --open to serve without keys)"
+        : "tessera: open mode — no API key exists, so anyone who can reach this address can submit; `tessera keys create` turns keys on",
   );
+  if (srv.memoryBudget)
+    out(
+      `tessera: requests the model estimates above ${(srv.memoryBudget.bytes / 2 ** 30).toFixed(1)} GiB of memory are refused (${srv.memoryBudget.from}; --memory-budget)`,
+    );
   out(`tessera: API document at ${url}/openapi.json`);
 
   return untilSignalled({

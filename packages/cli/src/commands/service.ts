@@ -61,6 +61,53 @@ export const SERVICE_FLAGS = {
   },
 } as const satisfies Flags;
 
+/**
+ * The flags of the API in front of the jobs (serve): where it may be reached from,
+ * whether it may run without keys, and what it admits.
+ */
+export const API_FLAGS = {
+  "public-url": {
+    kind: "string",
+    value: "URL[,URL…]",
+    description:
+      "where clients reach this server besides its own addresses (a proxy, a DNS name): requests for other host names are refused",
+  },
+  open: {
+    kind: "boolean",
+    description:
+      "serve without API keys even after every key was revoked (with no key ever made, it is open anyway)",
+  },
+  "memory-budget": {
+    kind: "bytes",
+    defaultText: "90% of the GPU's memory; on the CPU, of the container's limit, else of the RAM",
+    description: "refuse requests the model estimates to need more memory than this (0: no check)",
+  },
+  "max-image-megapixels": {
+    kind: "number",
+    value: "N",
+    min: 0.01,
+    max: 1000,
+    default: 40,
+    description: "largest uploaded image, in megapixels (checked before it is decoded)",
+  },
+} as const satisfies Flags;
+
+/** --public-url: one or more http(s) URLs, comma-separated. */
+export function publicUrlsFlag(v: string | undefined): string[] {
+  if (v === undefined) return [];
+  return v.split(",").map((s) => {
+    let u: URL | null = null;
+    try {
+      u = new URL(s.trim());
+    } catch {}
+    if (!u || (u.protocol !== "http:" && u.protocol !== "https:"))
+      throw new UsageError(
+        `--public-url must be http:// or https:// URLs, comma-separated, got '${s.trim()}'`,
+      );
+    return u.origin;
+  });
+}
+
 export interface GeneratorFlags {
   modelDir: string;
   device: Device;

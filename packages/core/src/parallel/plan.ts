@@ -155,5 +155,6 @@ export function stepCacheOptions(run: RunPlan, grid: TokenGrid): StepCacheOption
 /** The VAE decode of normalised latents under `run`: the whole video on every rank. */
 export function decodeLatents(run: RunPlan, vae: WanVAE, z: Tensor): MaybePromise<Tensor> {
   if (run.vae === "rows" && run.comm) return decodeSpatialParallel(vae, z, run.comm);
-  return vae.decode(z);
+  // The CPU backend allocates at queue time: there, decode a frame at a time (see decodeStreaming).
+  return z.device.kind === "cpu" ? vae.decodeStreaming(z) : vae.decode(z);
 }

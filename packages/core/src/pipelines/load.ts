@@ -16,6 +16,7 @@ import { loadComponentWeights, openDiffusersFolder } from "../weights/diffusers.
 import { readJsonFile } from "../weights/load.js";
 import type { WeightStore } from "../weights/store.js";
 import type { GenerationDefaults, LoraSpec } from "./options.js";
+import { checkLatentRgbProjection, type LatentRgbProjection } from "./preview.js";
 import { CAPTION_STYLES, type CaptionStyle } from "./prompt-style.js";
 import type { WanPipelineComponents } from "./wan.js";
 
@@ -140,6 +141,8 @@ export interface ModelFolderInfo {
    * (the bundled demo model) turns on the prompt rewriter for this model.
    */
   captionStyle?: CaptionStyle;
+  /** tessera.json's preview.latentRgb: the latent-to-RGB map of live previews (see preview.ts). */
+  previewProjection?: LatentRgbProjection;
 }
 
 /** True when `dir` has a model_index.json (a candidate model folder). */
@@ -187,6 +190,7 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
   let description: string | undefined;
   let textLength: number | undefined;
   let captionStyle: CaptionStyle | undefined;
+  let previewProjection: LatentRgbProjection | undefined;
   const extraPath = join(root, "tessera.json");
   if (existsSync(extraPath)) {
     const extra = obj(await readJsonFile(extraPath, "tessera.json"), extraPath);
@@ -213,6 +217,14 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
         );
       captionStyle = extra.captionStyle as CaptionStyle;
     }
+    const preview = extra.preview as { latentRgb?: unknown } | undefined;
+    if (preview?.latentRgb !== undefined) {
+      try {
+        previewProjection = checkLatentRgbProjection(preview.latentRgb, vae.z_dim, "preview.latentRgb");
+      } catch (e) {
+        throw new ModelFolderError(`${extraPath}: ${(e as Error).message}`);
+      }
+    }
   }
   if (scheduler) {
     defaults.scheduler ??= scheduler.name;
@@ -229,6 +241,7 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     ...(description ? { description } : {}),
     ...(textLength !== undefined ? { textLength } : {}),
     ...(captionStyle !== undefined ? { captionStyle } : {}),
+    ...(previewProjection !== undefined ? { previewProjection } : {}),
   };
 }
 
@@ -282,6 +295,7 @@ export async function loadWanComponents(
       defaults: info.defaults,
       ...(info.textLength !== undefined ? { textLength: info.textLength } : {}),
       ...(info.captionStyle !== undefined ? { captionStyle: info.captionStyle } : {}),
+      ...(info.previewProjection !== undefined ? { previewProjection: info.previewProjection } : {}),
       ...(info.scheduler ? { numTrainTimesteps: info.scheduler.numTrainTimesteps } : {}),
       ...(opts.textCacheSize !== undefined ? { textCacheSize: opts.textCacheSize } : {}),
       ...(opts.loraDir !== undefined ? { loraDir: resolve(opts.loraDir) } : {}),

@@ -13,6 +13,7 @@ import {
 } from "../params/index.js";
 import type { SchedulerName } from "../schedulers/common.js";
 import type { RgbImage, VideoFrames } from "../video/frames.js";
+import type { PreviewFrames, PreviewOptions } from "./preview.js";
 
 export class GenerateOptionError extends Error {
   override name = "GenerateOptionError";
@@ -44,6 +45,11 @@ export interface GenerateProgress {
   /** The model timestep and σ of the step just done. */
   timestep: number;
   sigma: number;
+  /**
+   * With `preview` on: the current denoised estimate as small RGB8 frames (latent
+   * resolution, one per latent frame), on the steps the preview budget allows.
+   */
+  preview?: PreviewFrames;
 }
 
 /**
@@ -129,6 +135,12 @@ export interface GenerateOptions {
    */
   cudaGraph?: boolean;
   onProgress?: (p: GenerateProgress) => void;
+  /**
+   * Live previews in onProgress: a latent-to-RGB projection of the denoised estimate,
+   * at most `maxShare` (default 2%) of the run's time. Needs a model with a projection
+   * (tessera.json's preview.latentRgb, or Wan2.1's z16 VAE); ignored otherwise.
+   */
+  preview?: boolean | PreviewOptions;
   signal?: AbortSignal;
 }
 
@@ -201,7 +213,7 @@ function framesOf(v: VideoFrames | Tensor): number {
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const libraryOptionsMatchSchema: Same<
   ParamKeyOn<"library">,
-  Exclude<keyof GenerateOptions, "onProgress" | "signal">
+  Exclude<keyof GenerateOptions, "onProgress" | "signal" | "preview">
 > = true;
 void libraryOptionsMatchSchema;
 

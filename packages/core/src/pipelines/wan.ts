@@ -55,6 +55,12 @@ import {
   resolveOptions,
 } from "./options.js";
 import { pixelsToTensor } from "./pixels.js";
+import {
+  LatentPreviewer,
+  type LatentRgbProjection,
+  latentRgbProjectionFor,
+  type PreviewFrames,
+} from "./preview.js";
 import { type CaptionStyle, type PreparedPrompt, preparePrompt } from "./prompt-style.js";
 import { StepGraph, type StepGraphReport } from "./step-graph.js";
 import { TextStateCache } from "./text-cache.js";
@@ -77,6 +83,8 @@ export interface WanPipelineComponents {
   captionStyle?: CaptionStyle;
   /** The folder LoRAs given by name are read from. */
   loraDir?: string;
+  /** Latents → RGB for live previews (tessera.json's preview.latentRgb); Wan2.1's z16 map when absent. */
+  previewProjection?: LatentRgbProjection;
 }
 
 export interface GenerateTimings {
@@ -135,6 +143,8 @@ export class WanPipeline {
   readonly captionStyle: CaptionStyle | undefined;
   /** The folder LoRAs given by name are read from (name.safetensors there), if any. */
   readonly loraDir: string | undefined;
+  /** What live previews project latents with; null: this model has none (generate's `preview` is ignored). */
+  readonly previewProjection: LatentRgbProjection | null;
   readonly #cache: TextStateCache;
   readonly #loras: TransformerLoras;
   /** What a generate() without `loras` runs with: the set given at load or to setLoras(). */
@@ -154,6 +164,7 @@ export class WanPipeline {
     this.loraDir = c.loraDir;
     if (c.loraDir !== undefined && !statSync(c.loraDir, { throwIfNoEntry: false })?.isDirectory())
       throw new Error(`WanPipeline: the LoRA folder ${c.loraDir} is not a folder`);
+    this.previewProjection = latentRgbProjectionFor(c.previewProjection, c.vae.config.z_dim);
 
     const tc = this.transformer.config;
     const z = this.vae.config.z_dim;
@@ -408,6 +419,10 @@ export class WanPipeline {
       // one) or collectives (a split step has them).
       const useGraph = r.cudaGraph && device.kind === "cuda" && !stepCache && !stepSplits;
       const stepGraph: StepGraphReport = { state: useGraph ? "replayed" : "off", replays: 0 };
+      const previewer =
+        opts.preview && this.previewProjection
+          ? new LatentPreviewer(this.previewProjection, opts.preview === true ? {} : opts.preview)
+          : null;
       for (let i = start; i < r.steps; i++) {
         checkAbort(signal);
         const cur: Tensor = latents;
@@ -431,8 +446,11 @@ export class WanPipeline {
           });
         else v = guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype);
         let next: Tensor;
+        let x0: Tensor | null = null;
         try {
           next = scheduler.step(v, cur, i);
+          if (previewer?.due()) x0 = previewer.estimate(cur, v, scheduler.sigmas[i] as number);
+          if (x0) own(x0);
         } finally {
           v.dispose();
         }
@@ -440,9 +458,11 @@ export class WanPipeline {
         latents = next;
         latents = this.constrain(latents, scheduler.sigmas[i + 1] as number, known, noiseKnown, r.loop, end);
         await device.synchronize();
+        const preview: PreviewFrames | undefined = x0 ? await previewer?.frames(x0) : undefined;
         const done = i - start + 1;
         const elapsed = performance.now() - tDen;
         opts.onProgress?.({
+          ...(preview ? { preview } : {}),
           step: done,
           total,
           elapsed,

@@ -107,6 +107,15 @@ describe("readImage", () => {
     expect(err / data.length).toBeLessThan(4);
   });
 
+  it("refuses an image of more pixels than maxPixels before decoding it", async () => {
+    const dir = await tmpDir();
+    const raw = { raw: { width: 40, height: 30, channels: 3 as const } };
+    await sharp(quadrants(), raw).png().toFile(join(dir, "q.png"));
+    await expect(readImage(join(dir, "q.png"), { maxPixels: 1000 })).rejects.toThrow(/pixel limit/i);
+    expect((await readImage(join(dir, "q.png"), { maxPixels: 1200 })).width).toBe(40);
+    await expect(readImage(join(dir, "q.png"), { maxPixels: 0 })).rejects.toThrow(/maxPixels/);
+  });
+
   it("resizes with cover, contain and fill", async () => {
     const dir = await tmpDir();
     await sharp(quadrants(), { raw: { width: 40, height: 30, channels: 3 } })

@@ -516,6 +516,12 @@ export interface ReadImageOptions {
   height?: number;
   /** With both width and height: "cover" (default, scale and centre-crop), "contain" (letterbox in black) or "fill" (stretch). */
   fit?: Fit;
+  /**
+   * Refuse an image of more pixels (width × height) than this before decoding it
+   * (default: sharp's own limit, 268 megapixels), so that a small file claiming a
+   * huge size cannot take the memory its pixels would need.
+   */
+  maxPixels?: number;
 }
 
 /**
@@ -524,20 +530,29 @@ export interface ReadImageOptions {
  */
 export async function readImage(path: string, opts: ReadImageOptions = {}): Promise<RgbImage> {
   checkReadOptions(opts, "readImage");
+  if (opts.maxPixels !== undefined && !(Number.isInteger(opts.maxPixels) && opts.maxPixels > 0))
+    throw new VideoIOError(`readImage: 'maxPixels' must be a positive integer, got ${opts.maxPixels}`);
   const s = await checkExists(path, "readImage");
   if (!s.isFile()) throw new VideoIOError(`${path}: is not a file`, path);
-  const img = await decodeStill(path, path, (x) => {
-    const r = x.rotate();
-    return opts.width || opts.height
-      ? r.resize({
-          width: opts.width,
-          height: opts.height,
-          fit: opts.fit ?? "cover",
-          position: "centre",
-          background: "#000000",
-        })
-      : r;
-  });
+  const sharpOpts: Sharp.SharpOptions = {};
+  if (opts.maxPixels !== undefined) sharpOpts.limitInputPixels = opts.maxPixels;
+  const img = await decodeStill(
+    path,
+    path,
+    (x) => {
+      const r = x.rotate();
+      return opts.width || opts.height
+        ? r.resize({
+            width: opts.width,
+            height: opts.height,
+            fit: opts.fit ?? "cover",
+            position: "centre",
+            background: "#000000",
+          })
+        : r;
+    },
+    sharpOpts,
+  );
   return {
     width: img.info.width,
     height: img.info.height,

@@ -26,11 +26,18 @@ export interface AuthOptions {
   metrics: Metrics;
   /** Per API key (per client address in open mode); false turns it off. */
   rateLimit: RateLimitOptions | false;
+  /**
+   * Serve without keys even though keys were made once (all are revoked now). Without
+   * it, revoking the last key locks the API until a key is made: open mode is a choice,
+   * never what revoking silently falls back to.
+   */
+  open?: boolean;
 }
 
 /**
- * With no active key the server is open: every request passes with keyId null. Once a
- * key exists, auth routes need `Authorization: Bearer <key>` and see that key's jobs.
+ * With no key ever made the server is open: every request passes with keyId null. Once
+ * a key exists, auth routes need `Authorization: Bearer <key>` and see that key's jobs;
+ * once keys existed and all are revoked, they are refused unless `open` was asked for.
  */
 export function installAuth(app: FastifyInstance, o: AuthOptions): void {
   const { store, metrics } = o;
@@ -40,7 +47,15 @@ export function installAuth(app: FastifyInstance, o: AuthOptions): void {
   app.addHook("onRequest", async (req, reply) => {
     if (!req.routeOptions.config.auth) return;
     const header = req.headers.authorization;
-    if (store.hasActiveKeys()) {
+    const keys = store.keyState();
+    if (keys === "revoked" && !o.open)
+      throw new ApiError(
+        401,
+        "no_active_key",
+        "every API key of this server has been revoked; make one with `tessera keys create`, " +
+          "or restart the server with --open to serve without keys",
+      );
+    if (keys === "active") {
       const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
       const keyId = m ? store.keyIdFor(m[1] as string) : null;
       if (!keyId) {

@@ -25,13 +25,15 @@ export interface ServerContext {
   readonly limits: Limits;
   /** Queued jobs beyond which submissions get 429. */
   readonly maxQueued: number;
+  /** Bytes a generation may take (from the generator's estimate), and where that figure comes from; null: no check. */
+  readonly memoryBudget: { bytes: number; from: string } | null;
   readonly metrics: Metrics;
   /** Request bodies are checked strictly; params and query strings with type coercion. */
   readonly ajv: { readonly strict: Ajv; readonly coercing: Ajv };
   readonly sseHeartbeatMs: number;
   /** Open SSE responses, which close() ends so the listener can shut. */
   readonly streams: Set<ServerResponse>;
-  /** Set by close(): new jobs are refused and /healthz answers 503. */
+  /** Set by close(): new jobs are refused (503) and /healthz answers 503, while the listener still answers. */
   draining: boolean;
 }
 

@@ -6,6 +6,7 @@ import type { ErrorObject } from "ajv";
 import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
 import { RequestFieldError } from "../generator.js";
 import type { Metrics } from "../metrics.js";
+import { isDiskFull, StorageFullError } from "../storage.js";
 import { describeSchemaError } from "../validation.js";
 
 /** An error with the HTTP status, code and parameter the client should see. */
@@ -52,6 +53,16 @@ export function installErrorHandlers(app: FastifyInstance, metrics: Metrics): vo
     if (err instanceof ApiError) {
       reply.headers(err.headers);
       return sendError(reply, err.status, err.code, err.message, err.param);
+    }
+    // The server's disk, never the client's fault: 507 (the request may be retried later).
+    if (err instanceof StorageFullError || isDiskFull(err)) {
+      metrics.rejected("storage_full");
+      req.log.error(err);
+      const message =
+        err instanceof StorageFullError
+          ? err.message
+          : "the server's disk is full: this request could not be stored; retry once its operator has freed space";
+      return sendError(reply, 507, "insufficient_storage", message, null, "server_error");
     }
     if (err instanceof RequestFieldError) {
       metrics.rejected("invalid");

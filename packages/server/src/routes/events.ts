@@ -20,7 +20,10 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ServerContext): v
         description:
           "A text/event-stream. First a `status` event with the job, then `progress` events " +
           "({progress, step, total_steps, eta_ms}) and `status` events as it changes, and finally one event named " +
-          "after the final status (completed, failed or cancelled) with the whole job, after which the stream ends.",
+          "after the final status (completed, failed or cancelled) with the whole job, after which the stream ends. " +
+          "While it runs, `preview` events ({step, image, width, height, frames}) carry a small picture of the " +
+          "current denoised estimate: `image` is a PNG data: URL of `frames` frames of width×height side by side " +
+          "(a few a second at most; a model without a preview projection sends none).",
         params: S.idParams,
         response: { 200: { description: "text/event-stream", type: "string" }, 404: S.errorSchema },
       },
@@ -64,6 +67,10 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ServerContext): v
           send("progress", { id, status: "in_progress", ...progressFields(e.live) });
           return;
         }
+        if (e.type === "preview") {
+          send("preview", { id, ...e.preview });
+          return;
+        }
         if (store.closed) return finish();
         const now = store.getJob(id, keyId);
         if (!now) return finish();
@@ -72,6 +79,8 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ServerContext): v
       };
       // Subscribing straight after the read above, with no await between, so no event is missed.
       runner.events.on(id, onEvent);
+      const last = runner.lastPreview(id);
+      if (last) send("preview", { id, ...last });
       streams.add(res);
       res.on("close", finish);
       res.on("error", finish);

@@ -8,8 +8,17 @@ import type { FastifyRequest } from "fastify";
 import { RequestFieldError } from "../generator.js";
 import type { ServerContext } from "../http/context.js";
 import { ApiError } from "../http/errors.js";
+import { checkImageUpload } from "../image-check.js";
+import { formatBytes } from "../memory-budget.js";
+import type { StoredRequest } from "../store.js";
 import { readMultipart, type Upload } from "../upload.js";
-import { describeSchemaError, resolveRequest, type VideoBody, validateWithGenerator } from "../validation.js";
+import {
+  describeSchemaError,
+  requestFromStored,
+  resolveRequest,
+  type VideoBody,
+  validateWithGenerator,
+} from "../validation.js";
 
 export interface Submission {
   body: VideoBody;
@@ -43,7 +52,41 @@ export async function readSubmission(
     const d = describeSchemaError((validateBody.errors as ErrorObject[])[0] as ErrorObject, "body");
     throw new RequestFieldError(d.field, d.message);
   }
+  try {
+    await checkUploads(ctx, uploads);
+  } catch (e) {
+    await removeUploads(uploads);
+    throw e;
+  }
   return { body: candidate as VideoBody, uploads };
+}
+
+/**
+ * Every upload decoded (or, for images, its size bounded and its structure checked)
+ * now, so that a broken or oversized file is a 400 at upload, not a failed job later.
+ */
+async function checkUploads(ctx: ServerContext, uploads: Upload[]): Promise<void> {
+  for (const u of uploads) {
+    if (u.field === "image") await checkImageUpload(u.tmp, u.ext, ctx.limits);
+    await ctx.generator.checkInput?.({ field: u.field, path: u.tmp, maxPixels: ctx.limits.maxImagePixels });
+  }
+}
+
+/** A request whose estimated memory is above the budget is refused now: run, it would kill the server. */
+function checkMemory(ctx: ServerContext, request: StoredRequest): void {
+  const budget = ctx.memoryBudget;
+  if (!budget || !ctx.generator.estimateMemory) return;
+  const need = ctx.generator.estimateMemory(requestFromStored(request));
+  if (need <= budget.bytes) return;
+  ctx.metrics.rejected("too_big_for_memory");
+  const d = ctx.generator.info.defaults;
+  throw new ApiError(
+    400,
+    "exceeds_memory_budget",
+    `${request.width}x${request.height} with ${request.frames} frames needs about ${formatBytes(need)} of memory, ` +
+      `more than this server's budget of ${formatBytes(budget.bytes)} (${budget.from}); ask for fewer frames or a smaller size`,
+    request.frames > d.frames ? "frames" : "size",
+  );
 }
 
 /**
@@ -70,6 +113,7 @@ export async function insertSubmission(
       generator.listLoras?.() ?? [],
     );
     validateWithGenerator(generator, request);
+    checkMemory(ctx, request);
     // What the text encoder will get, so the job shows it at once (a worker's run reports it again).
     const prepared = generator.preparePrompt?.(request.prompt, request.rewrite !== false) ?? null;
     if (uploads.length > 0) {
@@ -87,10 +131,10 @@ export async function insertSubmission(
   return id;
 }
 
-/** The 429 for a full queue, with a Retry-After from the runner's recent run times. */
+/** The 429 for a full queue, with a Retry-After of about the time until one slot frees. */
 export function queueFull(ctx: ServerContext, queued: number): ApiError {
   ctx.metrics.rejected("queue_full");
-  const wait = ctx.runner.estimateWaitSeconds(queued);
+  const wait = ctx.runner.retryAfterSeconds();
   return new ApiError(
     429,
     "queue_full",

@@ -24,7 +24,8 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ServerContext): v
         description:
           "Queues a generation. JSON, or multipart/form-data with the same fields as text parts plus an optional " +
           "`image` (image-to-video) or `video` (video-to-video) file part. Returns 202 with the job; 429 with " +
-          "Retry-After when the queue is full.",
+          "Retry-After when the queue is full; 400 `exceeds_memory_budget` when the model estimates the request " +
+          "needs more memory than the server allows; 503 while the server drains; 507 when its disk is full.",
         body: {
           content: {
             "application/json": { schema: bodySchema },
@@ -41,7 +42,15 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ServerContext): v
             },
           },
         },
-        response: { 202: S.videoSchema, 400: S.errorSchema, 401: S.errorSchema, 429: S.errorSchema },
+        response: {
+          202: S.videoSchema,
+          400: S.errorSchema,
+          401: S.errorSchema,
+          403: S.errorSchema,
+          429: S.errorSchema,
+          503: S.errorSchema,
+          507: S.errorSchema,
+        },
       },
       // The multipart schema above is for the docs; multipart bodies are checked in the handler.
       validatorCompiler: (route) =>
@@ -50,8 +59,16 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ServerContext): v
           : compile(route),
     },
     async (req, reply) => {
-      if (ctx.draining)
-        throw new ApiError(503, "shutting_down", "the server is shutting down; retry on another instance");
+      if (ctx.draining) {
+        ctx.metrics.rejected("draining");
+        throw new ApiError(
+          503,
+          "shutting_down",
+          "the server is shutting down; retry in a few seconds (or on another instance)",
+          null,
+          { "retry-after": "5" },
+        );
+      }
       // Cheap early refusal, before reading an upload; the insert re-checks atomically.
       if (store.queuedCount() >= ctx.maxQueued) throw queueFull(ctx, store.queuedCount());
       const id = await insertSubmission(ctx, req.keyId, await readSubmission(ctx, req, validateBody));

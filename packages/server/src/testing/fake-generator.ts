@@ -3,16 +3,17 @@
 // video and PNG thumbnail, so the whole API can be tested in milliseconds.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { deflateSync } from "node:zlib";
 import type {
   GenerateContext,
   GeneratedVideo,
   GenerationRequest,
   GeneratorInfo,
   PreparedPrompt,
+  PreviewFrames,
   VideoGenerator,
 } from "../generator.js";
 import { RequestFieldError } from "../generator.js";
+import { encodePng } from "../png.js";
 
 export interface FakeGeneratorOptions {
   /** Milliseconds per denoising step (default 5). */
@@ -29,6 +30,10 @@ export interface FakeGeneratorOptions {
   noPreparePrompt?: boolean;
   /** The LoRA names it offers (as a model served with --loras DIR would). */
   loras?: string[];
+  /** The model's memory estimate for a request, in bytes (absent: the fake has none, as a model without one). */
+  memory?: (req: GenerationRequest) => number;
+  /** Sends a preview (frames of width/8 × height/8, one per 4 frames) with every progress report. */
+  previews?: boolean;
 }
 
 const FAKE_WORDS = new Set([
@@ -74,13 +79,17 @@ export class FakeVideoGenerator implements VideoGenerator {
   readonly failOn: string | undefined;
   readonly rewrites: boolean;
   readonly loras: string[];
+  readonly previews: boolean;
 
   constructor(o: FakeGeneratorOptions = {}) {
     this.loras = o.loras ?? [];
     this.stepMs = o.stepMs ?? 5;
     this.failOn = o.failOn;
     this.rewrites = o.rewrites === true;
+    this.previews = o.previews === true;
     if (o.noPreparePrompt) this.preparePrompt = undefined;
+    const memory = o.memory;
+    if (memory) this.estimateMemory = (req) => memory(req);
     this.info = {
       model: "fake",
       device: "none",
@@ -108,6 +117,7 @@ export class FakeVideoGenerator implements VideoGenerator {
   listLoras(): string[] {
     return [...this.loras];
   }
+  estimateMemory?: (req: GenerationRequest) => number;
 
   validate(req: GenerationRequest): void {
     if (req.width * req.height * req.frames > 4096 * 4096)
@@ -120,7 +130,13 @@ export class FakeVideoGenerator implements VideoGenerator {
     for (let step = 1; step <= req.steps; step++) {
       await abortableSleep(this.stepMs, ctx.signal);
       const elapsed = performance.now() - t0;
-      ctx.onProgress({ step, total: req.steps, elapsed, eta: (elapsed / step) * (req.steps - step) });
+      ctx.onProgress({
+        step,
+        total: req.steps,
+        elapsed,
+        eta: (elapsed / step) * (req.steps - step),
+        ...(this.previews ? { preview: fakePreview(req, step) } : {}),
+      });
     }
     if (this.failOn !== undefined && req.prompt.includes(this.failOn))
       throw new Error("the fake model failed on purpose");
@@ -165,6 +181,17 @@ function abortError(signal: AbortSignal): Error {
   return e;
 }
 
+/** Latent-sized frames whose brightness rises with the step, as a denoised estimate sharpens. */
+export function fakePreview(req: GenerationRequest, step: number): PreviewFrames {
+  const width = Math.max(1, req.width / 8);
+  const height = Math.max(1, req.height / 8);
+  const level = Math.round((255 * step) / req.steps);
+  const frames = Array.from({ length: 1 + (req.frames - 1) / 4 }, () =>
+    new Uint8Array(width * height * 3).fill(level),
+  );
+  return { width, height, frames };
+}
+
 /** Deterministic RGB frames from the seed: a gradient that moves with time. */
 export function fakeFrames(req: GenerationRequest): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -205,45 +232,5 @@ export function y4m(w: number, h: number, fps: number, frames: Uint8Array[]): Bu
   return Buffer.concat(parts);
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of buf) c = (CRC_TABLE[(c ^ b) & 255] as number) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const td = Buffer.concat([Buffer.from(type, "latin1"), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(td));
-  return Buffer.concat([len, td, crc]);
-}
-
 /** A minimal RGB8 PNG. */
-export function png(w: number, h: number, rgb: Uint8Array): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  const raw = Buffer.alloc(h * (w * 3 + 1));
-  for (let y = 0; y < h; y++)
-    Buffer.from(rgb.buffer, rgb.byteOffset + y * w * 3, w * 3).copy(raw, y * (w * 3 + 1) + 1);
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", deflateSync(raw)),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
-}
+export const png = encodePng;

@@ -1,5 +1,6 @@
 // Helpers shared by the server's tests (no test-runner imports, so it builds like the rest).
 import { mkdtemp, rm } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type ServerOptions, type TesseraServer } from "../app.js";
@@ -150,3 +151,48 @@ export function parseY4m(buf: Buffer): { width: number; height: number; frames: 
       throw new Error(`no FRAME marker at ${off}`);
   return { width, height, frames: rest / frameBytes };
 }
+
+/**
+ * A request through node:http, which (unlike fetch) sends the Host, Origin and
+ * Sec-Fetch-* headers it is given, as a browser or a DNS-rebinding page would.
+ */
+export function rawRequest(
+  url: string,
+  path: string,
+  o: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<ApiResponse> {
+  const u = new URL(path, url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: `${u.pathname}${u.search}`,
+        method: o.method ?? "GET",
+        headers: o.headers,
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => {
+          text += d;
+        });
+        res.on("end", () => {
+          const headers = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === "string") headers.set(k, v);
+          let body: unknown = text;
+          if ((res.headers["content-type"] ?? "").includes("json") && text) body = JSON.parse(text);
+          resolve({ status: res.statusCode ?? 0, headers, body });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(o.body);
+  });
+}
+
+/**
+ * Under CI (CI=true, as .ci/run sets it) a test whose dependency is missing (redis-server,
+ * Chromium) fails instead of skipping: a fresh machine that skips them has not run them.
+ */
+export const UNDER_CI = /^(1|true)$/i.test(process.env.CI ?? "");

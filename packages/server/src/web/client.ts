@@ -220,6 +220,22 @@ async function showMedia(card) {
   a.hidden = false;
 }
 
+// The running job's current estimate: a strip of its frames as a PNG data: URL, shown in
+// place of the video until the video is there (only a data:image/png URL is taken).
+function showPreview(card, p) {
+  if (card.media || typeof p.image !== "string" || !p.image.startsWith("data:image/png;base64,")) return;
+  const box = card.el.querySelector(".media");
+  let img = box.querySelector("img.preview");
+  if (!img) {
+    img = document.createElement("img");
+    img.className = "preview";
+    img.alt = "preview of the video being made";
+    box.replaceChildren(img);
+  }
+  img.src = p.image;
+  img.title = "step " + p.step + ": " + p.frames + " frames of the current estimate";
+}
+
 function upsert(job, prepend) {
   let card = cards.get(job.id);
   if (!card) {
@@ -266,6 +282,10 @@ function onEvent(card, ev) {
   try {
     payload = JSON.parse(ev.data);
   } catch {
+    return;
+  }
+  if (ev.event === "preview") {
+    showPreview(card, payload);
     return;
   }
   if (ev.event === "progress") {

@@ -94,6 +94,7 @@ button:disabled { opacity: 0.5; }
 .job { display: flex; gap: 1rem; border: 1px solid #8884; border-radius: 6px; padding: 0.75rem; }
 .job .media { flex: 0 0 16rem; min-height: 4rem; display: flex; align-items: center; justify-content: center; background: #8882; border-radius: 4px; }
 .job .media video, .job .media img { max-width: 16rem; max-height: 16rem; }
+.job .media img.preview { width: 16rem; max-height: none; image-rendering: pixelated; opacity: 0.9; }
 .job .info { flex: 1; min-width: 0; }
 .job .prompt { margin: 0 0 0.25rem; font-weight: 600; overflow-wrap: anywhere; white-space: pre-wrap; }
 .job p { margin: 0.25rem 0; }

@@ -261,6 +261,21 @@ describe("WanVAE (tiny random config)", () => {
     y.dispose();
   });
 
+  it("decodeStreaming: decode()'s output, with the device's memory flat per latent frame", async () => {
+    const z = randn([1, 6, 2, 3, 4], { seed: 5 });
+    const cpu = z.device;
+    const queued = vae.decode(z);
+    const inUse: number[] = [];
+    const y = await vae.decodeStreaming(z, { onChunk: () => inUse.push(cpu.memoryStats().inUse) });
+    expect(maxAbsDiff(await values(y), await values(queued))).toBe(0);
+    // decode() queues every frame's intermediates before the executor frees any; streaming
+    // holds one frame's: from the second frame on, memory grows by about one output part.
+    const part = 4 * 16 * 24 * 3 * 4;
+    for (let i = 2; i < inUse.length; i++)
+      expect((inUse[i] as number) - (inUse[i - 1] as number)).toBeLessThanOrEqual(4 * part);
+    for (const t of [z, queued, y]) t.dispose();
+  });
+
   it("frees everything it made", () => {
     const n = liveTensorCount();
     const z = vae.encode(video);

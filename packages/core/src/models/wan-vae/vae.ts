@@ -124,6 +124,37 @@ export class WanVAE {
   }
 
   /**
+   * decode() that waits for the device after each latent frame. The CPU backend's
+   * executor runs ops in the background and each op's output is allocated when it is
+   * queued, so decode() queues the whole clip's work at once and its memory peaks at
+   * every intermediate of every frame (tens of MB per latent frame at 128×128); waiting
+   * per frame bounds it to one frame's. Same output as decode().
+   */
+  async decodeStreaming(
+    latent: Tensor,
+    opts: { onChunk?: (i: number, n: number) => void } = {},
+  ): Promise<Tensor> {
+    this.checkLatent(latent);
+    const device = latent.device;
+    const cache = new FeatureCache();
+    try {
+      const frame = async (z: Tensor) => {
+        const px = clampUnit(
+          syncResult(
+            scope(() => this.#net.decoder(cache, z)),
+            "WanVAE.decodeStreaming",
+          ),
+        );
+        await device.synchronize();
+        return px;
+      };
+      return await scope(() => this.decodeFrames(latent, frame, opts.onChunk));
+    } finally {
+      cache.dispose();
+    }
+  }
+
+  /**
    * decode() of one band of rows of latents split over ranks ([B, F, hb, w, z_dim] →
    * [B, 1 + 4(F − 1), 8·hb, 8w, 3]), with the halo rows and the attention's keys and
    * values from the other bands through `rows` (parallel/vae.ts gives one over a
