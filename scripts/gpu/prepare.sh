@@ -33,8 +33,9 @@ done
 [ -z "$mode" ] || [ -n "$init" ] || { echo "prepare.sh: $mode goes with --demo-init DIR"; exit 2; }
 [ -z "$init" ] || init="$(cd "$init" && pwd)"
 
-git check-ignore -q .gpu || { echo "prepare.sh: .gpu/ must be git-ignored (see .gitignore)"; exit 1; }
+# .gitignore's /.gpu/ matches only a folder: make it before asking.
 mkdir -p .gpu
+git check-ignore -q .gpu || { echo "prepare.sh: .gpu/ must be git-ignored (see .gitignore)"; exit 1; }
 [ -f .gpu/node.xz ] || xz -T2 -6 -k -c "$(command -v node)" > .gpu/node.xz
 pnpm --filter @tessera/native run build:ts > /dev/null
 pnpm --filter @tessera/core run build > /dev/null
