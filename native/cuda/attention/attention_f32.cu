@@ -36,13 +36,9 @@ struct RopePos {
 };
 
 __device__ __forceinline__ RopePos rope_pos(const AttnParams& p, int tok) {
-  const int hw = p.grid_h * p.grid_w;
-  const int f = tok / hw;
-  const int rem = tok - f * hw;
-  const int hh = rem / p.grid_w;
-  const int ww = rem - hh * p.grid_w;
-  return RopePos{static_cast<float>(f + p.rope_off0), static_cast<float>(hh + p.rope_off1),
-                 static_cast<float>(ww + p.rope_off2)};
+  const Coord c = token_coord(p, tok);
+  return RopePos{static_cast<float>(c.f + p.rope_off0), static_cast<float>(c.h + p.rope_off1),
+                 static_cast<float>(c.w + p.rope_off2)};
 }
 
 // Rotates the pair (x0, x1) of channel pair `pair` at position `pos`.
