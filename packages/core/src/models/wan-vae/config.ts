@@ -1,7 +1,15 @@
-// Wan2.1 causal video VAE configuration, with the field names of the published
-// diffusers config (vae/config.json of Wan-AI/Wan2.1-T2V-*-Diffusers) so that file
-// loads as is, and the layer layout the config implies (shared by the parameter
-// list and the model, so their tensor names cannot drift apart).
+// Wan causal video VAE configuration, with the field names of the published
+// diffusers config (vae/config.json of Wan-AI/Wan2.1-T2V-*-Diffusers and
+// Wan-AI/Wan2.2-TI2V-5B-Diffusers) so that file loads as is, and the layer layout the
+// config implies (shared by the parameter list and the model, so their tensor names
+// cannot drift apart). Two forms share it:
+// - Wan2.1 (is_residual false): flat lists of residual blocks and resamplers, the
+//   decoder's upsamplers halving the channels.
+// - Wan2.2 (is_residual true, patch_size 2): the pixels are first folded 2×2 into
+//   channels; each encoder stage / decoder stage is a block whose input also reaches
+//   its output through a parameter-free shortcut (AvgDown3D: averages channel groups
+//   of space-time blocks; DupUp3D: repeats channels into space-time blocks), and the
+//   upsamplers keep the channel count.
 
 export interface WanVaeConfig {
   /** Channels of the encoder's first stage (and of the decoder's unless decoder_base_dim is set). */
@@ -22,12 +30,17 @@ export interface WanVaeConfig {
   /** Per-channel latent statistics: the encoder returns (mu − mean) / std. */
   latents_mean: number[];
   latents_std: number[];
-  /** Pixel channels in and out (diffusers' optional fields; default 3). */
+  /** Encoder input / decoder output channels (diffusers' optional fields; default 3): after patchify, 3·patch². */
   in_channels?: number;
   out_channels?: number;
-  /** Wan2.2-only options (residual up/down blocks, pixel patchify): rejected when set. */
+  /** Wan2.2: residual down/up blocks with AvgDown3D / DupUp3D shortcuts. */
   is_residual?: boolean;
+  /** Wan2.2: pixels are folded patch×patch into channels before the encoder (and unfolded after the decoder). */
   patch_size?: number | null;
+  /** diffusers' informational fields (the factors follow from the layers); ignored. */
+  scale_factor_spatial?: number | null;
+  scale_factor_temporal?: number | null;
+  clip_output?: boolean;
 }
 
 /** Wan2.1's VAE (the one shared by T2V-1.3B, T2V-14B and I2V): config and latent statistics as published. */
@@ -47,6 +60,44 @@ export const WAN21_VAE: WanVaeConfig = {
     2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743, 3.2687, 2.1526, 2.8652, 1.5579, 1.6382,
     1.1253, 2.8251, 1.916,
   ],
+};
+
+/** Wan2.2's VAE (Wan-AI/Wan2.2-TI2V-5B-Diffusers vae/config.json): z48, patchify 2, residual blocks; 16×16×4. */
+export const WAN22_VAE: WanVaeConfig = {
+  base_dim: 160,
+  decoder_base_dim: 256,
+  z_dim: 48,
+  dim_mult: [1, 2, 4, 4],
+  num_res_blocks: 2,
+  attn_scales: [],
+  temperal_downsample: [false, true, true],
+  dropout: 0.0,
+  in_channels: 12,
+  out_channels: 12,
+  is_residual: true,
+  patch_size: 2,
+  latents_mean: [
+    -0.2289, -0.0052, -0.1323, -0.2339, -0.2799, 0.0174, 0.1838, 0.1557, -0.1382, 0.0542, 0.2813, 0.0891,
+    0.157, -0.0098, 0.0375, -0.1825, -0.2246, -0.1207, -0.0698, 0.5109, 0.2665, -0.2108, -0.2158, 0.2502,
+    -0.2055, -0.0322, 0.1109, 0.1567, -0.0729, 0.0899, -0.2799, -0.123, -0.0313, -0.1649, 0.0117, 0.0723,
+    -0.2839, -0.2083, -0.052, 0.3748, 0.0152, 0.1957, 0.1433, -0.2944, 0.3573, -0.0548, -0.1681, -0.0667,
+  ],
+  latents_std: [
+    0.4765, 1.0364, 0.4514, 1.1677, 0.5313, 0.499, 0.4818, 0.5013, 0.8158, 1.0344, 0.5894, 1.0901, 0.6885,
+    0.6165, 0.8454, 0.4978, 0.5759, 0.3523, 0.7135, 0.6804, 0.5833, 1.4146, 0.8986, 0.5659, 0.7069, 0.5338,
+    0.4889, 0.4917, 0.4069, 0.4999, 0.6866, 0.4093, 0.5709, 0.6065, 0.6415, 0.4944, 0.5726, 1.2042, 0.5458,
+    1.6887, 0.3971, 1.06, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744,
+  ],
+};
+
+/** Wan2.2's VAE at a few channels (encoder 8, decoder 12 wide, z 8), for tests and goldens. */
+export const WAN22_VAE_TINY: WanVaeConfig = {
+  ...WAN22_VAE,
+  base_dim: 8,
+  decoder_base_dim: 12,
+  z_dim: 8,
+  latents_mean: [0.1, -0.2, 0.3, -0.4, 0.05, 0.0, -0.1, 0.2],
+  latents_std: [1.5, 0.5, 2.0, 1.0, 0.8, 1.2, 0.7, 1.1],
 };
 
 /** The same architecture at a few channels, for tests and the CPU smoke run. */
@@ -98,12 +149,38 @@ export function validateWanVaeConfig(c: WanVaeConfig): void {
       );
   }
   if (c.latents_std.some((s) => s === 0)) throw new Error("Wan VAE config: latents_std must not contain 0");
-  if (c.is_residual) throw new Error("Wan VAE config: is_residual (the Wan2.2 VAE) is not supported");
-  if (c.patch_size != null && c.patch_size !== 1)
-    throw new Error(`Wan VAE config: patch_size ${c.patch_size} (the Wan2.2 VAE) is not supported`);
+  if (c.is_residual != null && typeof c.is_residual !== "boolean")
+    throw new Error(`Wan VAE config: is_residual must be a boolean, got ${JSON.stringify(c.is_residual)}`);
+  if (c.patch_size != null) posInt("patch_size", c.patch_size);
+  const p2 = patchSize(c) ** 2;
+  for (const k of ["in_channels", "out_channels"] as const) {
+    const v = c[k] ?? 3;
+    if (v % p2 !== 0)
+      throw new Error(
+        `Wan VAE config: ${k} ${v} is not a multiple of patch_size² = ${p2} (it counts the pixel channels folded in)`,
+      );
+  }
+  const dd = c.decoder_base_dim ?? c.base_dim;
+  if (c.is_residual) {
+    // The shortcuts regroup channels exactly: AvgDown3D averages groups of
+    // cin·factor / cout values, DupUp3D repeats each channel cout·factor / cin times.
+    for (const l of [
+      ...wanVaeLayoutUnchecked(c).encoder.layers,
+      ...wanVaeLayoutUnchecked(c).decoder.layers,
+    ]) {
+      const s = l.kind === "block" ? l.shortcut : null;
+      if (!s) continue;
+      const factor = s.ft * s.fs * s.fs;
+      const ok = s.kind === "avgdown" ? (s.cin * factor) % s.cout === 0 : (s.cout * factor) % s.cin === 0;
+      if (!ok)
+        throw new Error(
+          `Wan VAE config: ${l.name}'s ${s.kind === "avgdown" ? "AvgDown3D" : "DupUp3D"} shortcut cannot map ${s.cin} channels onto ${s.cout} (check base_dim, decoder_base_dim and dim_mult)`,
+        );
+    }
+    return;
+  }
   // The Wan2.1 decoder halves the channels in every upsampler and the next stage
   // takes that half as its input width.
-  const dd = c.decoder_base_dim ?? c.base_dim;
   for (let i = 0; i < stages; i++) {
     const out = dd * (c.dim_mult[stages - i] as number);
     if (out % 2 !== 0)
@@ -113,9 +190,14 @@ export function validateWanVaeConfig(c: WanVaeConfig): void {
   }
 }
 
-/** Spatial factor (pixels per latent along H and W). */
+/** Pixels folded into channels along H and W before the encoder (1: none). */
+export function patchSize(c: WanVaeConfig): number {
+  return c.patch_size ?? 1;
+}
+
+/** Spatial factor (pixels per latent along H and W): the stages' halvings times the patchify. */
 export function spatialFactor(c: WanVaeConfig): number {
-  return 2 ** (c.dim_mult.length - 1);
+  return 2 ** (c.dim_mult.length - 1) * patchSize(c);
 }
 
 /** Temporal factor: frames per latent frame after the first (the first latent frame holds one frame). */
@@ -125,10 +207,26 @@ export function temporalFactor(c: WanVaeConfig): number {
 
 export type ResampleMode = "upsample2d" | "upsample3d" | "downsample2d" | "downsample3d";
 
+/**
+ * A Wan2.2 block's parameter-free shortcut from its input to its output: "avgdown"
+ * (AvgDown3D) averages each group of cin·factor / cout values of a (ft, fs, fs) block
+ * of the input; "dupup" (DupUp3D) repeats each input channel cout·factor / cin times
+ * over such a block, dropping the ft − 1 frames before the clip's first.
+ */
+export interface VaeShortcut {
+  kind: "avgdown" | "dupup";
+  cin: number;
+  cout: number;
+  ft: number;
+  fs: number;
+}
+
 export type VaeLayer =
   | { kind: "res"; name: string; cin: number; cout: number }
-  /** `dim` in; `cout` out (dim for downsamplers, dim / 2 for Wan2.1 upsamplers). */
-  | { kind: "resample"; name: string; mode: ResampleMode; dim: number; cout: number };
+  /** `dim` in; `cout` out (dim for downsamplers and Wan2.2 upsamplers, dim / 2 for Wan2.1 upsamplers). */
+  | { kind: "resample"; name: string; mode: ResampleMode; dim: number; cout: number }
+  /** Wan2.2: `layers` in order, plus `shortcut` of the block's input (null: none). */
+  | { kind: "block"; name: string; layers: VaeLayer[]; shortcut: VaeShortcut | null };
 
 export interface VaeLayout {
   inChannels: number;
@@ -149,9 +247,14 @@ export interface VaeLayout {
   };
 }
 
-/** The layers of diffusers' AutoencoderKLWan (Wan2.1 form, is_residual false) under their module names. */
+/** The layers of diffusers' AutoencoderKLWan under their module names. */
 export function wanVaeLayout(c: WanVaeConfig): VaeLayout {
   validateWanVaeConfig(c);
+  return wanVaeLayoutUnchecked(c);
+}
+
+function wanVaeLayoutUnchecked(c: WanVaeConfig): VaeLayout {
+  if (c.is_residual) return residualLayout(c);
   const inChannels = c.in_channels ?? 3;
   const outChannels = c.out_channels ?? 3;
   const stages = c.dim_mult.length;
@@ -204,6 +307,76 @@ export function wanVaeLayout(c: WanVaeConfig): VaeLayout {
     inChannels,
     outChannels,
     encoder: { convIn: { cin: inChannels, cout: encDims[0] as number }, layers: enc, dim: encDim },
+    decoder: {
+      convIn: { cin: c.z_dim, cout: decDims[0] as number },
+      midDim: decDims[0] as number,
+      layers: dec,
+      outDim: decDims[stages] as number,
+    },
+  };
+}
+
+// Wan2.2 (is_residual): one block per stage, each with its shortcut.
+function residualLayout(c: WanVaeConfig): VaeLayout {
+  const stages = c.dim_mult.length;
+  const encDims = [1, ...c.dim_mult].map((u) => c.base_dim * u);
+  const enc: VaeLayer[] = [];
+  for (let i = 0; i < stages; i++) {
+    const name = `encoder.down_blocks.${i}`;
+    const cin = encDims[i] as number;
+    const cout = encDims[i + 1] as number;
+    const down = i !== stages - 1;
+    const temporal = down && (c.temperal_downsample[i] as boolean);
+    const layers: VaeLayer[] = [];
+    for (let r = 0; r < c.num_res_blocks; r++)
+      layers.push({ kind: "res", name: `${name}.resnets.${r}`, cin: r === 0 ? cin : cout, cout });
+    if (down)
+      layers.push({
+        kind: "resample",
+        name: `${name}.downsampler`,
+        mode: temporal ? "downsample3d" : "downsample2d",
+        dim: cout,
+        cout,
+      });
+    // The last stage's shortcut (factor 1, cin = cout) is the identity: x + block(x).
+    const shortcut: VaeShortcut = { kind: "avgdown", cin, cout, ft: temporal ? 2 : 1, fs: down ? 2 : 1 };
+    enc.push({ kind: "block", name, layers, shortcut });
+  }
+
+  const dd = c.decoder_base_dim ?? c.base_dim;
+  const decDims = [c.dim_mult[stages - 1] as number, ...[...c.dim_mult].reverse()].map((u) => dd * u);
+  const temperalUpsample = [...c.temperal_downsample].reverse();
+  const dec: VaeLayer[] = [];
+  for (let i = 0; i < stages; i++) {
+    const name = `decoder.up_blocks.${i}`;
+    const cin = decDims[i] as number;
+    const cout = decDims[i + 1] as number;
+    const up = i !== stages - 1;
+    const temporal = up && (temperalUpsample[i] as boolean);
+    const layers: VaeLayer[] = [];
+    for (let r = 0; r <= c.num_res_blocks; r++)
+      layers.push({ kind: "res", name: `${name}.resnets.${r}`, cin: r === 0 ? cin : cout, cout });
+    if (up)
+      layers.push({
+        kind: "resample",
+        name: `${name}.upsampler`,
+        mode: temporal ? "upsample3d" : "upsample2d",
+        dim: cout,
+        cout,
+      });
+    const shortcut: VaeShortcut | null = up
+      ? { kind: "dupup", cin, cout, ft: temporal ? 2 : 1, fs: 2 }
+      : null;
+    dec.push({ kind: "block", name, layers, shortcut });
+  }
+  return {
+    inChannels: c.in_channels ?? 3,
+    outChannels: c.out_channels ?? 3,
+    encoder: {
+      convIn: { cin: c.in_channels ?? 3, cout: encDims[0] as number },
+      layers: enc,
+      dim: encDims[stages] as number,
+    },
     decoder: {
       convIn: { cin: c.z_dim, cout: decDims[0] as number },
       midDim: decDims[0] as number,

@@ -1,4 +1,6 @@
-// The Wan2.1 VAE's encoder and decoder over channels-last video [B, F, H, W, C].
+// The Wan VAE's encoder and decoder over channels-last video [B, F, H, W, C], for
+// both forms of config.ts (Wan2.1's flat layers; Wan2.2's residual blocks, whose
+// shortcuts are below: avgDown3d, dupUp3d).
 //
 // Every function takes a FeatureCache (run one chunk of a clip, continuing from the
 // chunks before it) or null (run a whole clip at once, the reference that chunked
@@ -18,6 +20,7 @@
 //   last frame in front.
 import {
   add,
+  affine,
   concat,
   conv2d,
   conv3d,
@@ -36,7 +39,7 @@ import {
 import type { WeightStore } from "../../weights/store.js";
 import { andThen, chain, type MaybePromise, syncResult } from "../maybe-async.js";
 import { CACHE_T, type FeatureCache } from "./cache.js";
-import type { VaeLayer, VaeLayout } from "./config.js";
+import type { VaeLayer, VaeLayout, VaeShortcut } from "./config.js";
 
 /**
  * F.normalize divides by max(‖x‖₂, 1e-12); x/‖x‖·√C = x/√(mean(x²)). Our rmsNorm gives
@@ -127,7 +130,31 @@ export class WanVaeNet {
 
   private layer(cache: FeatureCache | null, l: VaeLayer, x: Tensor): MaybePromise<Tensor> {
     if (l.kind === "res") return this.residual(cache, l.name, l.cin, l.cout, x);
+    if (l.kind === "block") return this.block(cache, l, x);
     return this.resample(cache, l, x);
+  }
+
+  /**
+   * A Wan2.2 residual block: its layers, plus its shortcut of the block's input x
+   * (which the caller frees after this returns; the layers' intermediates are freed
+   * as they go).
+   */
+  private block(
+    cache: FeatureCache | null,
+    l: Extract<VaeLayer, { kind: "block" }>,
+    x: Tensor,
+  ): MaybePromise<Tensor> {
+    const [first, ...rest] = l.layers;
+    if (!first) throw new Error(`WanVaeNet: ${l.name} has no layers`);
+    const s = l.shortcut;
+    return chain(this.layer(cache, first, x), [
+      ...rest.map(
+        (inner): Step =>
+          (h) =>
+            this.layer(cache, inner, h),
+      ),
+      (h) => (s ? scope(() => add(h, shortcut(cache, `${l.name}.avg_shortcut`, s, x))) : h),
+    ]);
   }
 
   private mid(cache: FeatureCache | null, prefix: string, x: Tensor): MaybePromise<Tensor> {
@@ -354,6 +381,70 @@ export class WanVaeNet {
     cache.set(key, () => slice(x, 1, t - 1, t));
     return y;
   }
+}
+
+/** A block's shortcut of its input x (the cache only marks the clip's first chunk for dupup). */
+function shortcut(cache: FeatureCache | null, key: string, s: VaeShortcut, x: Tensor): Tensor {
+  if (s.kind === "avgdown") return avgDown3d(x, s);
+  // DupUp3D drops the ft − 1 frames before the clip's first: the whole clip (no
+  // cache) starts there, a chunked run only in its first chunk.
+  const first = !cache?.started(key);
+  cache?.start(key);
+  return dupUp3d(x, s, first);
+}
+
+/**
+ * AvgDown3D over channels-last x [B, T, H, W, cin] → [B, T', H/fs, W/fs, cout]: time is
+ * first padded in front with zero frames to a multiple of ft; then output channel o at
+ * block (t, h, w) is the mean of values o·g … o·g + g − 1 (g = cin·ft·fs²/cout) of the
+ * block's values ordered (channel, dt, dh, dw) — diffusers' view/permute order.
+ */
+export function avgDown3d(x: Tensor, s: VaeShortcut): Tensor {
+  const { cout, ft, fs } = s;
+  const [b, t, h, w, c] = x.shape as [number, number, number, number, number];
+  if (ft === 1 && fs === 1 && c === cout) return x;
+  return scope(() => {
+    const pad = (ft - (t % ft)) % ft;
+    const xp = pad ? concat([zeros([b, pad, h, w, c], { device: x.device, dtype: x.dtype }), x], 1) : x;
+    const [tt, hh, ww] = [(t + pad) / ft, h / fs, w / fs];
+    const blocks = permute(xp.reshape([b, tt, ft, hh, fs, ww, fs, c]), [0, 1, 3, 5, 7, 2, 4, 6]);
+    const g = (c * ft * fs * fs) / cout;
+    const groups = blocks.reshape([b * tt * hh * ww * cout, g]);
+    let sum = groups.narrow(1, 0, 1);
+    for (let i = 1; i < g; i++) sum = add(sum, groups.narrow(1, i, 1));
+    const mean = g === 1 ? sum.contiguous() : affine(sum, 1 / g, 0);
+    return mean.reshape([b, tt, hh, ww, cout]);
+  });
+}
+
+/**
+ * DupUp3D over channels-last x [B, T, H, W, cin] → [B, T·ft (− ft + 1 if `first`),
+ * H·fs, W·fs, cout]: each input channel repeated r = cout·ft·fs²/cin times, the copies
+ * laid out over the output block's (channel, dt, dh, dw) order.
+ */
+export function dupUp3d(x: Tensor, s: VaeShortcut, first: boolean): Tensor {
+  const { cout, ft, fs } = s;
+  const [b, t, h, w, c] = x.shape as [number, number, number, number, number];
+  return scope(() => {
+    let y: Tensor;
+    if (c === cout) {
+      // r = ft·fs²: every value of a block is the same input channel, nearest upsampling.
+      y = upsampleNearest(x, [ft, fs, fs]);
+    } else {
+      const r = (cout * ft * fs * fs) / c;
+      const n = b * t * h * w;
+      // Repeat-interleave the channels as nearest upsampling of a [n, c, 1, 1] image along its rows.
+      const rep = r === 1 ? x : upsampleNearest(x.reshape([n, c, 1, 1]), [r, 1]);
+      y = permute(rep.reshape([b, t, h, w, cout, ft, fs, fs]), [0, 1, 5, 2, 6, 3, 7, 4]).reshape([
+        b,
+        t * ft,
+        h * fs,
+        w * fs,
+        cout,
+      ]);
+    }
+    return first && ft > 1 ? slice(y, 1, ft - 1, t * ft) : y;
+  });
 }
 
 /** [B, F, H, W, 2C] → [B, 2F, H, W, C]: frame 2f is channels [0, C) of f, frame 2f + 1 channels [C, 2C). */

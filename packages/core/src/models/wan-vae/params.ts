@@ -1,4 +1,4 @@
-// The Wan2.1 VAE's tensors under their diffusers names (AutoencoderKLWan's
+// The Wan VAE's tensors (Wan2.1 and Wan2.2 forms) under their diffusers names (AutoencoderKLWan's
 // state_dict), with shapes and how to initialise them randomly (tests, benchmarks).
 import { affine, cast, type DeviceLike, type DType, full, randn, type Tensor } from "@tessera/native";
 import { WeightStore } from "../../weights/store.js";
@@ -28,8 +28,9 @@ export function wanVaeParams(c: WanVaeConfig): Map<string, ParamSpec> {
     conv(`${name}.to_qkv`, 3 * dim, dim, [1, 1]);
     conv(`${name}.proj`, dim, dim, [1, 1]);
   };
-  const layer = (l: VaeLayer) => {
+  const layer = (l: VaeLayer): void => {
     if (l.kind === "res") res(l.name, l.cin, l.cout);
+    else if (l.kind === "block") for (const inner of l.layers) layer(inner);
     else {
       // resample.0 is the parameter-free Upsample / ZeroPad2d.
       conv(`${l.name}.resample.1`, l.cout, l.dim, [3, 3]);

@@ -57,7 +57,9 @@ describe("Wan VAE parameters", () => {
       /temperal_downsample must hold 3 booleans/,
     );
     expect(() => validateWanVaeConfig({ ...WAN21_VAE, latents_std: [1, 2] })).toThrow(/latents_std/);
-    expect(() => validateWanVaeConfig({ ...WAN21_VAE, is_residual: true })).toThrow(/is_residual/);
+    expect(() => validateWanVaeConfig({ ...WAN21_VAE, patch_size: 2 })).toThrow(
+      /in_channels 3 is not a multiple of patch_size² = 4/,
+    );
     expect(() => validateWanVaeConfig({ ...WAN21_VAE, base_dim: 0 })).toThrow(/base_dim/);
   });
 });

@@ -1,16 +1,37 @@
-// The Wan2.1 causal video VAE (diffusers AutoencoderKLWan): pixels [B, T, H, W, 3] in
-// [-1, 1] ↔ normalised latents [B, 1 + (T − 1)/4, H/8, W/8, z_dim].
+// The Wan causal video VAE (diffusers AutoencoderKLWan): pixels [B, T, H, W, 3] in
+// [-1, 1] ↔ normalised latents [B, 1 + (T − 1)/4, H/s, W/s, z_dim], s = 8 for Wan2.1
+// and 16 for Wan2.2 (whose pixels are folded 2×2 into channels before the encoder
+// and unfolded after the decoder: patchify / unpatchify below).
 //
 // Both directions run chunk by chunk as the reference does (encode: the first frame,
 // then 4 at a time; decode: one latent frame at a time) with a feature cache, so the
 // memory in use does not grow with the clip's length, only the output does.
 // decodeRows runs the same decoder on one band of rows of a frame split over ranks
 // (parallel/vae.ts fills its split points with collectives; see RowSplit in net.ts).
-import { add, concat, full, maximum, minimum, mul, scope, slice, Tensor, zeros } from "@tessera/native";
+import {
+  add,
+  concat,
+  full,
+  maximum,
+  minimum,
+  mul,
+  permute,
+  scope,
+  slice,
+  Tensor,
+  zeros,
+} from "@tessera/native";
 import type { WeightStore } from "../../weights/store.js";
 import { andThen, type MaybePromise, syncResult } from "../maybe-async.js";
 import { FeatureCache } from "./cache.js";
-import { spatialFactor, temporalFactor, type VaeLayout, type WanVaeConfig, wanVaeLayout } from "./config.js";
+import {
+  patchSize,
+  spatialFactor,
+  temporalFactor,
+  type VaeLayout,
+  type WanVaeConfig,
+  wanVaeLayout,
+} from "./config.js";
 import { type RowSplit, WanVaeNet } from "./net.js";
 import { wanVaeParams } from "./params.js";
 
@@ -30,8 +51,10 @@ export interface WanVaeDecodeOptions {
 
 export class WanVAE {
   readonly layout: VaeLayout;
-  /** Pixels per latent along H and W (8). */
+  /** Pixels per latent along H and W (8; 16 for Wan2.2). */
   readonly spatialFactor: number;
+  /** Pixels folded into channels along H and W around the encoder/decoder (1; 2 for Wan2.2). */
+  readonly patchSize: number;
   /** Frames per latent frame after the first (4). */
   readonly temporalFactor: number;
   readonly #net: WanVaeNet;
@@ -43,6 +66,7 @@ export class WanVAE {
     this.layout = wanVaeLayout(config);
     this.spatialFactor = spatialFactor(config);
     this.temporalFactor = temporalFactor(config);
+    this.patchSize = patchSize(config);
     const expected = new Map<string, readonly number[]>();
     for (const [name, spec] of wanVaeParams(config)) expected.set(name, spec.shape);
     weights.checkExactly(expected);
@@ -60,7 +84,11 @@ export class WanVAE {
         const parts: Tensor[] = [];
         for (let i = 0; i < n; i++) {
           const [s, e] = i === 0 ? [0, 1] : [1 + tf * (i - 1), 1 + tf * i];
-          parts.push(scope(() => this.latentOf(this.#net.encoder(cache, slice(video, 1, s, e)))));
+          parts.push(
+            scope(() =>
+              this.latentOf(this.#net.encoder(cache, patchify(slice(video, 1, s, e), this.patchSize))),
+            ),
+          );
         }
         return joinFrames(parts);
       });
@@ -81,7 +109,7 @@ export class WanVAE {
           const frame = (z: Tensor) =>
             clampUnit(
               syncResult(
-                scope(() => this.#net.decoder(cache, z)),
+                scope(() => this.pixels(this.#net, cache, z)),
                 "WanVAE.decode",
               ),
             );
@@ -103,7 +131,10 @@ export class WanVAE {
             const cache = caches[k] as FeatureCache;
             const piece = scope(() => {
               const zt = slice(slice(z, 2, t.y0, t.y1), 3, t.x0, t.x1);
-              const px = mul(syncResult(this.#net.decoder(cache, zt), "WanVAE.decode"), masks[k] as Tensor);
+              const px = mul(
+                syncResult(this.pixels(this.#net, cache, zt), "WanVAE.decode"),
+                masks[k] as Tensor,
+              );
               return padSpatial(px, t.y0 * sf, (h - t.y1) * sf, t.x0 * sf, (w - t.x1) * sf);
             });
             if (!canvas) canvas = piece;
@@ -141,7 +172,7 @@ export class WanVAE {
       const frame = async (z: Tensor) => {
         const px = clampUnit(
           syncResult(
-            scope(() => this.#net.decoder(cache, z)),
+            scope(() => this.pixels(this.#net, cache, z)),
             "WanVAE.decodeStreaming",
           ),
         );
@@ -171,7 +202,7 @@ export class WanVAE {
     try {
       const frame = (z: Tensor) =>
         andThen(
-          scope(() => net.decoder(cache, z)),
+          scope(() => this.pixels(net, cache, z)),
           clampUnit,
         );
       return await scope(() => this.decodeFrames(band, frame, opts.onChunk));
@@ -214,7 +245,7 @@ export class WanVAE {
    */
   encodeWhole(video: Tensor): Tensor {
     this.checkVideo(video);
-    return scope(() => this.latentOf(this.#net.encoder(null, video.contiguous())));
+    return scope(() => this.latentOf(this.#net.encoder(null, patchify(video.contiguous(), this.patchSize))));
   }
 
   /** decode() over all latent frames at once, without a cache or tiles (for tests). */
@@ -223,7 +254,8 @@ export class WanVAE {
     return scope(() =>
       clampUnit(
         syncResult(
-          this.#net.decoder(
+          this.pixels(
+            this.#net,
             null,
             this.#net.pointwise("post_quant_conv", this.denormalise(latent.contiguous())),
           ),
@@ -231,6 +263,12 @@ export class WanVAE {
         ),
       ),
     );
+  }
+
+  /** The decoder's output for z (after post_quant_conv) as pixels, before the clamp. */
+  private pixels(net: WanVaeNet, cache: FeatureCache | null, z: Tensor): MaybePromise<Tensor> {
+    const p = this.patchSize;
+    return p === 1 ? net.decoder(cache, z) : andThen(net.decoder(cache, z), (y) => unpatchify(y, p));
   }
 
   /** quant_conv, keep the mean half (the posterior's mode: no sampling), normalise. */
@@ -260,7 +298,7 @@ export class WanVAE {
     const s = video.shape;
     const sf = this.spatialFactor;
     const tf = this.temporalFactor;
-    const cin = this.layout.inChannels;
+    const cin = this.layout.inChannels / this.patchSize ** 2;
     if (video.ndim !== 5 || s[4] !== cin)
       throw new Error(`WanVAE.encode: video must be [B, T, H, W, ${cin}], got [${s.join(", ")}]`);
     const [b, t, h, w] = s as [number, number, number, number];
@@ -293,6 +331,30 @@ export class WanVAE {
     this.checkDevice("decode", "latent", latent);
     return s as [number, number, number, number, number];
   }
+}
+
+/**
+ * Channels-last video [B, T, H, W, C] → [B, T, H/p, W/p, C·p²], diffusers' patchify:
+ * channel c·p² + dw·p + dh holds pixel (p·h + dh, p·w + dw) of channel c.
+ */
+export function patchify(x: Tensor, p: number): Tensor {
+  if (p === 1) return x;
+  const [b, t, h, w, c] = x.shape as [number, number, number, number, number];
+  return permute(x.reshape([b, t, h / p, p, w / p, p, c]), [0, 1, 2, 4, 6, 5, 3]).reshape([
+    b,
+    t,
+    h / p,
+    w / p,
+    c * p * p,
+  ]);
+}
+
+/** patchify's inverse: [B, T, h, w, C·p²] → [B, T, h·p, w·p, C]. */
+export function unpatchify(y: Tensor, p: number): Tensor {
+  if (p === 1) return y;
+  const [b, t, h, w, cp] = y.shape as [number, number, number, number, number];
+  const c = cp / (p * p);
+  return permute(y.reshape([b, t, h, w, c, p, p]), [0, 1, 2, 6, 3, 5, 4]).reshape([b, t, h * p, w * p, c]);
 }
 
 /** Parts along frames, joined; the parts are freed. */
