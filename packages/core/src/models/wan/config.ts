@@ -42,6 +42,20 @@ export const WAN21_T2V_14B: WanTransformerConfig = {
   num_layers: 40,
 };
 
+/**
+ * Wan2.2-TI2V-5B (Wan-AI/Wan2.2-TI2V-5B-Diffusers transformer/config.json): 48 latent
+ * channels of the Wan2.2 VAE, 3072 wide (24 heads × 128). It takes per-frame
+ * timesteps (expand_timesteps; see WanForwardInput.timesteps).
+ */
+export const WAN22_TI2V_5B: WanTransformerConfig = {
+  ...WAN21_T2V_1_3B,
+  num_attention_heads: 24,
+  in_channels: 48,
+  out_channels: 48,
+  ffn_dim: 14336,
+  num_layers: 30,
+};
+
 /** A tiny member of the family for tests and the CPU smoke run. */
 export const WAN_TINY: WanTransformerConfig = {
   ...WAN21_T2V_1_3B,

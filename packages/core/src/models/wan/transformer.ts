@@ -34,7 +34,12 @@ import type { StepCache } from "./step-cache.js";
 export interface WanForwardInput {
   /** Noisy latent video [B, F, H, W, in_channels]. */
   latents: Tensor;
-  /** Diffusion timestep per sample, f32 [B] (0..1000). */
+  /**
+   * Diffusion timestep per sample, f32 [B] (0..1000); or per token frame, [B, F/pt]
+   * (Wan2.2 TI2V's expand_timesteps: the tokens of a known first frame get 0). Every
+   * token of a frame shares its frame's value, so the modulation is computed per frame
+   * and applied with the frames folded into the batch (see perFrame below).
+   */
   timesteps: Tensor;
   /** Text encoder states [B, Lt, text_dim]. */
   context: Tensor;
@@ -73,6 +78,8 @@ interface Embedded {
   ctx: Tensor;
   grid: TokenGrid;
   b: number;
+  /** Modulation rows per sample: 1, or the token frames with per-frame timesteps. */
+  frames: number;
   /** Self-attention over the video tokens. */
   attention: (q: Tensor, k: Tensor, v: Tensor) => MaybePromise<Tensor>;
   /** With a token split: the whole head output from this rank's. */
@@ -186,34 +193,47 @@ export class WanTransformer {
   // Conditioning and patch embedding: what every block takes (with a split, this rank's share of the tokens).
   private embed(input: WanForwardInput, grid: TokenGrid, split: TokenSplit | null): Embedded {
     const b = input.latents.shape[0] as number;
+    const frames = timestepFrames(input.timesteps, b, grid, split !== null);
     const { temb, tproj, ctx } = this.conditioning(input.timesteps, input.context, input.latents.dtype);
     const x = patchEmbed3d(input.latents, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
     if (!split) {
       const attention3d = (q: Tensor, k: Tensor, v: Tensor) => attention(q, k, v, { grid, rope: true });
-      return { x, temb, tproj, ctx, grid, b, attention: attention3d, gather: null };
+      return { x, temb, tproj, ctx, grid, b, frames, attention: attention3d, gather: null };
     }
     const shard = split.shard(x, grid);
     if (shard.x !== x) x.dispose();
-    return { x: shard.x, temb, tproj, ctx, grid, b, attention: shard.attention, gather: shard.gather };
+    return {
+      x: shard.x,
+      temb,
+      tproj,
+      ctx,
+      grid,
+      b,
+      frames,
+      attention: shard.attention,
+      gather: shard.gather,
+    };
   }
 
   /**
-   * The conditioning every block takes: the time embedding (temb, [B, dim]), its six
-   * modulation vectors per block (tproj, [B, 6, dim]) and the projected text (ctx).
+   * The conditioning every block takes: the time embedding (temb, [R, dim]), its six
+   * modulation vectors per block (tproj, [R, 6, dim]) and the projected text (ctx);
+   * R = B, or B × token frames with per-frame timesteps.
    */
   private conditioning(
     timesteps: Tensor,
     context: Tensor,
     dtype: DType,
   ): { temb: Tensor; tproj: Tensor; ctx: Tensor } {
-    const b = context.shape[0] as number;
+    const rows = timesteps.size;
     // Sinusoidal timestep -> MLP -> six modulation vectors per block.
-    const tFreq = timestepEmbedding(timesteps, this.config.freq_dim, { cosFirst: true, dtype });
+    const flat = timesteps.ndim === 1 ? timesteps : timesteps.reshape([rows]);
+    const tFreq = timestepEmbedding(flat, this.config.freq_dim, { cosFirst: true, dtype });
     const temb = this.lin(
       this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"),
       "condition_embedder.time_embedder.linear_2",
     );
-    const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([b, 6, this.dim]);
+    const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([rows, 6, this.dim]);
     const ctx = this.lin(
       this.lin(context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
       "condition_embedder.text_embedder.linear_2",
@@ -226,23 +246,28 @@ export class WanTransformer {
     const c = this.config;
     const unpatchify = (y: Tensor) =>
       unpatchify3d(y, { grid: s.grid, patch: c.patch_size, channels: c.out_channels });
-    const y = this.headTokens(x, s.temb);
+    const y = this.headTokens(x, s.temb, s.frames);
     return s.gather ? s.gather(y).then(unpatchify) : unpatchify(y);
   }
 
   /** The output head on tokens [B, L, dim] -> [B, L, patch volume × out_channels], before unpatchify. */
-  private headTokens(x: Tensor, temb: Tensor): Tensor {
+  private headTokens(x: Tensor, temb: Tensor, frames = 1): Tensor {
     const b = temb.shape[0] as number;
     const mod = add(this.w("scale_shift_table"), temb.reshape([b, 1, this.dim]));
     const shift = chunk(mod, 0, b, this.dim);
     const scale = chunk(mod, 1, b, this.dim);
-    return this.lin(layerNorm(x, { eps: this.config.eps, scale, shift }), "proj_out");
+    return this.lin(
+      perFrame(x, frames, (xf) => layerNorm(xf, { eps: this.config.eps, scale, shift })),
+      "proj_out",
+    );
   }
 
   private block(i: number, x: Tensor, s: Embedded): MaybePromise<Tensor> {
-    const { q, k, v, mod } = this.blockSelfAttentionInputs(i, x, s.tproj);
+    const { q, k, v, mod } = this.blockSelfAttentionInputs(i, x, s.tproj, s.frames);
     // Self-attention over all video tokens with 3D RoPE.
-    return andThen(s.attention(q, k, v), (sa) => this.blockAfterSelfAttention(i, x, sa, mod, s.ctx));
+    return andThen(s.attention(q, k, v), (sa) =>
+      this.blockAfterSelfAttention(i, x, sa, mod, s.ctx, s.frames),
+    );
   }
 
   /**
@@ -253,14 +278,16 @@ export class WanTransformer {
     i: number,
     x: Tensor,
     tproj: Tensor,
+    frames = 1,
   ): { q: Tensor; k: Tensor; v: Tensor; mod: Tensor[] } {
     const c = this.config;
     const p = `blocks.${i}`;
     const [b, len] = x.shape as [number, number];
     const shape = [b, len, c.num_attention_heads, c.attention_head_dim];
     const table = add(this.w(`${p}.scale_shift_table`), tproj);
-    const mod = [0, 1, 2, 3, 4, 5].map((k) => chunk(table, k, b, this.dim));
-    const n1 = layerNorm(x, { eps: c.eps, scale: mod[1], shift: mod[0] });
+    const rows = tproj.shape[0] as number;
+    const mod = [0, 1, 2, 3, 4, 5].map((k) => chunk(table, k, rows, this.dim));
+    const n1 = perFrame(x, frames, (xf) => layerNorm(xf, { eps: c.eps, scale: mod[1], shift: mod[0] }));
     return {
       q: this.qkNorm(this.lin(n1, `${p}.attn1.to_q`), `${p}.attn1.norm_q`).reshape(shape),
       k: this.qkNorm(this.lin(n1, `${p}.attn1.to_k`), `${p}.attn1.norm_k`).reshape(shape),
@@ -270,13 +297,21 @@ export class WanTransformer {
   }
 
   /** The rest of block `i` given its self-attention output `sa` [B, L, H, D]. */
-  private blockAfterSelfAttention(i: number, x: Tensor, sa: Tensor, mod: Tensor[], ctx: Tensor): Tensor {
+  private blockAfterSelfAttention(
+    i: number,
+    x: Tensor,
+    sa: Tensor,
+    mod: Tensor[],
+    ctx: Tensor,
+    frames = 1,
+  ): Tensor {
     const c = this.config;
     const p = `blocks.${i}`;
     const [b, len] = x.shape as [number, number];
     const heads = c.num_attention_heads;
     const hd = c.attention_head_dim;
-    x = gatedResidual(x, this.lin(sa.reshape([b, len, this.dim]), `${p}.attn1.to_out.0`), mod[2] as Tensor);
+    const saOut = this.lin(sa.reshape([b, len, this.dim]), `${p}.attn1.to_out.0`);
+    x = perFrame(x, frames, (xf, fold) => gatedResidual(xf, fold(saOut), mod[2] as Tensor));
 
     // Cross-attention to the text states.
     const n3 = c.cross_attn_norm
@@ -294,9 +329,9 @@ export class WanTransformer {
     x = add(x, this.lin(ca.reshape([b, len, this.dim]), `${p}.attn2.to_out.0`));
 
     // Feed-forward with adaLN modulation and a gated residual.
-    const n2 = layerNorm(x, { eps: c.eps, scale: mod[4], shift: mod[3] });
+    const n2 = perFrame(x, frames, (xf) => layerNorm(xf, { eps: c.eps, scale: mod[4], shift: mod[3] }));
     const ff = this.lin(this.lin(n2, `${p}.ffn.net.0.proj`, "gelu_tanh"), `${p}.ffn.net.2`);
-    return gatedResidual(x, ff, mod[5] as Tensor);
+    return perFrame(x, frames, (xf, fold) => gatedResidual(xf, fold(ff), mod[5] as Tensor));
   }
 
   private qkNorm(x: Tensor, name: string): Tensor {
@@ -308,4 +343,33 @@ export class WanTransformer {
 // Row k of a [B, n, dim] modulation tensor as a contiguous [B, dim].
 function chunk(mod: Tensor, k: number, b: number, dim: number): Tensor {
   return slice(mod, 1, k, k + 1).reshape([b, dim]);
+}
+
+/**
+ * fn over tokens x [B, L, dim] with the token frames folded into the batch
+ * ([B·frames, L/frames, dim]: tokens are frame-major) so that per-sample modulation
+ * rows [B·frames, dim] act per frame; `fold` reshapes another [B, L, ·] tensor alike.
+ * With frames = 1, fn(x) as is.
+ */
+function perFrame(x: Tensor, frames: number, fn: (x: Tensor, fold: (t: Tensor) => Tensor) => Tensor): Tensor {
+  if (frames === 1) return fn(x, (t) => t);
+  const [b, len, dim] = x.shape as [number, number, number];
+  const fold = (t: Tensor) => t.reshape([b * frames, len / frames, t.shape[2] as number]);
+  return fn(fold(x), fold).reshape([b, len, dim]);
+}
+
+/** The modulation rows per sample the timesteps ask for (1: per sample), checked against the token grid. */
+function timestepFrames(timesteps: Tensor, b: number, grid: TokenGrid, split: boolean): number {
+  const s = timesteps.shape;
+  if (timesteps.ndim === 1 && s[0] === b) return 1;
+  if (timesteps.ndim !== 2 || s[0] !== b || (s[1] !== 1 && s[1] !== grid[0]))
+    throw new Error(
+      `WanTransformer: timesteps must be [${b}] (per sample) or [${b}, ${grid[0]}] (per token frame), got [${s.join(", ")}]`,
+    );
+  const frames = s[1] as number;
+  if (frames > 1 && split)
+    throw new Error(
+      "WanTransformer: per-frame timesteps (Wan2.2 TI2V image-to-video) do not run with the tokens split over ranks yet; run on one device or split the guidance branches only",
+    );
+  return frames;
 }
