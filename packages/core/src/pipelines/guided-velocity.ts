@@ -4,9 +4,19 @@ import type { StepCache } from "../models/wan/step-cache.js";
 import type { WanTransformer } from "../models/wan/transformer.js";
 import type { StepSplit } from "../parallel/plan.js";
 
-/** The f32 timestep tensor a step takes: one entry per guidance branch of `context`. */
-export function stepTimesteps(timestep: number, context: Tensor): Tensor {
+/**
+ * A step's timestep: one number for every token, or one per token frame (Wan2.2
+ * TI2V's per-token timesteps: known frames at 0; see pipelines/ti2v.ts).
+ */
+export type StepTime = number | readonly number[];
+
+/** The f32 timestep tensor a step takes: one entry (or row of per-frame entries) per guidance branch of `context`. */
+export function stepTimesteps(timestep: StepTime, context: Tensor): Tensor {
   const batch = context.shape[0] as number;
+  if (typeof timestep !== "number")
+    return Tensor.from(Array.from({ length: batch }, () => timestep).flat(), [batch, timestep.length], {
+      device: context.device,
+    });
   return Tensor.from(new Array<number>(batch).fill(timestep), [batch], { device: context.device });
 }
 
@@ -31,7 +41,7 @@ export interface StepRun {
 export function guidedVelocity(
   transformer: WanTransformer,
   latents: Tensor,
-  timestep: number,
+  timestep: StepTime,
   context: Tensor,
   guidance: number,
   dtype?: DType,
@@ -39,7 +49,7 @@ export function guidedVelocity(
 export function guidedVelocity(
   transformer: WanTransformer,
   latents: Tensor,
-  timestep: number,
+  timestep: StepTime,
   context: Tensor,
   guidance: number,
   dtype: DType | undefined,
@@ -48,7 +58,7 @@ export function guidedVelocity(
 export function guidedVelocity(
   transformer: WanTransformer,
   latents: Tensor,
-  timestep: number,
+  timestep: StepTime,
   context: Tensor,
   guidance: number,
   dtype: DType = transformer.weights.get("patch_embedding.weight").dtype,

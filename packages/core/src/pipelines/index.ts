@@ -1,5 +1,5 @@
 export * from "./demo-model.js";
-export { guidedVelocityAt, stepTimesteps } from "./guided-velocity.js";
+export { guidedVelocityAt, type StepTime, stepTimesteps } from "./guided-velocity.js";
 export * from "./load.js";
 export * from "./loras.js";
 export * from "./memory-estimate.js";

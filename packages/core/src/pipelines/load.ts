@@ -18,6 +18,7 @@ import type { WeightStore } from "../weights/store.js";
 import type { GenerationDefaults, LoraSpec } from "./options.js";
 import { checkLatentRgbProjection, type LatentRgbProjection } from "./preview.js";
 import { CAPTION_STYLES, type CaptionStyle } from "./prompt-style.js";
+import { readExpandTimesteps } from "./ti2v.js";
 import type { WanPipelineComponents } from "./wan.js";
 
 export class ModelFolderError extends Error {
@@ -143,6 +144,8 @@ export interface ModelFolderInfo {
   captionStyle?: CaptionStyle;
   /** tessera.json's preview.latentRgb: the latent-to-RGB map of live previews (see preview.ts). */
   previewProjection?: LatentRgbProjection;
+  /** model_index.json's expand_timesteps: per-token timesteps (Wan2.2 TI2V; see ti2v.ts). */
+  expandTimesteps?: boolean;
 }
 
 /** True when `dir` has a model_index.json (a candidate model folder). */
@@ -170,6 +173,12 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
   };
   for (const c of COMPONENTS) component(c);
   const transformer = wanConfigFromJson(component("transformer").config, component("transformer").configFile);
+  let expandTimesteps: boolean;
+  try {
+    expandTimesteps = readExpandTimesteps(root);
+  } catch (e) {
+    throw new ModelFolderError((e as Error).message);
+  }
   const vae = wanVaeConfigFromJson(component("vae").config, component("vae").configFile);
   let textEncoder: ModelFolderInfo["textEncoder"];
   try {
@@ -242,6 +251,7 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     ...(textLength !== undefined ? { textLength } : {}),
     ...(captionStyle !== undefined ? { captionStyle } : {}),
     ...(previewProjection !== undefined ? { previewProjection } : {}),
+    ...(expandTimesteps ? { expandTimesteps } : {}),
   };
 }
 
@@ -296,6 +306,7 @@ export async function loadWanComponents(
       ...(info.textLength !== undefined ? { textLength: info.textLength } : {}),
       ...(info.captionStyle !== undefined ? { captionStyle: info.captionStyle } : {}),
       ...(info.previewProjection !== undefined ? { previewProjection: info.previewProjection } : {}),
+      ...(info.expandTimesteps ? { expandTimesteps: true } : {}),
       ...(info.scheduler ? { numTrainTimesteps: info.scheduler.numTrainTimesteps } : {}),
       ...(opts.textCacheSize !== undefined ? { textCacheSize: opts.textCacheSize } : {}),
       ...(opts.loraDir !== undefined ? { loraDir: resolve(opts.loraDir) } : {}),

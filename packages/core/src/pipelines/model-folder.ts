@@ -18,10 +18,16 @@ import { affine, cast, type DeviceLike, type DType, full, randn, type Tensor } f
 import { UMT5_TINY, UMT5_XXL, type UMT5Config } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
 import { umt5Params } from "../models/t5/params.js";
-import { WAN_TINY, WAN21_T2V_1_3B, type WanTransformerConfig } from "../models/wan/config.js";
+import { WAN_TINY, WAN21_T2V_1_3B, WAN22_TI2V_5B, type WanTransformerConfig } from "../models/wan/config.js";
 import { type ParamSpec, wanTransformerParams } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
-import { WAN_VAE_TINY, WAN21_VAE, type WanVaeConfig } from "../models/wan-vae/config.js";
+import {
+  WAN_VAE_TINY,
+  WAN21_VAE,
+  WAN22_VAE,
+  WAN22_VAE_TINY,
+  type WanVaeConfig,
+} from "../models/wan-vae/config.js";
 import { wanVaeParams } from "../models/wan-vae/params.js";
 import { WanVAE } from "../models/wan-vae/vae.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
@@ -31,8 +37,13 @@ import { WeightStore } from "../weights/store.js";
 import type { GenerationDefaults } from "./options.js";
 import type { WanPipelineComponents } from "./wan.js";
 
-export type RandomModelName = "tiny" | "wan2.1-1.3b";
-export const RANDOM_MODEL_NAMES: readonly RandomModelName[] = ["tiny", "wan2.1-1.3b"];
+export type RandomModelName = "tiny" | "wan2.1-1.3b" | "wan2.2-ti2v-5b" | "tiny-ti2v";
+export const RANDOM_MODEL_NAMES: readonly RandomModelName[] = [
+  "tiny",
+  "wan2.1-1.3b",
+  "wan2.2-ti2v-5b",
+  "tiny-ti2v",
+];
 
 export interface WanModelConfigs {
   transformer: WanTransformerConfig;
@@ -41,6 +52,8 @@ export interface WanModelConfigs {
   defaults: Partial<GenerationDefaults>;
   /** Flow shift written to scheduler_config.json. */
   shift: number;
+  /** model_index.json's expand_timesteps (Wan2.2 TI2V's per-token timesteps). */
+  expandTimesteps?: boolean;
 }
 
 /**
@@ -79,6 +92,31 @@ export function randomModelConfigs(name: RandomModelName): WanModelConfigs {
         defaults: {},
         // Wan-AI/Wan2.1-T2V-1.3B-Diffusers' scheduler_config.json.
         shift: 3,
+      };
+    case "wan2.2-ti2v-5b":
+      // Wan-AI/Wan2.2-TI2V-5B-Diffusers: its transformer, Wan2.2 VAE, umT5-XXL; flow shift 5.
+      return {
+        transformer: WAN22_TI2V_5B,
+        vae: WAN22_VAE,
+        textEncoder: UMT5_XXL,
+        defaults: {},
+        shift: 5,
+        expandTimesteps: true,
+      };
+    case "tiny-ti2v":
+      // The TI2V trait at tiny size: the tiny Wan2.2 VAE (z 8, 16×16×4) under the tiny transformer.
+      return {
+        transformer: {
+          ...WAN_TINY,
+          in_channels: WAN22_VAE_TINY.z_dim,
+          out_channels: WAN22_VAE_TINY.z_dim,
+          text_dim: UMT5_TINY.d_model,
+        },
+        vae: WAN22_VAE_TINY,
+        textEncoder: UMT5_TINY,
+        defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
+        shift: 5,
+        expandTimesteps: true,
       };
     default:
       throw new RangeError(
@@ -204,6 +242,7 @@ export function randomWanComponents(opts: RandomPipelineOptions = {}): WanPipeli
       tokenizer,
       modelId: `random ${typeof opts.config === "string" ? opts.config : "custom"} seed ${seed} ${dtype}`,
       defaults: { ...cfg.defaults, shift: cfg.shift },
+      ...(cfg.expandTimesteps ? { expandTimesteps: true } : {}),
       ...(opts.textLength !== undefined ? { textLength: opts.textLength } : {}),
       ...(opts.textCacheSize !== undefined ? { textCacheSize: opts.textCacheSize } : {}),
     };
@@ -304,7 +343,7 @@ export async function writeRandomWanModel(
   const name = opts.config ?? "tiny";
   const cfg = randomModelConfigs(name);
   const seed = opts.seed ?? 0;
-  const dtype = opts.dtype ?? (name === "tiny" ? "f32" : "bf16");
+  const dtype = opts.dtype ?? (name.startsWith("tiny") ? "f32" : "bf16");
   if (!SAFETENSORS_DTYPE[dtype]) throw new RangeError(`dtype must be f32, bf16 or f16, got ${dtype}`);
   await mkdir(dir, { recursive: true });
   for (const sub of ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]) {
@@ -323,6 +362,7 @@ export async function writeRandomWanModel(
     tokenizer: ["transformers", "T5TokenizerFast"],
     transformer: ["diffusers", "WanTransformer3DModel"],
     vae: ["diffusers", "AutoencoderKLWan"],
+    ...(cfg.expandTimesteps ? { boundary_ratio: null, expand_timesteps: true } : {}),
   });
   await json("transformer/config.json", {
     _class_name: "WanTransformer3DModel",

@@ -6,7 +6,7 @@
 // velocity to memory it owns, copied out for the caller.
 import { assign, type CudaGraph, captureGraph, cast, type DType, scope, type Tensor } from "@tessera/native";
 import type { WanTransformer } from "../models/wan/transformer.js";
-import { guidedVelocityAt, stepTimesteps } from "./guided-velocity.js";
+import { guidedVelocityAt, type StepTime, stepTimesteps } from "./guided-velocity.js";
 
 /** How the step graph ran in one generation. */
 export interface StepGraphReport {
@@ -50,12 +50,12 @@ export class StepGraph {
    */
   async velocity(
     latents: Tensor,
-    timestep: number,
+    timestep: StepTime,
     context: Tensor,
     guidance: number,
     dtype: DType,
   ): Promise<{ v: Tensor; replayed: boolean }> {
-    const k = key(latents, context, guidance, dtype);
+    const k = key(latents, context, guidance, dtype, timestep);
     const cur = this.#cur;
     if (cur && cur.key === k && !this.#busy) {
       scope(() => {
@@ -99,7 +99,7 @@ export class StepGraph {
   async #capture(
     k: string,
     latents: Tensor,
-    timestep: number,
+    timestep: StepTime,
     context: Tensor,
     guidance: number,
     dtype: DType,
@@ -142,8 +142,9 @@ export class StepGraph {
   }
 }
 
-function key(latents: Tensor, context: Tensor, guidance: number, dtype: DType): string {
+function key(latents: Tensor, context: Tensor, guidance: number, dtype: DType, timestep: StepTime): string {
   return JSON.stringify([
+    typeof timestep === "number" ? 0 : timestep.length,
     latents.shape,
     latents.dtype,
     context.shape,

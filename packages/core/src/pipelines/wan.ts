@@ -11,6 +11,8 @@
 // at the noise level of the rest of the clip (the forward process it was trained
 // on), and at the final σ = 0 they are exactly k. The same overwrite is applied to
 // the starting latents, before the first step.
+// Models with per-token timesteps (Wan2.2 TI2V) hold the known frames of an image or
+// clip at k itself instead, their tokens at timestep 0 (see ti2v.ts).
 //
 // Parallelism is a plan this one loop consults (parallel/plan.ts): over several
 // ranks every rank runs this same generate() on the whole latents, and only each
@@ -64,6 +66,7 @@ import {
 import { type CaptionStyle, type PreparedPrompt, preparePrompt } from "./prompt-style.js";
 import { StepGraph, type StepGraphReport } from "./step-graph.js";
 import { TextStateCache } from "./text-cache.js";
+import { stepTime, TI2V_DEFAULTS } from "./ti2v.js";
 
 export interface WanPipelineComponents {
   transformer: WanTransformer;
@@ -85,6 +88,8 @@ export interface WanPipelineComponents {
   loraDir?: string;
   /** Latents → RGB for live previews (tessera.json's preview.latentRgb); Wan2.1's z16 map when absent. */
   previewProjection?: LatentRgbProjection;
+  /** Wan2.2 TI2V (model_index.json's expand_timesteps): known frames held clean at timestep 0 (see ti2v.ts). */
+  expandTimesteps?: boolean;
 }
 
 export interface GenerateTimings {
@@ -145,6 +150,8 @@ export class WanPipeline {
   readonly loraDir: string | undefined;
   /** What live previews project latents with; null: this model has none (generate's `preview` is ignored). */
   readonly previewProjection: LatentRgbProjection | null;
+  /** Per-token timesteps (Wan2.2 TI2V): known frames are held clean and their tokens get timestep 0. */
+  readonly expandTimesteps: boolean;
   readonly #cache: TextStateCache;
   readonly #loras: TransformerLoras;
   /** What a generate() without `loras` runs with: the set given at load or to setLoras(). */
@@ -160,7 +167,10 @@ export class WanPipeline {
     this.numTrainTimesteps = c.numTrainTimesteps ?? 1000;
     this.captionStyle = c.captionStyle;
     this.#cache = new TextStateCache(c.textCacheSize ?? 4);
-    this.defaults = generationDefaults(c.defaults);
+    this.expandTimesteps = c.expandTimesteps === true;
+    this.defaults = generationDefaults(
+      this.expandTimesteps ? { ...TI2V_DEFAULTS, ...c.defaults } : c.defaults,
+    );
     this.loraDir = c.loraDir;
     if (c.loraDir !== undefined && !statSync(c.loraDir, { throwIfNoEntry: false })?.isDirectory())
       throw new Error(`WanPipeline: the LoRA folder ${c.loraDir} is not a folder`);
@@ -426,7 +436,13 @@ export class WanPipeline {
       for (let i = start; i < r.steps; i++) {
         checkAbort(signal);
         const cur: Tensor = latents;
-        const t = scheduler.timesteps[i] as number;
+        const t = stepTime(
+          scheduler.timesteps[i] as number,
+          this.expandTimesteps,
+          known ? r.knownLatentFrames : 0,
+          grid[0],
+          pt,
+        );
         let v: Tensor;
         if (stepCache)
           v = await guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype, {
@@ -590,7 +606,8 @@ export class WanPipeline {
       let y = x;
       if (known && noiseKnown) {
         const m = known.shape[1] as number;
-        const k = sigma === 0 ? cast(known, "f32") : axpby(known, noiseKnown, 1 - sigma, sigma);
+        const clean = sigma === 0 || this.expandTimesteps;
+        const k = clean ? cast(known, "f32") : axpby(known, noiseKnown, 1 - sigma, sigma);
         y = m === f ? k : concat([k, slice(y, 1, m, f)], 1);
       }
       if (loop && f > 1) y = concat([slice(y, 1, 0, f - 1), slice(y, 1, 0, 1)], 1);
