@@ -177,14 +177,20 @@ class Block(nn.Module):
         self.scale_shift_table = nn.Parameter(torch.zeros(1, 6, dim))
 
     def forward(self, x, ctx, tproj, rope):
-        # tproj [B, 6, dim]: shift, scale, gate (self-attention), shift, scale, gate (FFN).
-        e = (self.scale_shift_table.to(tproj.dtype) + tproj).unbind(1)
-        h = layer_norm(x, self.eps) * (1 + e[1][:, None]) + e[0][:, None]
-        x = x + self.attn1(h.to(x.dtype), rope=rope) * e[2][:, None]
+        # tproj [B, 6, dim] (per sample) or [B, L, 6, dim] (per token, Wan2.2 TI2V):
+        # shift, scale, gate (self-attention), shift, scale, gate (FFN), each broadcast
+        # over the tokens as [B, 1, dim] or taken per token as [B, L, dim].
+        table = self.scale_shift_table.to(tproj.dtype)
+        if tproj.ndim == 4:
+            e = (table[:, None] + tproj).unbind(2)
+        else:
+            e = [v[:, None] for v in (table + tproj).unbind(1)]
+        h = layer_norm(x, self.eps) * (1 + e[1]) + e[0]
+        x = x + self.attn1(h.to(x.dtype), rope=rope) * e[2]
         h = x if self.norm2 is None else layer_norm(x, self.eps, self.norm2.weight, self.norm2.bias).to(x.dtype)
         x = x + self.attn2(h, context=ctx)
-        h = layer_norm(x, self.eps) * (1 + e[4][:, None]) + e[3][:, None]
-        x = x + self.ffn(h.to(x.dtype)) * e[5][:, None]
+        h = layer_norm(x, self.eps) * (1 + e[4]) + e[3]
+        x = x + self.ffn(h.to(x.dtype)) * e[5]
         return x
 
 
@@ -223,7 +229,8 @@ class WanTransformer(nn.Module):
         self.scale_shift_table = nn.Parameter(torch.zeros(1, 2, dim))
 
     def forward(self, hidden_states: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor):
-        """hidden_states [B, C, F, H, W], timestep [B] (0..1000), encoder_hidden_states [B, Lt, text_dim]
+        """hidden_states [B, C, F, H, W], timestep [B] (0..1000) or [B, L] (one per token,
+        Wan2.2 TI2V's expand_timesteps), encoder_hidden_states [B, Lt, text_dim]
         -> predicted flow velocity [B, out_channels, F, H, W]."""
         c = self.config
         b, _, f, h, w = hidden_states.shape
@@ -236,16 +243,24 @@ class WanTransformer(nn.Module):
         cos, sin = rope_cos_sin(grid, c.attention_head_dim, x.device)
 
         ce = self.condition_embedder
-        temb = ce.time_embedder(timestep_sinusoid(timestep, c.freq_dim, dtype))
+        per_token = timestep.ndim == 2
+        temb = ce.time_embedder(timestep_sinusoid(timestep.flatten(), c.freq_dim, dtype))
         tproj = ce.time_proj(F.silu(temb)).unflatten(1, (6, self.dim))
+        if per_token:  # [B·L, ...] -> [B, L, ...]
+            temb = temb.unflatten(0, timestep.shape)
+            tproj = tproj.unflatten(0, timestep.shape)
         ctx = ce.text_embedder(encoder_hidden_states)
 
         for blk in self.blocks:
             x = blk(x, ctx, tproj, (cos, sin))
 
         # Head: shift/scale from the pre-SiLU time embedding (no projection).
-        shift, scale = (self.scale_shift_table.to(temb.dtype) + temb[:, None]).unbind(1)
-        x = layer_norm(x, c.eps) * (1 + scale[:, None]) + shift[:, None]
+        table = self.scale_shift_table.to(temb.dtype)
+        if per_token:
+            shift, scale = (table[:, None] + temb[:, :, None]).unbind(2)
+        else:
+            shift, scale = [v[:, None] for v in (table + temb[:, None]).unbind(1)]
+        x = layer_norm(x, c.eps) * (1 + scale) + shift
         x = self.proj_out(x)
 
         # [B, L, pt·ph·pw·C] with channels fastest -> [B, C, F, H, W].

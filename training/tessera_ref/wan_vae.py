@@ -1,4 +1,9 @@
-"""Wan2.1 causal 3D VAE (AutoencoderKLWan in diffusers, WanVAE in the original code).
+"""Wan causal 3D VAE (AutoencoderKLWan in diffusers, WanVAE / Wan2_2_VAE in the original code).
+
+Two forms: Wan2.1's (flat residual blocks and resamplers, upsamplers halving the
+channels) and Wan2.2's (is_residual, patch_size 2): pixels folded 2x2 into channels
+first, each stage a block whose input is added to its output through a
+parameter-free shortcut (AvgDown3D on the way down, DupUp3D on the way up).
 
 Video is encoded in chunks of 1, 4, 4, ... frames and decoded one latent frame at a
 time; every causal convolution keeps the last two frames of its input between chunks
@@ -44,6 +49,9 @@ class WanVAEConfig:
     latents_std: list[float] = field(default_factory=lambda: list(WAN21_LATENTS_STD))
     in_channels: int = 3
     out_channels: int = 3
+    decoder_base_dim: int | None = None
+    is_residual: bool = False
+    patch_size: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,12 +163,13 @@ class AttentionBlock(nn.Module):
 
 
 class Resample(nn.Module):
-    def __init__(self, dim: int, mode: str):
+    def __init__(self, dim: int, mode: str, up_out: int | None = None):
         super().__init__()
         self.mode = mode
         if mode in ("upsample2d", "upsample3d"):
             # Index 0 (the nearest-neighbour upsampling) has no weights; keeps the ".1." names.
-            self.resample = nn.Sequential(nn.Identity(), nn.Conv2d(dim, dim // 2, 3, padding=1))
+            # Wan2.1's upsamplers halve the channels, Wan2.2's keep them (up_out = dim).
+            self.resample = nn.Sequential(nn.Identity(), nn.Conv2d(dim, up_out or dim // 2, 3, padding=1))
             if mode == "upsample3d":
                 self.time_conv = CausalConv3d(dim, dim * 2, (3, 1, 1), padding=(1, 0, 0))
         elif mode in ("downsample2d", "downsample3d"):
@@ -216,11 +225,108 @@ class MidBlock(nn.Module):
         return self.resnets[1](x, cache)
 
 
+class AvgDown3D(nn.Module):
+    """Wan2.2's down-block shortcut: time zero-padded in front to a multiple of ft, then
+    each (ft, fs, fs) block's values, ordered (channel, dt, dh, dw), averaged in
+    consecutive groups of cin·ft·fs²/cout into cout channels."""
+
+    def __init__(self, cin: int, cout: int, ft: int, fs: int):
+        super().__init__()
+        self.cout, self.ft, self.fs = cout, ft, fs
+
+    def forward(self, x):
+        ft, fs = self.ft, self.fs
+        x = F.pad(x, (0, 0, 0, 0, (-x.shape[2]) % ft, 0))
+        b, c, t, h, w = x.shape
+        x = x.reshape(b, c, t // ft, ft, h // fs, fs, w // fs, fs).permute(0, 1, 3, 5, 7, 2, 4, 6)
+        x = x.reshape(b, self.cout, (c * ft * fs * fs) // self.cout, t // ft, h // fs, w // fs)
+        return x.mean(dim=2)
+
+
+class DupUp3D(nn.Module):
+    """Wan2.2's up-block shortcut: each input channel repeated cout·ft·fs²/cin times,
+    the copies spread over an (ft, fs, fs) block in (channel, dt, dh, dw) order; the
+    clip's first chunk drops the ft − 1 frames before its first."""
+
+    def __init__(self, cin: int, cout: int, ft: int, fs: int):
+        super().__init__()
+        self.cin, self.cout, self.ft, self.fs = cin, cout, ft, fs
+
+    def forward(self, x, first: bool):
+        ft, fs = self.ft, self.fs
+        b, c, t, h, w = x.shape
+        x = x.repeat_interleave(self.cout * ft * fs * fs // c, dim=1)
+        x = x.reshape(b, self.cout, ft, fs, fs, t, h, w).permute(0, 1, 5, 2, 6, 3, 7, 4)
+        x = x.reshape(b, self.cout, t * ft, h * fs, w * fs)
+        return x[:, :, ft - 1 :] if first else x
+
+
+class ResidualDownBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, n: int, temporal: bool, down: bool):
+        super().__init__()
+        self.avg_shortcut = AvgDown3D(cin, cout, 2 if temporal else 1, 2 if down else 1)
+        self.resnets = nn.ModuleList([ResidualBlock(cin if j == 0 else cout, cout) for j in range(n)])
+        self.downsampler = Resample(cout, "downsample3d" if temporal else "downsample2d") if down else None
+
+    def forward(self, x, cache=None):
+        skip = x
+        for r in self.resnets:
+            x = r(x, cache)
+        if self.downsampler is not None:
+            x = self.downsampler(x, cache)
+        return x + self.avg_shortcut(skip)
+
+
+class ResidualUpBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, n: int, temporal: bool, up: bool):
+        super().__init__()
+        self.resnets = nn.ModuleList([ResidualBlock(cin if j == 0 else cout, cout) for j in range(n)])
+        self.upsampler = Resample(cout, "upsample3d" if temporal else "upsample2d", up_out=cout) if up else None
+        self.shortcut = DupUp3D(cin, cout, 2 if temporal else 1, 2) if up else None
+
+    def forward(self, x, cache=None, first=False):
+        skip = x
+        for r in self.resnets:
+            x = r(x, cache)
+        if self.upsampler is not None:
+            x = self.upsampler(x, cache)
+        if self.shortcut is not None:
+            x = x + self.shortcut(skip, first)
+        return x
+
+
+def patchify(x, p: int):
+    """[B, C, T, H, W] -> [B, C·p², T, H/p, W/p]: channel c·p² + dw·p + dh holds pixel (p·h + dh, p·w + dw)."""
+    if not p or p == 1:
+        return x
+    b, c, t, h, w = x.shape
+    x = x.reshape(b, c, t, h // p, p, w // p, p).permute(0, 1, 6, 4, 2, 3, 5)
+    return x.reshape(b, c * p * p, t, h // p, w // p)
+
+
+def unpatchify(x, p: int):
+    if not p or p == 1:
+        return x
+    b, cp, t, h, w = x.shape
+    x = x.reshape(b, cp // (p * p), p, p, t, h, w).permute(0, 1, 4, 5, 3, 6, 2)
+    return x.reshape(b, cp // (p * p), t, h * p, w * p)
+
+
 class Encoder(nn.Module):
     def __init__(self, c: WanVAEConfig):
         super().__init__()
         dims = [c.base_dim * u for u in [1, *c.dim_mult]]
         self.conv_in = CausalConv3d(c.in_channels, dims[0], 3, padding=1)
+        if c.is_residual:
+            last = len(c.dim_mult) - 1
+            self.down_blocks = nn.ModuleList(
+                ResidualDownBlock(dims[i], dims[i + 1], c.num_res_blocks, i != last and c.temperal_downsample[i], i != last)
+                for i in range(len(c.dim_mult))
+            )
+            self.mid_block = MidBlock(dims[-1])
+            self.norm_out = RMSNormC(dims[-1])
+            self.conv_out = CausalConv3d(dims[-1], 2 * c.z_dim, 3, padding=1)
+            return
         blocks: list[nn.Module] = []
         scale = 1.0
         for i, (cin, cout) in enumerate(zip(dims[:-1], dims[1:])):
@@ -262,12 +368,17 @@ class UpBlock(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, c: WanVAEConfig):
         super().__init__()
-        dims = [c.base_dim * u for u in [c.dim_mult[-1], *c.dim_mult[::-1]]]
+        base = c.decoder_base_dim or c.base_dim
+        dims = [base * u for u in [c.dim_mult[-1], *c.dim_mult[::-1]]]
         temperal_upsample = c.temperal_downsample[::-1]
         self.conv_in = CausalConv3d(c.z_dim, dims[0], 3, padding=1)
         self.mid_block = MidBlock(dims[0])
         ups = []
+        last = len(c.dim_mult) - 1
         for i, (cin, cout) in enumerate(zip(dims[:-1], dims[1:])):
+            if c.is_residual:
+                ups.append(ResidualUpBlock(cin, cout, c.num_res_blocks + 1, i != last and temperal_upsample[i], i != last))
+                continue
             # Every upsampler halves the channels, so blocks after the first start from half.
             if i > 0:
                 cin //= 2
@@ -279,11 +390,11 @@ class Decoder(nn.Module):
         self.norm_out = RMSNormC(dims[-1])
         self.conv_out = CausalConv3d(dims[-1], c.out_channels, 3, padding=1)
 
-    def forward(self, x, cache=None):
+    def forward(self, x, cache=None, first=False):
         x = self.conv_in.cached(x, cache)
         x = self.mid_block(x, cache)
         for up in self.up_blocks:
-            x = up(x, cache)
+            x = up(x, cache, first) if isinstance(up, ResidualUpBlock) else up(x, cache)
         return self.conv_out.cached(F.silu(self.norm_out(x)), cache)
 
 
@@ -300,9 +411,10 @@ class WanVAE(nn.Module):
         self.decoder = Decoder(c)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Video [B, 3, 1+4k, H, W] in [−1, 1] -> posterior moments [B, 2·z_dim, 1+k, H/8, W/8]
+        """Video [B, 3, 1+4k, H, W] in [−1, 1] -> posterior moments [B, 2·z_dim, 1+k, H/s, W/s] (s = 8; 16 for Wan2.2)
         (mean first, then log-variance)."""
         t = x.shape[2]
+        x = patchify(x, self.config.patch_size)
         cache = FeatCache()
         outs = [self.encoder(x[:, :, :1], cache)]
         for s in range(1, t, 4):
@@ -313,11 +425,11 @@ class WanVAE(nn.Module):
         return self.encode(x)[:, : self.config.z_dim]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents [B, z_dim, T, h, w] (un-normalised) -> video [B, 3, 1+4(T−1), 8h, 8w] in [−1, 1]."""
+        """Latents [B, z_dim, T, h, w] (un-normalised) -> video [B, 3, 1+4(T−1), s·h, s·w] in [−1, 1]."""
         x = self.post_quant_conv(z)
         cache = FeatCache()
-        outs = [self.decoder(x[:, :, i : i + 1], cache) for i in range(x.shape[2])]
-        return torch.cat(outs, dim=2).clamp(-1.0, 1.0)
+        outs = [self.decoder(x[:, :, i : i + 1], cache, first=i == 0) for i in range(x.shape[2])]
+        return unpatchify(torch.cat(outs, dim=2), self.config.patch_size).clamp(-1.0, 1.0)
 
     def _stats(self, ref: torch.Tensor):
         shape = (1, -1, 1, 1, 1)
