@@ -128,6 +128,79 @@ def check_vae(golden):
     report("vae decode vs diffusers", rel(dec, ncdhw(t["output.decode"])), 1e-6)
 
 
+VAE22_KEYS = ["base_dim", "decoder_base_dim", "z_dim", "dim_mult", "num_res_blocks", "attn_scales",
+              "temperal_downsample", "dropout", "latents_mean", "latents_std", "is_residual", "in_channels",
+              "out_channels", "patch_size"]  # fmt: skip
+
+
+def vae22(golden):
+    from diffusers import AutoencoderKLWan
+
+    w, t, c = split(os.path.join(golden, "wan22_vae.safetensors"))
+    m = AutoencoderKLWan(**{k: c[k] for k in VAE22_KEYS})
+    m.load_state_dict(w, strict=True)
+    return m.double().eval(), t, c
+
+
+def check_vae22(golden):
+    """The Wan2.2 VAE fixture (is_residual, patch_size 2) against diffusers' AutoencoderKLWan."""
+    m, t, _ = vae22(golden)
+    with torch.no_grad():
+        moments = m._encode(ncdhw(t["input.video"]).double())
+        dec = m.decode(ncdhw(t["input.decode_latents"]).double(), return_dict=False)[0]
+    report("wan2.2 vae encode moments vs diffusers", rel(moments, ncdhw(t["output.encode_moments"])), 1e-6)
+    report("wan2.2 vae decode vs diffusers", rel(dec, ncdhw(t["output.decode"])), 1e-6)
+
+
+def check_ti2v(golden):
+    """The per-token-timestep forward against WanTransformer3DModel given timestep [B, seq]
+    (its expand_timesteps path), and the TI2V image-to-video run against the loop of
+    diffusers' WanImageToVideoPipeline with expand_timesteps (mask blend, timestep = mask·t,
+    classifier-free guidance, FlowMatchEulerDiscreteScheduler from the same sigmas)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+
+    w, t, c = split(os.path.join(golden, "wan_ti2v.safetensors"))
+    p = json.loads(read_safetensors(os.path.join(golden, "wan_ti2v.safetensors"))[1]["pipeline"])
+    m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
+    m.load_state_dict(w, strict=True)
+    m = m.double().eval()
+    with torch.no_grad():
+        out = m(
+            hidden_states=ncdhw(t["input.latents"]).double(),
+            timestep=t["input.timesteps_per_token"].double(),
+            encoder_hidden_states=t["input.context"].double(),
+            return_dict=False,
+        )[0]
+    report("ti2v transformer velocity (timestep [B, seq]) vs diffusers", rel(out, ncdhw(t["output.velocity"])), 1e-5,
+           "diffusers rounds sinusoid/RoPE to f32")  # fmt: skip
+
+    vae, _, vc = vae22(golden)
+    sched = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=p["shift"])
+    sched.set_timesteps(sigmas=p["sigmas"])
+    mean = torch.tensor(vc["latents_mean"]).view(1, -1, 1, 1, 1).double()
+    inv_std = 1.0 / torch.tensor(vc["latents_std"]).view(1, -1, 1, 1, 1).double()
+    with torch.no_grad():
+        image = ncdhw(t["input.pipe_image"]).double()
+        condition = (vae._encode(image)[:, : vc["z_dim"]] - mean) * inv_std
+        latents = ncdhw(t["input.pipe_noise"]).double()
+        mask = torch.ones(1, 1, *latents.shape[2:], dtype=torch.float64)
+        mask[:, :, 0] = 0
+        prompt = torch.cat([t["input.pipe_cond_states"], t["input.pipe_uncond_states"]]).double()
+        for step in sched.timesteps:
+            model_in = (1 - mask) * condition + mask * latents
+            ts = (mask[0][0][:, ::2, ::2] * step).flatten().unsqueeze(0).expand(2, -1)
+            cond, uncond = m(
+                hidden_states=torch.cat([model_in, model_in]), timestep=ts, encoder_hidden_states=prompt,
+                return_dict=False,
+            )[0].chunk(2)  # fmt: skip
+            noise_pred = uncond + p["guidance"] * (cond - uncond)
+            latents = sched.step(noise_pred, step, latents, return_dict=False)[0]
+        latents = (1 - mask) * condition + mask * latents
+        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+    report("ti2v pipeline latents vs diffusers' TI2V loop", rel(latents, ncdhw(t["output.pipe_latents"])), 1e-5)
+    report("ti2v pipeline video vs diffusers' TI2V loop", rel(video, ncdhw(t["output.pipe_video"])), 1e-5)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--golden", required=True)
@@ -139,6 +212,7 @@ def main():
     checks = [("umt5", check_umt5)]
     if args.diffusers:
         checks += [("transformer", check_transformer), ("vae", check_vae)]
+        checks += [("wan2.2 vae", check_vae22), ("ti2v", check_ti2v)]
     for name, fn in checks:
         print(f"{name}:")
         try:
