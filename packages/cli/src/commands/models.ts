@@ -11,6 +11,7 @@ import {
   looksLikeModelFolder,
   parameterCount,
   readModelFolder,
+  TI2V_FAMILY,
 } from "@tessera/core";
 import { type Flags, readFlags } from "../flags.js";
 import type { CommandHelp } from "../help.js";
@@ -22,6 +23,8 @@ export interface ModelListing {
   ok: boolean;
   error?: string;
   description?: string;
+  /** The model family ("Wan2.1 T2V", "Wan2.2 TI2V"). */
+  family?: string;
   transformer?: { layers: number; dim: number; parameters: number };
   bytes?: number;
 }
@@ -45,6 +48,7 @@ async function describe(path: string): Promise<ModelListing> {
       path,
       ok: true,
       ...(info.description ? { description: info.description } : {}),
+      family: info.expandTimesteps ? TI2V_FAMILY : "Wan2.1 T2V",
       transformer: {
         layers: info.transformer.num_layers,
         dim: info.transformer.num_attention_heads * info.transformer.attention_head_dim,
@@ -113,7 +117,7 @@ export async function modelsCommand(argv: string[], out: (s: string) => void): P
     }
     const t = m.transformer as NonNullable<ModelListing["transformer"]>;
     out(
-      `${m.name.padEnd(24)} ${m.path}\n${"".padEnd(24)} Wan transformer ${formatCount(t.parameters)} params ` +
+      `${m.name.padEnd(24)} ${m.path}\n${"".padEnd(24)} ${m.family} transformer ${formatCount(t.parameters)} params ` +
         `(${t.layers} layers, dim ${t.dim}), ${formatBytes(m.bytes ?? 0)} of weights` +
         (m.description ? `\n${"".padEnd(24)} ${m.description}` : ""),
     );

@@ -11,4 +11,5 @@ export * from "./preview.js";
 export * from "./prompt-style.js";
 export { StepGraph, type StepGraphReport } from "./step-graph.js";
 export * from "./text-cache.js";
+export { readExpandTimesteps, stepTime, TI2V_DEFAULTS, TI2V_FAMILY } from "./ti2v.js";
 export * from "./wan.js";

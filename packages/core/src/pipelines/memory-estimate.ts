@@ -15,7 +15,7 @@
 import type { DType } from "@tessera/native";
 import { type UMT5Config, umt5ParameterCount } from "../models/t5/config.js";
 import { parameterCount, type WanTransformerConfig } from "../models/wan/config.js";
-import { spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
+import { patchSize, spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
 import { wanVaeParams } from "../models/wan-vae/params.js";
 
 const BYTES: Record<DType, number> = { f32: 4, bf16: 2, f16: 2, i32: 4, u8: 1 };
@@ -70,20 +70,22 @@ export function estimateMemory(o: MemoryEstimateInput): MemoryEstimate {
   // The decoder's widest full-size feature map.
   const base = (v.decoder_base_dim ?? v.base_dim) * (v.dim_mult[0] ?? 1);
   const pixels = height * width;
+  // Its positions: Wan2.2's decoder works on pixels folded patch×patch into channels.
+  const maps = pixels / patchSize(v) ** 2;
   // The clip in f32 as decoded, its read-back copy, and RGB8 frames.
   const clip = frames * pixels * 3 * (4 + 4 + 1);
   if (o.device === "cuda") {
     // Per layer: residual, q/k/v/attention output and the FFN's hidden layer.
     const denoise = batch * tokens * (6 * dim + t.ffn_dim) * b + text;
     // One latent frame: the feature map, the causal cache and a few temporaries, in f32.
-    const decode = 6 * base * tf * pixels * 4 + frames * pixels * 3 * 4;
+    const decode = 6 * base * tf * maps * 4 + frames * pixels * 3 * 4;
     const runtime = 512 * MiB;
     return { weights, denoise, decode, runtime, total: weights + runtime + Math.max(denoise, decode) };
   }
   // Every layer's intermediates at once: about 14·dim + 2·ffn values per token per branch.
   const denoise = t.num_layers * batch * tokens * (14 * dim + 2 * t.ffn_dim) * b + text;
   // About three unfolded copies of the widest layer's 3×3×3 convolution input, for one latent frame.
-  const decode = 3 * 27 * base * tf * pixels * 4 + clip;
+  const decode = 3 * 27 * base * tf * maps * 4 + clip;
   const runtime = 128 * MiB;
   // The backend keeps freed blocks cached for reuse, and the decoder's differ in size
   // from the transformer's: the process holds both peaks.
