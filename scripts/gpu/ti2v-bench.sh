@@ -25,6 +25,7 @@ mkdir -p "$raw"
 if [ $smoke -eq 1 ]; then
   dev=cpu
   extra=(--tiny)
+  VAE_DTYPE=f32 # the CPU backend computes in f32
   export TESSERA_NATIVE_BUILD_DIR="$root/packages/native/build/Release"
   [ -d .gpu/node_modules ] || { echo "run scripts/gpu/prepare.sh first"; exit 1; }
 else
@@ -59,7 +60,7 @@ part dit 200
 part vae 200
 part generation 240
 results merge "$out/ti2v-$gpu.json" date="$(now)" device="${gpu_name:-cpu}" commit="$COMMIT" \
-  what="Wan2.2 TI2V-5B, random weights, 1280x704x121: DiT step (batch 2, bf16), Wan2.2 VAE decode (${VAE_DTYPE:-bf16}), a ${STEPS:-3}-step image-to-video generation; each part a fresh process" \
+  what="Wan2.2 TI2V-5B$([ $smoke -eq 1 ] && echo ' (smoke: the tiny TI2V model on the CPU)'), random weights, 1280x704x121: DiT step (batch 2, bf16), Wan2.2 VAE decode (${VAE_DTYPE:-bf16}), a ${STEPS:-3}-step image-to-video generation; each part a fresh process" \
   command="bash scripts/gpu/ti2v-bench.sh" \
   --part dit="$raw/dit.json" --part vae="$raw/vae.json" --part generation="$raw/generation.json"
 pack_logs
