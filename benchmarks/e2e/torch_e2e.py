@@ -3,6 +3,8 @@
   python3 torch_e2e.py --part eager   --out torch.json    # ceiling, DiT eager, umT5-XXL, VAE decode
   python3 torch_e2e.py --part compile --out compile.json  # DiT under torch.compile (mode default)
   add --tiny --device cpu for the smoke run (tiny configs, f32).
+  python3 torch_e2e.py --part eager --ti2v --out torch-ti2v.json   # Wan2.2 TI2V-5B at 1280x704x121:
+      DiT eager (latent [2, 48, 31, 44, 80]) and the Wan2.2 VAE decode in bf16 (scripts/gpu/ti2v-bench.sh)
 
 DiT: tessera_ref WanTransformer in bf16, batch 2 (both guidance branches), latent [2, 16, 21, 60, 104],
 text [2, 512, 4096]. The reference's written-out attention (einsum + softmax, exact in float64) would
@@ -38,6 +40,7 @@ p.add_argument("--part", choices=["eager", "compile", "dit"], required=True)
 p.add_argument("--out", required=True)
 p.add_argument("--device", default="cuda")
 p.add_argument("--tiny", action="store_true")
+p.add_argument("--ti2v", action="store_true", help="Wan2.2 TI2V-5B shapes and configs (1280x704, 121 frames)")
 p.add_argument("--reps", type=int, default=5)
 p.add_argument("--budget", type=float, default=1e9, help="seconds; later sections are skipped past it")
 a = p.parse_args()
@@ -58,8 +61,24 @@ if a.tiny:
 else:
     S = dict(f=21, h=60, w=104, text=512)
     dit_cfg, t5_cfg, vae_cfg = wt.WanTransformerConfig(), UMT5Config(), WanVAEConfig()
+if a.ti2v:
+    # Wan2.2 TI2V-5B: 1280x704, 121 frames -> latent 31x44x80 of 48 channels; the Wan2.2 VAE.
+    from dataclasses import replace as _replace
 
-rec: dict = {"part": a.part, "torch": torch.__version__, "tiny": a.tiny, "dtype": str(dt), "reps": a.reps}
+    vae22 = dict(in_channels=12, out_channels=12, is_residual=True, patch_size=2)
+    if a.tiny:
+        dit_cfg = _replace(dit_cfg, in_channels=8, out_channels=8)
+        vae_cfg = WanVAEConfig(base_dim=8, decoder_base_dim=12, z_dim=8, latents_mean=[0.0] * 8,
+                               latents_std=[1.0] * 8, **vae22)
+    else:
+        S = dict(f=31, h=44, w=80, text=512)
+        dit_cfg = wt.WanTransformerConfig(num_attention_heads=24, in_channels=48, out_channels=48, ffn_dim=14336,
+                                          num_layers=30)
+        vae_cfg = WanVAEConfig(base_dim=160, decoder_base_dim=256, z_dim=48, latents_mean=[0.0] * 48,
+                               latents_std=[1.0] * 48, **vae22)
+
+rec: dict = {"part": a.part, "torch": torch.__version__, "tiny": a.tiny, "ti2v": a.ti2v, "dtype": str(dt),
+             "reps": a.reps}
 if cuda:
     pr = torch.cuda.get_device_properties(0)
     rec.update(gpu=torch.cuda.get_device_name(0), sms=pr.multi_processor_count,
@@ -354,7 +373,10 @@ def vae(dtype):
     return run
 
 
-if a.part == "eager":
+if a.part == "eager" and a.ti2v:  # the DiT step and the bf16 VAE decode (f32 is not what the bench compares)
+    section("dit_eager", dit_eager)
+    section("vae_bf16", vae(torch.bfloat16 if cuda else torch.float32))
+elif a.part == "eager":
     section("ceiling", ceiling)
     print(f"ceiling: {rec['ceiling'].get('tflops', 0):.0f} TFLOP/s", flush=True)
     section("dit_eager", dit_eager)
