@@ -74,7 +74,8 @@ for (const dtype of stageDtype === "f32" ? ["f32"] : ["f32", "bf16"]) {
     ["decode", y],
   ]) {
     const ref = await host(data.get(`output.${k}`));
-    const row = report.outputs[k] ?? (report.outputs[k] = {});
+    report.outputs[k] ??= {};
+    const row = report.outputs[k];
     row[`ours_${dtype}`] = relErr(await host(t), ref);
     if (data.has(`output_bf16.${k}`))
       row.torch_bf16_autocast = relErr(await host(data.get(`output_bf16.${k}`)), ref);
