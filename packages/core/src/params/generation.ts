@@ -30,6 +30,28 @@ export const GENERATION_PARAMS = [
     cli: { flag: "negative", value: "TEXT" },
   },
   {
+    key: "promptEmbeds",
+    description:
+      "Text-encoder states to condition on instead of encoding the prompt (diffusers' prompt_embeds): " +
+      "[seq, text_dim] or [1, seq, text_dim], zero-padded to the model's text length (512) as Wan pads its " +
+      "own. The prompt is then left empty. On the CLI, a .safetensors file holding one tensor, or " +
+      "prompt_embeds (and negative_prompt_embeds, used unless --negative-prompt-embeds is given).",
+    type: { kind: "input", media: "embeddings" },
+    default: { note: "the prompt, encoded by the model's text encoder" },
+    surfaces: ["library", "cli"],
+    cli: { flag: "prompt-embeds", value: "FILE" },
+  },
+  {
+    key: "negativePromptEmbeds",
+    description:
+      "Text-encoder states for the unconditional branch instead of encoding the negative prompt " +
+      "(diffusers' negative_prompt_embeds); as promptEmbeds. Used when guidance is above 1.",
+    type: { kind: "input", media: "embeddings" },
+    default: { note: "the negative prompt, encoded" },
+    surfaces: ["library", "cli"],
+    cli: { flag: "negative-prompt-embeds", value: "FILE" },
+  },
+  {
     key: "model",
     description: "The served model's name (see GET /healthz); optional.",
     type: { kind: "text", maxLength: 200 },
