@@ -32,20 +32,17 @@ export const GENERATION_PARAMS = [
   {
     key: "promptEmbeds",
     description:
-      "Text-encoder states to condition on instead of encoding the prompt (diffusers' prompt_embeds): " +
-      "[seq, text_dim] or [1, seq, text_dim], zero-padded to the model's text length (512) as Wan pads its " +
-      "own. The prompt is then left empty. On the CLI, a .safetensors file holding one tensor, or " +
-      "prompt_embeds (and negative_prompt_embeds, used unless --negative-prompt-embeds is given).",
+      "Text-encoder states instead of the encoded prompt (diffusers' prompt_embeds), [seq, text_dim] or " +
+      "[1, seq, text_dim], zero-padded to the model's text length as Wan pads its own; the prompt stays empty.",
     type: { kind: "input", media: "embeddings" },
-    default: { note: "the prompt, encoded by the model's text encoder" },
+    default: { note: "the prompt, encoded" },
     surfaces: ["library", "cli"],
     cli: { flag: "prompt-embeds", value: "FILE" },
   },
   {
     key: "negativePromptEmbeds",
     description:
-      "Text-encoder states for the unconditional branch instead of encoding the negative prompt " +
-      "(diffusers' negative_prompt_embeds); as promptEmbeds. Used when guidance is above 1.",
+      "Text-encoder states instead of the encoded negative prompt (diffusers' negative_prompt_embeds), as promptEmbeds.",
     type: { kind: "input", media: "embeddings" },
     default: { note: "the negative prompt, encoded" },
     surfaces: ["library", "cli"],

@@ -29,22 +29,24 @@ export function promptEmbedsProblem(
   value: unknown,
   textDim: number,
   textLength: number,
+  /** How the message names the value (default: the option). */
+  label: string = key,
 ): string | null {
   const want = `[seq, ${textDim}] or [1, seq, ${textDim}] with seq from 1 to ${textLength}`;
-  if (!isTensorLike(value)) return `${key} must be a Tensor of text-encoder states ${want}`;
-  if (value.disposed) return `${key} was disposed; give a live tensor`;
+  if (!isTensorLike(value)) return `${label} must be a Tensor of text-encoder states ${want}`;
+  if (value.disposed) return `${label} was disposed; give a live tensor`;
   if (!FLOAT.includes(value.dtype))
-    return `${key} must be a float tensor (f32, bf16 or f16), got ${value.dtype}`;
+    return `${label} must be a float tensor (f32, bf16 or f16), got ${value.dtype}`;
   const s = value.shape;
   const batched = s.length === 3;
   if ((s.length !== 2 && !batched) || (batched && s[0] !== 1))
-    return `${key} must be ${want}, got [${s.join(", ")}]${batched ? " (one prompt per run: batch 1)" : ""}`;
+    return `${label} must be ${want}, got [${s.join(", ")}]${batched ? " (one prompt per run: batch 1)" : ""}`;
   const seq = s[s.length - 2] as number;
   const dim = s[s.length - 1] as number;
   if (dim !== textDim)
-    return `${key} has ${dim} features per token but this model's transformer takes text_dim ${textDim} (the text encoder's d_model); got [${s.join(", ")}]`;
+    return `${label} has ${dim} features per token but this model's transformer takes text_dim ${textDim} (the text encoder's d_model); got [${s.join(", ")}]`;
   if (seq < 1 || seq > textLength)
-    return `${key} has ${seq} tokens; this model takes 1 to ${textLength} (its text length), got [${s.join(", ")}]`;
+    return `${label} has ${seq} tokens; this model takes 1 to ${textLength} (its text length), got [${s.join(", ")}]`;
   return null;
 }
 
