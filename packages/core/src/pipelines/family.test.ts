@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { detectWanFamily, type WanFolderFacts, wanFamily } from "./family.js";
+import { type RandomModelName, randomModelConfigs } from "./model-folder.js";
 
 // The fields that matter, as the diffusers configs of the Wan-AI releases have them.
 const t = (o: Record<string, unknown>) => ({
@@ -113,6 +114,19 @@ describe("wanFamily", () => {
     expect(wanFamily({ transformer: t({ in_channels: 36 }), hasImageEncoder: true })?.family).toBe(
       "Wan2.1 I2V",
     );
+  });
+
+  it("names the geometries of create-model's configs", () => {
+    const want: Partial<Record<RandomModelName, string>> = {
+      tiny: "Wan2.1 T2V (dim 48)",
+      "wan2.1-1.3b": "Wan2.1 T2V-1.3B",
+      "wan2.1-t2v-14b": "Wan2.1 T2V-14B",
+    };
+    for (const [name, family] of Object.entries(want)) {
+      const c = randomModelConfigs(name as RandomModelName);
+      const facts = { transformer: { ...c.transformer }, vae: { ...c.vae } };
+      expect(wanFamily(facts)?.name, name).toBe(family);
+    }
   });
 
   it("gives null for what is not a Wan transformer", () => {
