@@ -8,7 +8,7 @@ make_golden.py (whose helpers this reuses):
                          one timestep per token frame, the first frame at 0), and a
                          TI2V image-to-video pipeline run: 3 Euler steps with
                          classifier-free guidance from the engine's own noise for a
-                         seed (tessera_ref/philox.py), given text states and an image,
+                         seed (tessera_ref/rng.py), given text states and an image,
                          the first latent frame held at the encoded image with its
                          tokens at timestep 0 (diffusers' WanImageToVideoPipeline with
                          expand_timesteps); the pipeline uses wan22_vae's weights.
@@ -44,8 +44,8 @@ from make_golden import (  # noqa: E402
     load,
     random_weights,
 )
-from tessera_ref import WanTransformer, WanVAE, write_safetensors  # noqa: E402
-from tessera_ref.philox import engine_randn  # noqa: E402
+from tessera_ref import WanTransformer, WanVAE, tessera_randn, write_safetensors  # noqa: E402
+
 
 # Wan2.2's VAE layout (residual blocks, patchify 2, temporal pattern) at a few channels:
 # encoder 4..16 wide, decoder 3..12 (decoder_base_dim differs from base_dim, as in the
@@ -197,7 +197,7 @@ def make_ti2v(run: Run, seed: int):
     p = PIPE
     lf = 1 + (p["frames"] - 1) // 4
     lh, lw = p["height"] // 16, p["width"] // 16
-    noise = engine_randn((1, lf, lh, lw, v["z_dim"]), p["seed"])
+    noise = tessera_randn((1, lf, lh, lw, v["z_dim"]), p["seed"])
     image = f32(rng.uniform(-1.0, 1.0, (1, 1, p["height"], p["width"], 3)))
     cond = f32(rng.standard_normal((1, 6, c["text_dim"])))
     uncond = f32(rng.standard_normal((1, 6, c["text_dim"])))
@@ -256,7 +256,7 @@ def make_ti2v(run: Run, seed: int):
         "input.pipe_image": "the image [1, 1, H, W, 3] in [-1, 1] at the generation size",
         "input.pipe_cond_states": "text states of the prompt [1, 6, text_dim]",
         "input.pipe_uncond_states": "text states of the negative prompt [1, 6, text_dim]",
-        "input.pipe_noise": "the engine's randn(latent shape, seed) (tessera_ref/philox.py), for reference",
+        "input.pipe_noise": "the engine's randn(latent shape, seed) (tessera_ref/rng.py), for reference",
         "output.pipe_latents": "latents after the 3-step TI2V image-to-video run [1, F, H/16, W/16, z]",
         "output.pipe_video": "their decode with wan22_vae's weights [1, frames, H, W, 3]",
         "output_bf16.*": "the same under bf16 autocast on the GPU",

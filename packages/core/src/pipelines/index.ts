@@ -1,4 +1,5 @@
 export * from "./demo-model.js";
+export * from "./family.js";
 export { guidedVelocityAt, type StepTime, stepTimesteps } from "./guided-velocity.js";
 export * from "./load.js";
 export * from "./loras.js";
@@ -8,8 +9,9 @@ export * from "./options.js";
 export * from "./parallel-generate.js";
 export { pixelsToTensor, resizeCover } from "./pixels.js";
 export * from "./preview.js";
+export * from "./prompt-embeds.js";
 export * from "./prompt-style.js";
 export { StepGraph, type StepGraphReport } from "./step-graph.js";
 export * from "./text-cache.js";
-export { readExpandTimesteps, stepTime, TI2V_DEFAULTS, TI2V_FAMILY } from "./ti2v.js";
+export { readExpandTimesteps, stepTime, TI2V_DEFAULTS } from "./ti2v.js";
 export * from "./wan.js";

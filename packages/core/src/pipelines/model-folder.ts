@@ -18,7 +18,13 @@ import { affine, cast, type DeviceLike, type DType, full, randn, type Tensor } f
 import { UMT5_TINY, UMT5_XXL, type UMT5Config } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
 import { umt5Params } from "../models/t5/params.js";
-import { WAN_TINY, WAN21_T2V_1_3B, WAN22_TI2V_5B, type WanTransformerConfig } from "../models/wan/config.js";
+import {
+  WAN_TINY,
+  WAN21_T2V_1_3B,
+  WAN21_T2V_14B,
+  WAN22_TI2V_5B,
+  type WanTransformerConfig,
+} from "../models/wan/config.js";
 import { type ParamSpec, wanTransformerParams } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import {
@@ -36,14 +42,6 @@ import { type TensorToWrite, writeSafetensors } from "../weights/safetensors.js"
 import { WeightStore } from "../weights/store.js";
 import type { GenerationDefaults } from "./options.js";
 import type { WanPipelineComponents } from "./wan.js";
-
-export type RandomModelName = "tiny" | "wan2.1-1.3b" | "wan2.2-ti2v-5b" | "tiny-ti2v";
-export const RANDOM_MODEL_NAMES: readonly RandomModelName[] = [
-  "tiny",
-  "wan2.1-1.3b",
-  "wan2.2-ti2v-5b",
-  "tiny-ti2v",
-];
 
 export interface WanModelConfigs {
   transformer: WanTransformerConfig;
@@ -67,62 +65,97 @@ export const DEMO_VOCAB: readonly string[] = (
   "dancing night day cute old"
 ).split(" ");
 
-/** The random models: tiny (seconds on a CPU) and the Wan2.1-1.3B geometry. */
+/**
+ * One random model of `tessera create-model --config NAME`: what it is (for --help) and
+ * its configs. A family adds its real geometry (and a tiny member for tests) as one
+ * entry of RANDOM_MODELS below; the name list, the CLI's choices and its help follow.
+ */
+export interface RandomModelSpec {
+  /** A few words for --help: "Wan2.1-T2V-14B's geometry". */
+  description: string;
+  configs(): WanModelConfigs;
+}
+
+/** The random models by name (the order of --help). */
+export const RANDOM_MODELS = {
+  tiny: {
+    description: "seconds on a CPU",
+    configs: () => ({
+      // The tiny VAE has 4 latent channels, so the transformer takes and gives 4.
+      transformer: {
+        ...WAN_TINY,
+        in_channels: WAN_VAE_TINY.z_dim,
+        out_channels: WAN_VAE_TINY.z_dim,
+        text_dim: UMT5_TINY.d_model,
+      },
+      vae: WAN_VAE_TINY,
+      textEncoder: UMT5_TINY,
+      defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
+      shift: 5,
+    }),
+  },
+  "wan2.1-1.3b": {
+    description: "Wan2.1-T2V-1.3B's geometry",
+    configs: () => ({
+      transformer: WAN21_T2V_1_3B,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: {},
+      // Wan-AI/Wan2.1-T2V-1.3B-Diffusers' scheduler_config.json.
+      shift: 3,
+    }),
+  },
+  "wan2.1-t2v-14b": {
+    description: "Wan2.1-T2V-14B's geometry (about 28 GB in bf16)",
+    configs: () => ({
+      transformer: WAN21_T2V_14B,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: {},
+      // Wan's generate.py samples the T2V-14B with shift 5.
+      shift: 5,
+    }),
+  },
+  "wan2.2-ti2v-5b": {
+    description: "Wan2.2-TI2V-5B's geometry: the Wan2.2 VAE, per-token timesteps",
+    configs: () => ({
+      transformer: WAN22_TI2V_5B,
+      vae: WAN22_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: {},
+      // Wan-AI/Wan2.2-TI2V-5B-Diffusers' scheduler_config.json (flow_shift 5).
+      shift: 5,
+      expandTimesteps: true,
+    }),
+  },
+  "tiny-ti2v": {
+    description: "the TI2V trait at tiny size, for tests",
+    configs: () => ({
+      // The tiny Wan2.2 VAE (z 8, 16×16×4) under the tiny transformer.
+      transformer: {
+        ...WAN_TINY,
+        in_channels: WAN22_VAE_TINY.z_dim,
+        out_channels: WAN22_VAE_TINY.z_dim,
+        text_dim: UMT5_TINY.d_model,
+      },
+      vae: WAN22_VAE_TINY,
+      textEncoder: UMT5_TINY,
+      defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
+      shift: 5,
+      expandTimesteps: true,
+    }),
+  },
+} as const satisfies Record<string, RandomModelSpec>;
+
+export type RandomModelName = keyof typeof RANDOM_MODELS;
+export const RANDOM_MODEL_NAMES = Object.keys(RANDOM_MODELS) as readonly RandomModelName[];
+
+/** The configs of a random model by name. */
 export function randomModelConfigs(name: RandomModelName): WanModelConfigs {
-  switch (name) {
-    case "tiny":
-      return {
-        // The tiny VAE has 4 latent channels, so the transformer takes and gives 4.
-        transformer: {
-          ...WAN_TINY,
-          in_channels: WAN_VAE_TINY.z_dim,
-          out_channels: WAN_VAE_TINY.z_dim,
-          text_dim: UMT5_TINY.d_model,
-        },
-        vae: WAN_VAE_TINY,
-        textEncoder: UMT5_TINY,
-        defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
-        shift: 5,
-      };
-    case "wan2.1-1.3b":
-      return {
-        transformer: WAN21_T2V_1_3B,
-        vae: WAN21_VAE,
-        textEncoder: UMT5_XXL,
-        defaults: {},
-        // Wan-AI/Wan2.1-T2V-1.3B-Diffusers' scheduler_config.json.
-        shift: 3,
-      };
-    case "wan2.2-ti2v-5b":
-      // Wan-AI/Wan2.2-TI2V-5B-Diffusers: its transformer, Wan2.2 VAE, umT5-XXL; flow shift 5.
-      return {
-        transformer: WAN22_TI2V_5B,
-        vae: WAN22_VAE,
-        textEncoder: UMT5_XXL,
-        defaults: {},
-        shift: 5,
-        expandTimesteps: true,
-      };
-    case "tiny-ti2v":
-      // The TI2V trait at tiny size: the tiny Wan2.2 VAE (z 8, 16×16×4) under the tiny transformer.
-      return {
-        transformer: {
-          ...WAN_TINY,
-          in_channels: WAN22_VAE_TINY.z_dim,
-          out_channels: WAN22_VAE_TINY.z_dim,
-          text_dim: UMT5_TINY.d_model,
-        },
-        vae: WAN22_VAE_TINY,
-        textEncoder: UMT5_TINY,
-        defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
-        shift: 5,
-        expandTimesteps: true,
-      };
-    default:
-      throw new RangeError(
-        `unknown model config '${name as string}'; use ${RANDOM_MODEL_NAMES.join(" or ")}`,
-      );
-  }
+  const spec: RandomModelSpec | undefined = (RANDOM_MODELS as Record<string, RandomModelSpec>)[name];
+  if (!spec)
+    throw new RangeError(`unknown model config '${name as string}'; use ${RANDOM_MODEL_NAMES.join(", ")}`);
+  return spec.configs();
 }
 
 type Init = { mean: number; std: number };

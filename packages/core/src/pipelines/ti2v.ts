@@ -17,9 +17,6 @@ import { join } from "node:path";
 import type { StepTime } from "./guided-velocity.js";
 import type { GenerationDefaults } from "./options.js";
 
-/** The family name `tessera models` gives a folder with per-token timesteps. */
-export const TI2V_FAMILY = "Wan2.2 TI2V";
-
 /** TI2V-5B's generation size and rate (Wan2.2's ti2v-5B config: 1280×704, 121 frames at 24 fps). */
 export const TI2V_DEFAULTS: Partial<GenerationDefaults> = { width: 1280, height: 704, frames: 121, fps: 24 };
 
