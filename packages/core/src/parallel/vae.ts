@@ -25,7 +25,7 @@ export interface RowBand {
 export function rowBand(rows: number, worldSize: number, rank: number): RowBand {
   if (!Number.isInteger(rows) || rows < worldSize)
     throw new Error(
-      `spatial-parallel VAE: ${rows} latent rows cannot be split over ${worldSize} ranks (each needs at least one; the latent height is the video's / 8)`,
+      `spatial-parallel VAE: ${rows} latent rows cannot be split over ${worldSize} ranks (each needs at least one; the latent height is the video's / 8, or / 16 for Wan2.2)`,
     );
   const base = Math.floor(rows / worldSize);
   const extra = rows % worldSize;
