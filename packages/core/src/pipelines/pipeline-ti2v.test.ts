@@ -97,6 +97,25 @@ describe("WanPipeline with the TI2V trait (tiny random TI2V model)", () => {
     plain.dispose();
   });
 
+  it("extension holds the clip's encoded tail clean (two known latent frames at timestep 0)", async () => {
+    const frames = Array.from({ length: 13 }, () => testImage(32, 32));
+    const video = { width: 32, height: 32, frames, fps: 8 };
+    const r = await pipe.generate({
+      prompt: "a dog",
+      seed: 12,
+      video,
+      extend: true,
+      contextFrames: 5,
+      ...small,
+      frames: 13,
+    });
+    const tail = pixelsToTensor(frames.slice(8), 32, 32, 32, 32, { device: "cpu", dtype: "f32" });
+    const enc = pipe.vae.encode(tail);
+    const head = slice(r.latents, 1, 0, 2);
+    expect(await values(head)).toEqual(await values(enc));
+    for (const t of [tail, enc, head, r.video, r.latents]) t.dispose();
+  });
+
   it("writes and reads a TI2V folder: expand_timesteps in model_index.json turns the trait on", async () => {
     const dir = await mkdtemp(join(tmpdir(), "tessera-ti2v-"));
     try {
