@@ -20,7 +20,8 @@ const FLAGS = {
     kind: "choice",
     choices: RANDOM_MODEL_NAMES,
     default: "tiny",
-    description: "the architecture: tiny (seconds on a CPU) or Wan2.1-T2V-1.3B's",
+    description:
+      "the architecture: tiny (seconds on a CPU), Wan2.1-T2V-1.3B's, tiny-a14b (tiny with two experts) or Wan2.2-T2V-A14B's (two 14B experts)",
   },
   seed: {
     kind: "integer",
@@ -55,7 +56,7 @@ export async function createModelCommand(
   const dir = resolve(positionals[0] as string);
   const config: RandomModelName = values.config;
   const seed = values.seed;
-  const dtype: DType = values.dtype ?? (config === "tiny" ? "f32" : "bf16");
+  const dtype: DType = values.dtype ?? (config.startsWith("tiny") ? "f32" : "bf16");
   // Never write into a folder that holds something other than a model.
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new UsageError(`DIR '${dir}' exists and is not a folder`);
@@ -70,7 +71,7 @@ export async function createModelCommand(
       seed,
       dtype,
       onProgress: ({ component }) => {
-        if (component !== last && !values.json && config !== "tiny") err(`writing ${component}...`);
+        if (component !== last && !values.json && !config.startsWith("tiny")) err(`writing ${component}...`);
         last = component;
       },
     });

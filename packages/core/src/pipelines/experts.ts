@@ -14,7 +14,7 @@
 // speed. The host copy of an expert is kept once made, so a swap copies one expert
 // to the device and merely frees the other; only an expert whose weights changed
 // while resident (a LoRA merged) is copied back to the host first.
-import { copyAsync, type Device, pinnedEmpty, Tensor } from "@tessera/native";
+import { copyAsync, Device, pinnedEmpty, Tensor } from "@tessera/native";
 import type { WeightStore } from "../weights/store.js";
 
 /** The boundary timestep of a two-expert model (diffusers: boundary_ratio × num_train_timesteps). */
@@ -111,7 +111,8 @@ export class ExpertResidency {
       this.#host[i] = moved;
       this.#hostVersion[i] = store.version;
     }
-    await this.device.synchronize();
+    // Host to host: the copies run in the CPU's queue, which a CUDA device does not wait on.
+    await Device.cpu.synchronize();
   }
 
   /**
@@ -168,7 +169,10 @@ export class ExpertResidency {
       for (const t of moved.values()) t.dispose();
       throw e;
     }
-    store.relocate(moved);
+    // What the store held are the host copy (as made by adopt() or an offload, or as
+    // given when the pipeline was made without adopt()): kept for the next offload.
+    this.#host[i] = store.relocate(moved);
+    this.#hostVersion[i] = store.version;
     this.#resident[i] = true;
   }
 

@@ -20,12 +20,12 @@ import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { loadComponentWeights, openDiffusersFolder } from "../weights/diffusers.js";
 import { readJsonFile } from "../weights/load.js";
 import type { WeightStore } from "../weights/store.js";
-import type { GenerationDefaults, LoraSpec } from "./options.js";
-import { checkLatentRgbProjection, type LatentRgbProjection } from "./preview.js";
-import { CAPTION_STYLES, type CaptionStyle } from "./prompt-style.js";
 import { readSecondExpert } from "./expert-folder.js";
 import { type ExpertSwap, needsSwap } from "./experts.js";
 import { estimateMemory } from "./memory-estimate.js";
+import type { GenerationDefaults, LoraSpec } from "./options.js";
+import { checkLatentRgbProjection, type LatentRgbProjection } from "./preview.js";
+import { CAPTION_STYLES, type CaptionStyle } from "./prompt-style.js";
 import type { WanPipelineComponents } from "./wan.js";
 
 export class ModelFolderError extends Error {

@@ -18,7 +18,7 @@ import { affine, cast, type DeviceLike, type DType, full, randn, type Tensor } f
 import { UMT5_TINY, UMT5_XXL, type UMT5Config } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
 import { umt5Params } from "../models/t5/params.js";
-import { WAN_TINY, WAN21_T2V_1_3B, type WanTransformerConfig } from "../models/wan/config.js";
+import { WAN_TINY, WAN21_T2V_1_3B, WAN21_T2V_14B, type WanTransformerConfig } from "../models/wan/config.js";
 import { type ParamSpec, wanTransformerParams } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import { WAN_VAE_TINY, WAN21_VAE, type WanVaeConfig } from "../models/wan-vae/config.js";
@@ -31,8 +31,13 @@ import { WeightStore } from "../weights/store.js";
 import type { GenerationDefaults } from "./options.js";
 import type { WanPipelineComponents } from "./wan.js";
 
-export type RandomModelName = "tiny" | "wan2.1-1.3b";
-export const RANDOM_MODEL_NAMES: readonly RandomModelName[] = ["tiny", "wan2.1-1.3b"];
+export type RandomModelName = "tiny" | "wan2.1-1.3b" | "tiny-a14b" | "wan2.2-t2v-a14b";
+export const RANDOM_MODEL_NAMES: readonly RandomModelName[] = [
+  "tiny",
+  "wan2.1-1.3b",
+  "tiny-a14b",
+  "wan2.2-t2v-a14b",
+];
 
 export interface WanModelConfigs {
   transformer: WanTransformerConfig;
@@ -41,6 +46,10 @@ export interface WanModelConfigs {
   defaults: Partial<GenerationDefaults>;
   /** Flow shift written to scheduler_config.json. */
   shift: number;
+  /** Two-expert models (Wan2.2 A14B): the second (low-noise) expert, drawn with seed + 3. */
+  transformer2?: WanTransformerConfig;
+  /** With transformer2: model_index.json's boundary_ratio. */
+  boundaryRatio?: number;
 }
 
 /**
@@ -79,6 +88,24 @@ export function randomModelConfigs(name: RandomModelName): WanModelConfigs {
         defaults: {},
         // Wan-AI/Wan2.1-T2V-1.3B-Diffusers' scheduler_config.json.
         shift: 3,
+      };
+    case "tiny-a14b": {
+      // The tiny model with a second expert of the same geometry (Wan2.2 T2V-A14B's boundary).
+      const tiny = randomModelConfigs("tiny");
+      return { ...tiny, transformer2: tiny.transformer, boundaryRatio: 0.875 };
+    }
+    case "wan2.2-t2v-a14b":
+      // Wan-AI/Wan2.2-T2V-A14B-Diffusers: two experts of Wan2.1-T2V-14B's geometry,
+      // handing over at boundary_ratio 0.875; Wan2.2's sampling (40 steps, shift 12,
+      // guidance 4 on the high-noise expert; Wan2.2 uses 3 on the low-noise one: --guidance-2 3).
+      return {
+        transformer: WAN21_T2V_14B,
+        transformer2: WAN21_T2V_14B,
+        boundaryRatio: 0.875,
+        vae: WAN21_VAE,
+        textEncoder: UMT5_XXL,
+        defaults: { steps: 40, guidance: 4 },
+        shift: 12,
       };
     default:
       throw new RangeError(
@@ -197,7 +224,20 @@ export function randomWanComponents(opts: RandomPipelineOptions = {}): WanPipeli
       {},
       "random model tokenizer",
     );
+    let second: Partial<WanPipelineComponents> = {};
+    if (cfg.transformer2) {
+      const tw2 = storeOf(
+        `random Wan transformer_2 (seed ${seed + 3})`,
+        drawTensors(transformerInits(cfg.transformer2), seed + 3, device, dtype),
+      );
+      stores.push(tw2);
+      second = {
+        transformer2: new WanTransformer(cfg.transformer2, tw2),
+        boundaryRatio: cfg.boundaryRatio ?? 0.875,
+      };
+    }
     return {
+      ...second,
       transformer: new WanTransformer(cfg.transformer, tw),
       vae: new WanVAE(cfg.vae, vw),
       textEncoder: new UMT5Encoder(cfg.textEncoder, ew),
@@ -304,10 +344,14 @@ export async function writeRandomWanModel(
   const name = opts.config ?? "tiny";
   const cfg = randomModelConfigs(name);
   const seed = opts.seed ?? 0;
-  const dtype = opts.dtype ?? (name === "tiny" ? "f32" : "bf16");
+  const dtype = opts.dtype ?? (name.startsWith("tiny") ? "f32" : "bf16");
   if (!SAFETENSORS_DTYPE[dtype]) throw new RangeError(`dtype must be f32, bf16 or f16, got ${dtype}`);
   await mkdir(dir, { recursive: true });
-  for (const sub of ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]) {
+  for (const sub of ["transformer", "transformer_2", "vae", "text_encoder", "tokenizer", "scheduler"]) {
+    if (sub === "transformer_2" && !cfg.transformer2) {
+      await rm(join(dir, sub), { recursive: true, force: true });
+      continue;
+    }
     await rm(join(dir, sub), { recursive: true, force: true });
     await mkdir(join(dir, sub));
   }
@@ -323,7 +367,18 @@ export async function writeRandomWanModel(
     tokenizer: ["transformers", "T5TokenizerFast"],
     transformer: ["diffusers", "WanTransformer3DModel"],
     vae: ["diffusers", "AutoencoderKLWan"],
+    ...(cfg.transformer2
+      ? { transformer_2: ["diffusers", "WanTransformer3DModel"], boundary_ratio: cfg.boundaryRatio ?? 0.875 }
+      : {}),
   });
+  if (cfg.transformer2)
+    await json("transformer_2/config.json", {
+      _class_name: "WanTransformer3DModel",
+      _diffusers_version: "0.35.0",
+      added_kv_proj_dim: null,
+      image_dim: null,
+      ...cfg.transformer2,
+    });
   await json("transformer/config.json", {
     _class_name: "WanTransformer3DModel",
     _diffusers_version: "0.33.1",
@@ -377,6 +432,13 @@ export async function writeRandomWanModel(
     drawTensors(transformerInits(cfg.transformer), seed, "cpu", dtype),
     progress("transformer"),
   );
+  if (cfg.transformer2)
+    bytes += await writeComponent(
+      join(dir, "transformer_2"),
+      "diffusion_pytorch_model",
+      drawTensors(transformerInits(cfg.transformer2), seed + 3, "cpu", dtype),
+      progress("transformer_2"),
+    );
   bytes += await writeComponent(
     join(dir, "vae"),
     "diffusion_pytorch_model",

@@ -792,7 +792,13 @@ function twoExperts(
 ): { boundary: number } {
   const ca = a.config;
   const cb = b.config;
-  for (const k of ["in_channels", "out_channels", "text_dim", "num_attention_heads", "attention_head_dim"] as const)
+  for (const k of [
+    "in_channels",
+    "out_channels",
+    "text_dim",
+    "num_attention_heads",
+    "attention_head_dim",
+  ] as const)
     if (ca[k] !== cb[k])
       throw new Error(
         `WanPipeline: the two experts differ in ${k} (transformer ${ca[k]}, transformer_2 ${cb[k]}); they must take the same latents and text`,

@@ -1,0 +1,180 @@
+// Two experts in the one loop: diffusers' hand-over rule, the per-expert guidance
+// and LoRAs, and the idle expert's swap through host memory (on the CPU the copies
+// are plain memcpys, so the swap logic runs here and must not change a bit).
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { liveTensorCount, type Tensor } from "@tessera/native";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expertAt, expertGuidance } from "./experts.js";
+import {
+  GenerateOptionError,
+  randomWanComponents,
+  readModelFolder,
+  WanPipeline,
+  type WanPipelineComponents,
+  writeRandomWanModel,
+} from "./index.js";
+
+const small = { prompt: "a red ball", width: 32, height: 32, frames: 5, steps: 6, seed: 3, guidance: 4 };
+
+async function values(t: Tensor): Promise<Float32Array> {
+  return t.toFloat32Array();
+}
+
+function twoExpert(opts: { swap?: boolean; sameExperts?: boolean } = {}): WanPipelineComponents {
+  const c = randomWanComponents({ config: "tiny-a14b", seed: 1 });
+  if (opts.sameExperts) {
+    // The second expert with the first's weights: the run must equal one expert's.
+    c.transformer2?.weights.dispose();
+    const other = randomWanComponents({ config: "tiny", seed: 1 });
+    other.vae.weights.dispose();
+    other.textEncoder.weights.dispose();
+    c.transformer2 = other.transformer;
+  }
+  return { ...c, expertSwap: opts.swap === true };
+}
+
+describe("the two-expert schedule", () => {
+  it("hands over below boundary_ratio × num_train_timesteps, as diffusers (t >= boundary: the first)", () => {
+    expect(expertAt(875, 875)).toBe(0);
+    expect(expertAt(874.99, 875)).toBe(1);
+    expect(expertAt(999, 875)).toBe(0);
+    expect(expertAt(10, null)).toBe(0);
+    expect(expertGuidance(3, true)).toBe(3);
+    expect(expertGuidance(1, true)).toBe(1);
+    expect(expertGuidance(0.5, true)).toBe(1);
+    expect(expertGuidance(0.5, false)).toBe(0.5);
+  });
+});
+
+describe("WanPipeline with two experts (tiny, CPU)", () => {
+  let base = 0;
+  let pipe: WanPipeline;
+  beforeAll(() => {
+    base = liveTensorCount();
+    pipe = new WanPipeline(twoExpert());
+  });
+  afterAll(() => {
+    pipe.dispose();
+    expect(liveTensorCount()).toBe(base);
+  });
+
+  it("runs the first expert above the boundary and the second below, each step once", async () => {
+    const r = await pipe.generate(small);
+    try {
+      expect(pipe.boundary).toBe(875);
+      expect(r.experts?.boundary).toBe(875);
+      const [a, b] = r.experts?.steps ?? [0, 0];
+      expect(a + b).toBe(6);
+      expect(a).toBeGreaterThan(0);
+      expect(b).toBeGreaterThan(0);
+      expect(r.experts?.swaps).toBe(0);
+      expect(r.timings.swap).toBe(0);
+    } finally {
+      r.video.dispose();
+      r.latents.dispose();
+    }
+  });
+
+  it("gives guidance2 to the second expert only", async () => {
+    const same = await pipe.generate({ ...small, guidance2: 4 });
+    const other = await pipe.generate({ ...small, guidance2: 1.5 });
+    const dflt = await pipe.generate(small);
+    try {
+      const [x, y, z] = [await values(same.latents), await values(other.latents), await values(dflt.latents)];
+      expect(z).toEqual(x); // guidance2 defaults to guidance
+      expect(y).not.toEqual(x);
+    } finally {
+      for (const r of [same, other, dflt]) {
+        r.video.dispose();
+        r.latents.dispose();
+      }
+    }
+  });
+
+  it("with the same weights in both experts, equals a one-expert run", async () => {
+    const two = new WanPipeline(twoExpert({ sameExperts: true }));
+    const one = new WanPipeline(randomWanComponents({ config: "tiny", seed: 1 }));
+    try {
+      const a = await two.generate(small);
+      const b = await one.generate(small);
+      expect(await values(a.latents)).toEqual(await values(b.latents));
+      for (const r of [a, b]) {
+        r.video.dispose();
+        r.latents.dispose();
+      }
+    } finally {
+      two.dispose();
+      one.dispose();
+    }
+  });
+
+  it("swapping the idle expert through host memory changes no bit, and is timed", async () => {
+    const swapping = new WanPipeline(twoExpert({ swap: true }));
+    try {
+      expect(swapping.expertSwap).toBe(true);
+      const a = await swapping.generate(small);
+      const b = await pipe.generate(small);
+      expect(await values(a.latents)).toEqual(await values(b.latents));
+      expect(a.experts?.swaps).toBe(1);
+      expect(a.timings.swap).toBeGreaterThan(0);
+      // The next run starts on the first expert again: one swap back, one forward.
+      const c = await swapping.generate(small);
+      expect(c.experts?.swaps).toBe(2);
+      expect(await values(c.latents)).toEqual(await values(b.latents));
+      for (const r of [a, b, c]) {
+        r.video.dispose();
+        r.latents.dispose();
+      }
+    } finally {
+      swapping.dispose();
+    }
+  });
+
+  it("refuses guidance2 and loras2 on a one-expert model", async () => {
+    const one = new WanPipeline(randomWanComponents({ config: "tiny", seed: 1 }));
+    try {
+      await expect(one.generate({ ...small, guidance2: 3 })).rejects.toThrow(GenerateOptionError);
+      await expect(one.generate({ ...small, guidance2: 3 })).rejects.toThrow(/two-expert model/);
+      await expect(one.setLoras2([{ path: "/nope.safetensors" }])).rejects.toThrow(/one expert/);
+    } finally {
+      one.dispose();
+    }
+  });
+});
+
+describe("a two-expert model folder", () => {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tessera-a14b-"));
+    await writeRandomWanModel(dir, { config: "tiny-a14b", seed: 2 });
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reads transformer_2 and boundary_ratio, and loads both experts", async () => {
+    const info = await readModelFolder(dir);
+    expect(info.boundaryRatio).toBe(0.875);
+    expect(info.transformer2?.num_layers).toBe(info.transformer.num_layers);
+    const pipe = await WanPipeline.load(dir, { expertSwap: "always" });
+    try {
+      expect(pipe.transformer2).not.toBeNull();
+      expect(pipe.limits.experts).toBe(2);
+      expect(pipe.expertSwap).toBe(true);
+      const r = await pipe.generate({ ...small, steps: 3 });
+      expect(r.experts?.steps[0]).toBeGreaterThan(0);
+      r.video.dispose();
+      r.latents.dispose();
+    } finally {
+      pipe.dispose();
+    }
+    const both = await WanPipeline.load(dir);
+    try {
+      expect(both.expertSwap).toBe(false); // auto: never on the CPU
+    } finally {
+      both.dispose();
+    }
+  });
+});
