@@ -4,7 +4,7 @@ Hugging Face tensor names, so a state dict moves between these modules, the publ
 checkpoints and the TypeScript engine unchanged. NCDHW layout throughout."""
 
 from .safetensors_io import read_safetensors, write_safetensors
-from .sampling import flow_matching_pair, flow_sigmas, sample
+from .sampling import expert_at, flow_matching_pair, flow_sigmas, sample, sample_two_experts
 from .umt5 import UMT5Encoder, relative_position_bucket
 from .wan_transformer import WanTransformer
 from .wan_vae import WanVAE
@@ -15,6 +15,8 @@ __all__ = [
     "UMT5Encoder",
     "relative_position_bucket",
     "sample",
+    "sample_two_experts",
+    "expert_at",
     "flow_sigmas",
     "flow_matching_pair",
     "read_safetensors",
