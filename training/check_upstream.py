@@ -128,6 +128,63 @@ def check_vae(golden):
     report("vae decode vs diffusers", rel(dec, ncdhw(t["output.decode"])), 1e-6)
 
 
+def check_a14b_schedule(golden):
+    """Wan2.2 A14B's two-expert schedule through diffusers' own WanPipeline loop: the
+    fixture's experts as transformer / transformer_2 with its boundary_ratio, its noise
+    as latents, its text states as prompt_embeds, its sigmas given to the Euler
+    scheduler; the experts each step ran and the final latents are compared."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+
+    path = os.path.join(golden, "wan_a14b_schedule.safetensors")
+    t, meta = read_safetensors(path)
+    c = json.loads(meta["config"])
+    experts = []
+    for prefix in ("transformer", "transformer_2"):
+        m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
+        sd = {k[len(prefix) + 1 :]: torch.from_numpy(v).double() for k, v in t.items() if k.startswith(prefix + ".")}
+        m.load_state_dict(sd, strict=True)
+        experts.append(m.double().eval())
+    calls = []
+    for i, m in enumerate(experts):
+        m.register_forward_pre_hook(lambda _m, _a, kw, i=i: calls.append((i, float(kw["timestep"][0]))), with_kwargs=True)
+    sched = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=float(meta["shift"]))
+    sigmas = [float(x) for x in t["input.sigmas"]]
+    plain = sched.set_timesteps
+    # WanPipeline asks for N evenly spaced steps; the fixture's explicit list is what runs.
+    sched.set_timesteps = lambda n=None, device=None, **kw: plain(sigmas=sigmas, device=device)
+    pipe = WanPipeline(
+        tokenizer=None,
+        text_encoder=None,
+        vae=None,
+        scheduler=sched,
+        transformer=experts[0],
+        transformer_2=experts[1],
+        boundary_ratio=float(meta["boundary_ratio"]),
+    )
+    noise = ncdhw(t["input.noise"]).double()
+    out = pipe(
+        prompt_embeds=t["input.context"].double(),
+        negative_prompt_embeds=t["input.negative_context"].double(),
+        latents=noise,
+        num_inference_steps=len(sigmas),
+        guidance_scale=float(meta["guidance"]),
+        guidance_scale_2=float(meta["guidance_2"]),
+        height=noise.shape[3] * 8,
+        width=noise.shape[4] * 8,
+        num_frames=1 + 4 * (noise.shape[2] - 1),
+        output_type="latent",
+        return_dict=False,
+    )[0]
+    # One call per branch: the expert of each step is that of its first call.
+    per_step = [e for j, (e, _) in enumerate(calls) if j % 2 == 0]
+    want = [int(x) for x in t["output.experts"]]
+    bad = sum(int(a != b) for a, b in zip(per_step, want)) + abs(len(per_step) - len(want))
+    print(f"  a14b: diffusers ran experts {per_step} at timesteps {[round(ts, 2) for _, ts in calls[::2]]}")
+    report("a14b expert per step vs diffusers' WanPipeline", float(bad), 0.0, "count of steps with another expert")
+    report("a14b latents vs diffusers' WanPipeline", rel(out.float(), ncdhw(t["output.latents"])), 1e-4,
+           "diffusers keeps latents in float32 between steps")  # fmt: skip
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--golden", required=True)
@@ -138,7 +195,7 @@ def main():
         sys.path.insert(0, args.diffusers)
     checks = [("umt5", check_umt5)]
     if args.diffusers:
-        checks += [("transformer", check_transformer), ("vae", check_vae)]
+        checks += [("transformer", check_transformer), ("vae", check_vae), ("a14b", check_a14b_schedule)]
     for name, fn in checks:
         print(f"{name}:")
         try:
