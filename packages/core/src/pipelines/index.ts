@@ -1,4 +1,12 @@
 export * from "./demo-model.js";
+export {
+  boundaryTimestep,
+  EXPERT_SWAPS,
+  type ExpertSwap,
+  expertAt,
+  expertGuidance,
+  needsSwap,
+} from "./experts.js";
 export { guidedVelocityAt, stepTimesteps } from "./guided-velocity.js";
 export * from "./load.js";
 export * from "./loras.js";
