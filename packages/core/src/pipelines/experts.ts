@@ -85,11 +85,13 @@ export class ExpertResidency {
     stores: readonly WeightStore[],
     readonly device: Device,
     readonly swap: boolean,
+    /** Which stores are on the device now (default: all without swap, else the first). */
+    resident?: readonly boolean[],
   ) {
     this.#stores = stores;
     this.#host = stores.map(() => null);
     this.#hostVersion = stores.map(() => -1);
-    this.#resident = stores.map((_, i) => !swap || i === 0);
+    this.#resident = stores.map((_, i) => resident?.[i] ?? (!swap || i === 0));
   }
 
   isResident(i: number): boolean {
@@ -127,6 +129,18 @@ export class ExpertResidency {
     this.#restore(i);
     await this.device.synchronize();
     this.swaps++;
+    return performance.now() - t0;
+  }
+
+  /**
+   * Moves expert `i` to host memory now (a no-op when it is there), freeing its device
+   * memory; resolves to the milliseconds it took, the copy waited for.
+   */
+  async offload(i: number): Promise<number> {
+    if (!this.#resident[i]) return 0;
+    const t0 = performance.now();
+    this.#offload(i);
+    await this.device.synchronize();
     return performance.now() - t0;
   }
 

@@ -2,6 +2,7 @@ export * from "./demo-model.js";
 export {
   boundaryTimestep,
   EXPERT_SWAPS,
+  ExpertResidency,
   type ExpertSwap,
   expertAt,
   expertGuidance,
