@@ -1,11 +1,13 @@
 // Two experts in the one loop: diffusers' hand-over rule, the per-expert guidance
 // and LoRAs, and the idle expert's swap through host memory (on the CPU the copies
 // are plain memcpys, so the swap logic runs here and must not change a bit).
+import { mkdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { liveTensorCount, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeSyntheticLora } from "../weights/lora/synthetic.js";
 import { expertAt, expertGuidance } from "./experts.js";
 import {
   GenerateOptionError,
@@ -13,6 +15,7 @@ import {
   readModelFolder,
   WanPipeline,
   type WanPipelineComponents,
+  wanLoraTarget,
   writeRandomWanModel,
 } from "./index.js";
 
@@ -143,6 +146,86 @@ describe("WanPipeline with two experts (tiny, CPU)", () => {
     }
   });
 });
+
+describe("per-expert LoRAs and the step cache with two experts", () => {
+  let dir = "";
+  let base = 0;
+  beforeAll(async () => {
+    base = liveTensorCount();
+    dir = await mkdtemp(join(tmpdir(), "tessera-a14b-lora-"));
+    mkdirSync(join(dir, "loras"));
+    const target = wanLoraTarget(randomModelTarget());
+    await writeSyntheticLora(join(dir, "loras", "low.safetensors"), target, {
+      naming: "comfyui",
+      targets: ["blocks.0.attn1.to_q.weight", "proj_out.weight"],
+      alpha: 2,
+      seed: 9,
+    });
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+    expect(liveTensorCount()).toBe(base);
+  });
+
+  it("merges loras2 into the second expert only, as it becomes resident, swapped or not", async () => {
+    for (const swap of [false, true]) {
+      const pipe = new WanPipeline({ ...twoExpert({ swap }), loraDir: join(dir, "loras") });
+      try {
+        const plain = await pipe.generate(small);
+        const first = await pipe.generate({ ...small, loras: [{ name: "low" }] });
+        const second = await pipe.generate({ ...small, loras2: [{ name: "low", strength: 0.7 }] });
+        expect(pipe.loras2.map((l) => l.strength)).toEqual([0.7]);
+        expect(pipe.loras).toEqual([]);
+        const again = await pipe.generate({ ...small, loras2: [] });
+        const [p, f, s2, a] = await Promise.all([plain, first, second, again].map((r) => values(r.latents)));
+        expect(f).not.toEqual(p);
+        expect(s2).not.toEqual(p);
+        expect(s2).not.toEqual(f);
+        expect(a).toEqual(p); // removed without a trace
+        for (const r of [plain, first, second, again]) {
+          r.video.dispose();
+          r.latents.dispose();
+        }
+      } finally {
+        pipe.dispose();
+      }
+    }
+  });
+
+  it("an unknown LoRA name in loras2 is an error naming loras2", async () => {
+    const pipe = new WanPipeline({ ...twoExpert(), loraDir: join(dir, "loras") });
+    try {
+      await expect(pipe.generate({ ...small, loras2: [{ name: "nope" }] })).rejects.toThrow(
+        /loras2\[0\]: no LoRA named 'nope'/,
+      );
+    } finally {
+      pipe.dispose();
+    }
+  });
+
+  it("runs each expert's first step in full under the step cache", async () => {
+    const pipe = new WanPipeline(twoExpert());
+    try {
+      const r = await pipe.generate({ ...small, steps: 8, stepCache: 10 });
+      // Everything but the first and last steps and the second expert's first would be reused.
+      expect(r.fullSteps).toBe(3);
+      expect(r.experts?.steps[0]).toBeGreaterThan(1);
+      r.video.dispose();
+      r.latents.dispose();
+    } finally {
+      pipe.dispose();
+    }
+  });
+});
+
+function randomModelTarget() {
+  const c = randomWanComponents({ config: "tiny", seed: 0 });
+  const cfg = c.transformer.config;
+  c.transformer.weights.dispose();
+  c.vae.weights.dispose();
+  c.textEncoder.weights.dispose();
+  return cfg;
+}
 
 describe("a two-expert model folder", () => {
   let dir = "";
