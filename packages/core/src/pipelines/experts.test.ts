@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { liveTensorCount, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runRanks } from "../parallel/comm.js";
+import { maxRelErr } from "../testing/compare.js";
 import { writeSyntheticLora } from "../weights/lora/synthetic.js";
 import { expertAt, expertGuidance } from "./experts.js";
 import {
@@ -18,6 +20,7 @@ import {
   wanLoraTarget,
   writeRandomWanModel,
 } from "./index.js";
+import { generateParallel } from "./parallel-generate.js";
 
 const small = { prompt: "a red ball", width: 32, height: 32, frames: 5, steps: 6, seed: 3, guidance: 4 };
 
@@ -259,5 +262,34 @@ describe("a two-expert model folder", () => {
     } finally {
       both.dispose();
     }
+  });
+});
+
+describe("two experts under a parallel plan (in-process ranks)", () => {
+  it("every rank runs the same expert at each step: cfg, Ulysses and ring give one device's video", async () => {
+    const before = liveTensorCount();
+    const pipe = new WanPipeline(twoExpert());
+    const opts = { ...small, width: 48, height: 32, guidance2: 2 };
+    const ref = await pipe.generate(opts);
+    try {
+      for (const [n, strategy] of [
+        [2, "cfg"],
+        [2, "ulysses"],
+        [2, "ring"],
+      ] as const) {
+        const outs = await runRanks(n, (comm) => generateParallel(pipe, comm, { ...opts, strategy }));
+        for (const o of outs) {
+          expect(await maxRelErr(o.latents, ref.latents)).toBeLessThan(1e-4);
+          expect(o.experts?.steps).toEqual(ref.experts?.steps);
+          o.video.dispose();
+          o.latents.dispose();
+        }
+      }
+    } finally {
+      ref.video.dispose();
+      ref.latents.dispose();
+      pipe.dispose();
+    }
+    expect(liveTensorCount()).toBe(before);
   });
 });

@@ -435,11 +435,15 @@ export class WanPipeline {
     // Per generation: the graph holds the step's activation memory, which the VAE
     // decode that follows may need. One per expert (each reads its own weights).
     const graphs: (StepGraph | null)[] = [null, null];
+    let graphFailure: string | null = null;
+    const dropGraph = (e: number) => {
+      graphFailure ??= graphs[e]?.failure() ?? null;
+      graphs[e]?.dispose();
+      graphs[e] = null;
+    };
     const disposeGraphs = () => {
-      for (const [e, g] of graphs.entries()) {
-        g?.dispose();
-        graphs[e] = null;
-      }
+      dropGraph(0);
+      dropGraph(1);
     };
     const timings: GenerateTimings = {
       text: 0,
@@ -561,7 +565,12 @@ export class WanPipeline {
         const e = expertAt(t, this.boundary);
         const transformer = e === 0 ? this.transformer : (this.transformer2 as WanTransformer);
         const guidance = expertGuidance(e === 0 ? r.guidance : r.guidance2, cfg);
-        if (e !== lastExpert) await useExpert(e);
+        if (e !== lastExpert) {
+          // Timesteps only fall: the expert handed over from does not run again, so its
+          // graph (and the activation memory it holds) can go.
+          if (lastExpert >= 0) dropGraph(lastExpert);
+          await useExpert(e);
+        }
         expertSteps[e]++;
         let v: Tensor;
         if (stepCache)
@@ -609,7 +618,8 @@ export class WanPipeline {
         });
       }
       if (useGraph && stepGraph.replays === 0) {
-        const reason = graphs[0]?.failure() ?? graphs[1]?.failure() ?? null;
+        disposeGraphs();
+        const reason = graphFailure;
         if (reason) Object.assign(stepGraph, { state: "failed", reason });
         else if (total < 2 || Math.max(...expertSteps) < 2) stepGraph.state = "off"; // nothing to replay
       }
