@@ -7,12 +7,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { liveTensorCount, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parameterCount, WAN21_T2V_14B } from "../models/wan/config.js";
 import { runRanks } from "../parallel/comm.js";
 import { maxRelErr } from "../testing/compare.js";
 import { writeSyntheticLora } from "../weights/lora/synthetic.js";
 import { expertAt, expertGuidance } from "./experts.js";
 import {
+  estimateMemory,
   GenerateOptionError,
+  randomModelConfigs,
   randomWanComponents,
   readModelFolder,
   WanPipeline,
@@ -291,5 +294,31 @@ describe("two experts under a parallel plan (in-process ranks)", () => {
       pipe.dispose();
     }
     expect(liveTensorCount()).toBe(before);
+  });
+});
+
+describe("the memory estimate of two experts", () => {
+  it("counts both experts on the device, or one there and both in host memory when swapping", () => {
+    const cfg = randomModelConfigs("wan2.2-t2v-a14b");
+    const base = {
+      transformer: cfg.transformer,
+      vae: cfg.vae,
+      textParams: 5.7e9,
+      dtype: "bf16" as const,
+      device: "cuda" as const,
+      width: 832,
+      height: 480,
+      frames: 81,
+    };
+    const one = estimateMemory(base);
+    const both = estimateMemory({ ...base, transformer2: cfg.transformer2 });
+    const swapped = estimateMemory({ ...base, transformer2: cfg.transformer2, expertSwap: true });
+    const expert = parameterCount(WAN21_T2V_14B) * 2;
+    expect(both.experts).toEqual([expert, expert]);
+    expect(both.weights - one.weights).toBe(expert);
+    expect(swapped.weights).toBe(one.weights);
+    expect(swapped.hostWeights).toBe(2 * expert);
+    expect(expert / 1e9).toBeCloseTo(28.6, 0);
+    expect(both.total - swapped.total).toBe(expert);
   });
 });
