@@ -198,6 +198,26 @@ describe("per-expert LoRAs and the step cache with two experts", () => {
     }
   });
 
+  it("with the swap, a loras2 file that does not fit fails before the first step", async () => {
+    const wide = join(dir, "loras", "wide.safetensors");
+    await writeSyntheticLora(wide, wanLoraTarget({ ...randomModelTarget(), num_attention_heads: 4 }), {
+      naming: "comfyui",
+      targets: ["blocks.0.attn1.to_q.weight"],
+    });
+    const pipe = new WanPipeline({ ...twoExpert({ swap: true }), loraDir: join(dir, "loras") });
+    let steps = 0;
+    try {
+      const run = pipe.generate({ ...small, loras2: [{ name: "wide" }], onProgress: () => steps++ });
+      await expect(run).rejects.toThrow(GenerateOptionError);
+      await expect(pipe.generate({ ...small, loras2: [{ name: "wide" }] })).rejects.toThrow(
+        /wide\.safetensors/,
+      );
+      expect(steps).toBe(0);
+    } finally {
+      pipe.dispose();
+    }
+  });
+
   it("an unknown LoRA name in loras2 is an error naming loras2", async () => {
     const pipe = new WanPipeline({ ...twoExpert(), loraDir: join(dir, "loras") });
     try {

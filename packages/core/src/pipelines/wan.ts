@@ -39,7 +39,7 @@ import { type FlowScheduler, startIndexForStrength } from "../schedulers/common.
 import { createScheduler, WAN_SAMPLING_DEFAULTS } from "../schedulers/index.js";
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { RgbImage, VideoFrames } from "../video/frames.js";
-import { LoraError } from "../weights/lora/adapter.js";
+import { LoraError, planLoraFile } from "../weights/lora/adapter.js";
 import { boundaryTimestep, ExpertResidency, expertAt, expertGuidance } from "./experts.js";
 import { guidedVelocity } from "./guided-velocity.js";
 import { type LoadPipelineOptions, loadWanComponents } from "./load.js";
@@ -483,6 +483,15 @@ export class WanPipeline {
         await holdLoras(0);
         if (this.transformer2) await holdLoras(1);
       }
+      // Each expert's LoRAs checked against it now (names and shapes, from the files'
+      // headers), so that a LoRA that does not fit fails the run before its first step.
+      else
+        for (const [key, list, model] of [
+          ["loras", wantedLoras, this.transformer],
+          ["loras2", wantedLoras2, this.transformer2 as WanTransformer],
+        ] as const)
+          for (const l of list)
+            await this.#lorasOption(() => planLoraFile(l.path, wanLoraTarget(model.config)), key);
       checkAbort(signal);
 
       // 1. Text states: conditional, then unconditional, one batch of two for guidance
