@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks the golden files against the published implementations, where they can be
 imported: Hugging Face transformers' UMT5EncoderModel, and diffusers'
-WanTransformer3DModel and AutoencoderKLWan (from a diffusers source tree given with
---diffusers, since the GPU host has no diffusers package). Each upstream model gets
+WanTransformer3DModel, AutoencoderKLWan and the T2V pipeline runs (WanPipeline with its
+UniPCMultistepScheduler / FlowMatchEulerDiscreteScheduler) (from a diffusers source tree
+given with --diffusers, since the GPU host has no diffusers package). Each upstream model gets
 the fixture's weights (strict load: every name must match) and inputs in float64 on
 the CPU, and its outputs are compared with the fixture's output.* tensors.
 
@@ -128,61 +129,146 @@ def check_vae(golden):
     report("vae decode vs diffusers", rel(dec, ncdhw(t["output.decode"])), 1e-6)
 
 
+def _wan_schedulers(case):
+    """The scheduler diffusers' Wan pipelines run for a golden case, configured as Wan's
+    model folders (and diffusers' docs) configure it."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+
+    if case["scheduler"] == "unipc":
+        return UniPCMultistepScheduler(
+            num_train_timesteps=1000, prediction_type="flow_prediction", use_flow_sigmas=True,
+            flow_shift=case["shift"], solver_order=2, solver_type="bh2", predict_x0=True,
+            lower_order_final=True, final_sigmas_type="zero",
+        )  # fmt: skip
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=case["shift"])
+
+
+def check_pipeline(golden):
+    """wan_pipeline.safetensors (3-step guided runs from given noise and prompt embeddings)
+    against diffusers' own WanPipeline with WanTransformer3DModel and its UniPC / Euler
+    scheduler, float64 on the CPU; and the same loop written out over diffusers' scheduler,
+    so a pipeline that cannot be built without a VAE or text encoder still checks the sampler."""
+    from diffusers import WanPipeline, WanTransformer3DModel
+
+    t_all, meta = read_safetensors(os.path.join(golden, "wan_pipeline.safetensors"))
+    w, _, c = split(os.path.join(golden, "wan_transformer.safetensors"))
+    m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
+    m.load_state_dict(w, strict=True)
+    m = m.double().eval()
+    pos = torch.from_numpy(t_all["input.prompt_embeds"]).double()
+    neg = torch.from_numpy(t_all["input.negative_prompt_embeds"]).double()
+    for case in json.loads(meta["cases"]):
+        n = case["name"]
+        noise = ncdhw(torch.from_numpy(t_all[f"input.{n}.noise"]))
+        ref = ncdhw(torch.from_numpy(t_all[f"output.{n}.latents"]))
+        what = f"{case['steps']} {case['scheduler']} steps, shift {case['shift']}, guidance {case['guidance']}"
+        # 1. The loop written out: diffusers' scheduler and transformer, WanPipeline's order of things.
+        s = _wan_schedulers(case)
+        s.set_timesteps(case["steps"])
+        x = noise.clone().float()
+        with torch.no_grad():
+            for t in s.timesteps:
+                inp = x.double()
+                tt = t.expand(1)
+                v = m(hidden_states=inp, timestep=tt, encoder_hidden_states=pos, return_dict=False)[0]
+                vn = m(hidden_states=inp, timestep=tt, encoder_hidden_states=neg, return_dict=False)[0]
+                v = vn + case["guidance"] * (v - vn)
+                x = s.step(v, t, x, return_dict=False)[0]
+        report(f"pipeline {n} ({what}) vs diffusers scheduler + transformer", rel(x, ref), 1e-4,
+               "diffusers keeps σ in f32 and the latents in f32 between steps")  # fmt: skip
+        # 2. diffusers' WanPipeline itself (no VAE, tokenizer or text encoder: embeddings in, latents out).
+        try:
+            pipe = WanPipeline(tokenizer=None, text_encoder=None, vae=None, scheduler=_wan_schedulers(case), transformer=m)
+        except Exception as e:  # an older or newer diffusers may insist on every component
+            print(f"  skip WanPipeline for {n}: cannot build it without a VAE/text encoder ({type(e).__name__}: {e})")
+            continue
+        out = pipe(
+            prompt=None, negative_prompt=None, prompt_embeds=pos, negative_prompt_embeds=neg,
+            height=case["height"], width=case["width"], num_frames=case["frames"],
+            num_inference_steps=case["steps"], guidance_scale=case["guidance"],
+            latents=noise.clone(), output_type="latent", return_dict=False,
+        )[0]  # fmt: skip
+        report(f"pipeline {n} ({what}) vs diffusers WanPipeline", rel(out, ref), 1e-4,
+               "diffusers keeps σ in f32 and the latents in f32 between steps")  # fmt: skip
+
+
 def check_a14b_schedule(golden):
-    """Wan2.2 A14B's two-expert schedule through diffusers' own WanPipeline loop: the
-    fixture's experts as transformer / transformer_2 with its boundary_ratio, its noise
-    as latents, its text states as prompt_embeds, its sigmas given to the Euler
-    scheduler; the experts each step ran and the final latents are compared."""
+    """wan_a14b_schedule.safetensors (Wan2.2 A14B's two experts over four Euler steps that
+    cross the boundary, from given noise and prompt embeddings) against diffusers: the loop
+    written out over diffusers' FlowMatchEulerDiscreteScheduler and WanTransformer3DModel
+    with WanPipeline's rule for the expert of each step (t >= boundary_ratio * 1000: the
+    first, with guidance_scale; else the second, with guidance_scale_2), then diffusers'
+    WanPipeline itself with transformer_2 and boundary_ratio, float64 on the CPU."""
     from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 
-    path = os.path.join(golden, "wan_a14b_schedule.safetensors")
-    t, meta = read_safetensors(path)
+    raw, meta = read_safetensors(os.path.join(golden, "wan_a14b_schedule.safetensors"))
+    t = {k: torch.from_numpy(v) for k, v in raw.items()}
     c = json.loads(meta["config"])
     experts = []
     for prefix in ("transformer", "transformer_2"):
         m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
-        sd = {k[len(prefix) + 1 :]: torch.from_numpy(v).double() for k, v in t.items() if k.startswith(prefix + ".")}
+        sd = {k[len(prefix) + 1 :]: v.double() for k, v in t.items() if k.startswith(prefix + ".")}
         m.load_state_dict(sd, strict=True)
         experts.append(m.double().eval())
+    ratio, shift = float(meta["boundary_ratio"]), float(meta["shift"])
+    g1, g2 = float(meta["guidance"]), float(meta["guidance_2"])
+    sigmas = [float(x) for x in t["input.sigmas"]]
+    pos, neg = t["input.context"].double(), t["input.negative_context"].double()
+    noise = ncdhw(t["input.noise"])
+    ref = ncdhw(t["output.latents"])
+    want = [int(x) for x in t["output.experts"]]
+
+    def scheduler():
+        s = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
+        plain = s.set_timesteps
+        # WanPipeline asks for N evenly spaced steps; the fixture's explicit list is what runs.
+        s.set_timesteps = lambda n=None, device=None, **kw: plain(sigmas=sigmas, device=device)
+        return s
+
+    # 1. The loop written out.
+    s = scheduler()
+    s.set_timesteps(len(sigmas))
+    boundary = ratio * s.config.num_train_timesteps
+    x = noise.clone().float()
+    chosen = []
+    with torch.no_grad():
+        for ts in s.timesteps:
+            e = 0 if ts >= boundary else 1
+            chosen.append(e)
+            m, g = experts[e], (g1 if e == 0 else g2)
+            inp, tt = x.double(), ts.expand(1)
+            v = m(hidden_states=inp, timestep=tt, encoder_hidden_states=pos, return_dict=False)[0]
+            vn = m(hidden_states=inp, timestep=tt, encoder_hidden_states=neg, return_dict=False)[0]
+            x = s.step(vn + g * (v - vn), ts, x, return_dict=False)[0]
+    print(f"  a14b: timesteps {[round(float(v), 2) for v in s.timesteps]}, experts {chosen} (fixture {want})")
+    report("a14b expert per step vs diffusers' rule", float(sum(a != b for a, b in zip(chosen, want))), 0.0,
+           "count of steps with another expert")  # fmt: skip
+    report("a14b latents vs diffusers scheduler + transformers", rel(x, ref), 1e-4,
+           "diffusers keeps σ and the latents in f32 between steps")  # fmt: skip
+
+    # 2. diffusers' WanPipeline itself, two experts (no VAE, tokenizer or text encoder).
     calls = []
     for i, m in enumerate(experts):
-        m.register_forward_pre_hook(lambda _m, _a, kw, i=i: calls.append((i, float(kw["timestep"][0]))), with_kwargs=True)
-    sched = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=float(meta["shift"]))
-    sigmas = [float(x) for x in t["input.sigmas"]]
-    plain = sched.set_timesteps
-    # WanPipeline asks for N evenly spaced steps; the fixture's explicit list is what runs.
-    sched.set_timesteps = lambda n=None, device=None, **kw: plain(sigmas=sigmas, device=device)
-    pipe = WanPipeline(
-        tokenizer=None,
-        text_encoder=None,
-        vae=None,
-        scheduler=sched,
-        transformer=experts[0],
-        transformer_2=experts[1],
-        boundary_ratio=float(meta["boundary_ratio"]),
-    )
-    noise = ncdhw(t["input.noise"]).double()
+        m.register_forward_pre_hook(lambda _m, _a, kw, i=i: calls.append(i), with_kwargs=True)
+    try:
+        pipe = WanPipeline(
+            tokenizer=None, text_encoder=None, vae=None, scheduler=scheduler(),
+            transformer=experts[0], transformer_2=experts[1], boundary_ratio=ratio,
+        )  # fmt: skip
+    except Exception as e:  # an older or newer diffusers may insist on every component
+        print(f"  skip WanPipeline for a14b: cannot build it without a VAE/text encoder ({type(e).__name__}: {e})")
+        return
     out = pipe(
-        prompt_embeds=t["input.context"].double(),
-        negative_prompt_embeds=t["input.negative_context"].double(),
-        latents=noise,
-        num_inference_steps=len(sigmas),
-        guidance_scale=float(meta["guidance"]),
-        guidance_scale_2=float(meta["guidance_2"]),
-        height=noise.shape[3] * 8,
-        width=noise.shape[4] * 8,
-        num_frames=1 + 4 * (noise.shape[2] - 1),
-        output_type="latent",
-        return_dict=False,
-    )[0]
-    # One call per branch: the expert of each step is that of its first call.
-    per_step = [e for j, (e, _) in enumerate(calls) if j % 2 == 0]
-    want = [int(x) for x in t["output.experts"]]
-    bad = sum(int(a != b) for a, b in zip(per_step, want)) + abs(len(per_step) - len(want))
-    print(f"  a14b: diffusers ran experts {per_step} at timesteps {[round(ts, 2) for _, ts in calls[::2]]}")
-    report("a14b expert per step vs diffusers' WanPipeline", float(bad), 0.0, "count of steps with another expert")
-    report("a14b latents vs diffusers' WanPipeline", rel(out.float(), ncdhw(t["output.latents"])), 1e-4,
-           "diffusers keeps latents in float32 between steps")  # fmt: skip
+        prompt=None, negative_prompt=None, prompt_embeds=pos, negative_prompt_embeds=neg,
+        height=noise.shape[3] * 8, width=noise.shape[4] * 8, num_frames=1 + 4 * (noise.shape[2] - 1),
+        num_inference_steps=len(sigmas), guidance_scale=g1, guidance_scale_2=g2,
+        latents=noise.clone(), output_type="latent", return_dict=False,
+    )[0]  # fmt: skip
+    per_step = calls[::2]  # two calls a step, conditional then unconditional, by the same expert
+    report("a14b expert per step vs diffusers WanPipeline", float(sum(a != b for a, b in zip(per_step, want))), 0.0,
+           f"diffusers ran {per_step}")  # fmt: skip
+    report("a14b latents vs diffusers WanPipeline", rel(out, ref), 1e-4,
+           "diffusers keeps σ and the latents in f32 between steps")  # fmt: skip
 
 
 def main():
@@ -195,7 +281,11 @@ def main():
         sys.path.insert(0, args.diffusers)
     checks = [("umt5", check_umt5)]
     if args.diffusers:
-        checks += [("transformer", check_transformer), ("vae", check_vae), ("a14b", check_a14b_schedule)]
+        checks += [("transformer", check_transformer), ("vae", check_vae)]
+        if os.path.exists(os.path.join(args.golden, "wan_pipeline.safetensors")):
+            checks += [("pipeline", check_pipeline)]
+        if os.path.exists(os.path.join(args.golden, "wan_a14b_schedule.safetensors")):
+            checks += [("a14b", check_a14b_schedule)]
     for name, fn in checks:
         print(f"{name}:")
         try:

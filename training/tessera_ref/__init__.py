@@ -4,7 +4,18 @@ Hugging Face tensor names, so a state dict moves between these modules, the publ
 checkpoints and the TypeScript engine unchanged. NCDHW layout throughout."""
 
 from .safetensors_io import read_safetensors, write_safetensors
-from .sampling import expert_at, flow_matching_pair, flow_sigmas, sample, sample_two_experts
+from .rng import tessera_randn
+from .sampling import (
+    UniPC,
+    euler_schedule,
+    expert_at,
+    flow_matching_pair,
+    flow_sigmas,
+    sample,
+    sample_guided,
+    sample_two_experts,
+    unipc_schedule,
+)
 from .umt5 import UMT5Encoder, relative_position_bucket
 from .wan_transformer import WanTransformer
 from .wan_vae import WanVAE
@@ -17,6 +28,11 @@ __all__ = [
     "sample",
     "sample_two_experts",
     "expert_at",
+    "sample_guided",
+    "UniPC",
+    "euler_schedule",
+    "unipc_schedule",
+    "tessera_randn",
     "flow_sigmas",
     "flow_matching_pair",
     "read_safetensors",

@@ -8,6 +8,7 @@ export {
   expertGuidance,
   needsSwap,
 } from "./experts.js";
+export * from "./family.js";
 export { guidedVelocityAt, stepTimesteps } from "./guided-velocity.js";
 export * from "./load.js";
 export * from "./loras.js";
@@ -17,6 +18,7 @@ export * from "./options.js";
 export * from "./parallel-generate.js";
 export { pixelsToTensor, resizeCover } from "./pixels.js";
 export * from "./preview.js";
+export * from "./prompt-embeds.js";
 export * from "./prompt-style.js";
 export { StepGraph, type StepGraphReport } from "./step-graph.js";
 export * from "./text-cache.js";

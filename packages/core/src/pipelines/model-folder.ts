@@ -31,14 +31,6 @@ import { WeightStore } from "../weights/store.js";
 import type { GenerationDefaults } from "./options.js";
 import type { WanPipelineComponents } from "./wan.js";
 
-export type RandomModelName = "tiny" | "wan2.1-1.3b" | "tiny-a14b" | "wan2.2-t2v-a14b";
-export const RANDOM_MODEL_NAMES: readonly RandomModelName[] = [
-  "tiny",
-  "wan2.1-1.3b",
-  "tiny-a14b",
-  "wan2.2-t2v-a14b",
-];
-
 export interface WanModelConfigs {
   transformer: WanTransformerConfig;
   vae: WanVaeConfig;
@@ -63,55 +55,91 @@ export const DEMO_VOCAB: readonly string[] = (
   "dancing night day cute old"
 ).split(" ");
 
-/** The random models: tiny (seconds on a CPU) and the Wan2.1-1.3B geometry. */
-export function randomModelConfigs(name: RandomModelName): WanModelConfigs {
-  switch (name) {
-    case "tiny":
-      return {
-        // The tiny VAE has 4 latent channels, so the transformer takes and gives 4.
-        transformer: {
-          ...WAN_TINY,
-          in_channels: WAN_VAE_TINY.z_dim,
-          out_channels: WAN_VAE_TINY.z_dim,
-          text_dim: UMT5_TINY.d_model,
-        },
-        vae: WAN_VAE_TINY,
-        textEncoder: UMT5_TINY,
-        defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
-        shift: 5,
-      };
-    case "wan2.1-1.3b":
-      return {
-        transformer: WAN21_T2V_1_3B,
-        vae: WAN21_VAE,
-        textEncoder: UMT5_XXL,
-        defaults: {},
-        // Wan-AI/Wan2.1-T2V-1.3B-Diffusers' scheduler_config.json.
-        shift: 3,
-      };
-    case "tiny-a14b": {
-      // The tiny model with a second expert of the same geometry (Wan2.2 T2V-A14B's boundary).
-      const tiny = randomModelConfigs("tiny");
+/**
+ * One random model of `tessera create-model --config NAME`: what it is (for --help) and
+ * its configs. A family adds its real geometry (and a tiny member for tests) as one
+ * entry of RANDOM_MODELS below; the name list, the CLI's choices and its help follow.
+ */
+export interface RandomModelSpec {
+  /** A few words for --help: "Wan2.1-T2V-14B's geometry". */
+  description: string;
+  configs(): WanModelConfigs;
+}
+
+/** The random models by name (the order of --help). */
+export const RANDOM_MODELS = {
+  tiny: {
+    description: "seconds on a CPU",
+    configs: () => ({
+      // The tiny VAE has 4 latent channels, so the transformer takes and gives 4.
+      transformer: {
+        ...WAN_TINY,
+        in_channels: WAN_VAE_TINY.z_dim,
+        out_channels: WAN_VAE_TINY.z_dim,
+        text_dim: UMT5_TINY.d_model,
+      },
+      vae: WAN_VAE_TINY,
+      textEncoder: UMT5_TINY,
+      defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
+      shift: 5,
+    }),
+  },
+  "wan2.1-1.3b": {
+    description: "Wan2.1-T2V-1.3B's geometry",
+    configs: () => ({
+      transformer: WAN21_T2V_1_3B,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: {},
+      // Wan-AI/Wan2.1-T2V-1.3B-Diffusers' scheduler_config.json.
+      shift: 3,
+    }),
+  },
+  "wan2.1-t2v-14b": {
+    description: "Wan2.1-T2V-14B's geometry (about 28 GB in bf16)",
+    configs: () => ({
+      transformer: WAN21_T2V_14B,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: {},
+      // Wan's generate.py samples the T2V-14B with shift 5.
+      shift: 5,
+    }),
+  },
+  "tiny-a14b": {
+    description: "tiny with two experts (Wan2.2 A14B's layout, boundary 0.875)",
+    // The tiny model with a second expert of the same geometry.
+    configs: (): WanModelConfigs => {
+      const tiny = RANDOM_MODELS.tiny.configs();
       return { ...tiny, transformer2: tiny.transformer, boundaryRatio: 0.875 };
-    }
-    case "wan2.2-t2v-a14b":
-      // Wan-AI/Wan2.2-T2V-A14B-Diffusers: two experts of Wan2.1-T2V-14B's geometry,
-      // handing over at boundary_ratio 0.875; Wan2.2's sampling (40 steps, shift 12,
-      // guidance 4 on the high-noise expert; Wan2.2 uses 3 on the low-noise one: --guidance-2 3).
-      return {
-        transformer: WAN21_T2V_14B,
-        transformer2: WAN21_T2V_14B,
-        boundaryRatio: 0.875,
-        vae: WAN21_VAE,
-        textEncoder: UMT5_XXL,
-        defaults: { steps: 40, guidance: 4 },
-        shift: 12,
-      };
-    default:
-      throw new RangeError(
-        `unknown model config '${name as string}'; use ${RANDOM_MODEL_NAMES.join(" or ")}`,
-      );
-  }
+    },
+  },
+  "wan2.2-t2v-a14b": {
+    description: "Wan2.2-T2V-A14B's geometry: two 14B experts (about 57 GB in bf16)",
+    // Wan-AI/Wan2.2-T2V-A14B-Diffusers: two experts of Wan2.1-T2V-14B's geometry handing
+    // over at boundary_ratio 0.875; Wan2.2's sampling (40 steps, shift 12, guidance 4 on
+    // the high-noise expert; Wan2.2 uses 3 on the low-noise one: --guidance-2 3).
+    configs: (): WanModelConfigs => ({
+      transformer: WAN21_T2V_14B,
+      transformer2: WAN21_T2V_14B,
+      boundaryRatio: 0.875,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: { steps: 40, guidance: 4 },
+      shift: 12,
+    }),
+  },
+} as const satisfies Record<string, RandomModelSpec>;
+
+export type RandomModelName = keyof typeof RANDOM_MODELS;
+export const RANDOM_MODEL_NAMES = Object.keys(RANDOM_MODELS) as readonly RandomModelName[];
+
+/** The configs of a random model by name. */
+export function randomModelConfigs(name: RandomModelName): WanModelConfigs {
+  const spec: RandomModelSpec | undefined = (RANDOM_MODELS as Record<string, RandomModelSpec>)[name];
+  if (!spec)
+    throw new RangeError(`unknown model config '${name as string}'; use ${RANDOM_MODEL_NAMES.join(", ")}`);
+  return spec.configs();
 }
 
 type Init = { mean: number; std: number };

@@ -62,6 +62,7 @@ import {
   latentRgbProjectionFor,
   type PreviewFrames,
 } from "./preview.js";
+import { checkPromptEmbeds, padPromptEmbeds } from "./prompt-embeds.js";
 import { type CaptionStyle, type PreparedPrompt, preparePrompt } from "./prompt-style.js";
 import { StepGraph, type StepGraphReport } from "./step-graph.js";
 import { TextStateCache } from "./text-cache.js";
@@ -373,6 +374,7 @@ export class WanPipeline {
     // LoRA names and files exist (whether they fit the model is known once they are read).
     if (opts.loras !== undefined) resolveLoras(opts.loras, this.loraDir);
     if (opts.loras2 !== undefined) resolveLoras(opts.loras2, this.loraDir, "loras2");
+    checkPromptEmbeds(opts, this.transformer.config.text_dim, this.textLength);
     return r;
   }
 
@@ -405,7 +407,7 @@ export class WanPipeline {
       latentRows: r.height / sf,
       seeded: opts.seed !== undefined,
     });
-    const prepared = this.preparePrompt(r.prompt, opts.rewrite !== false);
+    const prepared = this.preparePrompt(r.prompt, opts.rewrite !== false && !opts.promptEmbeds);
     const signal = opts.signal;
     checkAbort(signal);
     const device = this.device;
@@ -482,27 +484,31 @@ export class WanPipeline {
       if (!this.#experts?.swap) {
         await holdLoras(0);
         if (this.transformer2) await holdLoras(1);
-      }
-      // Each expert's LoRAs checked against it now (names and shapes, from the files'
-      // headers), so that a LoRA that does not fit fails the run before its first step.
-      else
+      } else {
+        // Each expert's LoRAs checked against it now (names and shapes, from the files'
+        // headers), so that a LoRA that does not fit fails the run before its first step.
         for (const [key, list, model] of [
           ["loras", wantedLoras, this.transformer],
           ["loras2", wantedLoras2, this.transformer2 as WanTransformer],
         ] as const)
           for (const l of list)
             await this.#lorasOption(() => planLoraFile(l.path, wanLoraTarget(model.config)), key);
+      }
       checkAbort(signal);
 
       // 1. Text states: conditional, then unconditional, one batch of two for guidance
       //    (or, with the branches split over ranks, this rank's own).
       const tText = performance.now();
       const cfg = runGuidance > 1;
-      const cond = await this.textStates(prepared.prompt, pinned);
+      const cond = opts.promptEmbeds
+        ? { states: own(await this.givenStates(opts.promptEmbeds)), hit: false }
+        : await this.textStates(prepared.prompt, pinned);
       hits += cond.hit ? 1 : 0;
       let context = cond.states;
       if (cfg) {
-        const uncond = await this.textStates(r.negativePrompt, pinned);
+        const uncond = opts.negativePromptEmbeds
+          ? { states: own(await this.givenStates(opts.negativePromptEmbeds)), hit: false }
+          : await this.textStates(r.negativePrompt, pinned);
         hits += uncond.hit ? 1 : 0;
         const branches = branchesOf(split, cond.states, uncond.states);
         context = branches.length === 1 ? (branches[0] as Tensor) : own(concat(branches, 0));
@@ -690,6 +696,11 @@ export class WanPipeline {
     const got = await this.#cache.acquire(key, () => this.encodeText(clean));
     pinned.push(key);
     return got;
+  }
+
+  /** Caller-given text states (promptEmbeds) as [1, textLength, text_dim] on the device in the transformer's dtype. */
+  private givenStates(embeds: Tensor): Promise<Tensor> {
+    return padPromptEmbeds(embeds, this.textLength, this.device, this.dtype);
   }
 
   /** Runs the tokenizer and umT5 on one text (no cache): [1, textLength, d_model], rows past the text zero. */
