@@ -5,9 +5,8 @@ float64.
 
 Two tiny random experts of the golden transformer's geometry (one layer each, so the
 fixture stays small) under the names transformer.* and transformer_2.*, and
-  - input.noise             [1, F, H, W, C] the engine's own noise for input.seed
-                            (Philox4x32-10 + Box-Muller, native/include/tessera/rng.h,
-                            written out here), so the engine's generate() starts from it;
+  - input.noise             [1, F, H, W, C] the engine's own noise for the seed
+                            (tessera_ref/rng.py), so the engine's generate() starts from it;
   - input.context           [1, Lt, text_dim] the prompt's text states (rows past the
                             prompt zero, as Wan pads them);
   - input.negative_context  the negative prompt's;
@@ -41,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from make_golden import TRANSFORMER_CONFIG, channels_first, channels_last, default_std, f32, load, random_weights  # noqa: E402
-from tessera_ref import WanTransformer, sample_two_experts, write_safetensors  # noqa: E402
+from tessera_ref import WanTransformer, sample_two_experts, tessera_randn, write_safetensors  # noqa: E402
 
 FORMAT = "tessera-golden/1"
 DEFAULT_OUT = os.path.join(HERE, "..", "packages", "core", "test-fixtures", "golden")
@@ -57,35 +56,6 @@ GUIDANCE_2 = 3.0
 NOISE_SEED = 11
 LATENT = (1, 3, 4, 6, CONFIG["in_channels"])  # [B, F, H, W, C]: grid 3x2x3
 TEXT_LEN = 8
-
-M32 = 0xFFFFFFFF
-
-
-def philox4x32_10(counter: int, seed: int) -> tuple[int, int, int, int]:
-    c0, c1, c2, c3 = counter & M32, (counter >> 32) & M32, 0, 0
-    k0, k1 = seed & M32, (seed >> 32) & M32
-    for _ in range(10):
-        p0 = 0xD2511F53 * c0
-        p1 = 0xCD9E8D57 * c2
-        c0, c1, c2, c3 = ((p1 >> 32) & M32) ^ c1 ^ k0, p1 & M32, ((p0 >> 32) & M32) ^ c3 ^ k1, p0 & M32
-        k0 = (k0 + 0x9E3779B9) & M32
-        k1 = (k1 + 0xBB67AE85) & M32
-    return c0, c1, c2, c3
-
-
-def engine_randn(shape: tuple[int, ...], seed: int) -> np.ndarray:
-    """The engine's randn(shape, {seed}) (offset 0): element e from Philox pair e // 2."""
-    n = math.prod(shape)
-    out = np.empty(n, dtype=np.float32)
-    for e in range(n):
-        r = philox4x32_10(e >> 1, seed)
-        u1 = (r[0] + 1.0) * 2.3283064365386963e-10
-        u2 = r[1] * 2.3283064365386963e-10
-        radius = math.sqrt(-2.0 * math.log(u1))
-        angle = 6.283185307179586 * u2
-        out[e] = radius * math.sin(angle) if e & 1 else radius * math.cos(angle)
-    return out.reshape(shape)
-
 
 def shifted_schedule(sigmas: list[float], shift: float) -> tuple[list[float], list[float]]:
     """σ = shift·s / (1 + (shift − 1)·s) and t = 1000·σ, each operation rounded to float32."""
@@ -114,7 +84,7 @@ def main():
     context[:, :5] = rng.standard_normal((1, 5, CONFIG["text_dim"]))
     negative = np.zeros((1, TEXT_LEN, CONFIG["text_dim"]), dtype=np.float32)
     negative[:, :3] = rng.standard_normal((1, 3, CONFIG["text_dim"]))
-    noise = engine_randn(LATENT, NOISE_SEED)
+    noise = tessera_randn(LATENT, NOISE_SEED)
 
     sig, ts = shifted_schedule(SIGMAS, SHIFT)
     boundary = BOUNDARY_RATIO * 1000
