@@ -107,7 +107,7 @@ export interface GenerateTimings {
   /** VAE encoding of the image or video, if any. */
   encode: number;
   denoise: number;
-  /** Mean milliseconds per denoising step. */
+  /** Mean milliseconds per denoising step (an expert swap, in denoise, not counted). */
   step: number;
   decode: number;
   /** Two-expert models: milliseconds spent moving experts between host and device memory (0 when both stay resident). */
@@ -640,7 +640,8 @@ export class WanPipeline {
       }
       disposeGraphs();
       timings.denoise = performance.now() - tDen;
-      timings.step = timings.denoise / total;
+      // The swap of two experts is counted in denoise, not in the mean step.
+      timings.step = (timings.denoise - timings.swap) / total;
       scheduler.reset();
       checkAbort(signal);
 
