@@ -107,7 +107,7 @@ export const RANDOM_MODELS = {
     }),
   },
   "tiny-a14b": {
-    description: "tiny with two experts (Wan2.2 A14B's layout, boundary 0.875)",
+    description: "tiny with two experts, Wan2.2 A14B's layout",
     // The tiny model with a second expert of the same geometry.
     configs: (): WanModelConfigs => {
       const tiny = RANDOM_MODELS.tiny.configs();
@@ -115,7 +115,7 @@ export const RANDOM_MODELS = {
     },
   },
   "wan2.2-t2v-a14b": {
-    description: "Wan2.2-T2V-A14B's geometry: two 14B experts (about 57 GB in bf16)",
+    description: "Wan2.2-T2V-A14B's geometry: two 14B experts, about 57 GB in bf16",
     // Wan-AI/Wan2.2-T2V-A14B-Diffusers: two experts of Wan2.1-T2V-14B's geometry handing
     // over at boundary_ratio 0.875; Wan2.2's sampling (40 steps, shift 12, guidance 4 on
     // the high-noise expert; Wan2.2 uses 3 on the low-noise one: --guidance-2 3).
