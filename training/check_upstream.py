@@ -265,6 +265,85 @@ def check_ti2v(golden):
     report("ti2v pipeline video vs diffusers' TI2V loop", rel(video, ncdhw(t["output.pipe_video"])), 1e-5)
 
 
+def check_a14b_schedule(golden):
+    """wan_a14b_schedule.safetensors (Wan2.2 A14B's two experts over four Euler steps that
+    cross the boundary, from given noise and prompt embeddings) against diffusers: the loop
+    written out over diffusers' FlowMatchEulerDiscreteScheduler and WanTransformer3DModel
+    with WanPipeline's rule for the expert of each step (t >= boundary_ratio * 1000: the
+    first, with guidance_scale; else the second, with guidance_scale_2), then diffusers'
+    WanPipeline itself with transformer_2 and boundary_ratio, float64 on the CPU."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+
+    raw, meta = read_safetensors(os.path.join(golden, "wan_a14b_schedule.safetensors"))
+    t = {k: torch.from_numpy(v) for k, v in raw.items()}
+    c = json.loads(meta["config"])
+    experts = []
+    for prefix in ("transformer", "transformer_2"):
+        m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
+        sd = {k[len(prefix) + 1 :]: v.double() for k, v in t.items() if k.startswith(prefix + ".")}
+        m.load_state_dict(sd, strict=True)
+        experts.append(m.double().eval())
+    ratio, shift = float(meta["boundary_ratio"]), float(meta["shift"])
+    g1, g2 = float(meta["guidance"]), float(meta["guidance_2"])
+    sigmas = [float(x) for x in t["input.sigmas"]]
+    pos, neg = t["input.context"].double(), t["input.negative_context"].double()
+    noise = ncdhw(t["input.noise"])
+    ref = ncdhw(t["output.latents"])
+    want = [int(x) for x in t["output.experts"]]
+
+    def scheduler():
+        s = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
+        plain = s.set_timesteps
+        # WanPipeline asks for N evenly spaced steps; the fixture's explicit list is what runs.
+        s.set_timesteps = lambda n=None, device=None, **kw: plain(sigmas=sigmas, device=device)
+        return s
+
+    # 1. The loop written out.
+    s = scheduler()
+    s.set_timesteps(len(sigmas))
+    boundary = ratio * s.config.num_train_timesteps
+    x = noise.clone().float()
+    chosen = []
+    with torch.no_grad():
+        for ts in s.timesteps:
+            e = 0 if ts >= boundary else 1
+            chosen.append(e)
+            m, g = experts[e], (g1 if e == 0 else g2)
+            inp, tt = x.double(), ts.expand(1)
+            v = m(hidden_states=inp, timestep=tt, encoder_hidden_states=pos, return_dict=False)[0]
+            vn = m(hidden_states=inp, timestep=tt, encoder_hidden_states=neg, return_dict=False)[0]
+            x = s.step(vn + g * (v - vn), ts, x, return_dict=False)[0]
+    print(f"  a14b: timesteps {[round(float(v), 2) for v in s.timesteps]}, experts {chosen} (fixture {want})")
+    report("a14b expert per step vs diffusers' rule", float(sum(a != b for a, b in zip(chosen, want))), 0.0,
+           "count of steps with another expert")  # fmt: skip
+    report("a14b latents vs diffusers scheduler + transformers", rel(x, ref), 1e-4,
+           "diffusers keeps σ and the latents in f32 between steps")  # fmt: skip
+
+    # 2. diffusers' WanPipeline itself, two experts (no VAE, tokenizer or text encoder).
+    calls = []
+    for i, m in enumerate(experts):
+        m.register_forward_pre_hook(lambda _m, _a, kw, i=i: calls.append(i), with_kwargs=True)
+    try:
+        pipe = WanPipeline(
+            tokenizer=None, text_encoder=None, vae=None, scheduler=scheduler(),
+            transformer=experts[0], transformer_2=experts[1], boundary_ratio=ratio,
+        )  # fmt: skip
+    except Exception as e:  # an older or newer diffusers may insist on every component
+        print(f"  skip WanPipeline for a14b: cannot build it without a VAE/text encoder ({type(e).__name__}: {e})")
+        return
+    out = pipe(
+        prompt=None, negative_prompt=None, prompt_embeds=pos, negative_prompt_embeds=neg,
+        height=noise.shape[3] * 8, width=noise.shape[4] * 8, num_frames=1 + 4 * (noise.shape[2] - 1),
+        num_inference_steps=len(sigmas), guidance_scale=g1, guidance_scale_2=g2,
+        latents=noise.clone(), output_type="latent", return_dict=False,
+    )[0]  # fmt: skip
+    per_step = calls[::2]  # two calls a step, conditional then unconditional, by the same expert
+    report("a14b expert per step vs diffusers WanPipeline", float(sum(a != b for a, b in zip(per_step, want))), 0.0,
+           f"diffusers ran {per_step}")  # fmt: skip
+    report("a14b latents vs diffusers WanPipeline", rel(out, ref), 1e-4,
+           "diffusers keeps σ and the latents in f32 between steps")  # fmt: skip
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--golden", required=True)
@@ -280,6 +359,8 @@ def main():
             checks += [("pipeline", check_pipeline)]
         if os.path.exists(os.path.join(args.golden, "wan_ti2v.safetensors")):
             checks += [("wan2.2 vae", check_vae22), ("ti2v", check_ti2v)]
+        if os.path.exists(os.path.join(args.golden, "wan_a14b_schedule.safetensors")):
+            checks += [("a14b", check_a14b_schedule)]
     for name, fn in checks:
         print(f"{name}:")
         try:

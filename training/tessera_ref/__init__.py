@@ -5,7 +5,17 @@ checkpoints and the TypeScript engine unchanged. NCDHW layout throughout."""
 
 from .safetensors_io import read_safetensors, write_safetensors
 from .rng import tessera_randn
-from .sampling import UniPC, euler_schedule, flow_matching_pair, flow_sigmas, sample, sample_guided, unipc_schedule
+from .sampling import (
+    UniPC,
+    euler_schedule,
+    expert_at,
+    flow_matching_pair,
+    flow_sigmas,
+    sample,
+    sample_guided,
+    sample_two_experts,
+    unipc_schedule,
+)
 from .umt5 import UMT5Encoder, relative_position_bucket
 from .wan_transformer import WanTransformer
 from .wan_vae import WanVAE
@@ -16,6 +26,8 @@ __all__ = [
     "UMT5Encoder",
     "relative_position_bucket",
     "sample",
+    "sample_two_experts",
+    "expert_at",
     "sample_guided",
     "UniPC",
     "euler_schedule",

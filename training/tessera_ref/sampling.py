@@ -219,3 +219,48 @@ def sample_guided(
         if callback is not None:
             callback(i, x)
     return x
+
+
+def expert_at(t: float, boundary: float | None) -> int:
+    """Wan2.2 A14B's hand-over (diffusers' WanPipeline): the first (high-noise) expert
+    at timesteps t >= boundary = boundary_ratio · num_train_timesteps, the second below."""
+    return 0 if boundary is None or t >= boundary else 1
+
+
+@torch.no_grad()
+def sample_two_experts(
+    experts: list[Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]],
+    noise: torch.Tensor,
+    context: torch.Tensor,
+    negative_context: torch.Tensor,
+    sigmas: list[float],
+    timesteps: list[float],
+    boundary: float,
+    guidance_scale: float,
+    guidance_scale_2: float | None = None,
+) -> tuple[torch.Tensor, list[int]]:
+    """Euler over explicit noise levels (sigmas, with the final 0 appended; the model
+    is given timesteps[i]) with two experts, as diffusers' WanPipeline runs Wan2.2
+    A14B: step i runs experts[expert_at(timesteps[i], boundary)] with guidance_scale
+    (first expert) or guidance_scale_2 (second; guidance_scale when None); both
+    branches batched (conditional first) when guidance_scale > 1. Returns the sample
+    and the expert of each step."""
+    g2 = guidance_scale if guidance_scale_2 is None else guidance_scale_2
+    cfg = guidance_scale > 1.0
+    sig = [float(s) for s in sigmas] + [0.0]
+    x = noise
+    b = x.shape[0]
+    chosen = []
+    for i, t_i in enumerate(timesteps):
+        e = expert_at(float(t_i), boundary)
+        chosen.append(e)
+        model = experts[e]
+        g = guidance_scale if e == 0 else g2
+        t = torch.full((b,), float(t_i), dtype=x.dtype, device=x.device)
+        if cfg:
+            v_pos, v_neg = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([context, negative_context])).chunk(2)
+            v = v_neg + g * (v_pos - v_neg)
+        else:
+            v = model(x, t, context)
+        x = x + (sig[i + 1] - sig[i]) * v.to(x.dtype)
+    return x, chosen

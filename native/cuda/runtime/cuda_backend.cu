@@ -257,6 +257,34 @@ std::shared_ptr<Fence> CudaBackend::download(const void* src, void* host_dst, si
   return std::make_shared<CudaFence>(index_, ev, src, host_dst, bytes, std::move(keep));
 }
 
+// Page-locked host memory: the copy engines read and write it directly, so a copy
+// to or from it runs asynchronously at full bus speed (pageable memory is staged
+// through a driver buffer, at a fraction of it, and blocks the calling thread).
+std::shared_ptr<Storage> CudaBackend::allocate_pinned(Backend* host, size_t bytes) {
+  refuse_during_capture("allocate page-locked host memory");
+  cudaSetDevice(index_);
+  void* p = nullptr;
+  if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess) {
+    cudaGetLastError();
+    throw OutOfMemory("page-locked host memory (for " + name_ + ")", bytes, 0);
+  }
+  auto s = std::make_shared<Storage>(host, p, bytes);
+  s->free_fn = [](void* q) { cudaFreeHost(q); };
+  return s;
+}
+
+// Stream-ordered, so a device block released right after is not reused before the
+// copy has read it (the allocator hands blocks out in stream order); the host side
+// must outlive the copy, which the caller ensures (see copyAsync in the addon).
+void CudaBackend::copy_host(void* dst, const void* src, size_t bytes, bool to_device,
+                            std::vector<std::shared_ptr<Storage>>) {
+  refuse_during_capture(to_device ? "copy host memory to the device" : "copy device memory to the host");
+  if (!bytes) return;
+  cudaSetDevice(index_);
+  TESSERA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                                     stream_));
+}
+
 void CudaBackend::synchronize() {
   // The capturing thread would wait on itself; any other thread (a JS
   // synchronize() runs on a worker) waits until the capture is over, and holds

@@ -39,6 +39,9 @@ class CudaBackend : public Backend {
   std::shared_ptr<Fence> download(const void* src, void* host_dst, size_t bytes,
                                   std::shared_ptr<Storage> keep) override;
   void synchronize() override;
+  std::shared_ptr<Storage> allocate_pinned(Backend* host, size_t bytes) override;
+  void copy_host(void* dst, const void* src, size_t bytes, bool to_device,
+                 std::vector<std::shared_ptr<Storage>> keep) override;
   KernelFn kernel(const std::string& name) const override { return cuda_kernels().find(name); }
   std::vector<std::string> kernel_names() const override { return cuda_kernels().names(); }
   MemoryStats memory_stats() const override { return alloc_.stats(); }

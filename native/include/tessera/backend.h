@@ -4,6 +4,7 @@
 // driver never loads it.
 #pragma once
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -112,6 +113,19 @@ class Backend {
   virtual std::shared_ptr<Fence> download(const void* src, void* host_dst, size_t bytes,
                                           std::shared_ptr<Storage> keep) = 0;
   virtual void synchronize() = 0;
+  // Host memory that this device copies to and from asynchronously, as a storage of
+  // `host` (the CPU backend: CPU ops may use it as any host tensor). CUDA: page-locked
+  // (cudaMallocHost), freed with cudaFreeHost. Here, for a device that is itself the
+  // host: an ordinary host allocation.
+  virtual std::shared_ptr<Storage> allocate_pinned(Backend* host, size_t bytes) { return host->allocate(bytes); }
+  // Copies `bytes` between host memory and this device's memory in this device's
+  // stream order, returning before it is done (to_device: host -> device, else
+  // device -> host). `keep` stays alive until the copy is. Here (the host itself): a
+  // memcpy queued behind the work already submitted.
+  virtual void copy_host(void* dst, const void* src, size_t bytes, bool /*to_device*/,
+                         std::vector<std::shared_ptr<Storage>> keep) {
+    submit([dst, src, bytes](const ExecCtx&) { std::memcpy(dst, src, bytes); }, std::move(keep));
+  }
   virtual KernelFn kernel(const std::string& name) const = 0;
   virtual std::vector<std::string> kernel_names() const = 0;
   virtual MemoryStats memory_stats() const = 0;
@@ -137,7 +151,9 @@ inline bool& poison_allocations() {
 }
 
 inline Storage::~Storage() {
-  if (backend && ptr) backend->release(ptr, bytes);
+  if (free_fn) {
+    if (ptr) free_fn(ptr);
+  } else if (backend && ptr) backend->release(ptr, bytes);
 }
 
 // Entry point the CUDA shared library exports (C linkage so dlsym finds it).

@@ -18,6 +18,9 @@ struct Storage {
   Backend* backend = nullptr;
   void* ptr = nullptr;
   size_t bytes = 0;
+  // Set for memory the backend's allocator did not hand out (page-locked host memory
+  // from the CUDA runtime, see Backend::allocate_pinned): frees it instead of release().
+  void (*free_fn)(void* ptr) = nullptr;
   Storage(Backend* b, void* p, size_t n) : backend(b), ptr(p), bytes(n) {}
   ~Storage();  // defined in backend.h: returns the block to the backend
   Storage(const Storage&) = delete;

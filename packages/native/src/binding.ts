@@ -43,6 +43,8 @@ export interface NativeAddon {
   TensorHandle: abstract new () => NativeTensorHandle;
   fromBuffer(device: string, dtype: string, shape: number[], data: ArrayBufferView): NativeTensorHandle;
   empty(device: string, dtype: string, shape: number[]): NativeTensorHandle;
+  pinnedEmpty(device: string, dtype: string, shape: number[]): NativeTensorHandle;
+  copyAsync(dst: NativeTensorHandle, src: NativeTensorHandle): void;
   view(t: NativeTensorHandle, shape: number[], strides: number[], offset: number): NativeTensorHandle;
   op(
     name: string,

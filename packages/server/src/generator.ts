@@ -25,6 +25,9 @@ export interface GenerationRequest {
   rewrite?: boolean;
   /** LoRAs by name (from listLoras()), each with its strength. */
   loras?: { name: string; strength: number }[];
+  /** Two-expert models (Wan2.2 A14B): the low-noise expert's guidance (absent: guidance) and LoRAs. */
+  guidance2?: number;
+  loras2?: { name: string; strength: number }[];
   /** An explicit schedule (diffusers' timesteps= / sigmas= meanings); steps is its length. */
   timesteps?: number[];
   sigmas?: number[];

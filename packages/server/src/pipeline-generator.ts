@@ -237,6 +237,8 @@ class PipelineGenerator implements VideoGenerator {
       rewrite: req.rewrite !== false,
       // By name, looked up in the pipeline's LoRA folder; [] runs without any.
       loras: (req.loras ?? []).map((l) => ({ name: l.name, strength: l.strength })),
+      loras2: (req.loras2 ?? []).map((l) => ({ name: l.name, strength: l.strength })),
+      ...(req.guidance2 !== undefined ? { guidance2: req.guidance2 } : {}),
       ...(req.timesteps ? { timesteps: req.timesteps } : {}),
       ...(req.sigmas ? { sigmas: req.sigmas } : {}),
     };

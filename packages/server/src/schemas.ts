@@ -69,6 +69,10 @@ export const videoSchema = {
     seconds: { type: "number" },
     steps: { type: "integer" },
     guidance: { type: "number" },
+    guidance_2: {
+      type: "number",
+      description: "Two-expert models: the low-noise expert's guidance, when given.",
+    },
     seed: { type: "integer" },
     strength: { type: "number" },
     step: { type: "integer", description: "Denoising steps done." },

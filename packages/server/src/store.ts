@@ -36,6 +36,9 @@ export interface StoredRequest {
   rewrite?: boolean;
   /** LoRAs by name with their strengths (absent: none). */
   loras?: { name: string; strength: number }[];
+  /** Two-expert models: the second expert's guidance (absent: guidance) and LoRAs (absent: none). */
+  guidance2?: number;
+  loras2?: { name: string; strength: number }[];
   /** An explicit schedule; steps is its length. */
   timesteps?: number[];
   sigmas?: number[];

@@ -62,6 +62,7 @@ export function createVideoBodySchema(l: Limits): RequestBodySchema {
     frames: { maximum: l.maxFrames },
     steps: { maximum: l.maxSteps },
     guidance: { maximum: l.maxGuidance },
+    guidance_2: { maximum: l.maxGuidance },
     timesteps: { maxItems: l.maxSteps },
     sigmas: { maxItems: l.maxSteps },
   });
@@ -82,6 +83,8 @@ export type VideoBody = {
   timesteps?: number[];
   sigmas?: number[];
   loras?: { name: string; strength?: number }[];
+  guidance_2?: number;
+  loras_2?: { name: string; strength?: number }[];
 };
 
 const FIELD_KINDS = requestFieldKinds();
@@ -243,6 +246,7 @@ export function resolveRequest(
   const schedule = checkSchedule(body);
   const steps = schedule?.length ?? body.steps ?? Math.min(info.defaults.steps, limits.maxSteps);
   const loras = requestedLoras(body.loras, generatorLoras);
+  const loras2 = requestedLoras(body.loras_2, generatorLoras, "loras_2");
   const guidance = body.guidance ?? Math.min(info.defaults.guidance, limits.maxGuidance);
   if (inputs.image && !info.acceptsImage)
     throw new RequestFieldError("image", "this model does not take an input image");
@@ -266,6 +270,8 @@ export function resolveRequest(
     seed: body.seed ?? randomSeed(),
     rewrite: body.rewrite ?? (staticDefault("rewrite") as boolean),
     ...(loras.length ? { loras } : {}),
+    ...(body.guidance_2 !== undefined ? { guidance2: body.guidance_2 } : {}),
+    ...(loras2.length ? { loras2 } : {}),
     ...(body.timesteps ? { timesteps: body.timesteps } : {}),
     ...(body.sigmas ? { sigmas: body.sigmas } : {}),
     ...(body.strength !== undefined ? { strength: body.strength } : {}),
@@ -297,6 +303,8 @@ export function requestFromStored(r: StoredRequest, inputFile?: (name: string) =
     seed: r.seed,
     rewrite: r.rewrite !== false,
     ...(r.loras ? { loras: r.loras } : {}),
+    ...(r.guidance2 !== undefined ? { guidance2: r.guidance2 } : {}),
+    ...(r.loras2 ? { loras2: r.loras2 } : {}),
     ...(r.timesteps ? { timesteps: r.timesteps } : {}),
     ...(r.sigmas ? { sigmas: r.sigmas } : {}),
     ...(inputFile && r.image ? { image: inputFile(r.image) } : {}),

@@ -44,8 +44,8 @@ export { GENERATE_HELP } from "./generate/flags.js";
 async function checkBeforeLoad(request: GenerateRequest) {
   const info = await readModelFolder(request.modelDir);
   const defaults = generationDefaults(info.defaults);
-  const limits = modelLimits(info.transformer, info.vae);
-  await checkLoras(request, info.transformer, limits.experts ?? 1);
+  const limits = modelLimits(info.transformer, info.vae, info.transformer2 ? 2 : 1);
+  await checkLoras(request, info.transformer, limits.experts ?? 1, info.transformer2);
   const base = {
     ...request.options,
     width: request.options.width ?? defaults.width,
@@ -86,7 +86,12 @@ async function checkBeforeLoad(request: GenerateRequest) {
  * --lora files against the model's transformer, from their tensor names and shapes
  * (no weights read): a LoRA for another model is a usage error before the model loads.
  */
-async function checkLoras(request: GenerateRequest, transformer: WanTransformerConfig, experts: number) {
+async function checkLoras(
+  request: GenerateRequest,
+  transformer: WanTransformerConfig,
+  experts: number,
+  transformer2?: WanTransformerConfig,
+) {
   if ((request.options.loras2?.length ?? 0) > 0 && experts < 2)
     throw new UsageError(
       `--lora-2 is for the low-noise expert of a two-expert model (Wan2.2 A14B); ${request.modelDir} has one expert (its transformer): give its LoRAs with --lora`,
@@ -97,6 +102,15 @@ async function checkLoras(request: GenerateRequest, transformer: WanTransformerC
       await planLoraFile(l.path as string, target);
     } catch (e) {
       if (e instanceof LoraError) throw new UsageError(`--lora: ${e.message}`);
+      throw e;
+    }
+  if (!transformer2) return;
+  const target2 = wanLoraTarget(transformer2, `the transformer_2 (low-noise expert) of ${request.modelDir}`);
+  for (const l of request.options.loras2 ?? [])
+    try {
+      await planLoraFile(l.path as string, target2);
+    } catch (e) {
+      if (e instanceof LoraError) throw new UsageError(`--lora-2: ${e.message}`);
       throw e;
     }
 }
@@ -161,8 +175,14 @@ export async function generateCommand(
     sayRewrite(prepared, say);
     say(`loading ${modelDir} on ${device.name} (${dtype}${vaeDtype !== "f32" ? `, VAE ${vaeDtype}` : ""})`);
     const tLoad = performance.now();
-    pipeline = await WanPipeline.load(modelDir, { device, dtype, vaeDtype });
+    pipeline = await WanPipeline.load(modelDir, { device, dtype, vaeDtype, expertSwap: request.expertSwap });
     for (const l of opts.loras ?? []) say(`LoRA ${l.path} at strength ${l.strength ?? 1}`);
+    for (const l of opts.loras2 ?? [])
+      say(`LoRA ${l.path} at strength ${l.strength ?? 1} (low-noise expert)`);
+    if (pipeline.transformer2)
+      say(
+        `two experts, handing over at timestep ${pipeline.boundary}; ${pipeline.expertSwap ? "the idle one waits in host memory" : "both on the device"}`,
+      );
     const loadMs = performance.now() - tLoad;
     const mode = modeName(inputs, opts.extend === true);
     say(
@@ -185,6 +205,10 @@ export async function generateCommand(
     }
     if (opts.stepCache !== undefined)
       say(`step cache: ${result.fullSteps} of ${result.stepsRun} steps ran the whole model`);
+    if (result.experts)
+      say(
+        `experts: ${result.experts.steps[0]} + ${result.experts.steps[1]} steps${result.experts.swaps ? `, ${result.experts.swaps} swap(s) in ${(result.timings.swap / 1000).toFixed(2)} s` : ""}`,
+      );
     if (result.stepGraph.state === "failed")
       say(`CUDA graph capture failed, every step ran without it: ${result.stepGraph.reason}`);
     say(`writing ${output}`);

@@ -67,7 +67,7 @@ export async function infoCommand(
     resolveOptions(
       { prompt: "", width, height, frames },
       defaults,
-      modelLimits(info.transformer, info.vae),
+      modelLimits(info.transformer, info.vae, info.transformer2 ? 2 : 1),
       () => 0,
     );
 
@@ -75,8 +75,9 @@ export async function infoCommand(
       string,
       { parameters: number; dtypes: Record<string, number>; bytes: number; files: number }
     > = {};
-    const params = {
+    const params: Record<string, number> = {
       transformer: parameterCount(info.transformer),
+      ...(info.transformer2 ? { transformer_2: parameterCount(info.transformer2) } : {}),
       vae: vaeParameterCount(info.vae),
       text_encoder: umt5ParameterCount(info.textEncoder),
     };
@@ -91,17 +92,22 @@ export async function infoCommand(
       }
       components[name] = { parameters, dtypes, bytes, files: files.length };
     }
-    const memory = estimateMemory({
-      transformer: info.transformer,
-      vae: info.vae,
-      textParams: params.text_encoder,
-      dtype,
-      device,
-      width,
-      height,
-      frames,
-      guidance: defaults.guidance,
-    });
+    const estimate = (expertSwap: boolean) =>
+      estimateMemory({
+        transformer: info.transformer,
+        vae: info.vae,
+        textParams: params.text_encoder as number,
+        dtype,
+        device,
+        width,
+        height,
+        frames,
+        guidance: defaults.guidance,
+        ...(info.transformer2 ? { transformer2: info.transformer2, expertSwap } : {}),
+      });
+    const memory = estimate(false);
+    // Two experts: also the run with the idle expert in host memory (--expert-swap).
+    const swapped = info.transformer2 && device === "cuda" ? estimate(true) : null;
     const family = await detectWanFamily(dir);
     const report = {
       path: info.dir,
@@ -115,6 +121,13 @@ export async function infoCommand(
       defaults,
       components,
       estimate: { width, height, frames, dtype, device, ...memory },
+      ...(info.transformer2
+        ? {
+            transformer2: info.transformer2,
+            boundaryRatio: info.boundaryRatio,
+            ...(swapped ? { estimateExpertSwap: { width, height, frames, dtype, device, ...swapped } } : {}),
+          }
+        : {}),
     };
     if (values.json) {
       out(JSON.stringify(report, null, 2));
@@ -139,6 +152,13 @@ export async function infoCommand(
       "transformer",
       `${t.num_layers} layers, ${t.num_attention_heads} heads × ${t.attention_head_dim}, ffn ${t.ffn_dim}, patch ${t.patch_size.join("×")}, ${t.in_channels} latent channels`,
     );
+    const t2 = info.transformer2;
+    if (t2)
+      line(
+        "transformer_2",
+        `the low-noise expert: ${t2.num_layers} layers, ${t2.num_attention_heads} heads × ${t2.attention_head_dim}, ffn ${t2.ffn_dim}; ` +
+          `timesteps below ${(info.boundaryRatio as number) * (info.scheduler?.numTrainTimesteps ?? 1000)} (boundary_ratio ${info.boundaryRatio})`,
+      );
     line(
       "vae",
       `base ${info.vae.base_dim}, z ${info.vae.z_dim}, ×${spatialFactor(info.vae)} space, ×${temporalFactor(info.vae)} time`,
@@ -153,6 +173,14 @@ export async function infoCommand(
         `on the ${device === "cpu" ? "CPU" : "GPU"} (weights ${formatBytes(memory.weights)}, denoising ${formatBytes(memory.denoise)}, ` +
         `decoding ${formatBytes(memory.decode)}, runtime ${formatBytes(memory.runtime)}; an estimate that errs high)`,
     );
+    if (memory.experts)
+      out(
+        `  experts       both on the device: ${formatBytes(memory.experts[0])} + ${formatBytes(memory.experts[1])} of weights` +
+          (swapped
+            ? `; swapping the idle one (--expert-swap always, or auto when both do not fit): ~${formatBytes(swapped.total)} ` +
+              `on the GPU and ${formatBytes(swapped.hostWeights ?? 0)} of page-locked host memory, one expert copied in at the boundary`
+            : ""),
+      );
     return 0;
   } catch (e) {
     return runtimeFailure(e, err);

@@ -26,6 +26,8 @@ export interface ModelListing {
   family?: string;
   description?: string;
   transformer?: { layers: number; dim: number; parameters: number };
+  /** Two-expert models (Wan2.2 A14B): the second expert and the boundary. */
+  experts?: { count: 2; boundaryRatio: number; parameters2: number };
   bytes?: number;
 }
 
@@ -47,7 +49,7 @@ async function describeFolder(path: string): Promise<ModelListing> {
   try {
     const info = await readModelFolder(path);
     let bytes = 0;
-    for (const c of ["transformer", "vae", "text_encoder"])
+    for (const c of ["transformer", "transformer_2", "vae", "text_encoder"])
       for (const f of await componentWeightFiles(path, c)) bytes += (await stat(f)).size;
     return {
       name,
@@ -59,6 +61,15 @@ async function describeFolder(path: string): Promise<ModelListing> {
         dim: info.transformer.num_attention_heads * info.transformer.attention_head_dim,
         parameters: parameterCount(info.transformer),
       },
+      ...(info.transformer2
+        ? {
+            experts: {
+              count: 2 as const,
+              boundaryRatio: info.boundaryRatio as number,
+              parameters2: parameterCount(info.transformer2),
+            },
+          }
+        : {}),
       bytes,
     };
   } catch (e) {
@@ -125,7 +136,11 @@ export async function modelsCommand(argv: string[], out: (s: string) => void): P
     const t = m.transformer as NonNullable<ModelListing["transformer"]>;
     out(
       `${m.name.padEnd(24)} ${m.path}\n${"".padEnd(24)} ${m.family ?? "Wan"}: transformer ${formatCount(t.parameters)} params ` +
-        `(${t.layers} layers, dim ${t.dim}), ${formatBytes(m.bytes ?? 0)} of weights` +
+        `(${t.layers} layers, dim ${t.dim})` +
+        (m.experts
+          ? ` and a second expert of ${formatCount(m.experts.parameters2)} (two experts, boundary_ratio ${m.experts.boundaryRatio})`
+          : "") +
+        `, ${formatBytes(m.bytes ?? 0)} of weights` +
         (m.description ? `\n${"".padEnd(24)} ${m.description}` : ""),
     );
   }

@@ -7,6 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { Device, type DType } from "@tessera/native";
 import { fmtErr, type GoldenResult, goldenDir, runGoldenChecks } from "./checks.js";
+import { a14bGoldenMissing, runA14bGoldenChecks } from "./experts.js";
 import { pipelineGoldenMissing, runPipelineGoldenChecks } from "./pipeline.js";
 
 const USAGE =
@@ -50,6 +51,14 @@ async function main(): Promise<number> {
   // Whole pipeline runs (pipeline.ts), where their fixture is present.
   if (pipelineGoldenMissing() === null)
     for (const r of await runPipelineGoldenChecks({ device, dtype })) {
+      console.log(
+        `${r.pass ? "PASS" : "FAIL"} ${r.name}: error ${fmtErr(r.error)} (bound ${fmtErr(r.bound)}); ${r.detail}`,
+      );
+      results.push(r);
+    }
+  // The two-expert schedule (experts.ts), where its fixture is present.
+  if (a14bGoldenMissing() === null)
+    for (const r of await runA14bGoldenChecks({ device, dtype })) {
       console.log(
         `${r.pass ? "PASS" : "FAIL"} ${r.name}: error ${fmtErr(r.error)} (bound ${fmtErr(r.bound)}); ${r.detail}`,
       );

@@ -116,6 +116,17 @@ export const GENERATION_PARAMS = [
     cli: { flag: "guidance", value: "X" },
   },
   {
+    key: "guidance2",
+    description:
+      "The guidance scale of the second (low-noise) expert of a two-expert model (Wan2.2 A14B), diffusers' " +
+      "guidance_scale_2; a model with one expert refuses it.",
+    type: { kind: "number", min: 0, max: 100 },
+    default: { note: "guidance" },
+    surfaces: ["library", "server", "cli"],
+    server: { field: "guidance_2" },
+    cli: { flag: "guidance-2", value: "X" },
+  },
+  {
     key: "shift",
     description: "Timestep shift of the noise schedule.",
     type: { kind: "number", min: 0, exclusiveMin: true, max: 100 },
@@ -177,7 +188,12 @@ export const GENERATION_PARAMS = [
       "LoRAs for the second (low-noise) expert of a two-expert model (Wan2.2 A14B); a model with one expert refuses them.",
     type: { kind: "loras", maxItems: 16, strength: { min: -100, max: 100, default: 1 } },
     default: { note: "none" },
-    surfaces: ["library", "cli"],
+    surfaces: ["library", "server", "cli"],
+    server: {
+      field: "loras_2",
+      note: "By name, as loras; only for a server whose model has two experts.",
+      example: '[{"name": "lightning-low", "strength": 1}]',
+    },
     cli: { flag: "lora-2", value: "FILE[:STRENGTH]", repeatable: true },
   },
   {

@@ -108,7 +108,7 @@ describe("an explicit schedule", () => {
       items: { type: "number", exclusiveMinimum: 0, maximum: 1000 },
     });
     expect(s.properties.sigmas).toMatchObject({ type: "array", items: { exclusiveMinimum: 0, maximum: 1 } });
-    expect(requestListFields()).toEqual(new Set(["timesteps", "sigmas", "loras"]));
+    expect(requestListFields()).toEqual(new Set(["timesteps", "sigmas", "loras", "loras_2"]));
   });
 });
 

@@ -175,9 +175,11 @@ describe("the request's JSON Schema", () => {
       "frames",
       "steps",
       "guidance",
+      "guidance_2",
       "timesteps",
       "sigmas",
       "loras",
+      "loras_2",
       "seed",
       "strength",
       "rewrite",
@@ -195,7 +197,7 @@ describe("the request's JSON Schema", () => {
     // Without a policy, a bound only the model knows is left out.
     expect(requestBodySchema().properties.frames).not.toHaveProperty("maximum");
     expect(requestFieldKinds()).toEqual({
-      numeric: new Set(["seconds", "frames", "steps", "guidance", "seed", "strength"]),
+      numeric: new Set(["seconds", "frames", "steps", "guidance", "guidance_2", "seed", "strength"]),
       boolean: new Set(["rewrite"]),
     });
   });

@@ -1,4 +1,13 @@
 export * from "./demo-model.js";
+export {
+  boundaryTimestep,
+  EXPERT_SWAPS,
+  ExpertResidency,
+  type ExpertSwap,
+  expertAt,
+  expertGuidance,
+  needsSwap,
+} from "./experts.js";
 export * from "./family.js";
 export { guidedVelocityAt, type StepTime, stepTimesteps } from "./guided-velocity.js";
 export * from "./load.js";

@@ -6,7 +6,12 @@ import { join, resolve } from "node:path";
 import { Device, type DeviceLike, type DType } from "@tessera/native";
 import { umt5ConfigFromJson } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
-import { validateWanConfig, WAN21_T2V_1_3B, type WanTransformerConfig } from "../models/wan/config.js";
+import {
+  parameterCount,
+  validateWanConfig,
+  WAN21_T2V_1_3B,
+  type WanTransformerConfig,
+} from "../models/wan/config.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import { validateWanVaeConfig, WAN21_VAE, type WanVaeConfig } from "../models/wan-vae/config.js";
 import { WanVAE } from "../models/wan-vae/vae.js";
@@ -15,6 +20,9 @@ import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { loadComponentWeights, openDiffusersFolder } from "../weights/diffusers.js";
 import { readJsonFile } from "../weights/load.js";
 import type { WeightStore } from "../weights/store.js";
+import { readSecondExpert } from "./expert-folder.js";
+import { type ExpertSwap, needsSwap } from "./experts.js";
+import { estimateMemory } from "./memory-estimate.js";
 import type { GenerationDefaults, LoraSpec } from "./options.js";
 import { checkLatentRgbProjection, type LatentRgbProjection } from "./preview.js";
 import { CAPTION_STYLES, type CaptionStyle } from "./prompt-style.js";
@@ -45,6 +53,14 @@ export interface LoadPipelineOptions {
   loras?: LoraSpec[];
   /** The folder LoRAs given by name are read from (name.safetensors there). */
   loraDir?: string;
+  /** Two-expert models: LoRAs merged into the second (low-noise) expert, as `loras` for the first. */
+  loras2?: LoraSpec[];
+  /**
+   * Two-expert models: keep only the running expert on the device, the other in
+   * page-locked host memory, swapped at the boundary ("always"), keep both ("never"),
+   * or swap only when both do not fit with a run's working memory ("auto", default).
+   */
+  expertSwap?: ExpertSwap;
 }
 
 const COMPONENTS = ["transformer", "vae", "text_encoder", "tokenizer"] as const;
@@ -146,6 +162,10 @@ export interface ModelFolderInfo {
   previewProjection?: LatentRgbProjection;
   /** model_index.json's expand_timesteps: per-token timesteps (Wan2.2 TI2V; see ti2v.ts). */
   expandTimesteps?: boolean;
+  /** Two-expert models (Wan2.2 A14B): the second (low-noise) expert's config. */
+  transformer2?: WanTransformerConfig;
+  /** With transformer2: model_index.json's boundary_ratio. */
+  boundaryRatio?: number;
 }
 
 /** True when `dir` has a model_index.json (a candidate model folder). */
@@ -239,7 +259,9 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     defaults.scheduler ??= scheduler.name;
     defaults.shift ??= scheduler.shift;
   }
+  const second = await readSecondExpert(folder);
   return {
+    ...(second ?? {}),
     dir: root,
     className: folder.pipelineClass,
     transformer,
@@ -296,7 +318,35 @@ export async function loadWanComponents(
     const transformer = new WanTransformer(info.transformer, await load("transformer", device, dtype));
     const vae = new WanVAE(info.vae, await load("vae", device, vaeDtype));
     const textEncoder = new UMT5Encoder(info.textEncoder, await load("text_encoder", textDevice, textDtype));
+    // A second expert loads last: onto the device, or (swapping) into host memory.
+    let second: Partial<WanPipelineComponents> = {};
+    if (info.transformer2) {
+      const t2 = info.transformer2;
+      const bytes = parameterCount(t2) * (dtype === "f32" ? 4 : 2);
+      const work = estimateMemory({
+        transformer: t2,
+        vae: info.vae,
+        textParams: 0,
+        dtype,
+        device: device.kind,
+        ...(info.defaults.width ? { width: info.defaults.width } : { width: 832 }),
+        ...(info.defaults.height ? { height: info.defaults.height } : { height: 480 }),
+        ...(info.defaults.frames ? { frames: info.defaults.frames } : { frames: 81 }),
+      });
+      const swap = needsSwap(opts.expertSwap ?? "auto", {
+        device,
+        expertBytes: bytes,
+        workingBytes: Math.max(work.denoise, work.decode),
+      });
+      const w2 = await load("transformer_2", swap ? Device.cpu : device, dtype);
+      second = {
+        transformer2: new WanTransformer(t2, w2),
+        boundaryRatio: info.boundaryRatio as number,
+        expertSwap: swap,
+      };
+    }
     return {
+      ...second,
       transformer,
       vae,
       textEncoder,

@@ -34,6 +34,10 @@ export interface MemoryEstimateInput {
   frames: number;
   /** Above 1 both guidance branches run as a batch of two (default 2, as Wan's defaults). */
   guidance?: number;
+  /** A second expert (Wan2.2 A14B's transformer_2). */
+  transformer2?: WanTransformerConfig;
+  /** With transformer2: only the running expert is on the device, the idle one in page-locked host memory. */
+  expertSwap?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -46,6 +50,10 @@ export interface MemoryEstimate {
   runtime: number;
   /** weights + runtime + the larger of denoise and decode (their sum on the CPU, whose allocator keeps both). */
   total: number;
+  /** Two experts: the bytes of each expert's weights (in `weights` both, or with expertSwap the larger). */
+  experts?: [number, number];
+  /** Two experts swapped: page-locked host memory for both experts' host copies (kept once made). */
+  hostWeights?: number;
 }
 
 export function vaeParameterCount(c: WanVaeConfig): number {
@@ -58,7 +66,17 @@ export function vaeParameterCount(c: WanVaeConfig): number {
 export function estimateMemory(o: MemoryEstimateInput): MemoryEstimate {
   const { transformer: t, vae: v, width, height, frames } = o;
   const b = BYTES[o.dtype];
-  const weights = parameterCount(t) * b + o.textParams * b + vaeParameterCount(v) * 4;
+  // Two experts: both on the device, or (swapping) the larger one, the two copies in host memory.
+  const experts: [number, number] | null = o.transformer2
+    ? [parameterCount(t) * b, parameterCount(o.transformer2) * b]
+    : null;
+  const onDevice = experts
+    ? o.expertSwap
+      ? Math.max(...experts)
+      : experts[0] + experts[1]
+    : parameterCount(t) * b;
+  const weights = onDevice + o.textParams * b + vaeParameterCount(v) * 4;
+  const two = experts ? { experts, ...(o.expertSwap ? { hostWeights: experts[0] + experts[1] } : {}) } : {};
   const sf = spatialFactor(v);
   const tf = temporalFactor(v);
   const latentFrames = (frames - 1) / tf + 1;
@@ -80,7 +98,14 @@ export function estimateMemory(o: MemoryEstimateInput): MemoryEstimate {
     // One latent frame: the feature map, the causal cache and a few temporaries, in f32.
     const decode = 6 * base * tf * maps * 4 + frames * pixels * 3 * 4;
     const runtime = 512 * MiB;
-    return { weights, denoise, decode, runtime, total: weights + runtime + Math.max(denoise, decode) };
+    return {
+      weights,
+      denoise,
+      decode,
+      runtime,
+      total: weights + runtime + Math.max(denoise, decode),
+      ...two,
+    };
   }
   // Every layer's intermediates at once: about 14·dim + 2·ffn values per token per branch.
   const denoise = t.num_layers * batch * tokens * (14 * dim + 2 * t.ffn_dim) * b + text;
@@ -89,7 +114,7 @@ export function estimateMemory(o: MemoryEstimateInput): MemoryEstimate {
   const runtime = 128 * MiB;
   // The backend keeps freed blocks cached for reuse, and the decoder's differ in size
   // from the transformer's: the process holds both peaks.
-  return { weights, denoise, decode, runtime, total: weights + runtime + denoise + decode };
+  return { weights, denoise, decode, runtime, total: weights + runtime + denoise + decode, ...two };
 }
 
 /** What estimateMemory needs to know of a loaded pipeline (a WanPipeline has all of it). */
@@ -99,6 +124,9 @@ export interface EstimablePipeline {
   textEncoder: { config: UMT5Config };
   dtype: DType;
   device: { kind: "cpu" | "cuda" };
+  /** A second expert, and whether the idle expert waits in host memory. */
+  transformer2?: { config: WanTransformerConfig } | null;
+  expertSwap?: boolean;
 }
 
 /** estimateMemory for a loaded pipeline, at its own dtype and device. */
@@ -112,6 +140,7 @@ export function estimatePipelineMemory(
     textParams: umt5ParameterCount(p.textEncoder.config),
     dtype: p.dtype,
     device: p.device.kind,
+    ...(p.transformer2 ? { transformer2: p.transformer2.config, expertSwap: p.expertSwap === true } : {}),
     ...o,
   });
 }

@@ -52,6 +52,10 @@ export interface WanModelConfigs {
   shift: number;
   /** model_index.json's expand_timesteps (Wan2.2 TI2V's per-token timesteps). */
   expandTimesteps?: boolean;
+  /** Two-expert models (Wan2.2 A14B): the second (low-noise) expert, drawn with seed + 3. */
+  transformer2?: WanTransformerConfig;
+  /** With transformer2: model_index.json's boundary_ratio. */
+  boundaryRatio?: number;
 }
 
 /**
@@ -143,6 +147,29 @@ export const RANDOM_MODELS = {
       defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
       shift: 5,
       expandTimesteps: true,
+    }),
+  },
+  "tiny-a14b": {
+    description: "tiny with two experts, Wan2.2 A14B's layout",
+    // The tiny model with a second expert of the same geometry.
+    configs: (): WanModelConfigs => {
+      const tiny = RANDOM_MODELS.tiny.configs();
+      return { ...tiny, transformer2: tiny.transformer, boundaryRatio: 0.875 };
+    },
+  },
+  "wan2.2-t2v-a14b": {
+    description: "Wan2.2-T2V-A14B's geometry: two 14B experts, about 57 GB in bf16",
+    // Wan-AI/Wan2.2-T2V-A14B-Diffusers: two experts of Wan2.1-T2V-14B's geometry handing
+    // over at boundary_ratio 0.875; Wan2.2's sampling (40 steps, shift 12, guidance 4 on
+    // the high-noise expert; Wan2.2 uses 3 on the low-noise one: --guidance-2 3).
+    configs: (): WanModelConfigs => ({
+      transformer: WAN21_T2V_14B,
+      transformer2: WAN21_T2V_14B,
+      boundaryRatio: 0.875,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: { steps: 40, guidance: 4 },
+      shift: 12,
     }),
   },
 } as const satisfies Record<string, RandomModelSpec>;
@@ -268,7 +295,20 @@ export function randomWanComponents(opts: RandomPipelineOptions = {}): WanPipeli
       {},
       "random model tokenizer",
     );
+    let second: Partial<WanPipelineComponents> = {};
+    if (cfg.transformer2) {
+      const tw2 = storeOf(
+        `random Wan transformer_2 (seed ${seed + 3})`,
+        drawTensors(transformerInits(cfg.transformer2), seed + 3, device, dtype),
+      );
+      stores.push(tw2);
+      second = {
+        transformer2: new WanTransformer(cfg.transformer2, tw2),
+        boundaryRatio: cfg.boundaryRatio ?? 0.875,
+      };
+    }
     return {
+      ...second,
       transformer: new WanTransformer(cfg.transformer, tw),
       vae: new WanVAE(cfg.vae, vw),
       textEncoder: new UMT5Encoder(cfg.textEncoder, ew),
@@ -379,7 +419,11 @@ export async function writeRandomWanModel(
   const dtype = opts.dtype ?? (name.startsWith("tiny") ? "f32" : "bf16");
   if (!SAFETENSORS_DTYPE[dtype]) throw new RangeError(`dtype must be f32, bf16 or f16, got ${dtype}`);
   await mkdir(dir, { recursive: true });
-  for (const sub of ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]) {
+  for (const sub of ["transformer", "transformer_2", "vae", "text_encoder", "tokenizer", "scheduler"]) {
+    if (sub === "transformer_2" && !cfg.transformer2) {
+      await rm(join(dir, sub), { recursive: true, force: true });
+      continue;
+    }
     await rm(join(dir, sub), { recursive: true, force: true });
     await mkdir(join(dir, sub));
   }
@@ -396,7 +440,18 @@ export async function writeRandomWanModel(
     transformer: ["diffusers", "WanTransformer3DModel"],
     vae: ["diffusers", "AutoencoderKLWan"],
     ...(cfg.expandTimesteps ? { boundary_ratio: null, expand_timesteps: true } : {}),
+    ...(cfg.transformer2
+      ? { transformer_2: ["diffusers", "WanTransformer3DModel"], boundary_ratio: cfg.boundaryRatio ?? 0.875 }
+      : {}),
   });
+  if (cfg.transformer2)
+    await json("transformer_2/config.json", {
+      _class_name: "WanTransformer3DModel",
+      _diffusers_version: "0.35.0",
+      added_kv_proj_dim: null,
+      image_dim: null,
+      ...cfg.transformer2,
+    });
   await json("transformer/config.json", {
     _class_name: "WanTransformer3DModel",
     _diffusers_version: "0.33.1",
@@ -450,6 +505,13 @@ export async function writeRandomWanModel(
     drawTensors(transformerInits(cfg.transformer), seed, "cpu", dtype),
     progress("transformer"),
   );
+  if (cfg.transformer2)
+    bytes += await writeComponent(
+      join(dir, "transformer_2"),
+      "diffusion_pytorch_model",
+      drawTensors(transformerInits(cfg.transformer2), seed + 3, "cpu", dtype),
+      progress("transformer_2"),
+    );
   bytes += await writeComponent(
     join(dir, "vae"),
     "diffusion_pytorch_model",

@@ -80,6 +80,11 @@ export interface GenerateOptions {
   steps?: number;
   /** Classifier-free guidance scale; at 1 or below only the conditional branch runs. */
   guidance?: number;
+  /**
+   * A two-expert model's (Wan2.2 A14B) guidance scale for its second, low-noise expert
+   * (diffusers' guidance_scale_2); default `guidance`. A one-expert model refuses it.
+   */
+  guidance2?: number;
   shift?: number;
   scheduler?: SchedulerName;
   /**
@@ -190,6 +195,8 @@ export interface ResolvedOptions {
   latentFrames: number;
   steps: number;
   guidance: number;
+  /** The second expert's guidance (two-expert models); `guidance` when not given. */
+  guidance2: number;
   shift: number;
   scheduler: SchedulerName;
   /** An explicit schedule (timesteps and/or sigmas, diffusers' meaning), or null for `steps` evenly spaced. */
@@ -335,6 +342,12 @@ export function resolveOptions(
       "loras2",
       "loras2 is for the low-noise expert of a two-expert model (Wan2.2 A14B); this model has one expert (its transformer): give its LoRAs as loras",
     );
+  if (o.guidance2 !== undefined && (limits.experts ?? 1) < 2)
+    throw new GenerateOptionError(
+      "guidance2",
+      "guidance2 is the guidance of the low-noise expert of a two-expert model (Wan2.2 A14B); this model has one expert: give guidance",
+    );
+  const guidance2 = o.guidance2 ?? guidance;
   const seed = o.seed ?? randomSeed();
 
   let strength = 1;
@@ -394,6 +407,7 @@ export function resolveOptions(
     latentFrames,
     steps,
     guidance,
+    guidance2,
     shift,
     scheduler,
     schedule: list

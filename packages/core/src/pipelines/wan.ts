@@ -41,7 +41,8 @@ import { type FlowScheduler, startIndexForStrength } from "../schedulers/common.
 import { createScheduler, WAN_SAMPLING_DEFAULTS } from "../schedulers/index.js";
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { RgbImage, VideoFrames } from "../video/frames.js";
-import { LoraError } from "../weights/lora/adapter.js";
+import { LoraError, planLoraFile } from "../weights/lora/adapter.js";
+import { boundaryTimestep, ExpertResidency, expertAt, expertGuidance } from "./experts.js";
 import { guidedVelocity } from "./guided-velocity.js";
 import { type LoadPipelineOptions, loadWanComponents } from "./load.js";
 import { type ActiveLora, listLoras, resolveLoras, TransformerLoras, wanLoraTarget } from "./loras.js";
@@ -91,6 +92,18 @@ export interface WanPipelineComponents {
   previewProjection?: LatentRgbProjection;
   /** Wan2.2 TI2V (model_index.json's expand_timesteps): known frames held clean at timestep 0 (see ti2v.ts). */
   expandTimesteps?: boolean;
+  /**
+   * A second expert (Wan2.2 A14B's low-noise transformer_2): it denoises the steps
+   * below the boundary, `transformer` those at or above it (see experts.ts).
+   */
+  transformer2?: WanTransformer;
+  /** With transformer2: the boundary as a share of numTrainTimesteps (model_index.json's boundary_ratio). */
+  boundaryRatio?: number;
+  /**
+   * With transformer2: keep only the running expert on the device, the other in host
+   * memory (transformer2's weights are then on the host as given). Default false.
+   */
+  expertSwap?: boolean;
 }
 
 export interface GenerateTimings {
@@ -99,9 +112,11 @@ export interface GenerateTimings {
   /** VAE encoding of the image or video, if any. */
   encode: number;
   denoise: number;
-  /** Mean milliseconds per denoising step. */
+  /** Mean milliseconds per denoising step (an expert swap, in denoise, not counted). */
   step: number;
   decode: number;
+  /** Two-expert models: milliseconds spent moving experts between host and device memory (0 when both stay resident). */
+  swap: number;
   total: number;
 }
 
@@ -130,6 +145,8 @@ export interface GenerateResult {
   rewrite: RewriteResult | null;
   /** Whether the denoising step ran as a CUDA graph (`cudaGraph`). */
   stepGraph: StepGraphReport;
+  /** Two-expert models: the boundary timestep, the steps each expert ran and the swaps of this run; null with one expert. */
+  experts: { boundary: number; steps: [number, number]; swaps: number } | null;
 }
 
 export { guidedVelocity };
@@ -138,6 +155,10 @@ let nextInstance = 0;
 
 export class WanPipeline {
   readonly transformer: WanTransformer;
+  /** The second (low-noise) expert of a two-expert model, or null. */
+  readonly transformer2: WanTransformer | null;
+  /** The timestep at and above which `transformer` runs and below which transformer2 does (two experts), or null. */
+  readonly boundary: number | null;
   readonly vae: WanVAE;
   readonly textEncoder: UMT5Encoder;
   readonly tokenizer: TextTokenizer;
@@ -157,6 +178,11 @@ export class WanPipeline {
   readonly #loras: TransformerLoras;
   /** What a generate() without `loras` runs with: the set given at load or to setLoras(). */
   #defaultLoras: ActiveLora[] = [];
+  /** The second expert's LoRAs, where it is resident, and what a run without loras2 uses. */
+  readonly #loras2: TransformerLoras | null = null;
+  readonly #experts: ExpertResidency | null = null;
+  #defaultLoras2: ActiveLora[] = [];
+  readonly #device: Device;
 
   constructor(c: WanPipelineComponents) {
     this.transformer = c.transformer;
@@ -176,6 +202,10 @@ export class WanPipeline {
     if (c.loraDir !== undefined && !statSync(c.loraDir, { throwIfNoEntry: false })?.isDirectory())
       throw new Error(`WanPipeline: the LoRA folder ${c.loraDir} is not a folder`);
     this.previewProjection = latentRgbProjectionFor(c.previewProjection, c.vae.config.z_dim);
+    // Read once: a swapped-out expert's weights are on the host, the run's device is not.
+    this.#device = this.transformer.weights.get("patch_embedding.weight").device;
+    this.transformer2 = c.transformer2 ?? null;
+    this.boundary = null;
 
     const tc = this.transformer.config;
     const z = this.vae.config.z_dim;
@@ -193,11 +223,35 @@ export class WanPipeline {
       );
     if (!Number.isInteger(this.textLength) || this.textLength < 1)
       throw new Error(`WanPipeline: textLength must be a positive integer, got ${this.textLength}`);
-    this.limits = modelLimits(tc, this.vae.config);
+    this.limits = modelLimits(tc, this.vae.config, this.transformer2 ? 2 : 1);
     this.#loras = new TransformerLoras(
       this.transformer.weights,
       wanLoraTarget(tc, "this model's transformer"),
     );
+    if (this.transformer2) {
+      const two = twoExperts(this.transformer, this.transformer2, c.boundaryRatio, this.numTrainTimesteps);
+      this.boundary = two.boundary;
+      this.#loras2 = new TransformerLoras(
+        this.transformer2.weights,
+        wanLoraTarget(this.transformer2.config, "this model's transformer_2 (the low-noise expert)"),
+      );
+      this.#experts = new ExpertResidency(
+        [this.transformer.weights, this.transformer2.weights],
+        this.#device,
+        c.expertSwap === true,
+      );
+    } else if (c.boundaryRatio !== undefined)
+      throw new Error("WanPipeline: boundaryRatio is given but there is no transformer2 (the second expert)");
+  }
+
+  /** Whether only the running expert is kept on the device (two-expert models). */
+  get expertSwap(): boolean {
+    return this.#experts?.swap ?? false;
+  }
+
+  /** Expert swaps (host ⇄ device moves) since the pipeline was made. */
+  get expertSwaps(): number {
+    return this.#experts?.swaps ?? 0;
   }
 
   /**
@@ -211,17 +265,19 @@ export class WanPipeline {
       pipe = new WanPipeline(c);
     } catch (e) {
       c.transformer.weights.dispose();
+      c.transformer2?.weights.dispose();
       c.vae.weights.dispose();
       c.textEncoder.weights.dispose();
       throw e;
     }
-    if (opts.loras?.length)
-      try {
-        await pipe.setLoras(opts.loras);
-      } catch (e) {
-        pipe.dispose();
-        throw e;
-      }
+    try {
+      await pipe.#experts?.adopt();
+      if (opts.loras?.length) await pipe.setLoras(opts.loras);
+      if (opts.loras2?.length) await pipe.setLoras2(opts.loras2);
+    } catch (e) {
+      pipe.dispose();
+      throw e;
+    }
     return pipe;
   }
 
@@ -232,8 +288,33 @@ export class WanPipeline {
    */
   async setLoras(loras: readonly LoraSpec[]): Promise<void> {
     const wanted = this.#resolveLoras(loras, "loras");
+    await this.#experts?.ensure(0);
     await this.#lorasOption(() => this.#loras.apply(wanted));
     this.#defaultLoras = wanted;
+  }
+
+  /**
+   * setLoras() for the second (low-noise) expert of a two-expert model: merged now
+   * (the expert is swapped in first if it waits in host memory).
+   */
+  async setLoras2(loras: readonly LoraSpec[]): Promise<void> {
+    const loras2 = this.#loras2;
+    if (!loras2) {
+      if (loras.length === 0) return;
+      throw new GenerateOptionError(
+        "loras2",
+        "loras2 is for the low-noise expert of a two-expert model (Wan2.2 A14B); this model has one expert (its transformer): give its LoRAs as loras",
+      );
+    }
+    const wanted = this.#resolveLoras(loras, "loras2");
+    await this.#experts?.ensure(1);
+    await this.#lorasOption(() => loras2.apply(wanted), "loras2");
+    this.#defaultLoras2 = wanted;
+  }
+
+  /** The LoRAs merged into the second expert now ([] with one expert). */
+  get loras2(): readonly ActiveLora[] {
+    return this.#loras2?.active ?? [];
   }
 
   /** The LoRAs merged into the transformer now. */
@@ -253,18 +334,18 @@ export class WanPipeline {
   }
 
   // A LoRA file that cannot be merged is the option's fault: said as a GenerateOptionError on loras.
-  async #lorasOption<T>(fn: () => Promise<T>): Promise<T> {
+  async #lorasOption<T>(fn: () => Promise<T>, key = "loras"): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      if (e instanceof LoraError) throw new GenerateOptionError("loras", e.message);
+      if (e instanceof LoraError) throw new GenerateOptionError(key, e.message);
       throw e;
     }
   }
 
   /** Where the transformer's weights are: every tensor of a run lives there. */
   get device(): Device {
-    return this.transformer.weights.get("patch_embedding.weight").device;
+    return this.#device;
   }
 
   /** The transformer's dtype (its inputs are cast to it; latents and scheduler math stay f32). */
@@ -289,7 +370,10 @@ export class WanPipeline {
   dispose(): void {
     this.#cache.clear();
     this.#loras.dispose();
+    this.#loras2?.dispose();
     this.transformer.weights.dispose();
+    this.transformer2?.weights.dispose();
+    this.#experts?.dispose();
     this.vae.weights.dispose();
     this.textEncoder.weights.dispose();
   }
@@ -299,6 +383,7 @@ export class WanPipeline {
     const r = resolveOptions(opts, this.defaults, this.limits, () => Math.floor(Math.random() * 2 ** 32));
     // LoRA names and files exist (whether they fit the model is known once they are read).
     if (opts.loras !== undefined) resolveLoras(opts.loras, this.loraDir);
+    if (opts.loras2 !== undefined) resolveLoras(opts.loras2, this.loraDir, "loras2");
     checkPromptEmbeds(opts, this.transformer.config.text_dim, this.textLength);
     return r;
   }
@@ -323,8 +408,11 @@ export class WanPipeline {
     const r = this.resolve(opts);
     const tc = this.transformer.config;
     const sf = this.vae.spatialFactor;
+    // Both guidance branches run when any expert guides (an expert at 1 then takes the
+    // conditional branch alone), so every step has one batch and one plan.
+    const runGuidance = this.transformer2 ? Math.max(r.guidance, r.guidance2) : r.guidance;
     const split = planRun(plan, {
-      guidance: r.guidance,
+      guidance: runGuidance,
       heads: tc.num_attention_heads,
       latentRows: r.height / sf,
       seeded: opts.seed !== undefined,
@@ -341,7 +429,9 @@ export class WanPipeline {
 
     const wantedLoras =
       opts.loras === undefined ? this.#defaultLoras : resolveLoras(opts.loras, this.loraDir);
-    let releaseLoras: (() => void) | null = null;
+    const wantedLoras2 =
+      opts.loras2 === undefined ? this.#defaultLoras2 : resolveLoras(opts.loras2, this.loraDir, "loras2");
+    const releases: (() => void)[] = [];
     const owned: Tensor[] = [];
     const own = <T extends Tensor>(t: T): T => {
       owned.push(t);
@@ -355,19 +445,71 @@ export class WanPipeline {
       r.stepCache === false ? null : new StepCache(r.stepCache, stepCacheOptions(split, grid));
     const stepSplits = stepSplit(split, tc);
     // Per generation: the graph holds the step's activation memory, which the VAE
-    // decode that follows may need.
-    let graph: StepGraph | null = null;
-    const timings: GenerateTimings = { text: 0, encode: 0, denoise: 0, step: 0, decode: 0, total: 0 };
+    // decode that follows may need. One per expert (each reads its own weights).
+    const graphs: (StepGraph | null)[] = [null, null];
+    let graphFailure: string | null = null;
+    const dropGraph = (e: number) => {
+      graphFailure ??= graphs[e]?.failure() ?? null;
+      graphs[e]?.dispose();
+      graphs[e] = null;
+    };
+    const disposeGraphs = () => {
+      dropGraph(0);
+      dropGraph(1);
+    };
+    const timings: GenerateTimings = {
+      text: 0,
+      encode: 0,
+      denoise: 0,
+      step: 0,
+      decode: 0,
+      swap: 0,
+      total: 0,
+    };
+    // Two experts: each one's LoRAs are merged once it is resident (see experts.ts).
+    const held = new Set<number>();
+    const holdLoras = async (e: number) => {
+      if (held.has(e)) return;
+      held.add(e);
+      const loras = e === 0 ? this.#loras : (this.#loras2 as TransformerLoras);
+      const wanted = e === 0 ? wantedLoras : wantedLoras2;
+      releases.push(await this.#lorasOption(() => loras.hold(wanted), e === 0 ? "loras" : "loras2"));
+    };
+    const useExpert = async (e: number) => {
+      const ms = (await this.#experts?.ensure(e)) ?? 0;
+      if (ms > 0) {
+        timings.swap += ms;
+        swaps++;
+        // A graph replays the addresses it captured, and the weights moved.
+        disposeGraphs();
+      }
+      await holdLoras(e);
+    };
+    let swaps = 0;
+    const expertSteps: [number, number] = [0, 0];
     let hits = 0;
     try {
-      // 0. The LoRAs this run asks for, merged (nothing to do when they already are).
-      releaseLoras = await this.#lorasOption(() => this.#loras.hold(wantedLoras));
+      // 0. The LoRAs this run asks for, merged (nothing to do when they already are);
+      //    an expert that waits in host memory gets its own when it is swapped in.
+      if (!this.#experts?.swap) {
+        await holdLoras(0);
+        if (this.transformer2) await holdLoras(1);
+      } else {
+        // Each expert's LoRAs checked against it now (names and shapes, from the files'
+        // headers), so that a LoRA that does not fit fails the run before its first step.
+        for (const [key, list, model] of [
+          ["loras", wantedLoras, this.transformer],
+          ["loras2", wantedLoras2, this.transformer2 as WanTransformer],
+        ] as const)
+          for (const l of list)
+            await this.#lorasOption(() => planLoraFile(l.path, wanLoraTarget(model.config)), key);
+      }
       checkAbort(signal);
 
       // 1. Text states: conditional, then unconditional, one batch of two for guidance
       //    (or, with the branches split over ranks, this rank's own).
       const tText = performance.now();
-      const cfg = r.guidance > 1;
+      const cfg = runGuidance > 1;
       const cond = opts.promptEmbeds
         ? { states: own(await this.givenStates(opts.promptEmbeds)), hit: false }
         : await this.textStates(prepared.prompt, pinned);
@@ -439,34 +581,42 @@ export class WanPipeline {
         opts.preview && this.previewProjection
           ? new LatentPreviewer(this.previewProjection, opts.preview === true ? {} : opts.preview)
           : null;
+      let lastExpert = -1;
       for (let i = start; i < r.steps; i++) {
         checkAbort(signal);
         const cur: Tensor = latents;
-        const t = stepTime(
-          scheduler.timesteps[i] as number,
-          this.expandTimesteps,
-          known ? r.knownLatentFrames : 0,
-          grid[0],
-          pt,
-        );
+        const tNum = scheduler.timesteps[i] as number;
+        const t = stepTime(tNum, this.expandTimesteps, known ? r.knownLatentFrames : 0, grid[0], pt);
+        // The expert of this timestep (always the first with one), with its guidance.
+        const e = expertAt(tNum, this.boundary);
+        const transformer = e === 0 ? this.transformer : (this.transformer2 as WanTransformer);
+        const guidance = expertGuidance(e === 0 ? r.guidance : r.guidance2, cfg);
+        if (e !== lastExpert) {
+          // Timesteps only fall: the expert handed over from does not run again, so its
+          // graph (and the activation memory it holds) can go.
+          if (lastExpert >= 0) dropGraph(lastExpert);
+          await useExpert(e);
+        }
+        expertSteps[e]++;
         let v: Tensor;
         if (stepCache)
-          v = await guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype, {
+          v = await guidedVelocity(transformer, cur, t, context, guidance, dtype, {
             cache: stepCache,
-            // The first and the last step always run in full.
-            full: i === start || i === r.steps - 1,
+            // The first and the last step always run in full, and so does an expert's first.
+            full: i === start || i === r.steps - 1 || e !== lastExpert,
             ...(stepSplits ? { split: stepSplits } : {}),
           });
         else if (useGraph) {
-          graph ??= new StepGraph(this.transformer);
-          const got = await graph.velocity(cur, t, context, r.guidance, dtype);
+          graphs[e] ??= new StepGraph(transformer);
+          const got = await (graphs[e] as StepGraph).velocity(cur, t, context, guidance, dtype);
           v = got.v;
           if (got.replayed) stepGraph.replays++;
         } else if (stepSplits)
-          v = await guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype, {
+          v = await guidedVelocity(transformer, cur, t, context, guidance, dtype, {
             split: stepSplits,
           });
-        else v = guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype);
+        else v = guidedVelocity(transformer, cur, t, context, guidance, dtype);
+        lastExpert = e;
         let next: Tensor;
         let x0: Tensor | null = null;
         try {
@@ -494,13 +644,15 @@ export class WanPipeline {
         });
       }
       if (useGraph && stepGraph.replays === 0) {
-        const reason = graph?.failure() ?? null;
+        disposeGraphs();
+        const reason = graphFailure;
         if (reason) Object.assign(stepGraph, { state: "failed", reason });
-        else if (total < 2) stepGraph.state = "off"; // one step: nothing to replay
+        else if (total < 2 || Math.max(...expertSteps) < 2) stepGraph.state = "off"; // nothing to replay
       }
-      graph?.dispose();
+      disposeGraphs();
       timings.denoise = performance.now() - tDen;
-      timings.step = timings.denoise / total;
+      // The swap of two experts is counted in denoise, not in the mean step.
+      timings.step = (timings.denoise - timings.swap) / total;
       scheduler.reset();
       checkAbort(signal);
 
@@ -532,18 +684,19 @@ export class WanPipeline {
         prompt: prepared.prompt,
         rewrite: prepared.rewrite,
         stepGraph,
+        experts: this.boundary === null ? null : { boundary: this.boundary, steps: expertSteps, swaps },
       };
       latents = null;
       video = null;
       return result;
     } finally {
-      releaseLoras?.();
+      for (const release of releases) release();
       for (const t of owned) t.dispose();
       latents?.dispose();
       video?.dispose();
       scheduler?.dispose();
       stepCache?.dispose();
-      graph?.dispose();
+      disposeGraphs();
       for (const k of pinned) this.#cache.release(k);
     }
   }
@@ -656,7 +809,7 @@ export function generationDefaults(over: Partial<GenerationDefaults> = {}): Gene
  * factor × patch (16), frames 1 + 4k. The caps (4096 px a side, 1021 frames) are
  * sanity limits well past what Wan2.1 was trained on (1280×720, 81 frames).
  */
-export function modelLimits(tc: WanTransformerConfig, vc: WanVaeConfig): ModelLimits {
+export function modelLimits(tc: WanTransformerConfig, vc: WanVaeConfig, experts = 1): ModelLimits {
   const [pt, ph, pw] = tc.patch_size;
   if (ph !== pw) throw new Error(`WanPipeline: patch ${ph}x${pw} is not square`);
   const tf = temporalFactor(vc);
@@ -666,7 +819,42 @@ export function modelLimits(tc: WanTransformerConfig, vc: WanVaeConfig): ModelLi
     temporalPatch: pt,
     maxSide: 4096,
     maxFrames: 1 + tf * 255,
+    ...(experts > 1 ? { experts } : {}),
   };
+}
+
+/**
+ * Checks that two experts can share a run (the same geometry in and out, the same
+ * patch and text width) and gives the boundary timestep of their hand-over.
+ */
+function twoExperts(
+  a: WanTransformer,
+  b: WanTransformer,
+  boundaryRatio: number | undefined,
+  numTrainTimesteps: number,
+): { boundary: number } {
+  const ca = a.config;
+  const cb = b.config;
+  for (const k of [
+    "in_channels",
+    "out_channels",
+    "text_dim",
+    "num_attention_heads",
+    "attention_head_dim",
+  ] as const)
+    if (ca[k] !== cb[k])
+      throw new Error(
+        `WanPipeline: the two experts differ in ${k} (transformer ${ca[k]}, transformer_2 ${cb[k]}); they must take the same latents and text`,
+      );
+  if (ca.patch_size.join() !== cb.patch_size.join())
+    throw new Error(
+      `WanPipeline: the two experts' patch sizes differ (${ca.patch_size.join("x")} and ${cb.patch_size.join("x")})`,
+    );
+  if (boundaryRatio === undefined || !(boundaryRatio > 0 && boundaryRatio < 1))
+    throw new Error(
+      `WanPipeline: a second expert needs boundaryRatio in (0, 1) (model_index.json's boundary_ratio), got ${boundaryRatio}`,
+    );
+  return { boundary: boundaryTimestep(boundaryRatio, numTrainTimesteps) };
 }
 
 type PixelSource =

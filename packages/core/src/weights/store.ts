@@ -59,9 +59,42 @@ export class WeightStore {
   readonly #tensors = new Map<string, Tensor>();
   /** Host copies of the tensors deltas have changed, as they were before the first change. */
   readonly #originals = new Map<string, Tensor>();
+  #version = 0;
   constructor(readonly source: string) {}
 
+  /**
+   * Bumped whenever a tensor's values change (set, setDeltas): a copy of the tensors
+   * taken at one version is still theirs while the version holds (pipelines/experts.ts
+   * keeps a host copy of an idle expert this way).
+   */
+  get version(): number {
+    return this.#version;
+  }
+
+  /**
+   * Puts each tensor of `moved` in place of the one of its name, holding the same
+   * values elsewhere (the same shape and dtype, another device): a move, not a change,
+   * so the version and the deltas' originals stay. Returns the tensors replaced; the
+   * caller owns them.
+   */
+  relocate(moved: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
+    const old = new Map<string, Tensor>();
+    for (const [name, t] of moved) {
+      const cur = this.get(name);
+      if (cur.dtype !== t.dtype || !same(cur.shape, t.shape))
+        throw new WeightError(
+          `${this.source}: tensor '${name}' cannot move to a ${t.dtype} [${t.shape.join(", ")}] copy of a ${cur.dtype} [${cur.shape.join(", ")}] tensor`,
+        );
+    }
+    for (const [name, t] of moved) {
+      old.set(name, this.get(name));
+      this.#tensors.set(name, t);
+    }
+    return old;
+  }
+
   set(name: string, t: Tensor): void {
+    this.#version++;
     const old = this.#tensors.get(name);
     if (old && old !== t) old.dispose();
     this.#tensors.set(name, t);
@@ -126,6 +159,7 @@ export class WeightStore {
       }
     }
     const restore = [...this.#originals.keys()].filter((n) => !deltas.get(n)?.length);
+    this.#version++;
     try {
       for (const name of restore) await this.#restore(name);
       for (const [name, list] of deltas) if (list.length) await this.#merge(name, list);

@@ -262,6 +262,55 @@ Napi::Value Empty(const Napi::CallbackInfo& info) {
   });
 }
 
+// pinnedEmpty(device, dtype, shape): an uninitialised host ("cpu") tensor whose memory
+// `device` copies to and from asynchronously (page-locked for a CUDA device; an
+// ordinary host tensor for the CPU).
+Napi::Value PinnedEmpty(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    Backend* dev = to_backend(info[0]);
+    DType dt = to_dtype(info[1], "pinnedEmpty");
+    Shape shape = to_shape(info[2], "pinnedEmpty", "shape");
+    Backend* host = get_backend("cpu");
+    Tensor t;
+    t.storage = dev->allocate_pinned(host, static_cast<size_t>(shape_numel(shape)) * dtype_size(dt));
+    t.dtype = dt;
+    t.shape = shape;
+    t.strides = contiguous_strides(shape);
+    return TensorHandle::Wrap(env, std::move(t));
+  });
+}
+
+// copyAsync(dst, src): copies src into dst (same dtype and element count, both
+// contiguous) between the host and a device, in the device's stream order, without
+// waiting; between two host tensors, in the CPU's queue. The host tensor must not be
+// disposed before the device is synchronized.
+Napi::Value CopyAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    const Tensor dst = TensorHandle::From(info[0], "copyAsync", "dst");
+    const Tensor src = TensorHandle::From(info[1], "copyAsync", "src");
+    if (dst.dtype != src.dtype)
+      throw OpError("copyAsync", "src", std::string("is ") + dtype_name(src.dtype) + " but dst is " + dtype_name(dst.dtype));
+    if (dst.numel() != src.numel())
+      throw OpError("copyAsync", "src", "has " + std::to_string(src.numel()) + " elements but dst has " +
+                                           std::to_string(dst.numel()));
+    if (!dst.is_contiguous()) throw OpError("copyAsync", "dst", "is not contiguous");
+    if (!src.is_contiguous()) throw OpError("copyAsync", "src", "is not contiguous");
+    Backend* host = get_backend("cpu");
+    Backend* d = dst.backend();
+    Backend* s = src.backend();
+    if (d != host && s != host)
+      throw OpError("copyAsync", "dst", "and src are both on devices (" + d->name() + ", " + s->name() +
+                                            "); copy within a device with assign()");
+    // The device side does the copy (the host with itself: a queued memcpy).
+    const bool to_device = d != host;
+    Backend* by = to_device ? d : s;
+    by->copy_host(dst.data(), src.data(), dst.nbytes(), to_device, {dst.storage, src.storage});
+    return env.Undefined();
+  });
+}
+
 // view(t, shape, strides, offset): a new handle over the same storage. Bounds are
 // checked so no view can reach outside its storage.
 Napi::Value View(const Napi::CallbackInfo& info) {
@@ -515,6 +564,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("TensorHandle", ctor);
   exports.Set("fromBuffer", Napi::Function::New(env, FromBuffer));
   exports.Set("empty", Napi::Function::New(env, Empty));
+  exports.Set("pinnedEmpty", Napi::Function::New(env, PinnedEmpty));
+  exports.Set("copyAsync", Napi::Function::New(env, CopyAsync));
   exports.Set("view", Napi::Function::New(env, View));
   exports.Set("op", Napi::Function::New(env, Op));
   exports.Set("opNames", Napi::Function::New(env, OpNames));

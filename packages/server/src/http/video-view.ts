@@ -39,6 +39,7 @@ export function jobView(job: JobRow, live: LiveProgress | null, queuePosition: n
     seconds: Math.round((r.frames / r.fps) * 1000) / 1000,
     steps: r.steps,
     guidance: r.guidance,
+    ...(r.guidance2 !== undefined ? { guidance_2: r.guidance2 } : {}),
     seed: r.seed,
     ...(r.strength !== undefined ? { strength: r.strength } : {}),
     step: live?.step ?? job.step,

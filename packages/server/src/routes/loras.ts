@@ -51,6 +51,8 @@ export function registerLoraRoutes(app: FastifyInstance, ctx: ServerContext): vo
 export function requestedLoras(
   loras: readonly { name: string; strength?: number }[] | undefined,
   available: readonly string[],
+  /** The request field: loras, or loras_2 (a two-expert model's second expert). */
+  field = "loras",
 ): { name: string; strength: number }[] {
   if (!loras?.length) return [];
   const out: { name: string; strength: number }[] = [];
@@ -58,13 +60,13 @@ export function requestedLoras(
     const name = l.name.replace(/\.safetensors$/, "");
     if (!available.includes(name))
       throw new RequestFieldError(
-        "loras",
+        field,
         available.length
-          ? `loras[${i}].name: no LoRA named '${l.name}' on this server (GET /v1/loras lists them: ${available.map((n) => `'${n}'`).join(", ")})`
-          : `loras[${i}].name: this server has no LoRAs (it was started without --loras DIR)`,
+          ? `${field}[${i}].name: no LoRA named '${l.name}' on this server (GET /v1/loras lists them: ${available.map((n) => `'${n}'`).join(", ")})`
+          : `${field}[${i}].name: this server has no LoRAs (it was started without --loras DIR)`,
       );
     if (out.some((o) => o.name === name))
-      throw new RequestFieldError("loras", `loras[${i}]: '${name}' is given twice; give each LoRA once`);
+      throw new RequestFieldError(field, `${field}[${i}]: '${name}' is given twice; give each LoRA once`);
     out.push({ name, strength: l.strength ?? 1 });
   }
   return out;

@@ -2,7 +2,7 @@
 // precision, GPUs) are declared here; those that set a generation parameter are
 // the CLI spellings of @tessera/core/params, so a parameter declared there is a
 // flag here, with its parsing, range and help, without an edit.
-import type { GenerateOptions } from "@tessera/core";
+import { EXPERT_SWAPS, type ExpertSwap, type GenerateOptions } from "@tessera/core";
 import { cliName, type ParamSpec, paramsOn } from "@tessera/core/params";
 import { type Device, type DType, defaultDevice } from "@tessera/native";
 import { UsageError } from "../../args.js";
@@ -47,6 +47,13 @@ const RUN_FLAGS = {
     default: "f32",
     description:
       "precision of the VAE; bf16 decodes on the GPU's implicit-GEMM conv kernel (faster, less memory)",
+  },
+  "expert-swap": {
+    kind: "choice",
+    choices: EXPERT_SWAPS,
+    default: "auto",
+    description:
+      "two-expert models (Wan2.2 A14B): keep the idle expert in host memory and swap it in at the boundary (always), keep both on the device (never), or swap when both do not fit (auto)",
   },
   gpus: {
     kind: "string",
@@ -141,6 +148,8 @@ export interface GenerateRequest {
   device: Device;
   dtype: DType;
   vaeDtype: DType;
+  /** Two-expert models: where the idle expert waits (--expert-swap). */
+  expertSwap: ExpertSwap;
   /** generate() options from the flags, without the inputs (read once the size is known). */
   options: GenerateOptions;
   /** Input files, resolved to absolute paths. */
@@ -209,6 +218,7 @@ export function readGenerateFlags(argv: string[]): GenerateRequest {
     device,
     dtype,
     vaeDtype,
+    expertSwap: values["expert-swap"],
     options: { ...options, prompt },
     files: resolved,
     fps: cliOnly.fps as number | undefined,

@@ -55,12 +55,19 @@ export function buildReport(f: RunFacts, result: GenerateResult, written: Writte
     ...(o.timesteps ? { timesteps: o.timesteps } : {}),
     ...(o.sigmas ? { sigmas: o.sigmas } : {}),
     ...(o.loras?.length ? { loras: o.loras.map((l) => ({ path: l.path, strength: l.strength ?? 1 })) } : {}),
+    ...(o.loras2?.length
+      ? { loras2: o.loras2.map((l) => ({ path: l.path, strength: l.strength ?? 1 })) }
+      : {}),
     ...(o.stepCache !== undefined ? { stepCache: o.stepCache, fullSteps: result.fullSteps } : {}),
     stepGraph: result.stepGraph,
     // An explicit schedule runs the Euler sampler.
     scheduler: schedule ? "euler" : (o.scheduler ?? f.defaults.scheduler),
     shift: o.shift ?? f.defaults.shift,
     guidance: o.guidance ?? f.defaults.guidance,
+    // Two experts: the second's guidance, the hand-over and the swaps.
+    ...(result.experts
+      ? { guidance2: o.guidance2 ?? o.guidance ?? f.defaults.guidance, experts: result.experts }
+      : {}),
     model: r.modelDir,
     device: f.device,
     ...(f.gpus !== undefined ? { gpus: f.gpus } : {}),
