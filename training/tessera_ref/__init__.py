@@ -3,6 +3,7 @@ umT5 encoder), written from the published architectures and keyed by the diffuse
 Hugging Face tensor names, so a state dict moves between these modules, the published
 checkpoints and the TypeScript engine unchanged. NCDHW layout throughout."""
 
+from .clip_vision import ClipVisionModel
 from .safetensors_io import read_safetensors, write_safetensors
 from .sampling import flow_matching_pair, flow_sigmas, sample
 from .umt5 import UMT5Encoder, relative_position_bucket
@@ -10,6 +11,7 @@ from .wan_transformer import WanTransformer
 from .wan_vae import WanVAE
 
 __all__ = [
+    "ClipVisionModel",
     "WanTransformer",
     "WanVAE",
     "UMT5Encoder",

@@ -36,6 +36,7 @@ import type { WanVaeConfig } from "../models/wan-vae/config.js";
 import { WanVAE } from "../models/wan-vae/vae.js";
 import { inspectWeights, loadWeights } from "../weights/load.js";
 import type { WeightStore } from "../weights/store.js";
+import { I2V_CHECKS, I2V_FIXTURES } from "./i2v-checks.js";
 
 /** One check's outcome. `error` is NaN where nothing could be measured (then `detail` says why). */
 export interface GoldenResult {
@@ -60,7 +61,7 @@ export interface GoldenOptions {
 }
 
 export const F32_BOUND = 1e-4;
-export const GOLDEN_FIXTURES = ["wan_transformer", "wan_vae", "umt5"] as const;
+export const GOLDEN_FIXTURES = ["wan_transformer", "wan_vae", "umt5", ...I2V_FIXTURES] as const;
 
 /** The fixtures' folder: TESSERA_GOLDEN_DIR, else test-fixtures/golden of this package. */
 export function goldenDir(): string {
@@ -79,7 +80,7 @@ export const goldenRunnable = (device: string, dtype: DType) => !(device === "cp
 /** Formats an error or a bound for messages. */
 export const fmtErr = (x: number) => (Number.isFinite(x) && x !== 0 ? x.toExponential(2) : String(x));
 
-interface Ctx {
+export interface Ctx {
   dir: string;
   device: string;
   dtype: DType;
@@ -88,7 +89,7 @@ interface Ctx {
 const DATA_PREFIXES = ["input.", "output.", "output_bf16.", "inter."];
 const isData = (name: string) => DATA_PREFIXES.some((p) => name.startsWith(p));
 
-interface Golden<C> {
+export interface Golden<C> {
   config: C;
   meta: Readonly<Record<string, string>>;
   /** Model weights on the run device in the run dtype. */
@@ -98,7 +99,7 @@ interface Golden<C> {
   dispose(): void;
 }
 
-async function openGolden<C>(ctx: Ctx, name: string): Promise<Golden<C>> {
+export async function openGolden<C>(ctx: Ctx, name: string): Promise<Golden<C>> {
   const path = join(ctx.dir, `${name}.safetensors`);
   if (!existsSync(path)) throw new Error(`missing fixture ${path}`);
   const inv = await inspectWeights(path);
@@ -130,7 +131,7 @@ async function openGolden<C>(ctx: Ctx, name: string): Promise<Golden<C>> {
 }
 
 /** An input for the model on the run device: floats in the run dtype unless `keepF32`, ids as they are. */
-async function input(
+export async function input(
   ctx: Ctx,
   g: Golden<unknown>,
   name: string,
@@ -159,7 +160,7 @@ function relErr(out: Float32Array, ref: Float32Array): number {
 }
 
 /** Compares `out` with output.<ref> (only the elements `rows` accepts, if given). */
-async function compare(
+export async function compare(
   ctx: Ctx,
   g: Golden<unknown>,
   check: string,
@@ -201,7 +202,7 @@ async function compare(
   return { name: check, error, bound, pass: nonFinite === 0 && error <= bound, detail };
 }
 
-interface Check {
+export interface Check {
   fixture: (typeof GOLDEN_FIXTURES)[number];
   /** The names of the results it gives, in order. */
   names: readonly string[];
@@ -415,6 +416,8 @@ const CHECKS: readonly Check[] = [
       }
     },
   },
+  // Wan2.1 image-to-video: the CLIP image encoder, the I2V / FLF2V transformers, whole runs.
+  ...I2V_CHECKS,
 ];
 
 const ALL_RELEASED = "all checks: release every tensor";

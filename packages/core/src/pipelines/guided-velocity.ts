@@ -4,6 +4,15 @@ import type { StepCache } from "../models/wan/step-cache.js";
 import type { WanTransformer } from "../models/wan/transformer.js";
 import type { StepSplit } from "../parallel/plan.js";
 
+/**
+ * What a step calls: a WanTransformer, or one with a run's conditioning bound to it
+ * (image-conditioning.ts: the image-to-video models' condition channels and image states).
+ */
+export type StepModel = Pick<
+  WanTransformer,
+  "config" | "weights" | "forward" | "forwardSplit" | "forwardStepCached"
+>;
+
 /** The f32 timestep tensor a step takes: one entry per guidance branch of `context`. */
 export function stepTimesteps(timestep: number, context: Tensor): Tensor {
   const batch = context.shape[0] as number;
@@ -29,7 +38,7 @@ export interface StepRun {
  * branch, and the branches are gathered before the combine.
  */
 export function guidedVelocity(
-  transformer: WanTransformer,
+  transformer: StepModel,
   latents: Tensor,
   timestep: number,
   context: Tensor,
@@ -37,7 +46,7 @@ export function guidedVelocity(
   dtype?: DType,
 ): Tensor;
 export function guidedVelocity(
-  transformer: WanTransformer,
+  transformer: StepModel,
   latents: Tensor,
   timestep: number,
   context: Tensor,
@@ -46,7 +55,7 @@ export function guidedVelocity(
   run: StepRun,
 ): Promise<Tensor>;
 export function guidedVelocity(
-  transformer: WanTransformer,
+  transformer: StepModel,
   latents: Tensor,
   timestep: number,
   context: Tensor,
@@ -74,7 +83,7 @@ export function guidedVelocity(
  * step cache: device work only, so a CUDA graph can capture it (step-graph.ts).
  */
 export function guidedVelocityAt(
-  transformer: WanTransformer,
+  transformer: StepModel,
   latents: Tensor,
   timesteps: Tensor,
   context: Tensor,

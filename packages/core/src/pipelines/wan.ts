@@ -20,6 +20,7 @@ import { axpby, cast, concat, type Device, type DType, randn, scope, slice, Tens
 import { andThen } from "../models/maybe-async.js";
 import type { UMT5Encoder } from "../models/t5/encoder.js";
 import type { WanTransformerConfig } from "../models/wan/config.js";
+import { hasImageInput } from "../models/wan/image.js";
 import { StepCache } from "../models/wan/step-cache.js";
 import type { TokenGrid, WanTransformer } from "../models/wan/transformer.js";
 import { spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
@@ -41,6 +42,12 @@ import type { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { RgbImage, VideoFrames } from "../video/frames.js";
 import { LoraError } from "../weights/lora/adapter.js";
 import { guidedVelocity } from "./guided-velocity.js";
+import {
+  checkImageConditionedOptions,
+  conditionedModel,
+  encodeImageCondition,
+  type ImageEncoderParts,
+} from "./image-conditioning.js";
 import { type LoadPipelineOptions, loadWanComponents } from "./load.js";
 import { type ActiveLora, listLoras, resolveLoras, TransformerLoras, wanLoraTarget } from "./loras.js";
 import {
@@ -85,6 +92,8 @@ export interface WanPipelineComponents {
   loraDir?: string;
   /** Latents → RGB for live previews (tessera.json's preview.latentRgb); Wan2.1's z16 map when absent. */
   previewProjection?: LatentRgbProjection;
+  /** Image-to-video models (Wan2.1 I2V / FLF2V): the CLIP image encoder and its preprocessing. */
+  imageEncoder?: ImageEncoderParts;
 }
 
 export interface GenerateTimings {
@@ -145,6 +154,8 @@ export class WanPipeline {
   readonly loraDir: string | undefined;
   /** What live previews project latents with; null: this model has none (generate's `preview` is ignored). */
   readonly previewProjection: LatentRgbProjection | null;
+  /** The CLIP image encoder of an image-to-video model (Wan2.1 I2V / FLF2V); null for text-to-video. */
+  readonly imageEncoder: ImageEncoderParts | null;
   readonly #cache: TextStateCache;
   readonly #loras: TransformerLoras;
   /** What a generate() without `loras` runs with: the set given at load or to setLoras(). */
@@ -165,13 +176,17 @@ export class WanPipeline {
     if (c.loraDir !== undefined && !statSync(c.loraDir, { throwIfNoEntry: false })?.isDirectory())
       throw new Error(`WanPipeline: the LoRA folder ${c.loraDir} is not a folder`);
     this.previewProjection = latentRgbProjectionFor(c.previewProjection, c.vae.config.z_dim);
+    this.imageEncoder = c.imageEncoder ?? null;
 
     const tc = this.transformer.config;
     const z = this.vae.config.z_dim;
-    if (tc.in_channels !== z || tc.out_channels !== z)
+    // Image-to-video transformers take the latents, a 4-channel mask and the condition's latents.
+    const zIn = hasImageInput(tc) ? 2 * z + temporalFactor(this.vae.config) : z;
+    if (tc.in_channels !== zIn || tc.out_channels !== z)
       throw new Error(
-        `WanPipeline: the transformer takes ${tc.in_channels} channels and gives ${tc.out_channels}, but the VAE's latents have ${z}`,
+        `WanPipeline: the transformer takes ${tc.in_channels} channels and gives ${tc.out_channels}, but the VAE's latents have ${z} (in ${zIn})`,
       );
+    checkImageEncoder(tc, this.imageEncoder);
     if (tc.text_dim !== this.textEncoder.config.d_model)
       throw new Error(
         `WanPipeline: the transformer's text_dim is ${tc.text_dim} but the text encoder's d_model is ${this.textEncoder.config.d_model}`,
@@ -202,6 +217,7 @@ export class WanPipeline {
       c.transformer.weights.dispose();
       c.vae.weights.dispose();
       c.textEncoder.weights.dispose();
+      c.imageEncoder?.encoder.weights.dispose();
       throw e;
     }
     if (opts.loras?.length)
@@ -281,11 +297,13 @@ export class WanPipeline {
     this.transformer.weights.dispose();
     this.vae.weights.dispose();
     this.textEncoder.weights.dispose();
+    this.imageEncoder?.encoder.weights.dispose();
   }
 
   /** Checks options against the model without running anything (throws GenerateOptionError naming the option). */
   resolve(opts: GenerateOptions): ResolvedOptions {
     const r = resolveOptions(opts, this.defaults, this.limits, () => Math.floor(Math.random() * 2 ** 32));
+    checkImageConditionedOptions(opts, r, this.transformer);
     // LoRA names and files exist (whether they fit the model is known once they are read).
     if (opts.loras !== undefined) resolveLoras(opts.loras, this.loraDir);
     return r;
@@ -370,9 +388,28 @@ export class WanPipeline {
 
       // 2. Known latents from the image or clip.
       const tEnc = performance.now();
+      // Image-to-video models take the image as a condition instead (image-conditioning.ts).
+      const i2v = this.imageEncoder
+        ? await encodeImageCondition(
+            this.imageEncoder,
+            this.vae,
+            r,
+            opts.image as RgbImage | Tensor,
+            r.endImage ? (opts.endImage as RgbImage | Tensor) : null,
+            dtype,
+          )
+        : null;
+      if (i2v) {
+        own(i2v.condition);
+        own(i2v.image);
+      }
+      const model = i2v ? conditionedModel(this.transformer, i2v) : this.transformer;
       let known: Tensor | null = null;
       let init: Tensor | null = null;
-      if (r.mode === "i2v") known = own(this.encodePixels(imageFrames(opts.image as RgbImage | Tensor), r));
+      if (i2v) {
+        // No known-frame substitution: the condition carries the image.
+      } else if (r.mode === "i2v")
+        known = own(this.encodePixels(imageFrames(opts.image as RgbImage | Tensor), r));
       else if (r.mode === "extend") {
         const clip = opts.video as VideoFrames | Tensor;
         const n = clipLength(clip);
@@ -382,7 +419,7 @@ export class WanPipeline {
       // The end image as a still: encoded as 1 + tf copies, its second latent frame is
       // what the last latent frame of a clip that holds that image looks like.
       let knownEnd: Tensor | null = null;
-      if (r.endImage) {
+      if (r.endImage && !i2v) {
         const tf = temporalFactor(this.vae.config);
         const still = stillFrames(opts.endImage as RgbImage | Tensor, 1 + tf);
         knownEnd = own(
@@ -393,7 +430,7 @@ export class WanPipeline {
         );
         still.dispose();
       }
-      if (known || init || knownEnd) await device.synchronize();
+      if (known || init || knownEnd || i2v) await device.synchronize();
       timings.encode = performance.now() - tEnc;
       checkAbort(signal);
 
@@ -429,22 +466,22 @@ export class WanPipeline {
         const t = scheduler.timesteps[i] as number;
         let v: Tensor;
         if (stepCache)
-          v = await guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype, {
+          v = await guidedVelocity(model, cur, t, context, r.guidance, dtype, {
             cache: stepCache,
             // The first and the last step always run in full.
             full: i === start || i === r.steps - 1,
             ...(stepSplits ? { split: stepSplits } : {}),
           });
         else if (useGraph) {
-          graph ??= new StepGraph(this.transformer);
+          graph ??= new StepGraph(model);
           const got = await graph.velocity(cur, t, context, r.guidance, dtype);
           v = got.v;
           if (got.replayed) stepGraph.replays++;
         } else if (stepSplits)
-          v = await guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype, {
+          v = await guidedVelocity(model, cur, t, context, r.guidance, dtype, {
             split: stepSplits,
           });
-        else v = guidedVelocity(this.transformer, cur, t, context, r.guidance, dtype);
+        else v = guidedVelocity(model, cur, t, context, r.guidance, dtype);
         let next: Tensor;
         let x0: Tensor | null = null;
         try {
@@ -692,6 +729,25 @@ function checkedPixelTensor(t: Tensor, from: number, to: number, r: ResolvedOpti
     );
   const part = from === 0 && to === s[1] ? t : slice(t, 1, from, to);
   return part.dtype === dtype ? part : cast(part, dtype);
+}
+
+// An image-to-video transformer needs a CLIP image encoder whose width is its image_dim; a text-to-video one takes none.
+function checkImageEncoder(tc: WanTransformerConfig, enc: ImageEncoderParts | null): void {
+  if (!hasImageInput(tc)) {
+    if (enc)
+      throw new Error(
+        "WanPipeline: an image encoder was given for a text-to-video transformer (no image_dim)",
+      );
+    return;
+  }
+  if (!enc)
+    throw new Error(
+      "WanPipeline: this image-to-video transformer (image_dim set) needs the CLIP image encoder (the folder's image_encoder/ and image_processor/)",
+    );
+  if (enc.encoder.config.hidden_size !== tc.image_dim)
+    throw new Error(
+      `WanPipeline: the transformer's image_dim is ${tc.image_dim} but the image encoder's hidden_size is ${enc.encoder.config.hidden_size}`,
+    );
 }
 
 function anyWeight(store: { names(): string[]; get(name: string): Tensor }): Tensor {
