@@ -55,13 +55,15 @@ export function conditionedModel(t: WanTransformer, c: ImageCondition): StepMode
 
 /**
  * Checks a run's options against an image-conditioned model (throws GenerateOptionError
- * naming the option): such a model needs `image`; FLF2V (pos_embed_seq_len) needs
- * `endImage` too; a video input or loop has no meaning for it.
+ * naming the option): a video input or loop has no meaning for such a model; with
+ * `inputs` (the run itself, not a server's submission-time check, which has no
+ * uploads yet), it needs `image`, and FLF2V (pos_embed_seq_len) `endImage` too.
  */
 export function checkImageConditionedOptions(
   o: GenerateOptions,
   r: ResolvedOptions,
   t: WanTransformer,
+  inputs: boolean,
 ): void {
   if (!hasImageInput(t.config)) return;
   const flf2v = t.config.pos_embed_seq_len != null;
@@ -76,6 +78,7 @@ export function checkImageConditionedOptions(
       "loop",
       `loop is not supported by this ${kind} model; give endImage instead`,
     );
+  if (!inputs) return;
   if (r.mode !== "i2v")
     throw new GenerateOptionError(
       "image",

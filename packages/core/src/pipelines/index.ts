@@ -1,5 +1,8 @@
 export * from "./demo-model.js";
-export { guidedVelocityAt, stepTimesteps } from "./guided-velocity.js";
+export { guidedVelocityAt, type StepModel, stepTimesteps } from "./guided-velocity.js";
+export * from "./i2v-model-folder.js";
+export * from "./image-conditioning.js";
+export * from "./image-encoder-folder.js";
 export * from "./load.js";
 export * from "./loras.js";
 export * from "./memory-estimate.js";

@@ -13,6 +13,7 @@
 // The CPU constants are fitted to the demo model's peak RSS on the CPU backend
 // (128² to 512², 1 to 161 frames: the estimate is 10–40 % above every measurement).
 import type { DType } from "@tessera/native";
+import { type ClipVisionConfig, clipParameterCount } from "../models/clip/config.js";
 import { type UMT5Config, umt5ParameterCount } from "../models/t5/config.js";
 import { parameterCount, type WanTransformerConfig } from "../models/wan/config.js";
 import { spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
@@ -26,6 +27,8 @@ export interface MemoryEstimateInput {
   vae: WanVaeConfig;
   /** Parameters of the text encoder. */
   textParams: number;
+  /** Image-to-video models: parameters of the CLIP image encoder (held in the transformer's dtype). */
+  imageParams?: number;
   /** The transformer's and text encoder's dtype (the VAE is counted at f32). */
   dtype: DType;
   device: "cpu" | "cuda";
@@ -58,7 +61,8 @@ export function vaeParameterCount(c: WanVaeConfig): number {
 export function estimateMemory(o: MemoryEstimateInput): MemoryEstimate {
   const { transformer: t, vae: v, width, height, frames } = o;
   const b = BYTES[o.dtype];
-  const weights = parameterCount(t) * b + o.textParams * b + vaeParameterCount(v) * 4;
+  const weights =
+    parameterCount(t) * b + (o.textParams + (o.imageParams ?? 0)) * b + vaeParameterCount(v) * 4;
   const sf = spatialFactor(v);
   const tf = temporalFactor(v);
   const latentFrames = (frames - 1) / tf + 1;
@@ -66,7 +70,8 @@ export function estimateMemory(o: MemoryEstimateInput): MemoryEstimate {
     (latentFrames / t.patch_size[0]) * (height / sf / t.patch_size[1]) * (width / sf / t.patch_size[2]);
   const dim = t.num_attention_heads * t.attention_head_dim;
   const batch = (o.guidance ?? 2) > 1 ? 2 : 1;
-  const text = batch * 512 * t.text_dim * b;
+  // Text states (and an image-to-video model's CLIP states, two images' worth at most).
+  const text = batch * 512 * t.text_dim * b + (t.image_dim ? batch * 2 * 257 * t.image_dim * b : 0);
   // The decoder's widest full-size feature map.
   const base = (v.decoder_base_dim ?? v.base_dim) * (v.dim_mult[0] ?? 1);
   const pixels = height * width;
@@ -95,6 +100,8 @@ export interface EstimablePipeline {
   transformer: { config: WanTransformerConfig };
   vae: { config: WanVaeConfig };
   textEncoder: { config: UMT5Config };
+  /** Image-to-video models' CLIP image encoder (absent or null otherwise). */
+  imageEncoder?: { encoder: { config: ClipVisionConfig } } | null;
   dtype: DType;
   device: { kind: "cpu" | "cuda" };
 }
@@ -108,6 +115,7 @@ export function estimatePipelineMemory(
     transformer: p.transformer.config,
     vae: p.vae.config,
     textParams: umt5ParameterCount(p.textEncoder.config),
+    ...(p.imageEncoder ? { imageParams: clipParameterCount(p.imageEncoder.encoder.config) } : {}),
     dtype: p.dtype,
     device: p.device.kind,
     ...o,

@@ -15,6 +15,9 @@
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { affine, cast, type DeviceLike, type DType, full, randn, type Tensor } from "@tessera/native";
+import type { ClipVisionConfig } from "../models/clip/config.js";
+import { ClipVisionEncoder } from "../models/clip/encoder.js";
+import { clipImageProcessor } from "../models/clip/preprocess.js";
 import { UMT5_TINY, UMT5_XXL, type UMT5Config } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
 import { umt5Params } from "../models/t5/params.js";
@@ -28,11 +31,24 @@ import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { buildWordLevelTokenizerJson } from "../tokenizer/wordlevel.js";
 import { type TensorToWrite, writeSafetensors } from "../weights/safetensors.js";
 import { WeightStore } from "../weights/store.js";
+import {
+  clipInits,
+  I2V_MODEL_INDEX,
+  I2V_RANDOM_MODEL_NAMES,
+  type I2vRandomModelName,
+  i2vRandomConfigs,
+  writeImageEncoderConfigs,
+} from "./i2v-model-folder.js";
+import type { ImageEncoderParts } from "./image-conditioning.js";
 import type { GenerationDefaults } from "./options.js";
 import type { WanPipelineComponents } from "./wan.js";
 
-export type RandomModelName = "tiny" | "wan2.1-1.3b";
-export const RANDOM_MODEL_NAMES: readonly RandomModelName[] = ["tiny", "wan2.1-1.3b"];
+export type RandomModelName = "tiny" | "wan2.1-1.3b" | I2vRandomModelName;
+export const RANDOM_MODEL_NAMES: readonly RandomModelName[] = [
+  "tiny",
+  "wan2.1-1.3b",
+  ...I2V_RANDOM_MODEL_NAMES,
+];
 
 export interface WanModelConfigs {
   transformer: WanTransformerConfig;
@@ -41,6 +57,8 @@ export interface WanModelConfigs {
   defaults: Partial<GenerationDefaults>;
   /** Flow shift written to scheduler_config.json. */
   shift: number;
+  /** Image-to-video models: the CLIP image encoder (image_encoder/). */
+  imageEncoder?: ClipVisionConfig;
 }
 
 /**
@@ -56,6 +74,8 @@ export const DEMO_VOCAB: readonly string[] = (
 
 /** The random models: tiny (seconds on a CPU) and the Wan2.1-1.3B geometry. */
 export function randomModelConfigs(name: RandomModelName): WanModelConfigs {
+  const i2v = i2vRandomConfigs(name);
+  if (i2v) return i2v;
   switch (name) {
     case "tiny":
       return {
@@ -197,7 +217,20 @@ export function randomWanComponents(opts: RandomPipelineOptions = {}): WanPipeli
       {},
       "random model tokenizer",
     );
+    let imageEncoder: ImageEncoderParts | undefined;
+    if (cfg.imageEncoder) {
+      const cw = storeOf(
+        `random CLIP vision (seed ${seed + 3})`,
+        drawTensors(clipInits(cfg.imageEncoder), seed + 3, device, dtype),
+      );
+      stores.push(cw);
+      imageEncoder = {
+        encoder: new ClipVisionEncoder(cfg.imageEncoder, cw),
+        processor: clipImageProcessor(cfg.imageEncoder.image_size),
+      };
+    }
     return {
+      ...(imageEncoder ? { imageEncoder } : {}),
       transformer: new WanTransformer(cfg.transformer, tw),
       vae: new WanVAE(cfg.vae, vw),
       textEncoder: new UMT5Encoder(cfg.textEncoder, ew),
@@ -304,10 +337,12 @@ export async function writeRandomWanModel(
   const name = opts.config ?? "tiny";
   const cfg = randomModelConfigs(name);
   const seed = opts.seed ?? 0;
-  const dtype = opts.dtype ?? (name === "tiny" ? "f32" : "bf16");
+  const dtype = opts.dtype ?? (name.startsWith("tiny") ? "f32" : "bf16");
   if (!SAFETENSORS_DTYPE[dtype]) throw new RangeError(`dtype must be f32, bf16 or f16, got ${dtype}`);
   await mkdir(dir, { recursive: true });
-  for (const sub of ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]) {
+  const subs = ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"];
+  if (cfg.imageEncoder) subs.push("image_encoder", "image_processor");
+  for (const sub of subs) {
     await rm(join(dir, sub), { recursive: true, force: true });
     await mkdir(join(dir, sub));
   }
@@ -323,6 +358,7 @@ export async function writeRandomWanModel(
     tokenizer: ["transformers", "T5TokenizerFast"],
     transformer: ["diffusers", "WanTransformer3DModel"],
     vae: ["diffusers", "AutoencoderKLWan"],
+    ...(cfg.imageEncoder ? I2V_MODEL_INDEX : {}),
   });
   await json("transformer/config.json", {
     _class_name: "WanTransformer3DModel",
@@ -389,5 +425,14 @@ export async function writeRandomWanModel(
     drawTensors(t5Inits(cfg.textEncoder), seed + 2, "cpu", dtype),
     progress("text_encoder"),
   );
+  if (cfg.imageEncoder) {
+    await writeImageEncoderConfigs(dir, cfg.imageEncoder, torchDtype);
+    bytes += await writeComponent(
+      join(dir, "image_encoder"),
+      "model",
+      drawTensors(clipInits(cfg.imageEncoder), seed + 3, "cpu", dtype),
+      progress("image_encoder"),
+    );
+  }
   return { dir, config: name, bytes };
 }

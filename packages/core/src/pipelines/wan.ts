@@ -156,6 +156,10 @@ export class WanPipeline {
   readonly previewProjection: LatentRgbProjection | null;
   /** The CLIP image encoder of an image-to-video model (Wan2.1 I2V / FLF2V); null for text-to-video. */
   readonly imageEncoder: ImageEncoderParts | null;
+  /** An image-to-video model: every run needs `image` (and takes no video). */
+  readonly requiresImage: boolean;
+  /** A first-last-frame model (Wan2.1 FLF2V): every run needs `endImage` too. */
+  readonly requiresEndImage: boolean;
   readonly #cache: TextStateCache;
   readonly #loras: TransformerLoras;
   /** What a generate() without `loras` runs with: the set given at load or to setLoras(). */
@@ -187,6 +191,8 @@ export class WanPipeline {
         `WanPipeline: the transformer takes ${tc.in_channels} channels and gives ${tc.out_channels}, but the VAE's latents have ${z} (in ${zIn})`,
       );
     checkImageEncoder(tc, this.imageEncoder);
+    this.requiresImage = hasImageInput(tc);
+    this.requiresEndImage = tc.pos_embed_seq_len != null;
     if (tc.text_dim !== this.textEncoder.config.d_model)
       throw new Error(
         `WanPipeline: the transformer's text_dim is ${tc.text_dim} but the text encoder's d_model is ${this.textEncoder.config.d_model}`,
@@ -303,7 +309,7 @@ export class WanPipeline {
   /** Checks options against the model without running anything (throws GenerateOptionError naming the option). */
   resolve(opts: GenerateOptions): ResolvedOptions {
     const r = resolveOptions(opts, this.defaults, this.limits, () => Math.floor(Math.random() * 2 ** 32));
-    checkImageConditionedOptions(opts, r, this.transformer);
+    checkImageConditionedOptions(opts, r, this.transformer, false);
     // LoRA names and files exist (whether they fit the model is known once they are read).
     if (opts.loras !== undefined) resolveLoras(opts.loras, this.loraDir);
     return r;
@@ -327,6 +333,7 @@ export class WanPipeline {
   async generate(opts: GenerateOptions, plan: ParallelPlan = SINGLE_DEVICE): Promise<GenerateResult> {
     const t0 = performance.now();
     const r = this.resolve(opts);
+    checkImageConditionedOptions(opts, r, this.transformer, true);
     const tc = this.transformer.config;
     const sf = this.vae.spatialFactor;
     const split = planRun(plan, {
