@@ -71,7 +71,7 @@ describe("a random tiny I2V model", () => {
     const b = await pipe.generate({ ...RUN, image: image(40, 24, 2) });
     const [la, lb] = [await a.latents.toFloat32Array(), await b.latents.toFloat32Array()];
     expect(la.some((v, i) => v !== lb[i])).toBe(true);
-    // An end image too (as diffusers allows with an I2V model): the CLIP states of both.
+    // An end image too (only FLF2V was trained for one, but the I2V model takes both images' CLIP states).
     const c = await pipe.generate({ ...RUN, image: image(40, 24, 1), endImage: image(24, 40, 3) });
     expect(c.latents.shape).toEqual([1, 2, 4, 4, 4]);
     for (const r of [a, b, c]) {

@@ -56,8 +56,10 @@ export function conditionedModel(t: WanTransformer, c: ImageCondition): StepMode
 /**
  * Checks a run's options against an image-conditioned model (throws GenerateOptionError
  * naming the option): a video input or loop has no meaning for such a model; with
- * `inputs` (the run itself, not a server's submission-time check, which has no
- * uploads yet), it needs `image`, and FLF2V (pos_embed_seq_len) `endImage` too.
+ * `inputs` (the run itself, not a server's submission-time check, which has no uploads
+ * yet), it needs `image`, and FLF2V (pos_embed_seq_len) `endImage` too. An I2V model may
+ * take an end image as well: its CLIP tokens follow the first image's and the mask marks
+ * the last frame, as for FLF2V (the model trained for it).
  */
 export function checkImageConditionedOptions(
   o: GenerateOptions,
