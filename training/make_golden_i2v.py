@@ -19,6 +19,8 @@ and i2v_image.png itself (48×32 RGB), when it is not there yet.
 The transformer fixtures' text is 512 tokens: diffusers splits image from text tokens
 by "everything but the last 512", so check_upstream.py can feed diffusers the same.
 
+With a GPU, output_bf16.* hold the float32 models under bf16 autocast (as make_golden.py).
+
 Usage: python3 training/make_golden_i2v.py --out packages/core/test-fixtures/golden [--seed N]
 Run after make_golden.py (the pipeline reuses wan_vae.safetensors' weights, which it
 regenerates and compares)."""
@@ -76,6 +78,25 @@ PIPE = {
 }
 
 
+def variants():
+    """(dtype, device, autocast) runs: the float64 reference on the CPU, and with a GPU the
+    float32 model under bf16 autocast (what output_bf16.* holds, as make_golden.py)."""
+    out = [(torch.float64, "cpu", False)]
+    if torch.cuda.is_available():
+        out.append((torch.float32, "cuda", True))
+    return out
+
+
+def autocast(on: bool):
+    import contextlib
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if on else contextlib.nullcontext()
+
+
+def bf16_note():
+    return f"torch.autocast bfloat16 on {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "not run (no GPU)"
+
+
 def meta_for(name, config, desc, seed, extra=None):
     m = {
         "format": FORMAT,
@@ -86,7 +107,7 @@ def meta_for(name, config, desc, seed, extra=None):
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
         "reference": "float64 on cpu from the float32 weights and inputs stored here",
-        "bf16": "not run",
+        "bf16": bf16_note(),
         "layout": LAYOUT,
         "tensors": json.dumps(desc),
         "generator": "training/make_golden_i2v.py (training/tessera_ref)",
@@ -144,18 +165,19 @@ def make_clip(out, seed, png):
     weights = clip_weights(seed)
     img = Image.open(png)
     pixels = preprocess(img, PROCESSOR)  # [3, S, S] float32
-    m = load(ClipVisionModel(CLIP_CONFIG), weights, torch.float64, "cpu")
-    mq = load(ClipVisionModel({**CLIP_CONFIG, "hidden_act": "quick_gelu"}), weights, torch.float64, "cpu")
-    px = torch.from_numpy(pixels)[None].double()
-    with torch.no_grad():
-        hs = m.hidden_states(px)
-        pen = hs[-2]
-        pen_q = mq(px)
     tensors = dict(weights)
     tensors["output.pixel_values"] = f32(pixels.transpose(1, 2, 0)[None])
-    tensors["output.penultimate"] = f32(pen)
-    tensors["output.penultimate_quick_gelu"] = f32(pen_q)
-    tensors["output.last_hidden_state_prenorm"] = f32(hs[-1])
+    for dt, dev, ac in variants():
+        m = load(ClipVisionModel(CLIP_CONFIG), weights, dt, dev)
+        mq = load(ClipVisionModel({**CLIP_CONFIG, "hidden_act": "quick_gelu"}), weights, dt, dev)
+        px = torch.from_numpy(pixels)[None].to(dev, dt)
+        with torch.no_grad(), autocast(ac):
+            hs = m.hidden_states(px)
+            pen_q = mq(px)
+        pre = "output_bf16" if ac else "output"
+        tensors[f"{pre}.penultimate"] = f32(hs[-2].float().cpu())
+        tensors[f"{pre}.penultimate_quick_gelu"] = f32(pen_q.float().cpu())
+        tensors[f"{pre}.last_hidden_state_prenorm"] = f32(hs[-1].float().cpu())
     desc = {
         "output.pixel_values": "CLIPImageProcessor(i2v_image.png) channels-last [1, S, S, 3]",
         "output.penultimate": "hidden_states[-2] [1, tokens, hidden] (class token first): what Wan takes",
@@ -178,18 +200,24 @@ def make_transformer(out, name, config, stream, seed, image_tokens):
     context = f32(rng.standard_normal((b, TEXT_LEN, config["text_dim"])))
     image = f32(rng.standard_normal((b, image_tokens, config["image_dim"])))
     timesteps = np.array([612.5], dtype=np.float32)
-    m = load(WanTransformer(config), weights, torch.float64, "cpu")
-    inter = {}
-    hk = m.condition_embedder.image_embedder.register_forward_hook(lambda _m, _i, o: inter.__setitem__("image_tokens", o))
-    with torch.no_grad():
-        x = torch.cat([channels_first(torch.from_numpy(latents)), channels_first(torch.from_numpy(condition))], 1)
-        y = m(x.double(), torch.from_numpy(timesteps).double(), torch.from_numpy(context).double(), torch.from_numpy(image).double())
-    hk.remove()
+    outs = {}
+    for dt, dev, ac in variants():
+        m = load(WanTransformer(config), weights, dt, dev)
+        inter = {}
+        hk = m.condition_embedder.image_embedder.register_forward_hook(lambda _m, _i, o: inter.__setitem__("image_tokens", o))
+        to = lambda a: torch.from_numpy(a).to(dev, dt)  # noqa: E731
+        with torch.no_grad(), autocast(ac):
+            x = torch.cat([channels_first(to(latents)), channels_first(to(condition))], 1)
+            outs[ac] = (m(x, to(timesteps), to(context), to(image)).float().cpu(), inter["image_tokens"].float().cpu())
+        hk.remove()
+    y, image_tokens = outs[False]
     tensors = dict(weights)
     tensors.update({"input.latents": latents, "input.condition": condition, "input.context": context,
                     "input.image": image, "input.timesteps": timesteps})  # fmt: skip
     tensors["output.velocity"] = f32(channels_last(y))
-    tensors["inter.image_tokens"] = f32(inter["image_tokens"])
+    tensors["inter.image_tokens"] = f32(image_tokens)
+    if True in outs:
+        tensors["output_bf16.velocity"] = f32(channels_last(outs[True][0]))
     desc = {
         "input.latents": "noisy latents [B, F, H, W, 16]",
         "input.condition": "the channels after them (mask 4, conditioning latents 16) [B, F, H, W, 20]",
@@ -215,47 +243,48 @@ def euler_schedule(sigmas, shift):
     return sig + [0.0], [f32r(s * 1000) for s in sig]
 
 
-def pipeline_run(seed, clip, trans_cfg, trans_w, vae, first, last, ctx, neg):
+def pipeline_run(seed, clip, trans_cfg, trans_w, vae, first, last, ctx, neg, dt=torch.float64, dev="cpu", ac=False):
     """The Wan image-to-video pipeline (diffusers' WanImageToVideoPipeline, Euler, given
-    prompt embeddings, the engine's noise) in float64. Returns latents and intermediates."""
+    prompt embeddings, the engine's noise) in float64 (or, with `ac`, float32 models under
+    bf16 autocast). Returns latents and intermediates."""
     P = PIPE
     H, W, T = P["height"], P["width"], P["frames"]
     fl, h, w = (T - 1) // 4 + 1, H // 8, W // 8
-    with torch.no_grad():
+    with torch.no_grad(), autocast(ac):
         imgs = [first] + ([last] if last is not None else [])
-        states = [clip(torch.from_numpy(preprocess(im, PROCESSOR))[None].double()) for im in imgs]
+        states = [clip(torch.from_numpy(preprocess(im, PROCESSOR))[None].to(dev, dt)) for im in imgs]
         image_states = torch.cat(states, 1)  # FLF2V: [1, 2·tokens, dim]
-        px = lambda im: torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float64) / 127.5 - 1.0).permute(2, 0, 1)
-        video = torch.zeros(1, 3, T, H, W, dtype=torch.float64)
+        px = lambda im: torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float64) / 127.5 - 1.0).permute(2, 0, 1)  # noqa: E731
+        video = torch.zeros(1, 3, T, H, W, dtype=dt, device=dev)
         video[0, :, 0] = px(first)
         if last is not None:
             video[0, :, -1] = px(last)
         moments = vae.encode(video)
         cond_lat = vae.normalize_latents(moments[:, :16])
-        mask = torch.zeros(1, 4, fl, h, w, dtype=torch.float64)
+        mask = torch.zeros(1, 4, fl, h, w, dtype=dt, device=dev)
         # diffusers: the first pixel frame's mask ×4, then one per frame, as [4, latent frames].
         frames = torch.zeros(T)
         frames[0] = 1
         if last is not None:
             frames[-1] = 1
         seq = torch.cat([frames[:1].repeat(4), frames[1:]])  # 4·fl entries
-        mask[:] = seq.view(fl, 4).t()[None, :, :, None, None].double()
-        condition = torch.cat([mask, cond_lat], 1)
+        mask[:] = seq.view(fl, 4).t()[None, :, :, None, None].to(dev, dt)
+        condition = torch.cat([mask, cond_lat.to(dt)], 1)
         noise = tessera_randn([1, fl, h, w, 16], seed)
-        x = channels_first(torch.from_numpy(noise)).double()
+        x = channels_first(torch.from_numpy(noise)).to(dev, dt)
         sig, ts = euler_schedule(P["sigmas"], P["shift"])
         g = P["guidance"]
         for i, t in enumerate(ts):
             inp = torch.cat([x, condition], 1)
-            tt = torch.tensor([t], dtype=torch.float64)
-            vc = trans_w(inp, tt, ctx, image_states)
-            vu = trans_w(inp, tt, neg, image_states)
+            tt = torch.tensor([t], dtype=dt, device=dev)
+            vc = trans_w(inp, tt, ctx, image_states).to(dt)
+            vu = trans_w(inp, tt, neg, image_states).to(dt)
             v = vu + g * (vc - vu)
             x = x + (sig[i + 1] - sig[i]) * v
     return {
-        "latents": channels_last(x),
-        "image_states": image_states,
-        "condition": channels_last(condition),
+        "latents": channels_last(x.float().cpu()),
+        "image_states": image_states.float().cpu(),
+        "condition": channels_last(condition.float().cpu()),
         "noise": torch.from_numpy(noise),
     }
 
@@ -268,19 +297,26 @@ def make_pipeline(out, seed, png, clip_w, i2v_w, flf2v_w):
     for k, v in vw.items():
         if not np.array_equal(stored[k], v):
             raise SystemExit(f"wan_vae.safetensors' {k} is not what seed {seed} gives: run make_golden.py first")
-    vae = load(WanVAE(VAE_CONFIG), vw, torch.float64, "cpu")
-    clip = load(ClipVisionModel(CLIP_CONFIG), clip_w, torch.float64, "cpu")
+
     rng = np.random.default_rng([seed, 60])
     L, D = PIPE["text_length"], I2V_CONFIG["text_dim"]
     ctx = f32(rng.standard_normal((1, L, D)))
     neg = f32(rng.standard_normal((1, L, D)))
-    c64, n64 = torch.from_numpy(ctx).double(), torch.from_numpy(neg).double()
+
     first = Image.open(png).convert("RGB")
     last = first.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     tensors = {"input.prompt_embeds": ctx, "input.negative_prompt_embeds": neg}
     for name, cfg, w, end in [("i2v", I2V_CONFIG, i2v_w, None), ("flf2v", FLF2V_CONFIG, flf2v_w, last)]:
-        m = load(WanTransformer(cfg), w, torch.float64, "cpu")
-        r = pipeline_run(PIPE["seed"], clip, cfg, m, vae, first, end, c64, n64)
+        for dt, dev, ac in variants():
+            vae = load(WanVAE(VAE_CONFIG), vw, dt, dev)
+            clip = load(ClipVisionModel(CLIP_CONFIG), clip_w, dt, dev)
+            m = load(WanTransformer(cfg), w, dt, dev)
+            c, n = torch.from_numpy(ctx).to(dev, dt), torch.from_numpy(neg).to(dev, dt)
+            rr = pipeline_run(PIPE["seed"], clip, cfg, m, vae, first, end, c, n, dt, dev, ac)
+            if ac:
+                tensors[f"output_bf16.latents_{name}"] = f32(rr["latents"])
+            else:
+                r = rr
         tensors[f"output.latents_{name}"] = f32(r["latents"])
         tensors[f"inter.image_states_{name}"] = f32(r["image_states"])
         tensors[f"inter.condition_{name}"] = f32(r["condition"])
