@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Checks the golden files against the published implementations, where they can be
 imported: Hugging Face transformers' UMT5EncoderModel, and diffusers'
-WanTransformer3DModel and AutoencoderKLWan (from a diffusers source tree given with
---diffusers, since the GPU host has no diffusers package); for Wan2.1 image-to-video,
-transformers' CLIPImageProcessor and CLIPVisionModel (the image encoder from the image
-file) and diffusers' WanTransformer3DModel with image_dim / added_kv_proj_dim /
-pos_embed_seq_len (the I2V and FLF2V fixtures of make_golden_i2v.py). Each upstream model gets
+WanTransformer3DModel, AutoencoderKLWan and the T2V pipeline runs (WanPipeline with its
+UniPCMultistepScheduler / FlowMatchEulerDiscreteScheduler) (from a diffusers source tree
+given with --diffusers, since the GPU host has no diffusers package); for Wan2.1
+image-to-video, transformers' CLIPImageProcessor and CLIPVisionModel (the image encoder
+from the image file) and diffusers' WanTransformer3DModel with image_dim /
+added_kv_proj_dim / pos_embed_seq_len (the I2V and FLF2V fixtures of make_golden_i2v.py).
+Each upstream model gets
 the fixture's weights (strict load: every name must match) and inputs in float64 on
 the CPU, and its outputs are compared with the fixture's output.* tensors.
 
@@ -188,6 +190,69 @@ def check_i2v_transformer(golden, name):
     report(f"{name} velocity vs diffusers", rel(out, ncdhw(t["output.velocity"])), 1e-5, "diffusers rounds sinusoid/RoPE to f32")
 
 
+def _wan_schedulers(case):
+    """The scheduler diffusers' Wan pipelines run for a golden case, configured as Wan's
+    model folders (and diffusers' docs) configure it."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+
+    if case["scheduler"] == "unipc":
+        return UniPCMultistepScheduler(
+            num_train_timesteps=1000, prediction_type="flow_prediction", use_flow_sigmas=True,
+            flow_shift=case["shift"], solver_order=2, solver_type="bh2", predict_x0=True,
+            lower_order_final=True, final_sigmas_type="zero",
+        )  # fmt: skip
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=case["shift"])
+
+
+def check_pipeline(golden):
+    """wan_pipeline.safetensors (3-step guided runs from given noise and prompt embeddings)
+    against diffusers' own WanPipeline with WanTransformer3DModel and its UniPC / Euler
+    scheduler, float64 on the CPU; and the same loop written out over diffusers' scheduler,
+    so a pipeline that cannot be built without a VAE or text encoder still checks the sampler."""
+    from diffusers import WanPipeline, WanTransformer3DModel
+
+    t_all, meta = read_safetensors(os.path.join(golden, "wan_pipeline.safetensors"))
+    w, _, c = split(os.path.join(golden, "wan_transformer.safetensors"))
+    m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
+    m.load_state_dict(w, strict=True)
+    m = m.double().eval()
+    pos = torch.from_numpy(t_all["input.prompt_embeds"]).double()
+    neg = torch.from_numpy(t_all["input.negative_prompt_embeds"]).double()
+    for case in json.loads(meta["cases"]):
+        n = case["name"]
+        noise = ncdhw(torch.from_numpy(t_all[f"input.{n}.noise"]))
+        ref = ncdhw(torch.from_numpy(t_all[f"output.{n}.latents"]))
+        what = f"{case['steps']} {case['scheduler']} steps, shift {case['shift']}, guidance {case['guidance']}"
+        # 1. The loop written out: diffusers' scheduler and transformer, WanPipeline's order of things.
+        s = _wan_schedulers(case)
+        s.set_timesteps(case["steps"])
+        x = noise.clone().float()
+        with torch.no_grad():
+            for t in s.timesteps:
+                inp = x.double()
+                tt = t.expand(1)
+                v = m(hidden_states=inp, timestep=tt, encoder_hidden_states=pos, return_dict=False)[0]
+                vn = m(hidden_states=inp, timestep=tt, encoder_hidden_states=neg, return_dict=False)[0]
+                v = vn + case["guidance"] * (v - vn)
+                x = s.step(v, t, x, return_dict=False)[0]
+        report(f"pipeline {n} ({what}) vs diffusers scheduler + transformer", rel(x, ref), 1e-4,
+               "diffusers keeps σ in f32 and the latents in f32 between steps")  # fmt: skip
+        # 2. diffusers' WanPipeline itself (no VAE, tokenizer or text encoder: embeddings in, latents out).
+        try:
+            pipe = WanPipeline(tokenizer=None, text_encoder=None, vae=None, scheduler=_wan_schedulers(case), transformer=m)
+        except Exception as e:  # an older or newer diffusers may insist on every component
+            print(f"  skip WanPipeline for {n}: cannot build it without a VAE/text encoder ({type(e).__name__}: {e})")
+            continue
+        out = pipe(
+            prompt=None, negative_prompt=None, prompt_embeds=pos, negative_prompt_embeds=neg,
+            height=case["height"], width=case["width"], num_frames=case["frames"],
+            num_inference_steps=case["steps"], guidance_scale=case["guidance"],
+            latents=noise.clone(), output_type="latent", return_dict=False,
+        )[0]  # fmt: skip
+        report(f"pipeline {n} ({what}) vs diffusers WanPipeline", rel(out, ref), 1e-4,
+               "diffusers keeps σ in f32 and the latents in f32 between steps")  # fmt: skip
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--golden", required=True)
@@ -204,6 +269,8 @@ def main():
             ("i2v transformer", lambda g: check_i2v_transformer(g, "wan_i2v_transformer")),
             ("flf2v transformer", lambda g: check_i2v_transformer(g, "wan_flf2v_transformer")),
         ]
+        if os.path.exists(os.path.join(args.golden, "wan_pipeline.safetensors")):
+            checks += [("pipeline", check_pipeline)]
     for name, fn in checks:
         print(f"{name}:")
         try:

@@ -25,6 +25,7 @@ float64 rounding.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -37,7 +38,16 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tessera_ref import UMT5Encoder, WanTransformer, WanVAE, relative_position_bucket, write_safetensors  # noqa: E402
+from tessera_ref import (  # noqa: E402
+    UMT5Encoder,
+    WanTransformer,
+    WanVAE,
+    read_safetensors,
+    relative_position_bucket,
+    sample_guided,
+    tessera_randn,
+    write_safetensors,
+)
 
 FORMAT = "tessera-golden/1"
 
@@ -354,12 +364,90 @@ def make_umt5(run: Run, seed: int):
     return tensors, c, desc
 
 
+# Whole text-to-video runs on the golden transformer: latents after a few steps from
+# Tessera's noise for `seed` and given prompt embeddings, guidance on, per sampler as
+# Wan configures it in diffusers. Sizes give latents [1, 3, 4, 6, 16] (18 tokens).
+PIPELINE_TEXT_LENGTH = 16
+PIPELINE_CASES = [
+    {"name": "t2v_unipc", "scheduler": "unipc", "shift": 5.0, "steps": 3, "guidance": 5.0,
+     "width": 48, "height": 32, "frames": 9, "seed": 20251},
+    {"name": "t2v_euler", "scheduler": "euler", "shift": 3.0, "steps": 3, "guidance": 4.0,
+     "width": 48, "height": 32, "frames": 9, "seed": 20252},
+]  # fmt: skip
+
+
+def make_pipeline(run: Run, seed: int, transformer_path: str):
+    """Latents of whole guided runs (see PIPELINE_CASES) on the weights of `transformer_path`
+    (the golden transformer fixture; its sha256 goes into the metadata)."""
+    tensors_in, meta_in = read_safetensors(transformer_path)
+    with open(transformer_path, "rb") as fh:
+        base_sha = hashlib.sha256(fh.read()).hexdigest()
+    c = json.loads(meta_in["config"])
+    weights = {k: v for k, v in tensors_in.items() if not k.startswith(("input.", "output.", "output_bf16.", "inter."))}
+    rng = np.random.default_rng([seed, 4])
+    # Wan's text states: the prompt's rows, then zeros up to the text length (diffusers'
+    # _get_t5_prompt_embeds pads the same way). 9 and 5 real tokens of 16.
+    embeds = {}
+    for name, n in (("prompt_embeds", 9), ("negative_prompt_embeds", 5)):
+        e = np.zeros((1, PIPELINE_TEXT_LENGTH, c["text_dim"]), dtype=np.float32)
+        e[0, :n] = f32(rng.standard_normal((n, c["text_dim"])))
+        embeds[name] = e
+    tensors = {f"input.{k}": v for k, v in embeds.items()}
+    desc = {
+        "input.prompt_embeds": "text states [1, 16, text_dim]: 9 rows, then zero padding (as Wan pads)",
+        "input.negative_prompt_embeds": "text states [1, 16, text_dim]: 5 rows, then zero padding",
+    }
+    model = load(WanTransformer(c), weights, torch.float64, run.device)
+    ctx = torch.from_numpy(embeds["prompt_embeds"]).double().to(run.device)
+    neg = torch.from_numpy(embeds["negative_prompt_embeds"]).double().to(run.device)
+
+    def velocity(x, t, context):
+        return model(x, t, context)
+
+    for case in PIPELINE_CASES:
+        lat = (1, (case["frames"] - 1) // 4 + 1, case["height"] // 8, case["width"] // 8, c["in_channels"])
+        noise = tessera_randn(lat, case["seed"])
+        steps_out = []
+        x = sample_guided(
+            velocity,
+            channels_first(torch.from_numpy(noise).double().to(run.device)),
+            ctx,
+            neg,
+            case["guidance"],
+            case["scheduler"],
+            case["steps"],
+            case["shift"],
+            callback=lambda i, x: steps_out.append(channels_last(x).cpu()),
+        )
+        n = case["name"]
+        tensors[f"input.{n}.noise"] = noise
+        for i, s in enumerate(steps_out[:-1]):
+            tensors[f"output.{n}.step_{i}"] = f32(s)
+        tensors[f"output.{n}.latents"] = f32(channels_last(x).cpu())
+        print(f"  {n}: latents |x| {float(x.abs().mean()):.3f}")
+        desc[f"input.{n}.noise"] = f"Tessera's randn(shape, {{seed: {case['seed']}}}) [1, F, H, W, C] (tessera_ref/rng.py)"
+        desc[f"output.{n}.step_K"] = "latents after step K + 1 (before the last) [1, F, H, W, C]"
+        desc[f"output.{n}.latents"] = f"latents after all {case['steps']} steps (σ = 0) [1, F, H, W, C]"
+    extra = {
+        "base_sha256": base_sha,
+        "base": "wan_transformer.safetensors",
+        "cases": json.dumps(PIPELINE_CASES),
+        "text_length": str(PIPELINE_TEXT_LENGTH),
+    }
+    return tensors, c, desc, extra
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=20250)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--only", nargs="*", default=["wan_transformer", "wan_vae", "umt5"])
+    ap.add_argument("--only", nargs="*", default=["wan_transformer", "wan_vae", "umt5", "wan_pipeline"])
+    ap.add_argument(
+        "--golden",
+        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "packages", "core", "test-fixtures", "golden"),
+        help="where wan_pipeline reads wan_transformer.safetensors when this run did not write one to --out",
+    )
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -367,12 +455,18 @@ def main():
     torch.use_deterministic_algorithms(True, warn_only=True)
     run = Run(args.device)
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else None
-    makers = {"wan_transformer": make_transformer, "wan_vae": make_vae, "umt5": make_umt5}
+    def pipeline(run, seed):
+        made = os.path.join(args.out, "wan_transformer.safetensors")
+        return make_pipeline(run, seed, made if "wan_transformer" in args.only else os.path.join(args.golden, "wan_transformer.safetensors"))
+
+    makers = {"wan_transformer": make_transformer, "wan_vae": make_vae, "umt5": make_umt5, "wan_pipeline": pipeline}
     total = 0
     for name in args.only:
         t0 = time.time()
         print(f"{name}:")
-        tensors, config, desc = makers[name](run, args.seed)
+        made = makers[name](run, args.seed)
+        tensors, config, desc = made[:3]
+        extra = made[3] if len(made) > 3 else {}
         meta = {
             "format": FORMAT,
             "model": name,
@@ -386,6 +480,7 @@ def main():
             "layout": LAYOUT,
             "tensors": json.dumps(desc),
             "generator": "training/make_golden.py (training/tessera_ref)",
+            **extra,
         }
         path = os.path.join(args.out, f"{name}.safetensors")
         size = write_safetensors(path, tensors, meta)

@@ -40,9 +40,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from make_golden import LAYOUT, TRANSFORMER_CONFIG, VAE_CONFIG, channels_first, channels_last, default_std, f32, load, random_weights  # noqa: E402
-from tessera_ref import ClipVisionModel, WanTransformer, WanVAE, read_safetensors, write_safetensors  # noqa: E402
+from tessera_ref import ClipVisionModel, WanTransformer, WanVAE, read_safetensors, tessera_randn, write_safetensors  # noqa: E402
 from tessera_ref.clip_vision import image_processor_config, preprocess  # noqa: E402
-from tessera_ref.tessera_rng import tessera_randn  # noqa: E402
 
 FORMAT = "tessera-golden/1"
 

@@ -3,9 +3,12 @@
 # in .gpu/ (git-ignored; the device tool's carry [".gpu"]) what that host lacks: a Node binary,
 # the built JS of @tessera/native and @tessera/core (and core's tokenizer library), the Node-API
 # headers, and the commit the results will name. The addon itself is built there by the suites.
-#   bash scripts/gpu/prepare.sh [--base REV] [--demo-init DIR [--vae-only | --dit-from-model]]
+#   bash scripts/gpu/prepare.sh [--base REV] [--diffusers DIR] [--demo-init DIR [--vae-only | --dit-from-model]]
 # --base REV: also stage commit REV's native sources, built JS and end-to-end scripts in .gpu/base,
 #   for `e2e-bench.sh compare` (the same measurements of REV and of this tree on one machine).
+# --diffusers DIR: also stage a diffusers source tree's src/ (DIR: a checkout, or a bare git
+#   repository whose HEAD is used) as .gpu/diffusers-src.tar.xz, for goldens.sh (the GPU host has
+#   no diffusers package).
 # --demo-init DIR: also stage a demo-training checkpoint to resume from (.gpu/demo-ckpt): DIR is a
 #   demo-training call's $OUT (DiT and text encoder in f32; the VAE goes in as float16, frozen after
 #   the first call, since the carry is limited to 64 MiB).
@@ -21,9 +24,11 @@ cd "$root"
 init=""
 mode=""
 base=""
+diffusers=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) base="${2:?--base takes a commit}"; shift ;;
+    --diffusers) diffusers="${2:?--diffusers takes a diffusers checkout}"; shift ;;
     --demo-init) init="${2:?--demo-init takes the folder of the files a demo-training call wrote}"; shift ;;
     --vae-only | --dit-from-model) mode="$1" ;;
     *) echo "prepare.sh: unknown option '$1' (see the comment at the top of scripts/gpu/prepare.sh)"; exit 2 ;;
@@ -81,6 +86,14 @@ PY
   esac
 fi
 git describe --always --dirty > .gpu/commit
+
+if [ -n "$diffusers" ]; then
+  if [ -d "$diffusers/src/diffusers" ]; then
+    tar -C "$diffusers" -cf - src | xz -T2 -6 > .gpu/diffusers-src.tar.xz
+  else
+    git -C "$diffusers" archive HEAD src | xz -T2 -6 > .gpu/diffusers-src.tar.xz
+  fi
+fi
 
 # The baseline of `e2e-bench.sh compare`: REV's addon sources (built there), its JS packages and
 # its end-to-end scripts, each built in a throwaway worktree of REV.

@@ -5,7 +5,8 @@ checkpoints and the TypeScript engine unchanged. NCDHW layout throughout."""
 
 from .clip_vision import ClipVisionModel
 from .safetensors_io import read_safetensors, write_safetensors
-from .sampling import flow_matching_pair, flow_sigmas, sample
+from .rng import tessera_randn
+from .sampling import UniPC, euler_schedule, flow_matching_pair, flow_sigmas, sample, sample_guided, unipc_schedule
 from .umt5 import UMT5Encoder, relative_position_bucket
 from .wan_transformer import WanTransformer
 from .wan_vae import WanVAE
@@ -17,6 +18,11 @@ __all__ = [
     "UMT5Encoder",
     "relative_position_bucket",
     "sample",
+    "sample_guided",
+    "UniPC",
+    "euler_schedule",
+    "unipc_schedule",
+    "tessera_randn",
     "flow_sigmas",
     "flow_matching_pair",
     "read_safetensors",

@@ -202,21 +202,24 @@ describe("tessera create-model / generate / models / info", () => {
       expect(l.code).toBe(0);
       const body = JSON.parse(l.out) as { models: { name: string; ok: boolean }[] };
       expect(body.models).toEqual([
-        expect.objectContaining({ name: "tiny", ok: true }),
+        expect.objectContaining({ name: "tiny", ok: true, family: "Wan2.1 T2V (dim 48)" }),
         expect.objectContaining({ name: "tessera-world (bundled)", ok: true }),
       ]);
       // By name, found under $TESSERA_MODELS.
       const i = await run("info", "tiny", "--size", "64x64", "--frames", "9", "--json");
       expect(i.code, i.err).toBe(0);
       const info = JSON.parse(i.out) as {
+        family: string | null;
         components: Record<string, { parameters: number; dtypes: Record<string, number> }>;
         estimate: { total: number };
       };
       expect(info.components.transformer?.parameters).toBeGreaterThan(1000);
       expect(Object.keys(info.components.vae?.dtypes ?? {})).toEqual(["F32"]);
       expect(info.estimate.total).toBeGreaterThan(0);
+      expect(info.family).toBe("Wan2.1 T2V (dim 48)");
       const text = await run("info", "tiny");
       expect(text.out).toMatch(/memory/);
+      expect(text.out).toMatch(/\(Wan2\.1 T2V \(dim 48\), WanPipeline\)/);
     } finally {
       if (prev === undefined) delete process.env.TESSERA_MODELS;
       else process.env.TESSERA_MODELS = prev;

@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import {
   looksLikeModelFolder,
   RANDOM_MODEL_NAMES,
+  RANDOM_MODELS,
   type RandomModelName,
   writeRandomWanModel,
 } from "@tessera/core";
@@ -20,8 +21,7 @@ const FLAGS = {
     kind: "choice",
     choices: RANDOM_MODEL_NAMES,
     default: "tiny",
-    description:
-      "the architecture: tiny (seconds on a CPU), Wan2.1-T2V-1.3B's, or image-to-video: tiny-i2v, Wan2.1 I2V-14B's, FLF2V-14B's",
+    description: `the architecture: ${RANDOM_MODEL_NAMES.map((n) => `${n} (${RANDOM_MODELS[n].description})`).join(", ")}`,
   },
   seed: {
     kind: "integer",

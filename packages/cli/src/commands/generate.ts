@@ -19,12 +19,14 @@ import {
   readModelFolder,
   resolveOptions,
   SINGLE_DEVICE,
+  WAN_SAMPLING_DEFAULTS,
   WanPipeline,
   type WanTransformerConfig,
   wanLoraTarget,
 } from "@tessera/core";
 import { cudaStatus, type Device } from "@tessera/native";
 import { UsageError } from "../args.js";
+import { readEmbeds } from "./generate/embeds.js";
 import { type GenerateRequest, readGenerateFlags } from "./generate/flags.js";
 import { readInputs } from "./generate/inputs.js";
 import { ffmpegAvailable, needsFfmpeg, type Written, writeOutput } from "./generate/output.js";
@@ -51,7 +53,11 @@ async function checkBeforeLoad(request: GenerateRequest) {
   };
   // A model trained on one caption style (the bundled demo model) gets the prompt
   // rewritten onto it; shown later so the user sees what the model is asked for.
-  const prepared = preparePrompt(cleanPrompt(request.prompt), info.captionStyle, base.rewrite !== false);
+  const prepared = preparePrompt(
+    cleanPrompt(request.prompt),
+    info.captionStyle,
+    base.rewrite !== false && !request.files.promptEmbeds,
+  );
   // Size problems are reported before any input is decoded (option errors become usage errors).
   resolveOptions(
     { ...base, extend: false, strength: undefined, contextFrames: undefined },
@@ -60,9 +66,20 @@ async function checkBeforeLoad(request: GenerateRequest) {
     () => 0,
   );
   const inputs = await readInputs(request.files, base, base);
-  const opts = { ...base, ...inputs };
-  resolveOptions(opts, defaults, limits, () => 0);
-  return { defaults, opts, inputs, fps: request.fps ?? defaults.fps, prepared };
+  const embeds = await readEmbeds(
+    request.files,
+    info.transformer.text_dim,
+    info.textLength ?? WAN_SAMPLING_DEFAULTS.textLength,
+  );
+  const { dispose: disposeEmbeds, ...given } = embeds;
+  const opts = { ...base, ...inputs, ...given };
+  try {
+    resolveOptions(opts, defaults, limits, () => 0);
+  } catch (e) {
+    disposeEmbeds();
+    throw e;
+  }
+  return { defaults, opts, inputs, fps: request.fps ?? defaults.fps, prepared, disposeEmbeds };
 }
 
 /**
@@ -113,8 +130,11 @@ export async function generateCommand(
   let pipeline: WanPipeline | null = null;
   let multi: MultiGpu = { kind: "single" };
   let done = false; // a rank that failed exits without waiting on its communicator
+  let disposeEmbeds = () => {};
   try {
-    const { defaults, opts, inputs, fps, prepared } = await checkBeforeLoad(request);
+    const checked = await checkBeforeLoad(request);
+    const { defaults, opts, inputs, fps, prepared } = checked;
+    disposeEmbeds = checked.disposeEmbeds;
 
     // --gpus N: this process launches N ranks and waits, or is one of them (multigpu.ts).
     multi = await multiGpu({
@@ -194,6 +214,7 @@ export async function generateCommand(
   } finally {
     process.removeListener("SIGINT", onSigint);
     pipeline?.dispose();
+    disposeEmbeds();
     if (multi.kind === "rank" && done) await multi.comm.destroy();
   }
 }

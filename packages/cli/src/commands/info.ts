@@ -6,6 +6,7 @@ import { stat } from "node:fs/promises";
 import {
   clipParameterCount,
   componentWeightFiles,
+  detectWanFamily,
   estimateMemory,
   generationDefaults,
   inspectWeights,
@@ -105,9 +106,11 @@ export async function infoCommand(
       frames,
       guidance: defaults.guidance,
     });
+    const family = await detectWanFamily(dir);
     const report = {
       path: info.dir,
       class: info.className,
+      family: family?.name ?? null,
       ...(info.description ? { description: info.description } : {}),
       transformer: info.transformer,
       vae: info.vae,
@@ -133,7 +136,9 @@ export async function infoCommand(
           `  ${"".padEnd(13)} ${k.files ? `${formatBytes(k.bytes)} in ${k.files} file(s), tensors ${dt}` : "no weight files"}`,
       );
     };
-    out(`${info.dir}  (${info.className})${info.description ? `\n  ${info.description}` : ""}`);
+    out(
+      `${info.dir}  (${family ? `${family.name}, ` : ""}${info.className})${info.description ? `\n  ${info.description}` : ""}`,
+    );
     line(
       "transformer",
       `${t.num_layers} layers, ${t.num_attention_heads} heads × ${t.attention_head_dim}, ffn ${t.ffn_dim}, patch ${t.patch_size.join("×")}, ${t.in_channels} latent channels`,

@@ -7,6 +7,7 @@ import { basename, join, resolve } from "node:path";
 import {
   componentWeightFiles,
   DEMO_MODEL_DIR,
+  detectWanFamily,
   hasDemoModel,
   looksLikeModelFolder,
   parameterCount,
@@ -21,6 +22,8 @@ export interface ModelListing {
   path: string;
   ok: boolean;
   error?: string;
+  /** The Wan family member, from the configs ("Wan2.1 T2V-14B"), also for a folder that does not load. */
+  family?: string;
   description?: string;
   transformer?: { layers: number; dim: number; parameters: number };
   bytes?: number;
@@ -34,6 +37,12 @@ async function isDir(p: string): Promise<boolean> {
 }
 
 async function describe(path: string): Promise<ModelListing> {
+  const listing = await describeFolder(path);
+  const family = await detectWanFamily(path).catch(() => null);
+  return family ? { ...listing, family: family.name } : listing;
+}
+
+async function describeFolder(path: string): Promise<ModelListing> {
   const name = basename(path);
   try {
     const info = await readModelFolder(path);
@@ -108,12 +117,14 @@ export async function modelsCommand(argv: string[], out: (s: string) => void): P
   }
   for (const m of list) {
     if (!m.ok) {
-      out(`${m.name.padEnd(24)} ${m.path}\n${"".padEnd(24)} unreadable: ${m.error}`);
+      out(
+        `${m.name.padEnd(24)} ${m.path}\n${m.family ? `${"".padEnd(24)} ${m.family}\n` : ""}${"".padEnd(24)} unreadable: ${m.error}`,
+      );
       continue;
     }
     const t = m.transformer as NonNullable<ModelListing["transformer"]>;
     out(
-      `${m.name.padEnd(24)} ${m.path}\n${"".padEnd(24)} Wan transformer ${formatCount(t.parameters)} params ` +
+      `${m.name.padEnd(24)} ${m.path}\n${"".padEnd(24)} ${m.family ?? "Wan"}: transformer ${formatCount(t.parameters)} params ` +
         `(${t.layers} layers, dim ${t.dim}), ${formatBytes(m.bytes ?? 0)} of weights` +
         (m.description ? `\n${"".padEnd(24)} ${m.description}` : ""),
     );

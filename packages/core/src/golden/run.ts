@@ -7,6 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { Device, type DType } from "@tessera/native";
 import { fmtErr, type GoldenResult, goldenDir, runGoldenChecks } from "./checks.js";
+import { pipelineGoldenMissing, runPipelineGoldenChecks } from "./pipeline.js";
 
 const USAGE =
   "usage: node dist/golden/run.js [--device cpu|cuda|cuda:N] [--dtype f32|bf16|f16] [--out file.json]";
@@ -46,6 +47,14 @@ async function main(): Promise<number> {
         `${r.pass ? "PASS" : "FAIL"} ${r.name}: error ${fmtErr(r.error)} (bound ${fmtErr(r.bound)}); ${r.detail}`,
       ),
   });
+  // Whole pipeline runs (pipeline.ts), where their fixture is present.
+  if (pipelineGoldenMissing() === null)
+    for (const r of await runPipelineGoldenChecks({ device, dtype })) {
+      console.log(
+        `${r.pass ? "PASS" : "FAIL"} ${r.name}: error ${fmtErr(r.error)} (bound ${fmtErr(r.bound)}); ${r.detail}`,
+      );
+      results.push(r);
+    }
   const seconds = (performance.now() - started) / 1000;
   const failed = results.filter((r) => !r.pass).length;
   const passed = results.length - failed;

@@ -66,7 +66,11 @@ export function expectation(spec: ParamSpec, limits: KnownLimits = {}, o: CheckO
       return `WIDTHxHEIGHT${m !== undefined ? `, each a positive multiple of ${m}` : ""}`;
     }
     case "input":
-      return t.media === "image" ? "an image" : "a video";
+      return t.media === "image"
+        ? "an image"
+        : t.media === "video"
+          ? "a video"
+          : "text-encoder states (a tensor [seq, text_dim] or [1, seq, text_dim])";
     case "numbers":
       return `a list of 1 to ${t.maxItems} numbers, each ${numberRange(t)}, each below the one before`;
     case "loras":

@@ -30,6 +30,25 @@ export const GENERATION_PARAMS = [
     cli: { flag: "negative", value: "TEXT" },
   },
   {
+    key: "promptEmbeds",
+    description:
+      "Text-encoder states instead of the encoded prompt (diffusers' prompt_embeds), [seq, text_dim] or " +
+      "[1, seq, text_dim], zero-padded to the model's text length as Wan pads its own; the prompt stays empty.",
+    type: { kind: "input", media: "embeddings" },
+    default: { note: "the prompt, encoded" },
+    surfaces: ["library", "cli"],
+    cli: { flag: "prompt-embeds", value: "FILE" },
+  },
+  {
+    key: "negativePromptEmbeds",
+    description:
+      "Text-encoder states instead of the encoded negative prompt (diffusers' negative_prompt_embeds), as promptEmbeds.",
+    type: { kind: "input", media: "embeddings" },
+    default: { note: "the negative prompt, encoded" },
+    surfaces: ["library", "cli"],
+    cli: { flag: "negative-prompt-embeds", value: "FILE" },
+  },
+  {
     key: "model",
     description: "The served model's name (see GET /healthz); optional.",
     type: { kind: "text", maxLength: 200 },

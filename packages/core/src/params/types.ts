@@ -33,8 +33,12 @@ export type ValueType =
   | { kind: "choice"; choices: readonly string[] }
   /** WIDTHxHEIGHT, each side checked as the width and height parameters are. */
   | { kind: "size" }
-  /** An image or a video: a file on the CLI, an upload on the server, pixels or a tensor in the library. */
-  | { kind: "input"; media: "image" | "video" }
+  /**
+   * An image or a video: a file on the CLI, an upload on the server, pixels or a tensor in
+   * the library. Embeddings (text-encoder states): a tensor in the library, a
+   * .safetensors file on the CLI.
+   */
+  | { kind: "input"; media: "image" | "video" | "embeddings" }
   /** A list of numbers, each in range, strictly decreasing (a schedule); "1000,750,500" on the CLI. */
   | { kind: "numbers"; min: number; max: number; exclusiveMin?: boolean; maxItems: number }
   /**

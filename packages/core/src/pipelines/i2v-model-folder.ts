@@ -10,67 +10,63 @@ import { CLIP_MEAN, CLIP_STD } from "../models/clip/preprocess.js";
 import { UMT5_TINY, UMT5_XXL } from "../models/t5/config.js";
 import { WAN_I2V_TINY, WAN21_FLF2V_14B, WAN21_I2V_14B } from "../models/wan/config.js";
 import { WAN_VAE_TINY, WAN21_VAE } from "../models/wan-vae/config.js";
-import type { WanModelConfigs } from "./model-folder.js";
+import type { RandomModelSpec } from "./model-folder.js";
 
-export const I2V_RANDOM_MODEL_NAMES = [
-  "tiny-i2v",
-  "wan2.1-i2v-14b-480p",
-  "wan2.1-i2v-14b-720p",
-  "wan2.1-flf2v-14b",
-] as const;
-export type I2vRandomModelName = (typeof I2V_RANDOM_MODEL_NAMES)[number];
-
-/** The configs of an image-to-video random model, or null for another name. */
-export function i2vRandomConfigs(name: string): WanModelConfigs | null {
-  switch (name) {
-    case "tiny-i2v":
-      return {
-        // 4 latent channels (the tiny VAE): the transformer takes 4 + 4 (mask) + 4.
-        transformer: {
-          ...WAN_I2V_TINY,
-          in_channels: 3 * WAN_VAE_TINY.z_dim,
-          out_channels: WAN_VAE_TINY.z_dim,
-          text_dim: UMT5_TINY.d_model,
-          image_dim: CLIP_VISION_TINY.hidden_size,
-        },
-        vae: WAN_VAE_TINY,
-        textEncoder: UMT5_TINY,
-        imageEncoder: CLIP_VISION_TINY,
-        defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
-        shift: 5,
-      };
-    case "wan2.1-i2v-14b-480p":
-      return {
-        transformer: WAN21_I2V_14B,
-        vae: WAN21_VAE,
-        textEncoder: UMT5_XXL,
-        imageEncoder: CLIP_VIT_H_14,
-        defaults: { width: 832, height: 480 },
-        // Wan's recommendation for 480p image-to-video.
-        shift: 3,
-      };
-    case "wan2.1-i2v-14b-720p":
-      return {
-        transformer: WAN21_I2V_14B,
-        vae: WAN21_VAE,
-        textEncoder: UMT5_XXL,
-        imageEncoder: CLIP_VIT_H_14,
-        defaults: { width: 1280, height: 720 },
-        shift: 5,
-      };
-    case "wan2.1-flf2v-14b":
-      return {
-        transformer: WAN21_FLF2V_14B,
-        vae: WAN21_VAE,
-        textEncoder: UMT5_XXL,
-        imageEncoder: CLIP_VIT_H_14,
-        defaults: { width: 1280, height: 720 },
-        shift: 5,
-      };
-    default:
-      return null;
-  }
-}
+/** The image-to-video entries of model-folder.ts's RANDOM_MODELS. */
+export const I2V_RANDOM_MODELS = {
+  "tiny-i2v": {
+    description: "a tiny Wan2.1 I2V model, seconds on a CPU",
+    configs: () => ({
+      // 4 latent channels (the tiny VAE): the transformer takes 4 + 4 (mask) + 4.
+      transformer: {
+        ...WAN_I2V_TINY,
+        in_channels: 3 * WAN_VAE_TINY.z_dim,
+        out_channels: WAN_VAE_TINY.z_dim,
+        text_dim: UMT5_TINY.d_model,
+        image_dim: CLIP_VISION_TINY.hidden_size,
+      },
+      vae: WAN_VAE_TINY,
+      textEncoder: UMT5_TINY,
+      imageEncoder: CLIP_VISION_TINY,
+      defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
+      shift: 5,
+    }),
+  },
+  "wan2.1-i2v-14b-480p": {
+    description: "Wan2.1-I2V-14B-480P's geometry with its CLIP ViT-H (about 33 GB in bf16)",
+    configs: () => ({
+      transformer: WAN21_I2V_14B,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      imageEncoder: CLIP_VIT_H_14,
+      defaults: { width: 832, height: 480 },
+      // Wan's recommendation for 480p image-to-video.
+      shift: 3,
+    }),
+  },
+  "wan2.1-i2v-14b-720p": {
+    description: "Wan2.1-I2V-14B-720P's (the same transformer, 1280x720 defaults)",
+    configs: () => ({
+      transformer: WAN21_I2V_14B,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      imageEncoder: CLIP_VIT_H_14,
+      defaults: { width: 1280, height: 720 },
+      shift: 5,
+    }),
+  },
+  "wan2.1-flf2v-14b": {
+    description: "Wan2.1-FLF2V-14B-720P's geometry (first and last frame)",
+    configs: () => ({
+      transformer: WAN21_FLF2V_14B,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      imageEncoder: CLIP_VIT_H_14,
+      defaults: { width: 1280, height: 720 },
+      shift: 5,
+    }),
+  },
+} as const satisfies Record<string, RandomModelSpec>;
 
 /** The image encoder's tensors with how model-folder.ts draws them (mean + std·N(0, 1)). */
 export function clipInits(

@@ -1,4 +1,5 @@
 export * from "./demo-model.js";
+export * from "./family.js";
 export { guidedVelocityAt, type StepModel, stepTimesteps } from "./guided-velocity.js";
 export * from "./i2v-model-folder.js";
 export * from "./image-conditioning.js";
@@ -11,6 +12,7 @@ export * from "./options.js";
 export * from "./parallel-generate.js";
 export { pixelsToTensor, resizeCover } from "./pixels.js";
 export * from "./preview.js";
+export * from "./prompt-embeds.js";
 export * from "./prompt-style.js";
 export { StepGraph, type StepGraphReport } from "./step-graph.js";
 export * from "./text-cache.js";

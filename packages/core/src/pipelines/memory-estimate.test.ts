@@ -7,6 +7,7 @@ import { WAN21_VAE } from "../models/wan-vae/config.js";
 import { DEMO_MODEL_DIR } from "./demo-model.js";
 import { readModelFolder } from "./load.js";
 import { estimateMemory, estimatePipelineMemory } from "./memory-estimate.js";
+import { randomModelConfigs } from "./model-folder.js";
 
 const GiB = 2 ** 30;
 
@@ -24,6 +25,28 @@ describe("estimateMemory", () => {
     expect(e.total / GiB).toBeGreaterThan(14);
     expect(e.total / GiB).toBeLessThan(24);
     expect(e.total).toBe(e.weights + e.runtime + Math.max(e.denoise, e.decode));
+  });
+
+  it("gives Wan2.1 T2V-14B (create-model's wan2.1-t2v-14b) in bf16 on a GPU within an 80 GB card", () => {
+    const c = randomModelConfigs("wan2.1-t2v-14b");
+    const at = (width: number, height: number) =>
+      estimateMemory({
+        transformer: c.transformer,
+        vae: c.vae,
+        textParams: umt5ParameterCount(c.textEncoder),
+        dtype: "bf16",
+        device: "cuda",
+        width,
+        height,
+        frames: 81,
+      });
+    const e = at(832, 480);
+    // 14B + 5.7B (umT5-XXL) parameters in bf16 are ~37 GiB; both branches of 32760 tokens on top.
+    expect(e.weights / GiB).toBeGreaterThan(35);
+    expect(e.weights / GiB).toBeLessThan(40);
+    expect(e.total / GiB).toBeGreaterThan(40);
+    expect(e.total / GiB).toBeLessThan(50);
+    expect(at(1280, 720).total / GiB).toBeLessThan(78);
   });
 
   it("grows with frames and size, and counts both branches only with guidance", () => {

@@ -21,7 +21,7 @@ import { clipImageProcessor } from "../models/clip/preprocess.js";
 import { UMT5_TINY, UMT5_XXL, type UMT5Config } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
 import { umt5Params } from "../models/t5/params.js";
-import { WAN_TINY, WAN21_T2V_1_3B, type WanTransformerConfig } from "../models/wan/config.js";
+import { WAN_TINY, WAN21_T2V_1_3B, WAN21_T2V_14B, type WanTransformerConfig } from "../models/wan/config.js";
 import { type ParamSpec, wanTransformerParams } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import { WAN_VAE_TINY, WAN21_VAE, type WanVaeConfig } from "../models/wan-vae/config.js";
@@ -34,21 +34,12 @@ import { WeightStore } from "../weights/store.js";
 import {
   clipInits,
   I2V_MODEL_INDEX,
-  I2V_RANDOM_MODEL_NAMES,
-  type I2vRandomModelName,
-  i2vRandomConfigs,
+  I2V_RANDOM_MODELS,
   writeImageEncoderConfigs,
 } from "./i2v-model-folder.js";
 import type { ImageEncoderParts } from "./image-conditioning.js";
 import type { GenerationDefaults } from "./options.js";
 import type { WanPipelineComponents } from "./wan.js";
-
-export type RandomModelName = "tiny" | "wan2.1-1.3b" | I2vRandomModelName;
-export const RANDOM_MODEL_NAMES: readonly RandomModelName[] = [
-  "tiny",
-  "wan2.1-1.3b",
-  ...I2V_RANDOM_MODEL_NAMES,
-];
 
 export interface WanModelConfigs {
   transformer: WanTransformerConfig;
@@ -72,39 +63,70 @@ export const DEMO_VOCAB: readonly string[] = (
   "dancing night day cute old"
 ).split(" ");
 
-/** The random models: tiny (seconds on a CPU) and the Wan2.1-1.3B geometry. */
+/**
+ * One random model of `tessera create-model --config NAME`: what it is (for --help) and
+ * its configs. A family adds its real geometry (and a tiny member for tests) as one
+ * entry of RANDOM_MODELS below; the name list, the CLI's choices and its help follow.
+ */
+export interface RandomModelSpec {
+  /** A few words for --help: "Wan2.1-T2V-14B's geometry". */
+  description: string;
+  configs(): WanModelConfigs;
+}
+
+/** The random models by name (the order of --help). */
+export const RANDOM_MODELS = {
+  tiny: {
+    description: "seconds on a CPU",
+    configs: () => ({
+      // The tiny VAE has 4 latent channels, so the transformer takes and gives 4.
+      transformer: {
+        ...WAN_TINY,
+        in_channels: WAN_VAE_TINY.z_dim,
+        out_channels: WAN_VAE_TINY.z_dim,
+        text_dim: UMT5_TINY.d_model,
+      },
+      vae: WAN_VAE_TINY,
+      textEncoder: UMT5_TINY,
+      defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
+      shift: 5,
+    }),
+  },
+  "wan2.1-1.3b": {
+    description: "Wan2.1-T2V-1.3B's geometry",
+    configs: () => ({
+      transformer: WAN21_T2V_1_3B,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: {},
+      // Wan-AI/Wan2.1-T2V-1.3B-Diffusers' scheduler_config.json.
+      shift: 3,
+    }),
+  },
+  "wan2.1-t2v-14b": {
+    description: "Wan2.1-T2V-14B's geometry (about 28 GB in bf16)",
+    configs: () => ({
+      transformer: WAN21_T2V_14B,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: {},
+      // Wan's generate.py samples the T2V-14B with shift 5.
+      shift: 5,
+    }),
+  },
+  // Wan2.1 image-to-video: tiny-i2v, I2V-14B (480P, 720P) and FLF2V-14B (i2v-model-folder.ts).
+  ...I2V_RANDOM_MODELS,
+} as const satisfies Record<string, RandomModelSpec>;
+
+export type RandomModelName = keyof typeof RANDOM_MODELS;
+export const RANDOM_MODEL_NAMES = Object.keys(RANDOM_MODELS) as readonly RandomModelName[];
+
+/** The configs of a random model by name. */
 export function randomModelConfigs(name: RandomModelName): WanModelConfigs {
-  const i2v = i2vRandomConfigs(name);
-  if (i2v) return i2v;
-  switch (name) {
-    case "tiny":
-      return {
-        // The tiny VAE has 4 latent channels, so the transformer takes and gives 4.
-        transformer: {
-          ...WAN_TINY,
-          in_channels: WAN_VAE_TINY.z_dim,
-          out_channels: WAN_VAE_TINY.z_dim,
-          text_dim: UMT5_TINY.d_model,
-        },
-        vae: WAN_VAE_TINY,
-        textEncoder: UMT5_TINY,
-        defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
-        shift: 5,
-      };
-    case "wan2.1-1.3b":
-      return {
-        transformer: WAN21_T2V_1_3B,
-        vae: WAN21_VAE,
-        textEncoder: UMT5_XXL,
-        defaults: {},
-        // Wan-AI/Wan2.1-T2V-1.3B-Diffusers' scheduler_config.json.
-        shift: 3,
-      };
-    default:
-      throw new RangeError(
-        `unknown model config '${name as string}'; use ${RANDOM_MODEL_NAMES.join(" or ")}`,
-      );
-  }
+  const spec: RandomModelSpec | undefined = (RANDOM_MODELS as Record<string, RandomModelSpec>)[name];
+  if (!spec)
+    throw new RangeError(`unknown model config '${name as string}'; use ${RANDOM_MODEL_NAMES.join(", ")}`);
+  return spec.configs();
 }
 
 type Init = { mean: number; std: number };

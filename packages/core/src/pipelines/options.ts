@@ -64,6 +64,15 @@ export interface GenerateOptions {
   prompt: string;
   /** Default "" (as diffusers' WanPipeline). */
   negativePrompt?: string;
+  /**
+   * Text-encoder states instead of the encoded prompt (diffusers' prompt_embeds):
+   * [seq, text_dim] or [1, seq, text_dim], f32/bf16/f16, seq up to the model's text
+   * length (512), zero-padded to it as Wan pads its own states. With it the text
+   * encoder does not run for the prompt, and `prompt` must be "". Not disposed.
+   */
+  promptEmbeds?: Tensor;
+  /** As promptEmbeds, for the unconditional branch instead of negativePrompt (used when guidance > 1). */
+  negativePromptEmbeds?: Tensor;
   width?: number;
   height?: number;
   /** 1 + 4k. */
@@ -243,6 +252,7 @@ export function resolveOptions(
     if (v !== undefined || spec.required) checked(spec.key as ParamKey, v, limits);
   }
 
+  embedsAgainstText(o);
   const hasVideo = o.video !== undefined && o.video !== null;
   const hasImage = o.image !== undefined && o.image !== null;
   if (o.extend && !hasVideo) throw new GenerateOptionError("extend", "extend needs a video to continue");
@@ -401,6 +411,21 @@ export function resolveOptions(
     cudaGraph: o.cudaGraph ?? (staticDefault("cudaGraph") as boolean),
     endImage: hasEnd,
   };
+}
+
+// Text or its states for each branch, not both (as diffusers' check_inputs); the tensors
+// themselves are checked against the model by WanPipeline.resolve.
+function embedsAgainstText(o: GenerateOptions): void {
+  if (o.promptEmbeds != null && o.prompt.trim() !== "")
+    throw new GenerateOptionError(
+      "prompt",
+      'give prompt or promptEmbeds, not both: with promptEmbeds the prompt is not encoded, so leave it empty ("")',
+    );
+  if (o.negativePromptEmbeds != null && o.negativePrompt !== undefined && o.negativePrompt.trim() !== "")
+    throw new GenerateOptionError(
+      "negativePrompt",
+      "give negativePrompt or negativePromptEmbeds, not both: with negativePromptEmbeds the negative prompt is not encoded",
+    );
 }
 
 /** Wan's prompt clean-up (whitespace_clean): runs of whitespace become one space, ends trimmed. */

@@ -68,6 +68,7 @@ import {
   latentRgbProjectionFor,
   type PreviewFrames,
 } from "./preview.js";
+import { checkPromptEmbeds, padPromptEmbeds } from "./prompt-embeds.js";
 import { type CaptionStyle, type PreparedPrompt, preparePrompt } from "./prompt-style.js";
 import { StepGraph, type StepGraphReport } from "./step-graph.js";
 import { TextStateCache } from "./text-cache.js";
@@ -312,6 +313,7 @@ export class WanPipeline {
     checkImageConditionedOptions(opts, r, this.transformer, false);
     // LoRA names and files exist (whether they fit the model is known once they are read).
     if (opts.loras !== undefined) resolveLoras(opts.loras, this.loraDir);
+    checkPromptEmbeds(opts, this.transformer.config.text_dim, this.textLength);
     return r;
   }
 
@@ -342,7 +344,7 @@ export class WanPipeline {
       latentRows: r.height / sf,
       seeded: opts.seed !== undefined,
     });
-    const prepared = this.preparePrompt(r.prompt, opts.rewrite !== false);
+    const prepared = this.preparePrompt(r.prompt, opts.rewrite !== false && !opts.promptEmbeds);
     const signal = opts.signal;
     checkAbort(signal);
     const device = this.device;
@@ -381,11 +383,15 @@ export class WanPipeline {
       //    (or, with the branches split over ranks, this rank's own).
       const tText = performance.now();
       const cfg = r.guidance > 1;
-      const cond = await this.textStates(prepared.prompt, pinned);
+      const cond = opts.promptEmbeds
+        ? { states: own(await this.givenStates(opts.promptEmbeds)), hit: false }
+        : await this.textStates(prepared.prompt, pinned);
       hits += cond.hit ? 1 : 0;
       let context = cond.states;
       if (cfg) {
-        const uncond = await this.textStates(r.negativePrompt, pinned);
+        const uncond = opts.negativePromptEmbeds
+          ? { states: own(await this.givenStates(opts.negativePromptEmbeds)), hit: false }
+          : await this.textStates(r.negativePrompt, pinned);
         hits += uncond.hit ? 1 : 0;
         const branches = branchesOf(split, cond.states, uncond.states);
         context = branches.length === 1 ? (branches[0] as Tensor) : own(concat(branches, 0));
@@ -577,6 +583,11 @@ export class WanPipeline {
     const got = await this.#cache.acquire(key, () => this.encodeText(clean));
     pinned.push(key);
     return got;
+  }
+
+  /** Caller-given text states (promptEmbeds) as [1, textLength, text_dim] on the device in the transformer's dtype. */
+  private givenStates(embeds: Tensor): Promise<Tensor> {
+    return padPromptEmbeds(embeds, this.textLength, this.device, this.dtype);
   }
 
   /** Runs the tokenizer and umT5 on one text (no cache): [1, textLength, d_model], rows past the text zero. */

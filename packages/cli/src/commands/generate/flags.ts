@@ -82,11 +82,17 @@ export const GENERATE_HELP: CommandHelp = {
     "  --video FILE [--strength X] (video-to-video), --video FILE --extend [--context N] [--loop] (extension)",
     "few steps with a distillation LoRA (lightx2v's 4 steps at 1000/750/500/250, shift 5, no guidance):",
     "  --lora distill.safetensors --sigmas 1,0.75,0.5,0.25 --shift 5 --guidance 1",
+    "your own text encoder: --prompt-embeds FILE (a .safetensors of one tensor, or of prompt_embeds and",
+    "  negative_prompt_embeds) instead of PROMPT; --negative-prompt-embeds FILE for the negative alone",
     'example: tessera generate "a red ball bounces" -o ball.gif --steps 20',
   ],
 };
 
-export type InputName = "image" | "endImage" | "video";
+// The flag of a parameter, without its dashes, as GENERATE_FLAGS keys it.
+const cliFlag = (key: string): keyof typeof GENERATE_FLAGS =>
+  cliName(key).replace(/^--/, "") as keyof typeof GENERATE_FLAGS;
+
+export type InputName = "image" | "endImage" | "video" | "promptEmbeds" | "negativePromptEmbeds";
 
 /** The flags that set generation parameters, as generate() options, input files, and CLI-only values. */
 export interface ParamValues {
@@ -170,8 +176,19 @@ function checkCombinations(o: Partial<GenerateOptions>, files: ParamValues["file
 export function readGenerateFlags(argv: string[]): GenerateRequest {
   const { values, positionals } = readFlags(argv, GENERATE_FLAGS);
   const prompt = positionals.join(" ").trim();
-  if (prompt === "")
+  // --prompt-embeds stands for the PROMPT (as diffusers takes prompt or prompt_embeds).
+  const embeds = values[cliFlag("promptEmbeds")] !== undefined;
+  if (prompt === "" && !embeds)
     throw new UsageError('generate needs a PROMPT, e.g. tessera generate "a red ball" --model DIR');
+  if (prompt !== "" && embeds)
+    throw new UsageError(
+      `give a PROMPT or ${cliName("promptEmbeds")}, not both (the embeddings stand for the prompt)`,
+    );
+  if (
+    values[cliFlag("negativePrompt")] !== undefined &&
+    values[cliFlag("negativePromptEmbeds")] !== undefined
+  )
+    throw new UsageError(`give ${cliName("negativePrompt")} or ${cliName("negativePromptEmbeds")}, not both`);
   const output = values.output;
   checkOutput(output);
   const device = deviceFlag(values.device, defaultDevice);
