@@ -3,7 +3,11 @@
 imported: Hugging Face transformers' UMT5EncoderModel, and diffusers'
 WanTransformer3DModel, AutoencoderKLWan and the T2V pipeline runs (WanPipeline with its
 UniPCMultistepScheduler / FlowMatchEulerDiscreteScheduler) (from a diffusers source tree
-given with --diffusers, since the GPU host has no diffusers package). Each upstream model gets
+given with --diffusers, since the GPU host has no diffusers package); for Wan2.1
+image-to-video, transformers' CLIPImageProcessor and CLIPVisionModel (the image encoder
+from the image file) and diffusers' WanTransformer3DModel with image_dim /
+added_kv_proj_dim / pos_embed_seq_len (the I2V and FLF2V fixtures of make_golden_i2v.py).
+Each upstream model gets
 the fixture's weights (strict load: every name must match) and inputs in float64 on
 the CPU, and its outputs are compared with the fixture's output.* tensors.
 
@@ -127,6 +131,63 @@ def check_vae(golden):
         dec = m.decode(ncdhw(t["input.decode_latents"]).double(), return_dict=False)[0]
     report("vae encode moments vs diffusers", rel(moments, ncdhw(t["output.encode_moments"])), 1e-6)
     report("vae decode vs diffusers", rel(dec, ncdhw(t["output.decode"])), 1e-6)
+
+
+def check_clip(golden):
+    """clip_vision.safetensors against transformers' CLIPImageProcessor and CLIPVisionModel."""
+    from PIL import Image
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    w, t, c = split(os.path.join(golden, "clip_vision.safetensors"))
+    _, meta = read_safetensors(os.path.join(golden, "clip_vision.safetensors"))
+    cfg_p = {k: v for k, v in json.loads(meta["image_processor"]).items() if k != "image_processor_type"}
+    # The PIL processor (what diffusers' Wan pipelines load from image_processor/).
+    proc = CLIPImageProcessor(**cfg_p)
+    px = proc(images=Image.open(os.path.join(golden, meta["image"])), return_tensors="pt").pixel_values
+    report("clip preprocessing vs CLIPImageProcessor", rel(px.permute(0, 2, 3, 1), t["output.pixel_values"]), 1e-7)
+    for act, ref in [("gelu", "output.penultimate"), ("quick_gelu", "output.penultimate_quick_gelu")]:
+        cfg = CLIPVisionConfig(**{**c, "hidden_act": act})
+        try:
+            m = CLIPVisionModel(cfg, attn_implementation="eager")
+        except TypeError:
+            m = CLIPVisionModel(cfg)
+        missing, unexpected = m.load_state_dict(w, strict=False)
+        missing = [k for k in missing if not k.endswith("position_ids")]
+        if missing or unexpected:
+            print(f"  clip: HF load: missing {missing}, unexpected {unexpected}")
+            failures.append("clip names")
+        m = m.double().eval()
+        with torch.no_grad():
+            hs = m(pixel_values=px.double(), output_hidden_states=True).hidden_states
+        report(f"clip hidden_states[-2] ({act}) vs transformers", rel(hs[-2], t[ref]), 1e-6)
+        if act == "gelu":
+            report("clip hidden_states[-1] vs transformers", rel(hs[-1], t["output.last_hidden_state_prenorm"]), 1e-6)
+
+
+def check_i2v_transformer(golden, name):
+    """wan_i2v_transformer / wan_flf2v_transformer against diffusers' WanTransformer3DModel."""
+    from diffusers import WanTransformer3DModel
+
+    w, t, c = split(os.path.join(golden, f"{name}.safetensors"))
+    m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
+    m.load_state_dict(w, strict=True)
+    m = m.double().eval()
+    image = t["input.image"].double()
+    if c.get("pos_embed_seq_len"):
+        # diffusers takes FLF2V's two images along the batch ([2B, tokens, dim]) and joins them.
+        b, li, d = image.shape
+        image = image.reshape(b * 2, li // 2, d)
+    x = torch.cat([ncdhw(t["input.latents"]), ncdhw(t["input.condition"])], 1).double()
+    with torch.no_grad():
+        out = m(
+            hidden_states=x,
+            timestep=t["input.timesteps"].double(),
+            # 512 text tokens: diffusers takes everything before the last 512 as image tokens.
+            encoder_hidden_states=t["input.context"].double(),
+            encoder_hidden_states_image=image,
+            return_dict=False,
+        )[0]
+    report(f"{name} velocity vs diffusers", rel(out, ncdhw(t["output.velocity"])), 1e-5, "diffusers rounds sinusoid/RoPE to f32")
 
 
 def _wan_schedulers(case):
@@ -352,9 +413,14 @@ def main():
     torch.set_grad_enabled(False)
     if args.diffusers:
         sys.path.insert(0, args.diffusers)
-    checks = [("umt5", check_umt5)]
+    checks = [("umt5", check_umt5), ("clip", check_clip)]
     if args.diffusers:
-        checks += [("transformer", check_transformer), ("vae", check_vae)]
+        checks += [
+            ("transformer", check_transformer),
+            ("vae", check_vae),
+            ("i2v transformer", lambda g: check_i2v_transformer(g, "wan_i2v_transformer")),
+            ("flf2v transformer", lambda g: check_i2v_transformer(g, "wan_flf2v_transformer")),
+        ]
         if os.path.exists(os.path.join(args.golden, "wan_pipeline.safetensors")):
             checks += [("pipeline", check_pipeline)]
         if os.path.exists(os.path.join(args.golden, "wan_ti2v.safetensors")):

@@ -3,6 +3,7 @@ umT5 encoder), written from the published architectures and keyed by the diffuse
 Hugging Face tensor names, so a state dict moves between these modules, the published
 checkpoints and the TypeScript engine unchanged. NCDHW layout throughout."""
 
+from .clip_vision import ClipVisionModel
 from .safetensors_io import read_safetensors, write_safetensors
 from .rng import tessera_randn
 from .sampling import (
@@ -21,6 +22,7 @@ from .wan_transformer import WanTransformer
 from .wan_vae import WanVAE
 
 __all__ = [
+    "ClipVisionModel",
     "WanTransformer",
     "WanVAE",
     "UMT5Encoder",

@@ -31,6 +31,11 @@ class WanTransformerConfig:
     qk_norm: str | None = "rms_norm_across_heads"
     eps: float = 1e-6
     rope_max_seq_len: int = 1024
+    # Image-to-video (Wan2.1 I2V / FLF2V): CLIP hidden width, the added key/value input
+    # width (the inner dim), and the learned positions of FLF2V's two images' tokens.
+    image_dim: int | None = None
+    added_kv_proj_dim: int | None = None
+    pos_embed_seq_len: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +123,7 @@ def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None, bias=None
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int, eps: float, qk_norm: bool):
+    def __init__(self, dim: int, heads: int, eps: float, qk_norm: bool, added_kv_dim: int | None = None):
         super().__init__()
         self.heads = heads
         self.to_q = nn.Linear(dim, dim)
@@ -128,8 +133,13 @@ class Attention(nn.Module):
         # Across heads: one RMS over all dim channels of q (and of k), before the head split.
         self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
         self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        if added_kv_dim is not None:
+            # Image-to-video: keys and values of the image tokens, attended separately.
+            self.add_k_proj = nn.Linear(added_kv_dim, dim)
+            self.add_v_proj = nn.Linear(added_kv_dim, dim)
+            self.norm_added_k = RMSNorm(dim, eps)
 
-    def forward(self, x, context=None, rope=None):
+    def forward(self, x, context=None, rope=None, image=None):
         ctx = x if context is None else context
         b, lq, d = x.shape
         lk = ctx.shape[1]
@@ -140,6 +150,12 @@ class Attention(nn.Module):
             q = apply_rope(q, *rope)
             k = apply_rope(k, *rope)
         o = sdpa(q, k, v).reshape(b, lq, d)
+        if image is not None:
+            # The same queries over the image tokens; the two attention outputs are summed.
+            li = image.shape[1]
+            ki = self.norm_added_k(self.add_k_proj(image)).view(b, li, self.heads, -1)
+            vi = self.add_v_proj(image).view(b, li, self.heads, -1)
+            o = o + sdpa(q, ki, vi).reshape(b, lq, d)
         return self.to_out[0](o)
 
 
@@ -170,13 +186,13 @@ class Block(nn.Module):
         self.eps = c.eps
         qk = c.qk_norm is not None
         self.attn1 = Attention(dim, c.num_attention_heads, c.eps, qk)
-        self.attn2 = Attention(dim, c.num_attention_heads, c.eps, qk)
+        self.attn2 = Attention(dim, c.num_attention_heads, c.eps, qk, c.added_kv_proj_dim)
         # diffusers' norm2 is the cross-attention pre-norm (the original code's norm3).
         self.norm2 = nn.LayerNorm(dim, eps=c.eps, elementwise_affine=True) if c.cross_attn_norm else None
         self.ffn = FeedForward(dim, c.ffn_dim)
         self.scale_shift_table = nn.Parameter(torch.zeros(1, 6, dim))
 
-    def forward(self, x, ctx, tproj, rope):
+    def forward(self, x, ctx, tproj, rope, img=None):
         # tproj [B, 6, dim] (per sample) or [B, L, 6, dim] (per token, Wan2.2 TI2V):
         # shift, scale, gate (self-attention), shift, scale, gate (FFN), each broadcast
         # over the tokens as [B, 1, dim] or taken per token as [B, L, dim].
@@ -188,7 +204,7 @@ class Block(nn.Module):
         h = layer_norm(x, self.eps) * (1 + e[1]) + e[0]
         x = x + self.attn1(h.to(x.dtype), rope=rope) * e[2]
         h = x if self.norm2 is None else layer_norm(x, self.eps, self.norm2.weight, self.norm2.bias).to(x.dtype)
-        x = x + self.attn2(h, context=ctx)
+        x = x + self.attn2(h, context=ctx, image=img)
         h = layer_norm(x, self.eps) * (1 + e[4]) + e[3]
         x = x + self.ffn(h.to(x.dtype)) * e[5]
         return x
@@ -207,12 +223,56 @@ class _MLP(nn.Module):
         return self.linear_2(h)
 
 
+class _ImageFF(nn.Module):
+    """diffusers' FeedForward(image_dim, dim, mult=1, activation_fn="gelu"): Linear, exact GELU, Linear."""
+
+    def __init__(self, i: int, o: int):
+        super().__init__()
+
+        class _Proj(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(i, i)
+
+            def forward(self, x):
+                return F.gelu(self.proj(x))
+
+        self.net = nn.ModuleList([_Proj(), nn.Identity(), nn.Linear(i, o)])
+
+    def forward(self, x):
+        for m in self.net:
+            x = m(x)
+        return x
+
+
+class ImageEmbedder(nn.Module):
+    """CLIP image states -> image tokens: LayerNorm, MLP (exact GELU), LayerNorm (eps 1e-5,
+    with affine, as Wan's MLPProj); FLF2V first adds learned positions to both images' tokens."""
+
+    def __init__(self, image_dim: int, dim: int, pos_embed_seq_len: int | None):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(image_dim, eps=1e-5)
+        self.ff = _ImageFF(image_dim, dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+        self.pos_embed = nn.Parameter(torch.zeros(1, pos_embed_seq_len, image_dim)) if pos_embed_seq_len else None
+
+    def forward(self, x):
+        """x [B, Li, image_dim]: for FLF2V Li = pos_embed_seq_len (first image's tokens, then the last's)."""
+        if self.pos_embed is not None:
+            x = x + self.pos_embed.to(x.dtype)
+        h = layer_norm(x, 1e-5, self.norm1.weight, self.norm1.bias).to(x.dtype)
+        h = self.ff(h)
+        return layer_norm(h, 1e-5, self.norm2.weight, self.norm2.bias).to(x.dtype)
+
+
 class ConditionEmbedder(nn.Module):
     def __init__(self, c: WanTransformerConfig, dim: int):
         super().__init__()
         self.time_embedder = _MLP(c.freq_dim, dim, "silu")
         self.time_proj = nn.Linear(dim, 6 * dim)
         self.text_embedder = _MLP(c.text_dim, dim, "gelu_tanh")
+        if c.image_dim is not None:
+            self.image_embedder = ImageEmbedder(c.image_dim, dim, c.pos_embed_seq_len)
 
 
 class WanTransformer(nn.Module):
@@ -228,7 +288,13 @@ class WanTransformer(nn.Module):
         self.proj_out = nn.Linear(dim, c.out_channels * math.prod(c.patch_size))
         self.scale_shift_table = nn.Parameter(torch.zeros(1, 2, dim))
 
-    def forward(self, hidden_states: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor):
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states_image: torch.Tensor | None = None,
+    ):
         """hidden_states [B, C, F, H, W], timestep [B] (0..1000) or [B, L] (one per token,
         Wan2.2 TI2V's expand_timesteps), encoder_hidden_states [B, Lt, text_dim]
         -> predicted flow velocity [B, out_channels, F, H, W]."""
@@ -250,9 +316,13 @@ class WanTransformer(nn.Module):
             temb = temb.unflatten(0, timestep.shape)
             tproj = tproj.unflatten(0, timestep.shape)
         ctx = ce.text_embedder(encoder_hidden_states)
+        img = None
+        if encoder_hidden_states_image is not None:
+            # [B, Li, image_dim] (FLF2V: both images' tokens, Li = pos_embed_seq_len).
+            img = ce.image_embedder(encoder_hidden_states_image)
 
         for blk in self.blocks:
-            x = blk(x, ctx, tproj, (cos, sin))
+            x = blk(x, ctx, tproj, (cos, sin), img)
 
         # Head: shift/scale from the pre-SiLU time embedding (no projection).
         table = self.scale_shift_table.to(temb.dtype)

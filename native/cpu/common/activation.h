@@ -12,4 +12,8 @@ inline float gelu_tanh_f(float x) {
   return 0.5f * x * (1.f + std::tanh(k0 * (x + k1 * x * x * x)));
 }
 
+// Exact GELU, x·Φ(x) with the error function, as torch.nn.functional.gelu(approximate="none")
+// (CLIP ViT-H's "gelu" and the image projection of Wan's image-to-video models use it).
+inline float gelu_f(float x) { return 0.5f * x * (1.f + std::erf(x * 0.7071067811865476f)); }
+
 }  // namespace tessera

@@ -30,6 +30,7 @@ void unary_cpu(const UnaryArgs& p, const ExecCtx& ctx) {
     case UnaryOp::Identity: return map_unary(x, o, p.n, p.alpha, p.beta, [](float v) { return v; }, pool);
     case UnaryOp::Silu: return map_unary(x, o, p.n, p.alpha, p.beta, silu_f, pool);
     case UnaryOp::GeluTanh: return map_unary(x, o, p.n, p.alpha, p.beta, gelu_tanh_f, pool);
+    case UnaryOp::Gelu: return map_unary(x, o, p.n, p.alpha, p.beta, gelu_f, pool);
     case UnaryOp::Exp: return map_unary(x, o, p.n, p.alpha, p.beta, [](float v) { return std::exp(v); }, pool);
     case UnaryOp::Sigmoid:
       return map_unary(x, o, p.n, p.alpha, p.beta, [](float v) { return 1.f / (1.f + std::exp(-v)); }, pool);

@@ -15,4 +15,7 @@ __device__ __forceinline__ float gelu_tanh_d(float x) {
   return 0.5f * x * (1.f + tanhf(k0 * (x + k1 * x * x * x)));
 }
 
+// Exact GELU, x·Φ(x) with the error function, as torch.nn.functional.gelu(approximate="none").
+__device__ __forceinline__ float gelu_d(float x) { return 0.5f * x * (1.f + erff(x * 0.7071067811865476f)); }
+
 }  // namespace tessera

@@ -15,6 +15,7 @@ __device__ __forceinline__ float apply_unary(UnaryOp op, float v) {
     case UnaryOp::Identity: return v;
     case UnaryOp::Silu: return silu_d(v);
     case UnaryOp::GeluTanh: return gelu_tanh_d(v);
+    case UnaryOp::Gelu: return gelu_d(v);
     case UnaryOp::Exp: return expf(v);
     case UnaryOp::Sigmoid: return sigmoid_d(v);
     case UnaryOp::Square: return v * v;

@@ -36,7 +36,7 @@ UnaryOp parse_unary(const std::string& op, const std::string& s) {
   static const std::pair<const char*, UnaryOp> table[] = {
       {"identity", UnaryOp::Identity}, {"silu", UnaryOp::Silu}, {"gelu_tanh", UnaryOp::GeluTanh},
       {"exp", UnaryOp::Exp},           {"sigmoid", UnaryOp::Sigmoid}, {"square", UnaryOp::Square},
-      {"sqrt", UnaryOp::Sqrt},         {"rsqrt", UnaryOp::Rsqrt}};
+      {"sqrt", UnaryOp::Sqrt},         {"rsqrt", UnaryOp::Rsqrt},       {"gelu", UnaryOp::Gelu}};
   std::string names;
   for (const auto& e : table) {
     if (s == e.first) return e.second;

@@ -14,6 +14,8 @@ export interface GenerationRequest {
   seed: number;
   /** Absolute path of an uploaded image inside the data folder (image-to-video). */
   image?: string;
+  /** Absolute path of an uploaded end image inside the data folder (the clip ends on it; FLF2V). */
+  endImage?: string;
   /** Absolute path of an uploaded video inside the data folder (video-to-video). */
   video?: string;
   /** Video-to-video: how much of the schedule to run, in (0, 1]. */
@@ -70,7 +72,7 @@ export interface PreviewFrames {
 
 /** An uploaded input, for the generator to decode and check before the job is accepted. */
 export interface InputToCheck {
-  field: "image" | "video";
+  field: "image" | "end_image" | "video";
   /** Where the upload is (inside the data folder). */
   path: string;
   /** Largest width × height the server lets an input image decode to. */
@@ -119,6 +121,10 @@ export interface GeneratorInfo {
   /** Whether image-to-video and video-to-video uploads are accepted. */
   acceptsImage: boolean;
   acceptsVideo: boolean;
+  /** An image-to-video model (Wan2.1 I2V / FLF2V): every request needs an image. */
+  requiresImage?: boolean;
+  /** A first-last-frame model (Wan2.1 FLF2V): every request needs an end_image too. */
+  requiresEndImage?: boolean;
   /** The caption style the model's text encoder was trained on ("tessera-world"); absent for free text. */
   captionStyle?: string;
   /** Bytes of memory the device has (a GPU's), for the default memory budget; absent on the CPU. */

@@ -22,9 +22,11 @@ export async function checkImageUpload(
   path: string,
   kind: string,
   limits: ImageLimits,
+  /** The upload's field ("image" or "end_image"), named in the errors. */
+  field = "image",
 ): Promise<{ width: number; height: number }> {
   const buf = await readFile(path);
-  const bad = (why: string) => new RequestFieldError("image", `image is not a valid ${label(kind)}: ${why}`);
+  const bad = (why: string) => new RequestFieldError(field, `${field} is not a valid ${label(kind)}: ${why}`);
   let size: { width: number; height: number };
   switch (kind) {
     case "png":
@@ -46,8 +48,8 @@ export async function checkImageUpload(
   if (width === 0 || height === 0) throw bad(`it is ${width}x${height}`);
   if (Math.max(width, height) > limits.maxImageSide || width * height > limits.maxImagePixels)
     throw new RequestFieldError(
-      "image",
-      `image is ${width}x${height} (${((width * height) / 1e6).toFixed(1)} megapixels); this server takes images of ` +
+      field,
+      `${field} is ${width}x${height} (${((width * height) / 1e6).toFixed(1)} megapixels); this server takes images of ` +
         `at most ${limits.maxImageSide} pixels a side and ${(limits.maxImagePixels / 1e6).toFixed(1)} megapixels`,
     );
   if (kind === "png") await pngBody(buf, bad);

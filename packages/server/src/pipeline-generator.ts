@@ -50,6 +50,9 @@ interface PipelineLike {
   previewProjection?: unknown;
   /** Absent in a core from before caption styles. */
   captionStyle?: string;
+  /** Image-to-video models (absent in a core from before them). */
+  requiresImage?: boolean;
+  requiresEndImage?: boolean;
   preparePrompt?(text: string, rewrite?: boolean): { prompt: string; rewrite: RewriteLike | null };
   defaults: { width: number; height: number; frames: number; steps: number; guidance: number; fps: number };
   limits: { sideMultiple: number; temporalFactor: number };
@@ -161,7 +164,10 @@ class PipelineGenerator implements VideoGenerator {
       sideMultiple: pipeline.limits.sideMultiple,
       temporalFactor: pipeline.limits.temporalFactor,
       acceptsImage: true,
-      acceptsVideo: true,
+      // An image-to-video model takes its image as a condition; it has no video input.
+      acceptsVideo: pipeline.requiresImage !== true,
+      ...(pipeline.requiresImage ? { requiresImage: true } : {}),
+      ...(pipeline.requiresEndImage ? { requiresEndImage: true } : {}),
       ...(pipeline.captionStyle ? { captionStyle: pipeline.captionStyle } : {}),
       ...(o.deviceMemory ? { deviceMemory: o.deviceMemory } : {}),
     };
@@ -180,11 +186,11 @@ class PipelineGenerator implements VideoGenerator {
 
   async checkInput(input: InputToCheck): Promise<void> {
     try {
-      if (input.field === "image") await this.core.readImage(input.path, { maxPixels: input.maxPixels });
+      if (input.field !== "video") await this.core.readImage(input.path, { maxPixels: input.maxPixels });
       // The container and its first frames, small: enough to tell a video from bytes that only start like one.
       else await this.core.readVideo(input.path, { maxFrames: 2, width: 64, height: 64 });
     } catch (e) {
-      const what = input.field === "image" ? "an image" : "a video";
+      const what = input.field !== "video" ? "an image" : "a video";
       // The message names the server's temporary file; the client knows it as its upload.
       const m = (e as Error).message;
       const why = m.startsWith(`${input.path}: `) ? m.slice(input.path.length + 2) : withoutPaths(m);
@@ -249,6 +255,7 @@ class PipelineGenerator implements VideoGenerator {
     // Decoded straight to the generation size: an input is never held at its own size.
     const size = { width: req.width, height: req.height };
     if (req.image) opts.image = await this.core.readImage(req.image, size);
+    if (req.endImage) opts.endImage = await this.core.readImage(req.endImage, size);
     if (req.video) {
       opts.video = await this.core.readVideo(req.video, { maxFrames: req.frames, ...size });
       if (req.strength !== undefined) opts.strength = req.strength;

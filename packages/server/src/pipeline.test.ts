@@ -336,3 +336,60 @@ describe.skipIf(!probe.ok || typeof (probe as { core?: any }).core?.estimatePipe
     }, 60_000);
   },
 );
+
+describe.skipIf(!probe.ok || !(probe as { core?: any }).core?.RANDOM_MODEL_NAMES?.includes("tiny-i2v"))(
+  "the real pipeline on a tiny Wan2.1 image-to-video model",
+  () => {
+    let modelDir = "";
+    let dataDir = "";
+    let gen: VideoGenerator;
+    let srv: TesseraServer;
+    let url = "";
+
+    beforeAll(async () => {
+      const core = (probe as { core: any }).core;
+      modelDir = await mkdtemp(join(tmpdir(), "tessera-tiny-i2v-"));
+      dataDir = await mkdtemp(join(tmpdir(), "tessera-server-"));
+      await core.writeRandomWanModel(modelDir, { config: "tiny-i2v", seed: 0 });
+      gen = await loadPipelineGenerator({ modelDir, device: "cpu", name: "tiny-i2v" });
+      srv = await createServer({ dataDir, generator: gen, port: 0, rateLimit: false });
+      url = await srv.listen();
+    }, 60_000);
+
+    afterAll(async () => {
+      await srv?.close({ graceMs: 0 });
+      await gen?.close?.();
+      await rm(modelDir, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    const form = (files: Record<string, Buffer>) => {
+      const f = new FormData();
+      f.append("prompt", "the picture comes alive");
+      f.append("size", "32x32");
+      f.append("frames", "5");
+      f.append("steps", "2");
+      for (const [k, v] of Object.entries(files)) f.append(k, new Blob([v]), `${k}.png`);
+      return f;
+    };
+
+    it("runs from an uploaded image and end image", async () => {
+      expect(gen.info).toMatchObject({ requiresImage: true, acceptsVideo: false });
+      const c = await api(url, "/v1/videos", {
+        body: form({
+          image: png(40, 30, new Uint8Array(40 * 30 * 3).fill(180)),
+          end_image: png(30, 40, new Uint8Array(30 * 40 * 3).fill(60)),
+        }),
+      });
+      expect(c.status, JSON.stringify(c.body)).toBe(202);
+      const done = await waitForStatus(url, c.body.id, "completed", { timeoutMs: 60_000 });
+      expect(done.frames).toBe(5);
+    }, 120_000);
+
+    it("refuses a request without the image, naming the field", async () => {
+      const c = await api(url, "/v1/videos", { json: { prompt: "no picture", size: "32x32", frames: 5 } });
+      expect(c.status).toBe(400);
+      expect(JSON.stringify(c.body)).toMatch(/image-to-video model: upload the start image/);
+    }, 60_000);
+  },
+);

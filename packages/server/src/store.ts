@@ -31,6 +31,8 @@ export interface StoredRequest {
   strength?: number;
   /** Input file name inside the job folder (never a client-supplied name). */
   image?: string;
+  /** The end image's file name inside the job folder. */
+  endImage?: string;
   video?: string;
   /** Rewrite the prompt onto the model's caption style, if it has one (absent in jobs stored before it existed: true). */
   rewrite?: boolean;

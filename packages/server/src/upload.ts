@@ -11,7 +11,7 @@ import type { DataDir } from "./paths.js";
 import { isDiskFull, StorageFullError } from "./storage.js";
 import { BOOLEAN_FIELDS, LIST_FIELDS, NUMERIC_FIELDS } from "./validation.js";
 
-export type UploadField = "image" | "video";
+export type UploadField = "image" | "end_image" | "video";
 
 export interface Upload {
   field: UploadField;
@@ -65,9 +65,10 @@ export async function readMultipart(
     const parts = req.parts({
       limits: {
         fileSize: o.maxUploadBytes,
-        files: 1,
+        // An image and an end image (first-last-frame), or one video.
+        files: 2,
         fields: 16,
-        parts: 17,
+        parts: 18,
         fieldSize: o.maxFieldBytes,
         fieldNameSize: 100,
       },
@@ -78,9 +79,12 @@ export async function readMultipart(
       if (Object.hasOwn(fields, name) || uploads.some((u) => u.field === name))
         throw new RequestFieldError(name, `${name} is given more than once`);
       if (part.type === "file") {
-        if (name !== "image" && name !== "video") {
+        if (name !== "image" && name !== "end_image" && name !== "video") {
           part.file.resume();
-          throw new RequestFieldError(name, `unknown file field '${name}'; upload an 'image' or a 'video'`);
+          throw new RequestFieldError(
+            name,
+            `unknown file field '${name}'; upload an 'image' (and an 'end_image') or a 'video'`,
+          );
         }
         const tmp = data.tmpFile();
         const u: Upload = { field: name, tmp, ext: "", bytes: 0 };
@@ -94,11 +98,12 @@ export async function readMultipart(
         u.bytes = part.file.bytesRead;
         if (u.bytes === 0) throw new RequestFieldError(name, `${name} is empty`);
         const kind = sniff(await head(tmp, 16));
-        const allowed = name === "image" ? IMAGE_KINDS : VIDEO_KINDS;
+        const isImage = name !== "video";
+        const allowed = isImage ? IMAGE_KINDS : VIDEO_KINDS;
         if (!kind || !allowed.includes(kind))
           throw new RequestFieldError(
             name,
-            `${name} is not a ${name === "image" ? "PNG, JPEG, WebP or GIF image" : "MP4, MOV, WebM, GIF or Y4M video"}` +
+            `${name} is not a ${isImage ? "PNG, JPEG, WebP or GIF image" : "MP4, MOV, WebM, GIF or Y4M video"}` +
               (kind ? ` (it looks like ${kind})` : ""),
           );
         u.ext = kind;

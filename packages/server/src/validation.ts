@@ -122,7 +122,7 @@ export function describeSchemaError(e: ErrorObject, part: string): { field: stri
   if (e.keyword === "additionalProperties") {
     const f = inner((e.params as { additionalProperty: string }).additionalProperty);
     const hint =
-      f === "image" || f === "video"
+      f === "image" || f === "end_image" || f === "video"
         ? "; upload an input image or video as a multipart/form-data file part"
         : "";
     return { field: f, message: `unknown field '${f}'${hint}` };
@@ -178,6 +178,8 @@ function checkExclusive(body: VideoBody): void {
 export interface Inputs {
   /** File name of an uploaded image inside the job folder. */
   image?: string;
+  /** File name of an uploaded end image inside the job folder. */
+  end_image?: string;
   video?: string;
 }
 
@@ -254,6 +256,23 @@ export function resolveRequest(
     throw new RequestFieldError("video", "this model does not take an input video");
   if (inputs.image && inputs.video)
     throw new RequestFieldError("image", "give an image or a video, not both");
+  if (inputs.end_image && !info.acceptsImage)
+    throw new RequestFieldError("end_image", "this model does not take an input image");
+  if (inputs.end_image && inputs.video)
+    throw new RequestFieldError(
+      "end_image",
+      "end_image cannot be combined with a video; give it with or without image",
+    );
+  if (info.requiresImage && !inputs.image)
+    throw new RequestFieldError(
+      "image",
+      "this is an image-to-video model: upload the start image as the multipart file part 'image'",
+    );
+  if (info.requiresEndImage && !inputs.end_image)
+    throw new RequestFieldError(
+      "end_image",
+      "this is a first-last-frame model: upload the end image as the multipart file part 'end_image' too",
+    );
   if (body.strength !== undefined && !inputs.video)
     throw new RequestFieldError("strength", "strength applies to video-to-video; upload a video with it");
 
@@ -276,6 +295,7 @@ export function resolveRequest(
     ...(body.sigmas ? { sigmas: body.sigmas } : {}),
     ...(body.strength !== undefined ? { strength: body.strength } : {}),
     ...(inputs.image ? { image: inputs.image } : {}),
+    ...(inputs.end_image ? { endImage: inputs.end_image } : {}),
     ...(inputs.video ? { video: inputs.video } : {}),
   };
 }
@@ -308,6 +328,7 @@ export function requestFromStored(r: StoredRequest, inputFile?: (name: string) =
     ...(r.timesteps ? { timesteps: r.timesteps } : {}),
     ...(r.sigmas ? { sigmas: r.sigmas } : {}),
     ...(inputFile && r.image ? { image: inputFile(r.image) } : {}),
+    ...(inputFile && r.endImage ? { endImage: inputFile(r.endImage) } : {}),
     ...(inputFile && r.video ? { video: inputFile(r.video) } : {}),
     ...(r.strength !== undefined ? { strength: r.strength } : {}),
   };

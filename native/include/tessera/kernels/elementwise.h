@@ -17,7 +17,7 @@
 
 namespace tessera {
 
-enum class UnaryOp : int { Identity = 0, Silu = 1, GeluTanh = 2, Exp = 3, Sigmoid = 4, Square = 5, Sqrt = 6, Rsqrt = 7 };
+enum class UnaryOp : int { Identity = 0, Silu = 1, GeluTanh = 2, Exp = 3, Sigmoid = 4, Square = 5, Sqrt = 6, Rsqrt = 7, Gelu = 8 };
 enum class BinaryOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3, Axpby = 4, Max = 5, Min = 6 };
 
 struct UnaryArgs {

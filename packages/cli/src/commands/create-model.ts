@@ -34,7 +34,7 @@ const FLAGS = {
   dtype: {
     kind: "choice",
     choices: ["f32", "bf16", "f16"],
-    defaultText: "f32 for tiny and tiny-ti2v, else bf16",
+    defaultText: "f32 for the tiny ones, else bf16",
     description: "dtype of the weights written",
   },
   json: { kind: "boolean", description: "print what was written as JSON" },
@@ -46,6 +46,12 @@ export const CREATE_MODEL_HELP: CommandHelp = {
   flags: FLAGS,
 };
 
+// Image-to-video models need their image (FLF2V: and the end image).
+function imageHint(config: RandomModelName): string {
+  if (config.includes("flf2v")) return " --image FIRST.png --end-image LAST.png";
+  return config.includes("i2v") ? " --image FIRST.png" : "";
+}
+
 export async function createModelCommand(
   argv: string[],
   out: (s: string) => void,
@@ -56,7 +62,8 @@ export async function createModelCommand(
   const dir = resolve(positionals[0] as string);
   const config: RandomModelName = values.config;
   const seed = values.seed;
-  const dtype: DType = values.dtype ?? (config.startsWith("tiny") ? "f32" : "bf16");
+  const tiny = config.startsWith("tiny");
+  const dtype: DType = values.dtype ?? (tiny ? "f32" : "bf16");
   // Never write into a folder that holds something other than a model.
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new UsageError(`DIR '${dir}' exists and is not a folder`);
@@ -71,7 +78,7 @@ export async function createModelCommand(
       seed,
       dtype,
       onProgress: ({ component }) => {
-        if (component !== last && !values.json && !config.startsWith("tiny")) err(`writing ${component}...`);
+        if (component !== last && !values.json && !tiny) err(`writing ${component}...`);
         last = component;
       },
     });
@@ -80,7 +87,7 @@ export async function createModelCommand(
     else
       out(
         `wrote a random ${config} model (seed ${seed}, ${dtype}, ${formatBytes(written.bytes)} of weights) to ${dir}\n` +
-          `try: tessera generate "a red ball" --model ${dir} -o ball.gif`,
+          `try: tessera generate "a red ball" --model ${dir}${imageHint(config)} -o ball.gif`,
       );
     return 0;
   } catch (e) {

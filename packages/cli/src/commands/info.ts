@@ -4,6 +4,7 @@
 // loading any weights.
 import { stat } from "node:fs/promises";
 import {
+  clipParameterCount,
   componentWeightFiles,
   detectWanFamily,
   estimateMemory,
@@ -80,6 +81,8 @@ export async function infoCommand(
       ...(info.transformer2 ? { transformer_2: parameterCount(info.transformer2) } : {}),
       vae: vaeParameterCount(info.vae),
       text_encoder: umt5ParameterCount(info.textEncoder),
+      // Image-to-video models (Wan2.1 I2V / FLF2V): the CLIP vision tower.
+      ...(info.image ? { image_encoder: clipParameterCount(info.image.imageEncoder) } : {}),
     };
     for (const [name, parameters] of Object.entries(params)) {
       const files = await componentWeightFiles(dir, name);
@@ -97,6 +100,7 @@ export async function infoCommand(
         transformer: info.transformer,
         vae: info.vae,
         textParams: params.text_encoder as number,
+        ...(params.image_encoder !== undefined ? { imageParams: params.image_encoder } : {}),
         dtype,
         device,
         width,
@@ -164,6 +168,13 @@ export async function infoCommand(
       `base ${info.vae.base_dim}, z ${info.vae.z_dim}, ×${spatialFactor(info.vae)} space, ×${temporalFactor(info.vae)} time`,
     );
     line("text_encoder", `umT5 ${c.num_layers} layers, d_model ${c.d_model}, vocab ${c.vocab_size}`);
+    if (info.image) {
+      const ie = info.image.imageEncoder;
+      line(
+        "image_encoder",
+        `CLIP vision ${ie.num_hidden_layers} layers, width ${ie.hidden_size}, ${ie.image_size} px in ${ie.patch_size} px patches, ${ie.hidden_act}`,
+      );
+    }
     out(
       `  sampling      ${defaults.scheduler} shift ${defaults.shift}, ${defaults.steps} steps, guidance ${defaults.guidance}, ` +
         `${defaults.width}x${defaults.height}, ${defaults.frames} frames @ ${defaults.fps} fps`,

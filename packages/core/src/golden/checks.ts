@@ -36,6 +36,7 @@ import type { WanVaeConfig } from "../models/wan-vae/config.js";
 import { WanVAE } from "../models/wan-vae/vae.js";
 import { inspectWeights, loadWeights } from "../weights/load.js";
 import type { WeightStore } from "../weights/store.js";
+import { I2V_CHECKS, I2V_FIXTURES } from "./i2v-checks.js";
 import { TI2V_CHECKS } from "./ti2v-checks.js";
 
 /** One check's outcome. `error` is NaN where nothing could be measured (then `detail` says why). */
@@ -61,7 +62,14 @@ export interface GoldenOptions {
 }
 
 export const F32_BOUND = 1e-4;
-export const GOLDEN_FIXTURES = ["wan_transformer", "wan_vae", "umt5", "wan22_vae", "wan_ti2v"] as const;
+export const GOLDEN_FIXTURES = [
+  "wan_transformer",
+  "wan_vae",
+  "umt5",
+  "wan22_vae",
+  "wan_ti2v",
+  ...I2V_FIXTURES,
+] as const;
 
 /** The fixtures' folder: TESSERA_GOLDEN_DIR, else test-fixtures/golden of this package. */
 export function goldenDir(): string {
@@ -420,6 +428,8 @@ const CHECKS: readonly Check[] = [
       }
     },
   },
+  // Wan2.1 image-to-video: the CLIP image encoder, the I2V / FLF2V transformers, whole runs.
+  ...I2V_CHECKS,
 ];
 
 const ALL_RELEASED = "all checks: release every tensor";

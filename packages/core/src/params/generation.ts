@@ -215,9 +215,11 @@ export const GENERATION_PARAMS = [
   },
   {
     key: "endImage",
-    description: "The clip ends on this image (with image: interpolation between the two).",
+    description:
+      "The clip ends on this image (with image: interpolation between the two; a Wan2.1 FLF2V model needs both).",
     type: { kind: "input", media: "image" },
-    surfaces: ["library", "cli"],
+    surfaces: ["library", "server", "cli"],
+    server: { field: "end_image", upload: true },
     cli: { flag: "end-image", value: "FILE" },
   },
   {

@@ -5,6 +5,15 @@ import type { WanTransformer } from "../models/wan/transformer.js";
 import type { StepSplit } from "../parallel/plan.js";
 
 /**
+ * What a step calls: a WanTransformer, or one with a run's conditioning bound to it
+ * (image-conditioning.ts: the image-to-video models' condition channels and image states).
+ */
+export type StepModel = Pick<
+  WanTransformer,
+  "config" | "weights" | "forward" | "forwardSplit" | "forwardStepCached"
+>;
+
+/**
  * A step's timestep: one number for every token, or one per token frame (Wan2.2
  * TI2V's per-token timesteps: known frames at 0; see pipelines/ti2v.ts).
  */
@@ -39,7 +48,7 @@ export interface StepRun {
  * branch, and the branches are gathered before the combine.
  */
 export function guidedVelocity(
-  transformer: WanTransformer,
+  transformer: StepModel,
   latents: Tensor,
   timestep: StepTime,
   context: Tensor,
@@ -47,7 +56,7 @@ export function guidedVelocity(
   dtype?: DType,
 ): Tensor;
 export function guidedVelocity(
-  transformer: WanTransformer,
+  transformer: StepModel,
   latents: Tensor,
   timestep: StepTime,
   context: Tensor,
@@ -56,7 +65,7 @@ export function guidedVelocity(
   run: StepRun,
 ): Promise<Tensor>;
 export function guidedVelocity(
-  transformer: WanTransformer,
+  transformer: StepModel,
   latents: Tensor,
   timestep: StepTime,
   context: Tensor,
@@ -84,7 +93,7 @@ export function guidedVelocity(
  * step cache: device work only, so a CUDA graph can capture it (step-graph.ts).
  */
 export function guidedVelocityAt(
-  transformer: WanTransformer,
+  transformer: StepModel,
   latents: Tensor,
   timesteps: Tensor,
   context: Tensor,

@@ -9,7 +9,10 @@ export {
   needsSwap,
 } from "./experts.js";
 export * from "./family.js";
-export { guidedVelocityAt, type StepTime, stepTimesteps } from "./guided-velocity.js";
+export { guidedVelocityAt, type StepModel, type StepTime, stepTimesteps } from "./guided-velocity.js";
+export * from "./i2v-model-folder.js";
+export * from "./image-conditioning.js";
+export * from "./image-encoder-folder.js";
 export * from "./load.js";
 export * from "./loras.js";
 export * from "./memory-estimate.js";

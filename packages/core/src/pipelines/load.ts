@@ -22,6 +22,12 @@ import { readJsonFile } from "../weights/load.js";
 import type { WeightStore } from "../weights/store.js";
 import { readSecondExpert } from "./expert-folder.js";
 import { type ExpertSwap, needsSwap } from "./experts.js";
+import {
+  type ImageEncoderInfo,
+  loadImageEncoder,
+  readImageEncoderInfo,
+  WAN_PIPELINE_CLASSES,
+} from "./image-encoder-folder.js";
 import { estimateMemory } from "./memory-estimate.js";
 import type { GenerationDefaults, LoraSpec } from "./options.js";
 import { checkLatentRgbProjection, type LatentRgbProjection } from "./preview.js";
@@ -74,10 +80,6 @@ function obj(v: unknown, what: string): Record<string, unknown> {
 /** The transformer config from a diffusers transformer/config.json. */
 export function wanConfigFromJson(json: unknown, what = "transformer/config.json"): WanTransformerConfig {
   const j = obj(json, what);
-  if (j.image_dim != null || j.added_kv_proj_dim != null)
-    throw new ModelFolderError(
-      `${what}: this is an image-to-video transformer (image_dim / added_kv_proj_dim set); only Wan2.1 text-to-video weights are supported (image-to-video runs on them by conditioning)`,
-    );
   const num = (k: keyof WanTransformerConfig) => {
     const v = j[k];
     if (typeof v !== "number") throw new ModelFolderError(`${what}: field '${k}' is missing or not a number`);
@@ -101,6 +103,10 @@ export function wanConfigFromJson(json: unknown, what = "transformer/config.json
     qk_norm: j.qk_norm === null ? null : "rms_norm_across_heads",
     eps: typeof j.eps === "number" ? j.eps : 1e-6,
     rope_max_seq_len: typeof j.rope_max_seq_len === "number" ? j.rope_max_seq_len : 1024,
+    // Wan2.1 I2V / FLF2V (image cross-attention; see models/wan/image.ts).
+    ...(j.image_dim != null ? { image_dim: j.image_dim as number } : {}),
+    ...(j.added_kv_proj_dim != null ? { added_kv_proj_dim: j.added_kv_proj_dim as number } : {}),
+    ...(j.pos_embed_seq_len != null ? { pos_embed_seq_len: j.pos_embed_seq_len as number } : {}),
   };
   if (j.qk_norm !== undefined && j.qk_norm !== null && j.qk_norm !== "rms_norm_across_heads")
     throw new ModelFolderError(`${what}: qk_norm ${JSON.stringify(j.qk_norm)} is not supported`);
@@ -166,6 +172,8 @@ export interface ModelFolderInfo {
   transformer2?: WanTransformerConfig;
   /** With transformer2: model_index.json's boundary_ratio. */
   boundaryRatio?: number;
+  /** Image-to-video models (Wan2.1 I2V / FLF2V): the CLIP image encoder and processor configs. */
+  image?: ImageEncoderInfo;
 }
 
 /** True when `dir` has a model_index.json (a candidate model folder). */
@@ -182,9 +190,9 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
       `${dir}: not a model folder (no model_index.json); expected the diffusers layout of Wan-AI/Wan2.1-T2V-*-Diffusers`,
     );
   const folder = await openDiffusersFolder(root);
-  if (folder.pipelineClass !== "WanPipeline")
+  if (!(WAN_PIPELINE_CLASSES as readonly string[]).includes(folder.pipelineClass))
     throw new ModelFolderError(
-      `${join(dir, "model_index.json")}: _class_name is '${folder.pipelineClass}'; only WanPipeline (Wan2.1 text-to-video) folders are supported`,
+      `${join(dir, "model_index.json")}: _class_name is '${folder.pipelineClass}'; only ${WAN_PIPELINE_CLASSES.join(" and ")} (Wan2.1 text- and image-to-video) folders are supported`,
     );
   const component = (name: string) => {
     const c = folder.components.get(name);
@@ -200,6 +208,7 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     throw new ModelFolderError((e as Error).message);
   }
   const vae = wanVaeConfigFromJson(component("vae").config, component("vae").configFile);
+  const image = readImageEncoderInfo(folder, transformer, (m) => new ModelFolderError(m));
   let textEncoder: ModelFolderInfo["textEncoder"];
   try {
     textEncoder = umt5ConfigFromJson(component("text_encoder").config);
@@ -274,6 +283,7 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     ...(captionStyle !== undefined ? { captionStyle } : {}),
     ...(previewProjection !== undefined ? { previewProjection } : {}),
     ...(expandTimesteps ? { expandTimesteps } : {}),
+    ...(image ? { image } : {}),
   };
 }
 
@@ -345,6 +355,12 @@ export async function loadWanComponents(
         expertSwap: swap,
       };
     }
+    const imageEncoder = info.image
+      ? await loadImageEncoder(await openDiffusersFolder(root), info.image, device, dtype, (p) =>
+          opts.onProgress?.({ component: "image_encoder", loaded: p.loaded, total: p.total }),
+        )
+      : undefined;
+    if (imageEncoder) stores.push(imageEncoder.encoder.weights);
     return {
       ...second,
       transformer,
@@ -360,6 +376,7 @@ export async function loadWanComponents(
       ...(info.scheduler ? { numTrainTimesteps: info.scheduler.numTrainTimesteps } : {}),
       ...(opts.textCacheSize !== undefined ? { textCacheSize: opts.textCacheSize } : {}),
       ...(opts.loraDir !== undefined ? { loraDir: resolve(opts.loraDir) } : {}),
+      ...(imageEncoder ? { imageEncoder } : {}),
     };
   } catch (e) {
     for (const s of stores) s.dispose();

@@ -13,6 +13,7 @@
 // The CPU constants are fitted to the demo model's peak RSS on the CPU backend
 // (128² to 512², 1 to 161 frames: the estimate is 10–40 % above every measurement).
 import type { DType } from "@tessera/native";
+import { type ClipVisionConfig, clipParameterCount } from "../models/clip/config.js";
 import { type UMT5Config, umt5ParameterCount } from "../models/t5/config.js";
 import { parameterCount, type WanTransformerConfig } from "../models/wan/config.js";
 import { patchSize, spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
@@ -26,6 +27,8 @@ export interface MemoryEstimateInput {
   vae: WanVaeConfig;
   /** Parameters of the text encoder. */
   textParams: number;
+  /** Image-to-video models: parameters of the CLIP image encoder (held in the transformer's dtype). */
+  imageParams?: number;
   /** The transformer's and text encoder's dtype (the VAE is counted at f32). */
   dtype: DType;
   device: "cpu" | "cuda";
@@ -75,7 +78,7 @@ export function estimateMemory(o: MemoryEstimateInput): MemoryEstimate {
       ? Math.max(...experts)
       : experts[0] + experts[1]
     : parameterCount(t) * b;
-  const weights = onDevice + o.textParams * b + vaeParameterCount(v) * 4;
+  const weights = onDevice + (o.textParams + (o.imageParams ?? 0)) * b + vaeParameterCount(v) * 4;
   const two = experts ? { experts, ...(o.expertSwap ? { hostWeights: experts[0] + experts[1] } : {}) } : {};
   const sf = spatialFactor(v);
   const tf = temporalFactor(v);
@@ -84,7 +87,8 @@ export function estimateMemory(o: MemoryEstimateInput): MemoryEstimate {
     (latentFrames / t.patch_size[0]) * (height / sf / t.patch_size[1]) * (width / sf / t.patch_size[2]);
   const dim = t.num_attention_heads * t.attention_head_dim;
   const batch = (o.guidance ?? 2) > 1 ? 2 : 1;
-  const text = batch * 512 * t.text_dim * b;
+  // Text states (and an image-to-video model's CLIP states, two images' worth at most).
+  const text = batch * 512 * t.text_dim * b + (t.image_dim ? batch * 2 * 257 * t.image_dim * b : 0);
   // The decoder's widest full-size feature map.
   const base = (v.decoder_base_dim ?? v.base_dim) * (v.dim_mult[0] ?? 1);
   const pixels = height * width;
@@ -122,6 +126,8 @@ export interface EstimablePipeline {
   transformer: { config: WanTransformerConfig };
   vae: { config: WanVaeConfig };
   textEncoder: { config: UMT5Config };
+  /** Image-to-video models' CLIP image encoder (absent or null otherwise). */
+  imageEncoder?: { encoder: { config: ClipVisionConfig } } | null;
   dtype: DType;
   device: { kind: "cpu" | "cuda" };
   /** A second expert, and whether the idle expert waits in host memory. */
@@ -138,6 +144,7 @@ export function estimatePipelineMemory(
     transformer: p.transformer.config,
     vae: p.vae.config,
     textParams: umt5ParameterCount(p.textEncoder.config),
+    ...(p.imageEncoder ? { imageParams: clipParameterCount(p.imageEncoder.encoder.config) } : {}),
     dtype: p.dtype,
     device: p.device.kind,
     ...(p.transformer2 ? { transformer2: p.transformer2.config, expertSwap: p.expertSwap === true } : {}),

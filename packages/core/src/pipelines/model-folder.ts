@@ -15,6 +15,9 @@
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { affine, cast, type DeviceLike, type DType, full, randn, type Tensor } from "@tessera/native";
+import type { ClipVisionConfig } from "../models/clip/config.js";
+import { ClipVisionEncoder } from "../models/clip/encoder.js";
+import { clipImageProcessor } from "../models/clip/preprocess.js";
 import { UMT5_TINY, UMT5_XXL, type UMT5Config } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
 import { umt5Params } from "../models/t5/params.js";
@@ -40,6 +43,13 @@ import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { buildWordLevelTokenizerJson } from "../tokenizer/wordlevel.js";
 import { type TensorToWrite, writeSafetensors } from "../weights/safetensors.js";
 import { WeightStore } from "../weights/store.js";
+import {
+  clipInits,
+  I2V_MODEL_INDEX,
+  I2V_RANDOM_MODELS,
+  writeImageEncoderConfigs,
+} from "./i2v-model-folder.js";
+import type { ImageEncoderParts } from "./image-conditioning.js";
 import type { GenerationDefaults } from "./options.js";
 import type { WanPipelineComponents } from "./wan.js";
 
@@ -56,6 +66,8 @@ export interface WanModelConfigs {
   transformer2?: WanTransformerConfig;
   /** With transformer2: model_index.json's boundary_ratio. */
   boundaryRatio?: number;
+  /** Image-to-video models: the CLIP image encoder (image_encoder/). */
+  imageEncoder?: ClipVisionConfig;
 }
 
 /**
@@ -172,6 +184,8 @@ export const RANDOM_MODELS = {
       shift: 12,
     }),
   },
+  // Wan2.1 image-to-video: tiny-i2v, I2V-14B (480P, 720P) and FLF2V-14B (i2v-model-folder.ts).
+  ...I2V_RANDOM_MODELS,
 } as const satisfies Record<string, RandomModelSpec>;
 
 export type RandomModelName = keyof typeof RANDOM_MODELS;
@@ -307,8 +321,21 @@ export function randomWanComponents(opts: RandomPipelineOptions = {}): WanPipeli
         boundaryRatio: cfg.boundaryRatio ?? 0.875,
       };
     }
+    let imageEncoder: ImageEncoderParts | undefined;
+    if (cfg.imageEncoder) {
+      const cw = storeOf(
+        `random CLIP vision (seed ${seed + 3})`,
+        drawTensors(clipInits(cfg.imageEncoder), seed + 3, device, dtype),
+      );
+      stores.push(cw);
+      imageEncoder = {
+        encoder: new ClipVisionEncoder(cfg.imageEncoder, cw),
+        processor: clipImageProcessor(cfg.imageEncoder.image_size),
+      };
+    }
     return {
       ...second,
+      ...(imageEncoder ? { imageEncoder } : {}),
       transformer: new WanTransformer(cfg.transformer, tw),
       vae: new WanVAE(cfg.vae, vw),
       textEncoder: new UMT5Encoder(cfg.textEncoder, ew),
@@ -419,7 +446,9 @@ export async function writeRandomWanModel(
   const dtype = opts.dtype ?? (name.startsWith("tiny") ? "f32" : "bf16");
   if (!SAFETENSORS_DTYPE[dtype]) throw new RangeError(`dtype must be f32, bf16 or f16, got ${dtype}`);
   await mkdir(dir, { recursive: true });
-  for (const sub of ["transformer", "transformer_2", "vae", "text_encoder", "tokenizer", "scheduler"]) {
+  const subs = ["transformer", "transformer_2", "vae", "text_encoder", "tokenizer", "scheduler"];
+  if (cfg.imageEncoder) subs.push("image_encoder", "image_processor");
+  for (const sub of subs) {
     if (sub === "transformer_2" && !cfg.transformer2) {
       await rm(join(dir, sub), { recursive: true, force: true });
       continue;
@@ -443,6 +472,7 @@ export async function writeRandomWanModel(
     ...(cfg.transformer2
       ? { transformer_2: ["diffusers", "WanTransformer3DModel"], boundary_ratio: cfg.boundaryRatio ?? 0.875 }
       : {}),
+    ...(cfg.imageEncoder ? I2V_MODEL_INDEX : {}),
   });
   if (cfg.transformer2)
     await json("transformer_2/config.json", {
@@ -524,5 +554,14 @@ export async function writeRandomWanModel(
     drawTensors(t5Inits(cfg.textEncoder), seed + 2, "cpu", dtype),
     progress("text_encoder"),
   );
+  if (cfg.imageEncoder) {
+    await writeImageEncoderConfigs(dir, cfg.imageEncoder, torchDtype);
+    bytes += await writeComponent(
+      join(dir, "image_encoder"),
+      "model",
+      drawTensors(clipInits(cfg.imageEncoder), seed + 3, "cpu", dtype),
+      progress("image_encoder"),
+    );
+  }
   return { dir, config: name, bytes };
 }

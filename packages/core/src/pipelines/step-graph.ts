@@ -5,8 +5,7 @@
 // from tensors it owns (refilled with assign() before each replay) and writes its
 // velocity to memory it owns, copied out for the caller.
 import { assign, type CudaGraph, captureGraph, cast, type DType, scope, type Tensor } from "@tessera/native";
-import type { WanTransformer } from "../models/wan/transformer.js";
-import { guidedVelocityAt, type StepTime, stepTimesteps } from "./guided-velocity.js";
+import { guidedVelocityAt, type StepModel, type StepTime, stepTimesteps } from "./guided-velocity.js";
 
 /** How the step graph ran in one generation. */
 export interface StepGraphReport {
@@ -35,7 +34,7 @@ export class StepGraph {
   #failed = new Map<string, string>();
   #busy = false;
 
-  constructor(readonly transformer: WanTransformer) {}
+  constructor(readonly transformer: StepModel) {}
 
   /** Why the last capture failed, or null when none has. */
   failure(): string | null {

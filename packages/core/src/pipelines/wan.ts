@@ -22,6 +22,7 @@ import { axpby, cast, concat, type Device, type DType, randn, scope, slice, Tens
 import { andThen } from "../models/maybe-async.js";
 import type { UMT5Encoder } from "../models/t5/encoder.js";
 import type { WanTransformerConfig } from "../models/wan/config.js";
+import { hasImageInput } from "../models/wan/image.js";
 import { StepCache } from "../models/wan/step-cache.js";
 import type { TokenGrid, WanTransformer } from "../models/wan/transformer.js";
 import { spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
@@ -43,7 +44,13 @@ import type { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { RgbImage, VideoFrames } from "../video/frames.js";
 import { LoraError, planLoraFile } from "../weights/lora/adapter.js";
 import { boundaryTimestep, ExpertResidency, expertAt, expertGuidance } from "./experts.js";
-import { guidedVelocity } from "./guided-velocity.js";
+import { guidedVelocity, type StepModel } from "./guided-velocity.js";
+import {
+  checkImageConditionedOptions,
+  conditionedModel,
+  encodeImageCondition,
+  type ImageEncoderParts,
+} from "./image-conditioning.js";
 import { type LoadPipelineOptions, loadWanComponents } from "./load.js";
 import { type ActiveLora, listLoras, resolveLoras, TransformerLoras, wanLoraTarget } from "./loras.js";
 import {
@@ -104,6 +111,8 @@ export interface WanPipelineComponents {
    * memory (transformer2's weights are then on the host as given). Default false.
    */
   expertSwap?: boolean;
+  /** Image-to-video models (Wan2.1 I2V / FLF2V): the CLIP image encoder and its preprocessing. */
+  imageEncoder?: ImageEncoderParts;
 }
 
 export interface GenerateTimings {
@@ -174,6 +183,12 @@ export class WanPipeline {
   readonly previewProjection: LatentRgbProjection | null;
   /** Per-token timesteps (Wan2.2 TI2V): known frames are held clean and their tokens get timestep 0. */
   readonly expandTimesteps: boolean;
+  /** The CLIP image encoder of an image-to-video model (Wan2.1 I2V / FLF2V); null for text-to-video. */
+  readonly imageEncoder: ImageEncoderParts | null;
+  /** An image-to-video model: every run needs `image` (and takes no video). */
+  readonly requiresImage: boolean;
+  /** A first-last-frame model (Wan2.1 FLF2V): every run needs `endImage` too. */
+  readonly requiresEndImage: boolean;
   readonly #cache: TextStateCache;
   readonly #loras: TransformerLoras;
   /** What a generate() without `loras` runs with: the set given at load or to setLoras(). */
@@ -206,13 +221,19 @@ export class WanPipeline {
     this.#device = this.transformer.weights.get("patch_embedding.weight").device;
     this.transformer2 = c.transformer2 ?? null;
     this.boundary = null;
+    this.imageEncoder = c.imageEncoder ?? null;
 
     const tc = this.transformer.config;
     const z = this.vae.config.z_dim;
-    if (tc.in_channels !== z || tc.out_channels !== z)
+    // Image-to-video transformers take the latents, a 4-channel mask and the condition's latents.
+    const zIn = hasImageInput(tc) ? 2 * z + temporalFactor(this.vae.config) : z;
+    if (tc.in_channels !== zIn || tc.out_channels !== z)
       throw new Error(
-        `WanPipeline: the transformer takes ${tc.in_channels} channels and gives ${tc.out_channels}, but the VAE's latents have ${z}`,
+        `WanPipeline: the transformer takes ${tc.in_channels} channels and gives ${tc.out_channels}, but the VAE's latents have ${z} (in ${zIn})`,
       );
+    checkImageEncoder(tc, this.imageEncoder);
+    this.requiresImage = hasImageInput(tc);
+    this.requiresEndImage = tc.pos_embed_seq_len != null;
     if (tc.text_dim !== this.textEncoder.config.d_model)
       throw new Error(
         `WanPipeline: the transformer's text_dim is ${tc.text_dim} but the text encoder's d_model is ${this.textEncoder.config.d_model}`,
@@ -268,6 +289,7 @@ export class WanPipeline {
       c.transformer2?.weights.dispose();
       c.vae.weights.dispose();
       c.textEncoder.weights.dispose();
+      c.imageEncoder?.encoder.weights.dispose();
       throw e;
     }
     try {
@@ -376,11 +398,13 @@ export class WanPipeline {
     this.#experts?.dispose();
     this.vae.weights.dispose();
     this.textEncoder.weights.dispose();
+    this.imageEncoder?.encoder.weights.dispose();
   }
 
   /** Checks options against the model without running anything (throws GenerateOptionError naming the option). */
   resolve(opts: GenerateOptions): ResolvedOptions {
     const r = resolveOptions(opts, this.defaults, this.limits, () => Math.floor(Math.random() * 2 ** 32));
+    checkImageConditionedOptions(opts, r, this.transformer, false);
     // LoRA names and files exist (whether they fit the model is known once they are read).
     if (opts.loras !== undefined) resolveLoras(opts.loras, this.loraDir);
     if (opts.loras2 !== undefined) resolveLoras(opts.loras2, this.loraDir, "loras2");
@@ -406,6 +430,7 @@ export class WanPipeline {
   async generate(opts: GenerateOptions, plan: ParallelPlan = SINGLE_DEVICE): Promise<GenerateResult> {
     const t0 = performance.now();
     const r = this.resolve(opts);
+    checkImageConditionedOptions(opts, r, this.transformer, true);
     const tc = this.transformer.config;
     const sf = this.vae.spatialFactor;
     // Both guidance branches run when any expert guides (an expert at 1 then takes the
@@ -528,9 +553,30 @@ export class WanPipeline {
 
       // 2. Known latents from the image or clip.
       const tEnc = performance.now();
+      // Image-to-video models take the image as a condition instead (image-conditioning.ts).
+      const i2v = this.imageEncoder
+        ? await encodeImageCondition(
+            this.imageEncoder,
+            this.vae,
+            r,
+            opts.image as RgbImage | Tensor,
+            r.endImage ? (opts.endImage as RgbImage | Tensor) : null,
+            dtype,
+          )
+        : null;
+      if (i2v) {
+        own(i2v.condition);
+        own(i2v.image);
+      }
+      // What a step calls: the expert, with the image condition bound for image-to-video models.
+      const stepModel = (tr: WanTransformer): StepModel => (i2v ? conditionedModel(tr, i2v) : tr);
+      const models = [stepModel(this.transformer), this.transformer2 ? stepModel(this.transformer2) : null];
       let known: Tensor | null = null;
       let init: Tensor | null = null;
-      if (r.mode === "i2v") known = own(this.encodePixels(imageFrames(opts.image as RgbImage | Tensor), r));
+      if (i2v) {
+        // No known-frame substitution: the condition carries the image.
+      } else if (r.mode === "i2v")
+        known = own(this.encodePixels(imageFrames(opts.image as RgbImage | Tensor), r));
       else if (r.mode === "extend") {
         const clip = opts.video as VideoFrames | Tensor;
         const n = clipLength(clip);
@@ -540,7 +586,7 @@ export class WanPipeline {
       // The end image as a still: encoded as 1 + tf copies, its second latent frame is
       // what the last latent frame of a clip that holds that image looks like.
       let knownEnd: Tensor | null = null;
-      if (r.endImage) {
+      if (r.endImage && !i2v) {
         const tf = temporalFactor(this.vae.config);
         const still = stillFrames(opts.endImage as RgbImage | Tensor, 1 + tf);
         knownEnd = own(
@@ -551,7 +597,7 @@ export class WanPipeline {
         );
         still.dispose();
       }
-      if (known || init || knownEnd) await device.synchronize();
+      if (known || init || knownEnd || i2v) await device.synchronize();
       timings.encode = performance.now() - tEnc;
       checkAbort(signal);
 
@@ -589,7 +635,7 @@ export class WanPipeline {
         const t = stepTime(tNum, this.expandTimesteps, known ? r.knownLatentFrames : 0, grid[0], pt);
         // The expert of this timestep (always the first with one), with its guidance.
         const e = expertAt(tNum, this.boundary);
-        const transformer = e === 0 ? this.transformer : (this.transformer2 as WanTransformer);
+        const model = models[e] as StepModel;
         const guidance = expertGuidance(e === 0 ? r.guidance : r.guidance2, cfg);
         if (e !== lastExpert) {
           // Timesteps only fall: the expert handed over from does not run again, so its
@@ -600,22 +646,22 @@ export class WanPipeline {
         expertSteps[e]++;
         let v: Tensor;
         if (stepCache)
-          v = await guidedVelocity(transformer, cur, t, context, guidance, dtype, {
+          v = await guidedVelocity(model, cur, t, context, guidance, dtype, {
             cache: stepCache,
             // The first and the last step always run in full, and so does an expert's first.
             full: i === start || i === r.steps - 1 || e !== lastExpert,
             ...(stepSplits ? { split: stepSplits } : {}),
           });
         else if (useGraph) {
-          graphs[e] ??= new StepGraph(transformer);
+          graphs[e] ??= new StepGraph(model);
           const got = await (graphs[e] as StepGraph).velocity(cur, t, context, guidance, dtype);
           v = got.v;
           if (got.replayed) stepGraph.replays++;
         } else if (stepSplits)
-          v = await guidedVelocity(transformer, cur, t, context, guidance, dtype, {
+          v = await guidedVelocity(model, cur, t, context, guidance, dtype, {
             split: stepSplits,
           });
-        else v = guidedVelocity(transformer, cur, t, context, guidance, dtype);
+        else v = guidedVelocity(model, cur, t, context, guidance, dtype);
         lastExpert = e;
         let next: Tensor;
         let x0: Tensor | null = null;
@@ -908,6 +954,25 @@ function checkedPixelTensor(t: Tensor, from: number, to: number, r: ResolvedOpti
     );
   const part = from === 0 && to === s[1] ? t : slice(t, 1, from, to);
   return part.dtype === dtype ? part : cast(part, dtype);
+}
+
+// An image-to-video transformer needs a CLIP image encoder whose width is its image_dim; a text-to-video one takes none.
+function checkImageEncoder(tc: WanTransformerConfig, enc: ImageEncoderParts | null): void {
+  if (!hasImageInput(tc)) {
+    if (enc)
+      throw new Error(
+        "WanPipeline: an image encoder was given for a text-to-video transformer (no image_dim)",
+      );
+    return;
+  }
+  if (!enc)
+    throw new Error(
+      "WanPipeline: this image-to-video transformer (image_dim set) needs the CLIP image encoder (the folder's image_encoder/ and image_processor/)",
+    );
+  if (enc.encoder.config.hidden_size !== tc.image_dim)
+    throw new Error(
+      `WanPipeline: the transformer's image_dim is ${tc.image_dim} but the image encoder's hidden_size is ${enc.encoder.config.hidden_size}`,
+    );
 }
 
 function anyWeight(store: { names(): string[]; get(name: string): Tensor }): Tensor {

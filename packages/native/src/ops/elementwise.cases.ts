@@ -9,6 +9,7 @@ import {
   concat,
   div,
   exp,
+  gelu,
   geluTanh,
   maximum,
   minimum,
@@ -36,6 +37,7 @@ export const cases: ConformanceCase[] = [
     [
       ["silu", silu],
       ["gelu_tanh", geluTanh],
+      ["gelu", gelu],
       ["exp", exp],
       ["sigmoid", sigmoid],
       ["square", square],

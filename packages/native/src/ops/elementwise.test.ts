@@ -14,6 +14,7 @@ import {
   concat,
   div,
   exp,
+  gelu,
   geluTanh,
   maximum,
   minimum,
@@ -103,10 +104,29 @@ function expectEqualValues(got: ArrayLike<number>, ref: ArrayLike<number>): void
 
 const sizes = [[1], [7], [77, 13], [3, 4097]] as const;
 
+// erf in float64: its Maclaurin series near 0, the continued fraction of erfc beyond.
+function erf(x: number): number {
+  const a = Math.abs(x);
+  if (a < 2.5) {
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 80; n++) {
+      term *= (-x * x) / n;
+      sum += term / (2 * n + 1);
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = a;
+  for (let k = 60; k >= 1; k--) f = a + k / 2 / f;
+  const erfc = Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
+  return Math.sign(x) * (1 - erfc);
+}
+
 const unaryRef: Record<UnaryFn, (x: number) => number> = {
   identity: (x) => x,
   silu: (x) => x / (1 + Math.exp(-x)),
   gelu_tanh: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+  gelu: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
   exp: (x) => Math.exp(x),
   sigmoid: (x) => 1 / (1 + Math.exp(-x)),
   square: (x) => x * x,
@@ -150,6 +170,7 @@ describe("unary", () => {
       const pairs: [Tensor, Float32Array, UnaryFn][] = [
         [silu(t), v, "silu"],
         [geluTanh(t), v, "gelu_tanh"],
+        [gelu(t), v, "gelu"],
         [exp(t), v, "exp"],
         [sigmoid(t), v, "sigmoid"],
         [square(t), v, "square"],

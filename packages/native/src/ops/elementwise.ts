@@ -5,7 +5,16 @@ import { OpError } from "../errors.js";
 import type { Tensor } from "../tensor.js";
 import { runOp } from "./run.js";
 
-export type UnaryFn = "identity" | "silu" | "gelu_tanh" | "exp" | "sigmoid" | "square" | "sqrt" | "rsqrt";
+export type UnaryFn =
+  | "identity"
+  | "silu"
+  | "gelu_tanh"
+  | "gelu"
+  | "exp"
+  | "sigmoid"
+  | "square"
+  | "sqrt"
+  | "rsqrt";
 export type BinaryFn = "add" | "sub" | "mul" | "div" | "axpby" | "max" | "min";
 
 /** f(alpha·x + beta) elementwise. */
@@ -21,6 +30,11 @@ export function silu(x: Tensor): Tensor {
 /** GELU with the tanh approximation (torch's approximate="tanh"). */
 export function geluTanh(x: Tensor): Tensor {
   return unary(x, "gelu_tanh");
+}
+
+/** Exact GELU, x·Φ(x) with erf (torch's approximate="none"; CLIP ViT-H's "gelu"). */
+export function gelu(x: Tensor): Tensor {
+  return unary(x, "gelu");
 }
 
 /** e^x. */

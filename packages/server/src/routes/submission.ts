@@ -67,7 +67,7 @@ export async function readSubmission(
  */
 async function checkUploads(ctx: ServerContext, uploads: Upload[]): Promise<void> {
   for (const u of uploads) {
-    if (u.field === "image") await checkImageUpload(u.tmp, u.ext, ctx.limits);
+    if (u.field !== "video") await checkImageUpload(u.tmp, u.ext, ctx.limits, u.field);
     await ctx.generator.checkInput?.({ field: u.field, path: u.tmp, maxPixels: ctx.limits.maxImagePixels });
   }
 }
@@ -102,7 +102,7 @@ export async function insertSubmission(
   const id = randomUUID();
   let moved = false;
   try {
-    const inputs: { image?: string; video?: string } = {};
+    const inputs: { image?: string; end_image?: string; video?: string } = {};
     for (const u of uploads) inputs[u.field] = `input-${u.field}.${u.ext}`;
     const request = resolveRequest(
       body,

@@ -23,7 +23,8 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ServerContext): v
         summary: "Create a video",
         description:
           "Queues a generation. JSON, or multipart/form-data with the same fields as text parts plus an optional " +
-          "`image` (image-to-video) or `video` (video-to-video) file part. Returns 202 with the job; 429 with " +
+          "`image` (image-to-video; with an `end_image` part, the clip ends on it: a Wan2.1 FLF2V model needs " +
+          "both) or `video` (video-to-video) file part. Returns 202 with the job; 429 with " +
           "Retry-After when the queue is full; 400 `exceeds_memory_budget` when the model estimates the request " +
           "needs more memory than the server allows; 503 while the server drains; 507 when its disk is full.",
         body: {
@@ -35,6 +36,11 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ServerContext): v
                 properties: {
                   ...bodySchema.properties,
                   image: { type: "string", format: "binary", description: "PNG, JPEG, WebP or GIF" },
+                  end_image: {
+                    type: "string",
+                    format: "binary",
+                    description: "PNG, JPEG, WebP or GIF: the last frame (first-last-frame)",
+                  },
                   video: { type: "string", format: "binary", description: "MP4, MOV, WebM, GIF or Y4M" },
                 },
                 required: ["prompt"],

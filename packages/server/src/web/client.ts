@@ -96,11 +96,13 @@ async function submit(ev) {
   try {
     const body = readForm();
     const file = $("image").files[0];
+    const endFile = $("end_image").files[0];
     let init;
-    if (file) {
+    if (file || endFile) {
       const fd = new FormData();
       for (const [k, v] of Object.entries(body)) fd.append(k, String(v));
-      fd.append("image", file, file.name);
+      if (file) fd.append("image", file, file.name);
+      if (endFile) fd.append("end_image", endFile, endFile.name);
       init = { method: "POST", body: fd };
     } else {
       init = { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } };

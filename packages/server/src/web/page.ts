@@ -34,6 +34,7 @@ export const PAGE_HTML = `<!doctype html>
   <label>Guidance <input id="guidance" name="guidance" type="number" min="0" max="30" step="any" placeholder="default"></label>
   <label>Seed <input id="seed" name="seed" type="number" min="0" step="1" placeholder="random"></label>
   <label>Image (optional) <input id="image" name="image" type="file" accept="image/png,image/jpeg,image/webp,image/gif"></label>
+  <label>End image (optional) <input id="end_image" name="end_image" type="file" accept="image/png,image/jpeg,image/webp,image/gif"></label>
   <div class="check-cell"><label class="check"><input id="rewrite" name="rewrite" type="checkbox" checked> Rewrite the prompt for the model</label><span id="rewrite-hint" class="muted">a model trained on one caption style gets the prompt in that style</span></div>
   <div class="wide actions">
     <button type="submit" id="submit">Generate</button>

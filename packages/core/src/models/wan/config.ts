@@ -1,5 +1,6 @@
 // Wan2.1 diffusion-transformer configuration, with the field names of the published
 // diffusers config (transformer/config.json) so a model folder's file loads as is.
+import { imageParameterCount, validateImageConfig } from "./image.js";
 
 export interface WanTransformerConfig {
   patch_size: [number, number, number];
@@ -15,6 +16,12 @@ export interface WanTransformerConfig {
   qk_norm: "rms_norm_across_heads" | null;
   eps: number;
   rope_max_seq_len: number;
+  /** Image-to-video (Wan2.1 I2V / FLF2V): the CLIP image states' width (1280); null or absent for text-to-video. */
+  image_dim?: number | null;
+  /** Image-to-video: the input width of the image key/value projections (the model width). */
+  added_kv_proj_dim?: number | null;
+  /** FLF2V: learned positions for both images' CLIP tokens (2 × 257). */
+  pos_embed_seq_len?: number | null;
 }
 
 /** Wan2.1-T2V-1.3B (diffusers Wan-AI/Wan2.1-T2V-1.3B-Diffusers, transformer/config.json). */
@@ -56,6 +63,17 @@ export const WAN22_TI2V_5B: WanTransformerConfig = {
   num_layers: 30,
 };
 
+/** Wan2.1-I2V-14B-480P / -720P (the two share the transformer geometry). */
+export const WAN21_I2V_14B: WanTransformerConfig = {
+  ...WAN21_T2V_14B,
+  in_channels: 36,
+  image_dim: 1280,
+  added_kv_proj_dim: 5120,
+};
+
+/** Wan2.1-FLF2V-14B-720P: I2V plus learned positions for the first and last image's 257 tokens each. */
+export const WAN21_FLF2V_14B: WanTransformerConfig = { ...WAN21_I2V_14B, pos_embed_seq_len: 514 };
+
 /** A tiny member of the family for tests and the CPU smoke run. */
 export const WAN_TINY: WanTransformerConfig = {
   ...WAN21_T2V_1_3B,
@@ -65,6 +83,14 @@ export const WAN_TINY: WanTransformerConfig = {
   freq_dim: 32,
   ffn_dim: 96,
   num_layers: 2,
+};
+
+/** A tiny image-to-video member (36 input channels, 32-wide CLIP states: CLIP_VISION_TINY). */
+export const WAN_I2V_TINY: WanTransformerConfig = {
+  ...WAN_TINY,
+  in_channels: 36,
+  image_dim: 32,
+  added_kv_proj_dim: 48,
 };
 
 export function innerDim(c: WanTransformerConfig): number {
@@ -96,7 +122,8 @@ export function parameterCount(c: WanTransformerConfig): number {
     lin(d, 6 * d) + // time embedder + projection
     c.num_layers * block +
     lin(d, c.out_channels * patch) +
-    2 * d // head
+    2 * d + // head
+    imageParameterCount(c)
   );
 }
 
@@ -127,4 +154,5 @@ export function validateWanConfig(c: WanTransformerConfig): void {
   if (c.freq_dim % 2 !== 0) throw new Error(`Wan config: freq_dim must be even, got ${c.freq_dim}`);
   if (c.attention_head_dim % 2 !== 0)
     throw new Error(`Wan config: attention_head_dim must be even for RoPE, got ${c.attention_head_dim}`);
+  validateImageConfig(c);
 }

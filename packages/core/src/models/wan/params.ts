@@ -3,6 +3,7 @@
 import { affine, cast, type DeviceLike, type DType, full, randn, type Tensor } from "@tessera/native";
 import { WeightStore } from "../../weights/store.js";
 import { innerDim, type WanTransformerConfig } from "./config.js";
+import { imageParams } from "./image.js";
 
 export type Init = "normal" | "zeros" | "ones";
 export interface ParamSpec {
@@ -49,6 +50,7 @@ export function wanTransformerParams(c: WanTransformerConfig): Map<string, Param
   }
   linear("proj_out", d, c.out_channels * pt * ph * pw);
   p.set("scale_shift_table", { shape: [1, 2, d], init: "normal", fanIn: d });
+  imageParams(c, p);
   return p;
 }
 

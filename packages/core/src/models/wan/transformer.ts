@@ -11,6 +11,7 @@
 import {
   add,
   attention,
+  concat,
   type DType,
   gatedResidual,
   layerNorm,
@@ -28,6 +29,7 @@ import {
 import type { WeightStore } from "../../weights/store.js";
 import { andThen, type MaybePromise, syncResult } from "../maybe-async.js";
 import { innerDim, validateWanConfig, type WanTransformerConfig } from "./config.js";
+import { embedImage, hasImageInput, imageAttention } from "./image.js";
 import { wanTransformerParams } from "./params.js";
 import type { StepCache } from "./step-cache.js";
 
@@ -43,6 +45,13 @@ export interface WanForwardInput {
   timesteps: Tensor;
   /** Text encoder states [B, Lt, text_dim]. */
   context: Tensor;
+  /**
+   * Image-to-video: channels appended to the latents' (mask and encoded conditioning
+   * video, [1 or B, F, H, W, in_channels − latent channels]); batch 1 serves every branch.
+   */
+  condition?: Tensor;
+  /** Image-to-video: CLIP image states [1 or B, Li, image_dim]. */
+  image?: Tensor;
 }
 
 /** A token grid [F/pt, H/ph, W/pw]. */
@@ -76,6 +85,8 @@ interface Embedded {
   temb: Tensor;
   tproj: Tensor;
   ctx: Tensor;
+  /** Image-to-video: the image tokens [B, Li, dim] (null for text-to-video). */
+  img: Tensor | null;
   grid: TokenGrid;
   b: number;
   /** Modulation rows per sample: 1, or the token frames with per-frame timesteps. */
@@ -137,7 +148,7 @@ export class WanTransformer {
     split: TokenSplit | null = null,
   ): Promise<Tensor> {
     const c = this.config;
-    const grid = this.grid(input.latents);
+    const grid = this.grid(input.latents, input.condition);
     return scope(async (keep) => {
       const s = this.embed(input, grid, split);
       const first = await this.blocks(s, s.x, 0, 1);
@@ -156,7 +167,7 @@ export class WanTransformer {
   // (see maybe-async.ts), so that on one device the op sequence is a plain one a CUDA
   // graph can capture.
   private run(input: WanForwardInput, split: TokenSplit | null): MaybePromise<Tensor> {
-    const grid = this.grid(input.latents);
+    const grid = this.grid(input.latents, input.condition);
     return scope(() => {
       const s = this.embed(input, grid, split);
       return andThen(this.blocks(s, s.x, 0, this.config.num_layers), (x) => this.head(x, s));
@@ -175,13 +186,14 @@ export class WanTransformer {
     return x;
   }
 
-  private grid(latents: Tensor): TokenGrid {
+  private grid(latents: Tensor, condition?: Tensor): TokenGrid {
     const c = this.config;
     const [, f, h, w, ch] = latents.shape as [number, number, number, number, number];
     const [pt, ph, pw] = c.patch_size;
-    if (latents.ndim !== 5 || ch !== c.in_channels)
+    const extra = condition ? (condition.shape[4] as number) : 0;
+    if (latents.ndim !== 5 || ch + extra !== c.in_channels)
       throw new Error(
-        `WanTransformer: latents must be [B, F, H, W, ${c.in_channels}], got [${latents.shape.join(", ")}]`,
+        `WanTransformer: latents must be [B, F, H, W, ${c.in_channels - extra}]${extra ? ` (with ${extra} condition channels)` : ""}, got [${latents.shape.join(", ")}]`,
       );
     if (f % pt || h % ph || w % pw)
       throw new Error(
@@ -195,10 +207,15 @@ export class WanTransformer {
     const b = input.latents.shape[0] as number;
     const frames = timestepFrames(input.timesteps, b, grid, split !== null);
     const { temb, tproj, ctx } = this.conditioning(input.timesteps, input.context, input.latents.dtype);
-    const x = patchEmbed3d(input.latents, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
+    const img = this.imageTokens(input, b);
+    const x = patchEmbed3d(
+      input.condition ? concat([input.latents, batched(input.condition, b)], 4) : input.latents,
+      this.w("patch_embedding.weight"),
+      this.w("patch_embedding.bias"),
+    );
     if (!split) {
       const attention3d = (q: Tensor, k: Tensor, v: Tensor) => attention(q, k, v, { grid, rope: true });
-      return { x, temb, tproj, ctx, grid, b, frames, attention: attention3d, gather: null };
+      return { x, temb, tproj, ctx, img, grid, b, frames, attention: attention3d, gather: null };
     }
     const shard = split.shard(x, grid);
     if (shard.x !== x) x.dispose();
@@ -207,12 +224,27 @@ export class WanTransformer {
       temb,
       tproj,
       ctx,
+      img,
       grid,
       b,
       frames,
       attention: shard.attention,
       gather: shard.gather,
     };
+  }
+
+  // Image-to-video: the CLIP states as tokens of the model width (image.ts), one row per branch.
+  private imageTokens(input: WanForwardInput, b: number): Tensor | null {
+    const c = this.config;
+    if (!hasImageInput(c)) {
+      if (input.image) throw new Error("WanTransformer: image states given to a text-to-video transformer");
+      return null;
+    }
+    if (!input.image)
+      throw new Error(
+        "WanTransformer: this image-to-video transformer needs the CLIP image states (input.image)",
+      );
+    return embedImage(c, this.weights, batched(input.image, b));
   }
 
   /**
@@ -266,7 +298,7 @@ export class WanTransformer {
     const { q, k, v, mod } = this.blockSelfAttentionInputs(i, x, s.tproj, s.frames);
     // Self-attention over all video tokens with 3D RoPE.
     return andThen(s.attention(q, k, v), (sa) =>
-      this.blockAfterSelfAttention(i, x, sa, mod, s.ctx, s.frames),
+      this.blockAfterSelfAttention(i, x, sa, mod, s.ctx, s.frames, s.img),
     );
   }
 
@@ -304,6 +336,7 @@ export class WanTransformer {
     mod: Tensor[],
     ctx: Tensor,
     frames = 1,
+    img: Tensor | null = null,
   ): Tensor {
     const c = this.config;
     const p = `blocks.${i}`;
@@ -321,11 +354,10 @@ export class WanTransformer {
     const cq = this.qkNorm(this.lin(n3, `${p}.attn2.to_q`), `${p}.attn2.norm_q`);
     const ck = this.qkNorm(this.lin(ctx, `${p}.attn2.to_k`), `${p}.attn2.norm_k`);
     const cv = this.lin(ctx, `${p}.attn2.to_v`);
-    const ca = attention(
-      cq.reshape([b, len, heads, hd]),
-      ck.reshape([b, lt, heads, hd]),
-      cv.reshape([b, lt, heads, hd]),
-    );
+    const q4 = cq.reshape([b, len, heads, hd]);
+    let ca = attention(q4, ck.reshape([b, lt, heads, hd]), cv.reshape([b, lt, heads, hd]));
+    // Image-to-video: the same queries over the image tokens, summed with the text attention.
+    if (img) ca = add(ca, imageAttention(c, this.weights, i, q4, img));
     x = add(x, this.lin(ca.reshape([b, len, this.dim]), `${p}.attn2.to_out.0`));
 
     // Feed-forward with adaLN modulation and a gated residual.
@@ -338,6 +370,17 @@ export class WanTransformer {
     if (!this.config.qk_norm) return x;
     return rmsNorm(x, { weight: this.w(`${name}.weight`), eps: this.config.eps });
   }
+}
+
+// A batch-1 conditioning tensor repeated for each of b guidance branches.
+function batched(t: Tensor, b: number): Tensor {
+  const n = t.shape[0] as number;
+  if (n === b) return t;
+  if (n !== 1) throw new Error(`WanTransformer: conditioning of batch ${n} for latents of batch ${b}`);
+  return concat(
+    Array.from({ length: b }, () => t),
+    0,
+  );
 }
 
 // Row k of a [B, n, dim] modulation tensor as a contiguous [B, dim].
