@@ -121,10 +121,16 @@ describe("wanFamily", () => {
       tiny: "Wan2.1 T2V (dim 48)",
       "wan2.1-1.3b": "Wan2.1 T2V-1.3B",
       "wan2.1-t2v-14b": "Wan2.1 T2V-14B",
+      "wan2.2-t2v-a14b": "Wan2.2 T2V-A14B",
+      "wan2.2-i2v-a14b": "Wan2.2 I2V-A14B",
     };
     for (const [name, family] of Object.entries(want)) {
       const c = randomModelConfigs(name as RandomModelName);
-      const facts = { transformer: { ...c.transformer }, vae: { ...c.vae } };
+      const facts = {
+        transformer: { ...c.transformer },
+        vae: { ...c.vae },
+        ...(c.transformer2 ? { hasTransformer2: true } : {}),
+      };
       expect(wanFamily(facts)?.name, name).toBe(family);
     }
   });

@@ -1,16 +1,23 @@
 // The image-to-video members of the random-weight models (model-folder.ts): Wan2.1
 // I2V-14B (480P/720P share the transformer) and FLF2V-14B at their real geometries,
 // and a tiny I2V model for tests, with the CLIP image encoder (image_encoder/) and
-// its processor (image_processor/) of the diffusers layout.
+// its processor (image_processor/) of the diffusers layout; and Wan2.2 I2V-A14B (two
+// experts taking the image's latents, no CLIP) with its tiny member.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CLIP_VISION_TINY, CLIP_VIT_H_14, type ClipVisionConfig } from "../models/clip/config.js";
 import { clipVisionParams } from "../models/clip/params.js";
 import { CLIP_MEAN, CLIP_STD } from "../models/clip/preprocess.js";
 import { UMT5_TINY, UMT5_XXL } from "../models/t5/config.js";
-import { WAN_I2V_TINY, WAN21_FLF2V_14B, WAN21_I2V_14B } from "../models/wan/config.js";
+import {
+  WAN_I2V_TINY,
+  WAN21_FLF2V_14B,
+  WAN21_I2V_14B,
+  WAN22_I2V_A14B,
+  type WanTransformerConfig,
+} from "../models/wan/config.js";
 import { WAN_VAE_TINY, WAN21_VAE } from "../models/wan-vae/config.js";
-import type { RandomModelSpec } from "./model-folder.js";
+import type { RandomModelSpec, WanModelConfigs } from "./model-folder.js";
 
 /** The image-to-video entries of model-folder.ts's RANDOM_MODELS. */
 export const I2V_RANDOM_MODELS = {
@@ -66,6 +73,44 @@ export const I2V_RANDOM_MODELS = {
       shift: 5,
     }),
   },
+  "tiny-i2v-a14b": {
+    description: "tiny-i2v's transformer as two experts without CLIP, Wan2.2 I2V-A14B's layout",
+    configs: (): WanModelConfigs => {
+      // tiny-i2v's 12 input channels; no image_dim, no image encoder.
+      const {
+        image_dim: _,
+        added_kv_proj_dim: __,
+        ...t
+      } = I2V_RANDOM_MODELS["tiny-i2v"].configs().transformer;
+      const transformer: WanTransformerConfig = t;
+      return {
+        transformer,
+        transformer2: transformer,
+        boundaryRatio: 0.9,
+        vae: WAN_VAE_TINY,
+        textEncoder: UMT5_TINY,
+        defaults: { width: 128, height: 128, frames: 17, steps: 20, fps: 8 },
+        shift: 5,
+      };
+    },
+  },
+  "wan2.2-i2v-a14b": {
+    description:
+      "Wan2.2-I2V-A14B's geometry: two 14B experts taking the image's latents, about 57 GB in bf16",
+    // Wan-AI/Wan2.2-I2V-A14B-Diffusers: two experts handing over at boundary_ratio 0.9,
+    // no image_encoder. Wan2.2's sampling for it: 40 steps, shift 5, guidance 3.5 on
+    // both experts. (diffusers' converter writes flow_shift 3 into scheduler_config.json;
+    // Wan's own config samples with 5.)
+    configs: (): WanModelConfigs => ({
+      transformer: WAN22_I2V_A14B,
+      transformer2: WAN22_I2V_A14B,
+      boundaryRatio: 0.9,
+      vae: WAN21_VAE,
+      textEncoder: UMT5_XXL,
+      defaults: { steps: 40, guidance: 3.5 },
+      shift: 5,
+    }),
+  },
 } as const satisfies Record<string, RandomModelSpec>;
 
 /** The image encoder's tensors with how model-folder.ts draws them (mean + std·N(0, 1)). */
@@ -83,6 +128,16 @@ export const I2V_MODEL_INDEX = {
   _class_name: "WanImageToVideoPipeline",
   image_encoder: ["transformers", "CLIPVisionModel"],
   image_processor: ["transformers", "CLIPImageProcessor"],
+} as const;
+
+/**
+ * model_index.json entries of a folder whose transformer takes the image's latents
+ * without CLIP (Wan2.2 I2V-A14B): diffusers' image pipeline, the encoder listed absent.
+ */
+export const I2V_A14B_MODEL_INDEX = {
+  _class_name: "WanImageToVideoPipeline",
+  image_encoder: [null, null],
+  image_processor: [null, null],
 } as const;
 
 /** Writes image_encoder/config.json and image_processor/preprocessor_config.json as transformers does. */

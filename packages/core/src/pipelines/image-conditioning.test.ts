@@ -1,15 +1,15 @@
-// Wan2.1 image-to-video (I2V / FLF2V) outside the golden fixtures: the condition mask's
-// layout, the option checks, a random tiny I2V model end to end (in memory and as a
-// written diffusers folder), the single-file original names, and LoRAs on the image
-// cross-attention.
-import { mkdtempSync, rmSync } from "node:fs";
+// Image-to-video by concatenated conditioning outside the golden fixtures: the condition
+// mask's layout, the option checks, a random tiny Wan2.1 I2V model and a tiny Wan2.2
+// I2V-A14B (two experts, no CLIP) end to end (in memory and as a written diffusers
+// folder), the single-file original names, and LoRAs on the image cross-attention.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { full, liveTensorCount, randn } from "@tessera/native";
 import { afterAll, describe, expect, it } from "vitest";
 import { WAN_I2V_TINY, type WanTransformerConfig } from "../models/wan/config.js";
 import { wanTransformerParams } from "../models/wan/params.js";
-import { WanTransformer } from "../models/wan/transformer.js";
+import { type WanForwardInput, WanTransformer } from "../models/wan/transformer.js";
 import type { RgbImage } from "../video/frames.js";
 import { loadWeights } from "../weights/load.js";
 import { planLora } from "../weights/lora/adapter.js";
@@ -21,6 +21,7 @@ import {
   wanTransformerKeyMap,
   wanTransformerOriginalNames,
 } from "../weights/single-file.js";
+import { detectWanFamily } from "./family.js";
 import { conditionMask } from "./image-conditioning.js";
 import { wanLoraTarget } from "./loras.js";
 import { randomModelConfigs, randomWanComponents, writeRandomWanModel } from "./model-folder.js";
@@ -219,5 +220,103 @@ describe("LoRAs on the image cross-attention", () => {
     }
     hand.dispose();
     pipe.dispose();
+  });
+});
+
+// Wan2.2 I2V-A14B: the 36-channel condition (here 4 + 4 + 4) without CLIP, bound to both experts.
+describe("a random tiny I2V-A14B model (two experts, no image encoder)", () => {
+  const A14B_RUN = { ...RUN, steps: 6 };
+
+  // Records what each expert's transformer is given, whichever forward the loop calls.
+  function spy(t: WanTransformer, seen: { condition: number[]; image: boolean }[]) {
+    for (const m of ["forward", "forwardSplit", "forwardStepCached"] as const) {
+      const f = t[m].bind(t) as (...a: unknown[]) => unknown;
+      (t as unknown as Record<string, unknown>)[m] = (input: WanForwardInput, ...rest: unknown[]) => {
+        seen.push({
+          condition: input.condition ? [...input.condition.shape] : [],
+          image: input.image !== undefined,
+        });
+        return f(input, ...rest);
+      };
+    }
+  }
+
+  it("conditions both experts on the image's latents, and needs the image", async () => {
+    const before = liveTensorCount();
+    const pipe = new WanPipeline(randomWanComponents({ config: "tiny-i2v-a14b", seed: 5, textLength: 8 }));
+    expect(pipe.requiresImage).toBe(true);
+    expect(pipe.requiresEndImage).toBe(false);
+    expect(pipe.imageEncoder).toBeNull();
+    expect(pipe.transformer.config.image_dim ?? null).toBeNull();
+    expect(pipe.transformer.config.in_channels).toBe(12);
+    const seen: [{ condition: number[]; image: boolean }[], { condition: number[]; image: boolean }[]] = [
+      [],
+      [],
+    ];
+    spy(pipe.transformer, seen[0]);
+    spy(pipe.transformer2 as WanTransformer, seen[1]);
+    const a = await pipe.generate({ ...A14B_RUN, image: image(40, 24, 1) });
+    expect(a.latents.shape).toEqual([1, 2, 4, 4, 4]);
+    expect(a.experts?.boundary).toBe(900);
+    const [hi, lo] = a.experts?.steps ?? [0, 0];
+    expect(hi).toBeGreaterThan(0);
+    expect(lo).toBeGreaterThan(0);
+    // Each expert got the mask and the image's latents (8 channels beside the 4 of the latents), no CLIP states.
+    for (const s of seen) {
+      expect(s.length).toBeGreaterThan(0);
+      for (const x of s) expect(x).toEqual({ condition: [1, 2, 4, 4, 8], image: false });
+    }
+    // Deterministic, and the image matters.
+    const again = await pipe.generate({ ...A14B_RUN, image: image(40, 24, 1) });
+    const b = await pipe.generate({ ...A14B_RUN, image: image(40, 24, 2) });
+    const [la, l2, lb] = await Promise.all([a, again, b].map((r) => r.latents.toFloat32Array()));
+    expect(Array.from(l2 as Float32Array)).toEqual(Array.from(la as Float32Array));
+    expect((la as Float32Array).some((v, i) => v !== (lb as Float32Array)[i])).toBe(true);
+    // An end image marks the last frame too (as Wan2.1 FLF2V's condition).
+    const c = await pipe.generate({ ...A14B_RUN, image: image(40, 24, 1), endImage: image(24, 40, 3) });
+    const lc = await c.latents.toFloat32Array();
+    expect(lc.some((v, i) => v !== (la as Float32Array)[i])).toBe(true);
+    for (const r of [a, again, b, c]) {
+      r.video.dispose();
+      r.latents.dispose();
+    }
+    await expect(pipe.generate({ ...A14B_RUN })).rejects.toThrow(
+      /Wan2\.2 image-to-video \(I2V-A14B\) model: give the start image/,
+    );
+    const video = { width: 32, height: 32, fps: 8, frames: [new Uint8Array(32 * 32 * 3)] };
+    expect(() => pipe.resolve({ ...A14B_RUN, video })).toThrow(GenerateOptionError);
+    expect(() => pipe.resolve({ ...A14B_RUN })).not.toThrow();
+    pipe.dispose();
+    expect(liveTensorCount()).toBe(before);
+  });
+
+  it("loads from a written folder (transformer_2, no image_encoder) with the in-memory model's latents", async () => {
+    const folder = join(dir, "tiny-i2v-a14b");
+    await writeRandomWanModel(folder, { config: "tiny-i2v-a14b", seed: 7 });
+    const index = JSON.parse(readFileSync(join(folder, "model_index.json"), "utf8"));
+    expect(index).toMatchObject({
+      _class_name: "WanImageToVideoPipeline",
+      boundary_ratio: 0.9,
+      image_encoder: [null, null],
+      transformer_2: ["diffusers", "WanTransformer3DModel"],
+    });
+    expect(existsSync(join(folder, "image_encoder"))).toBe(false);
+    expect((await detectWanFamily(folder))?.family).toBe("Wan2.2 I2V-A14B");
+    const loaded = await WanPipeline.load(folder);
+    expect(loaded.imageEncoder).toBeNull();
+    expect(loaded.requiresImage).toBe(true);
+    expect(loaded.boundary).toBe(900);
+    const mem = new WanPipeline(randomWanComponents({ config: "tiny-i2v-a14b", seed: 7 }));
+    const opts = { ...A14B_RUN, image: image(40, 24, 1) };
+    const [x, y] = [await loaded.generate(opts), await mem.generate(opts)];
+    expect(Array.from(await x.latents.toFloat32Array())).toEqual(
+      Array.from(await y.latents.toFloat32Array()),
+    );
+    for (const r of [x, y]) {
+      r.video.dispose();
+      r.latents.dispose();
+    }
+    loaded.dispose();
+    mem.dispose();
   });
 });

@@ -3,13 +3,15 @@
 // (16), a 4-channel mask of the known frames and the VAE latents (16) of a
 // conditioning video that is the start image followed by zeros (FLF2V: and the end
 // image as its last frame) — and the CLIP image states of the image (FLF2V: both
-// images), through its image cross-attention. Unlike the text-to-video models'
-// image-to-video (known latent frames held fixed, wan.ts), nothing is substituted
-// during sampling: the condition is the same at every step.
-import { cast, concat, type DType, scope, Tensor, zeros } from "@tessera/native";
+// images), through its image cross-attention. Wan2.2 I2V-A14B takes the same
+// channels without CLIP (its transformers have no image_dim; both experts get the
+// condition). Unlike the text-to-video models' image-to-video (known latent frames
+// held fixed, wan.ts), nothing is substituted during sampling: the condition is the
+// same at every step.
+import { cast, concat, type Device, type DType, scope, Tensor, zeros } from "@tessera/native";
 import type { ClipVisionEncoder } from "../models/clip/encoder.js";
 import { type ClipImageProcessorConfig, clipPixels } from "../models/clip/preprocess.js";
-import { hasImageInput } from "../models/wan/image.js";
+import { hasImageInput, takesImageLatents } from "../models/wan/image.js";
 import type { StepCache } from "../models/wan/step-cache.js";
 import type { TokenSplit, WanForwardInput, WanTransformer } from "../models/wan/transformer.js";
 import type { WanVAE } from "../models/wan-vae/vae.js";
@@ -22,8 +24,11 @@ import { pixelsToTensor } from "./pixels.js";
 export interface ImageCondition {
   /** Mask (4) and normalised conditioning latents (16): [1, F, h, w, 20] in the transformer's dtype. */
   condition: Tensor;
-  /** CLIP hidden_states[-2] of the image(s): [1, tokens (×2 for FLF2V), image_dim] in the transformer's dtype. */
-  image: Tensor;
+  /**
+   * CLIP hidden_states[-2] of the image(s): [1, tokens (×2 for FLF2V), image_dim] in
+   * the transformer's dtype; null for a transformer without image_dim (Wan2.2 I2V-A14B).
+   */
+  image: Tensor | null;
 }
 
 /** The image encoder and its preprocessing, as a model folder's image_encoder/ and image_processor/ give them. */
@@ -37,7 +42,7 @@ export function conditionedModel(t: WanTransformer, c: ImageCondition): StepMode
   const bind = (input: WanForwardInput): WanForwardInput => ({
     ...input,
     condition: c.condition,
-    image: c.image,
+    ...(c.image ? { image: c.image } : {}),
   });
   return {
     config: t.config,
@@ -54,6 +59,16 @@ export function conditionedModel(t: WanTransformer, c: ImageCondition): StepMode
 }
 
 /**
+ * What an image-conditioned transformer is, for messages: "Wan2.1 image-to-video
+ * (I2V)", "Wan2.1 first-last-frame (FLF2V)" or, without CLIP, "Wan2.2 image-to-video
+ * (I2V-A14B)".
+ */
+export function imageModelKind(c: WanTransformer["config"]): string {
+  if (!hasImageInput(c)) return "Wan2.2 image-to-video (I2V-A14B)";
+  return c.pos_embed_seq_len != null ? "Wan2.1 first-last-frame (FLF2V)" : "Wan2.1 image-to-video (I2V)";
+}
+
+/**
  * Checks a run's options against an image-conditioned model (throws GenerateOptionError
  * naming the option): a video input or loop has no meaning for such a model; with
  * `inputs` (the run itself, not a server's submission-time check, which has no uploads
@@ -67,13 +82,13 @@ export function checkImageConditionedOptions(
   t: WanTransformer,
   inputs: boolean,
 ): void {
-  if (!hasImageInput(t.config)) return;
+  if (!takesImageLatents(t.config)) return;
   const flf2v = t.config.pos_embed_seq_len != null;
-  const kind = flf2v ? "first-last-frame (FLF2V)" : "image-to-video (I2V)";
+  const kind = imageModelKind(t.config);
   if (o.video !== undefined && o.video !== null)
     throw new GenerateOptionError(
       "video",
-      `this is a Wan2.1 ${kind} model: it takes an image, not a video (extension and video-to-video need a text-to-video model)`,
+      `this is a ${kind} model: it takes an image, not a video (extension and video-to-video need a text-to-video model)`,
     );
   if (o.loop)
     throw new GenerateOptionError(
@@ -84,7 +99,7 @@ export function checkImageConditionedOptions(
   if (r.mode !== "i2v")
     throw new GenerateOptionError(
       "image",
-      `this is a Wan2.1 ${kind} model: give the start image (--image FILE${flf2v ? " and --end-image FILE" : ""})`,
+      `this is a ${kind} model: give the start image (--image FILE${flf2v ? " and --end-image FILE" : ""})`,
     );
   if (flf2v && !r.endImage)
     throw new GenerateOptionError(
@@ -129,82 +144,96 @@ async function tensorImage(t: Tensor): Promise<RgbImage> {
   return { data, width: w, height: h };
 }
 
+// CLIP: hidden_states[-2] of each image, FLF2V's two one after the other, in `dtype` on `device`.
+async function clipStates(
+  parts: ImageEncoderParts,
+  images: (RgbImage | Tensor)[],
+  dtype: DType,
+  device: Device,
+): Promise<Tensor> {
+  const enc = parts.encoder;
+  const encDevice = enc.weights.get(enc.weights.names()[0] as string).device;
+  const rgb = await Promise.all(images.map((im) => (im instanceof Tensor ? tensorImage(im) : im)));
+  const encDtype = enc.weights.get(enc.weights.names()[0] as string).dtype;
+  const states = scope(() => {
+    const each = rgb.map((im) => {
+      const px = clipPixels(im, parts.processor, encDevice);
+      return enc.encode(px.dtype === encDtype ? px : cast(px, encDtype));
+    });
+    const s = each.length === 1 ? (each[0] as Tensor) : concat(each, 1);
+    return s.dtype === dtype ? s : cast(s, dtype);
+  });
+  if (encDevice.equals(device)) return states;
+  const moved = await states.to(device);
+  states.dispose();
+  return moved;
+}
+
 /**
- * Encodes a run's image (and end image) into the condition: CLIP states of each image,
- * and the VAE latents of the conditioning video with the mask before them. `dtype`
- * and the transformer's device are what the condition is made in.
+ * Encodes a run's image (and end image) into the condition: CLIP states of each image
+ * (with `parts`, the image encoder; null for a transformer without image_dim), and
+ * the VAE latents of the conditioning video with the mask before them. `dtype` and
+ * the VAE's device are what the condition is made in.
  */
 export async function encodeImageCondition(
-  parts: ImageEncoderParts,
+  parts: ImageEncoderParts | null,
   vae: WanVAE,
   r: ResolvedOptions,
   image: RgbImage | Tensor,
   endImage: RgbImage | Tensor | null,
   dtype: DType,
 ): Promise<ImageCondition> {
-  const enc = parts.encoder;
-  const encDevice = enc.weights.get(enc.weights.names()[0] as string).device;
   const vaeW = vae.weights.get(vae.weights.names()[0] as string);
   const images = endImage ? [image, endImage] : [image];
-  const rgb = await Promise.all(images.map((im) => (im instanceof Tensor ? tensorImage(im) : im)));
-
-  // CLIP: hidden_states[-2] of each image, FLF2V's two one after the other.
-  const encDtype = enc.weights.get(enc.weights.names()[0] as string).dtype;
-  const clipStates = scope(() => {
-    const states = rgb.map((im) => {
-      const px = clipPixels(im, parts.processor, encDevice);
-      return enc.encode(px.dtype === encDtype ? px : cast(px, encDtype));
-    });
-    const s = states.length === 1 ? (states[0] as Tensor) : concat(states, 1);
-    return s.dtype === dtype ? s : cast(s, dtype);
-  });
-  let imageStates = clipStates;
-  if (!encDevice.equals(vaeW.device)) {
-    imageStates = await clipStates.to(vaeW.device);
-    clipStates.dispose();
-  }
+  const imageStates = parts ? await clipStates(parts, images, dtype, vaeW.device) : null;
 
   // The conditioning video: the image, zeros, (the end image); VAE-encoded and normalised.
   const tf = vae.temporalFactor;
   const sf = vae.spatialFactor;
   const [h, w] = [r.height / sf, r.width / sf];
-  const condition = scope(() => {
-    const frame = (im: RgbImage | Tensor) =>
-      im instanceof Tensor
-        ? im.dtype === vaeW.dtype
-          ? im
-          : cast(im, vaeW.dtype)
-        : pixelsToTensor([im.data], im.width, im.height, r.width, r.height, {
-            device: vaeW.device,
-            dtype: vaeW.dtype,
-          });
-    for (const im of images)
-      if (im instanceof Tensor && (im.shape[2] !== r.height || im.shape[3] !== r.width))
-        throw new GenerateOptionError(
-          im === image ? "image" : "endImage",
-          `an image tensor must be [1, 1, ${r.height}, ${r.width}, 3] (the generation size), got [${im.shape.join(", ")}]`,
-        );
-    const gap = r.frames - images.length;
-    const video = concat(
-      [
-        frame(image),
-        ...(gap > 0
-          ? [zeros([1, gap, r.height, r.width, 3], { device: vaeW.device, dtype: vaeW.dtype })]
-          : []),
-        ...(endImage ? [frame(endImage)] : []),
-      ],
-      1,
-    );
-    const lat = vae.encode(video);
-    const mask = Tensor.from(
-      conditionMask(r.latentFrames, h, w, tf, endImage !== null),
-      [1, r.latentFrames, h, w, tf],
-      {
-        device: vaeW.device,
-      },
-    );
-    const c = concat([mask, lat.dtype === "f32" ? lat : cast(lat, "f32")], 4);
-    return c.dtype === dtype ? c : cast(c, dtype);
-  });
-  return { condition, image: imageStates };
+  const encodeCondition = () =>
+    scope(() => {
+      const frame = (im: RgbImage | Tensor) =>
+        im instanceof Tensor
+          ? im.dtype === vaeW.dtype
+            ? im
+            : cast(im, vaeW.dtype)
+          : pixelsToTensor([im.data], im.width, im.height, r.width, r.height, {
+              device: vaeW.device,
+              dtype: vaeW.dtype,
+            });
+      for (const im of images)
+        if (im instanceof Tensor && (im.shape[2] !== r.height || im.shape[3] !== r.width))
+          throw new GenerateOptionError(
+            im === image ? "image" : "endImage",
+            `an image tensor must be [1, 1, ${r.height}, ${r.width}, 3] (the generation size), got [${im.shape.join(", ")}]`,
+          );
+      const gap = r.frames - images.length;
+      const video = concat(
+        [
+          frame(image),
+          ...(gap > 0
+            ? [zeros([1, gap, r.height, r.width, 3], { device: vaeW.device, dtype: vaeW.dtype })]
+            : []),
+          ...(endImage ? [frame(endImage)] : []),
+        ],
+        1,
+      );
+      const lat = vae.encode(video);
+      const mask = Tensor.from(
+        conditionMask(r.latentFrames, h, w, tf, endImage !== null),
+        [1, r.latentFrames, h, w, tf],
+        {
+          device: vaeW.device,
+        },
+      );
+      const c = concat([mask, lat.dtype === "f32" ? lat : cast(lat, "f32")], 4);
+      return c.dtype === dtype ? c : cast(c, dtype);
+    });
+  try {
+    return { condition: encodeCondition(), image: imageStates };
+  } catch (e) {
+    imageStates?.dispose();
+    throw e;
+  }
 }

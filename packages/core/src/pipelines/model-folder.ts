@@ -28,6 +28,7 @@ import {
   WAN22_TI2V_5B,
   type WanTransformerConfig,
 } from "../models/wan/config.js";
+import { takesImageLatents } from "../models/wan/image.js";
 import { type ParamSpec, wanTransformerParams } from "../models/wan/params.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import {
@@ -45,6 +46,7 @@ import { type TensorToWrite, writeSafetensors } from "../weights/safetensors.js"
 import { WeightStore } from "../weights/store.js";
 import {
   clipInits,
+  I2V_A14B_MODEL_INDEX,
   I2V_MODEL_INDEX,
   I2V_RANDOM_MODELS,
   writeImageEncoderConfigs,
@@ -184,7 +186,8 @@ export const RANDOM_MODELS = {
       shift: 12,
     }),
   },
-  // Wan2.1 image-to-video: tiny-i2v, I2V-14B (480P, 720P) and FLF2V-14B (i2v-model-folder.ts).
+  // Image-to-video: Wan2.1 tiny-i2v, I2V-14B (480P, 720P) and FLF2V-14B, Wan2.2
+  // tiny-i2v-a14b and I2V-A14B (i2v-model-folder.ts).
   ...I2V_RANDOM_MODELS,
 } as const satisfies Record<string, RandomModelSpec>;
 
@@ -460,6 +463,12 @@ export async function writeRandomWanModel(
   const progress = (component: string) => (tensor: string) => opts.onProgress?.({ component, tensor });
   const torchDtype = dtype === "f32" ? "float32" : dtype === "bf16" ? "bfloat16" : "float16";
 
+  // Image-to-video: the image pipeline class, with the CLIP encoder or (Wan2.2 I2V-A14B) without.
+  const imageIndex: Record<string, unknown> = cfg.imageEncoder
+    ? I2V_MODEL_INDEX
+    : takesImageLatents(cfg.transformer)
+      ? I2V_A14B_MODEL_INDEX
+      : {};
   await json("model_index.json", {
     _class_name: "WanPipeline",
     _diffusers_version: "0.33.1",
@@ -472,7 +481,7 @@ export async function writeRandomWanModel(
     ...(cfg.transformer2
       ? { transformer_2: ["diffusers", "WanTransformer3DModel"], boundary_ratio: cfg.boundaryRatio ?? 0.875 }
       : {}),
-    ...(cfg.imageEncoder ? I2V_MODEL_INDEX : {}),
+    ...imageIndex,
   });
   if (cfg.transformer2)
     await json("transformer_2/config.json", {

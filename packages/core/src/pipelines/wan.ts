@@ -22,7 +22,7 @@ import { axpby, cast, concat, type Device, type DType, randn, scope, slice, Tens
 import { andThen } from "../models/maybe-async.js";
 import type { UMT5Encoder } from "../models/t5/encoder.js";
 import type { WanTransformerConfig } from "../models/wan/config.js";
-import { hasImageInput } from "../models/wan/image.js";
+import { hasImageInput, takesImageLatents } from "../models/wan/image.js";
 import { StepCache } from "../models/wan/step-cache.js";
 import type { TokenGrid, WanTransformer } from "../models/wan/transformer.js";
 import { spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
@@ -226,13 +226,13 @@ export class WanPipeline {
     const tc = this.transformer.config;
     const z = this.vae.config.z_dim;
     // Image-to-video transformers take the latents, a 4-channel mask and the condition's latents.
-    const zIn = hasImageInput(tc) ? 2 * z + temporalFactor(this.vae.config) : z;
+    const zIn = takesImageLatents(tc) ? 2 * z + temporalFactor(this.vae.config) : z;
     if (tc.in_channels !== zIn || tc.out_channels !== z)
       throw new Error(
         `WanPipeline: the transformer takes ${tc.in_channels} channels and gives ${tc.out_channels}, but the VAE's latents have ${z} (in ${zIn})`,
       );
     checkImageEncoder(tc, this.imageEncoder);
-    this.requiresImage = hasImageInput(tc);
+    this.requiresImage = takesImageLatents(tc);
     this.requiresEndImage = tc.pos_embed_seq_len != null;
     if (tc.text_dim !== this.textEncoder.config.d_model)
       throw new Error(
@@ -554,7 +554,7 @@ export class WanPipeline {
       // 2. Known latents from the image or clip.
       const tEnc = performance.now();
       // Image-to-video models take the image as a condition instead (image-conditioning.ts).
-      const i2v = this.imageEncoder
+      const i2v = this.requiresImage
         ? await encodeImageCondition(
             this.imageEncoder,
             this.vae,
@@ -566,7 +566,7 @@ export class WanPipeline {
         : null;
       if (i2v) {
         own(i2v.condition);
-        own(i2v.image);
+        if (i2v.image) own(i2v.image);
       }
       // What a step calls: the expert, with the image condition bound for image-to-video models.
       const stepModel = (tr: WanTransformer): StepModel => (i2v ? conditionedModel(tr, i2v) : tr);
@@ -961,7 +961,7 @@ function checkImageEncoder(tc: WanTransformerConfig, enc: ImageEncoderParts | nu
   if (!hasImageInput(tc)) {
     if (enc)
       throw new Error(
-        "WanPipeline: an image encoder was given for a text-to-video transformer (no image_dim)",
+        "WanPipeline: an image encoder was given for a transformer without image_dim (no image cross-attention)",
       );
     return;
   }

@@ -71,6 +71,12 @@ export const WAN21_I2V_14B: WanTransformerConfig = {
   added_kv_proj_dim: 5120,
 };
 
+/**
+ * Each expert of Wan2.2-I2V-A14B: Wan2.1-T2V-14B's geometry taking 36 channels (the
+ * latents, the mask and the image's latents), with no CLIP image input (image_dim null).
+ */
+export const WAN22_I2V_A14B: WanTransformerConfig = { ...WAN21_T2V_14B, in_channels: 36 };
+
 /** Wan2.1-FLF2V-14B-720P: I2V plus learned positions for the first and last image's 257 tokens each. */
 export const WAN21_FLF2V_14B: WanTransformerConfig = { ...WAN21_I2V_14B, pos_embed_seq_len: 514 };
 

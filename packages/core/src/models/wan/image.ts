@@ -16,9 +16,18 @@ const EMBEDDER = "condition_embedder.image_embedder";
 // The image embedder's LayerNorms are torch's default (eps 1e-5), not the blocks' eps.
 const IMAGE_NORM_EPS = 1e-5;
 
-/** True for an image-to-video transformer (image_dim set). */
+/** True for a transformer with the CLIP image cross-attention (image_dim set: Wan2.1 I2V / FLF2V). */
 export function hasImageInput(c: WanTransformerConfig): boolean {
   return c.image_dim != null;
+}
+
+/**
+ * True for a transformer that takes the image as channels concatenated to the
+ * latents (mask and conditioning latents: in_channels above out_channels). Every
+ * image_dim transformer does; Wan2.2 I2V-A14B does without image_dim (no CLIP).
+ */
+export function takesImageLatents(c: WanTransformerConfig): boolean {
+  return c.in_channels > c.out_channels;
 }
 
 /** The tensors an image-to-video transformer has beyond the text-to-video ones. */
