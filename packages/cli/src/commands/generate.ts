@@ -9,6 +9,7 @@
 import { extname } from "node:path";
 import {
   AbortError,
+  checkImageConditionedOptions,
   cleanPrompt,
   generationDefaults,
   LoraError,
@@ -74,7 +75,9 @@ async function checkBeforeLoad(request: GenerateRequest) {
   const { dispose: disposeEmbeds, ...given } = embeds;
   const opts = { ...base, ...inputs, ...given };
   try {
-    resolveOptions(opts, defaults, limits, () => 0);
+    // An image-to-video model's image (Wan2.1 I2V / FLF2V, Wan2.2 I2V-A14B), before the load too.
+    const resolved = resolveOptions(opts, defaults, limits, () => 0);
+    checkImageConditionedOptions(opts, resolved, { config: info.transformer }, true);
   } catch (e) {
     disposeEmbeds();
     throw e;

@@ -79,7 +79,7 @@ export function imageModelKind(c: WanTransformer["config"]): string {
 export function checkImageConditionedOptions(
   o: GenerateOptions,
   r: ResolvedOptions,
-  t: WanTransformer,
+  t: Pick<WanTransformer, "config">,
   inputs: boolean,
 ): void {
   if (!takesImageLatents(t.config)) return;
