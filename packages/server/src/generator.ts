@@ -121,7 +121,7 @@ export interface GeneratorInfo {
   /** Whether image-to-video and video-to-video uploads are accepted. */
   acceptsImage: boolean;
   acceptsVideo: boolean;
-  /** An image-to-video model (Wan2.1 I2V / FLF2V): every request needs an image. */
+  /** An image-to-video model (Wan2.1 I2V / FLF2V, Wan2.2 I2V-A14B): every request needs an image. */
   requiresImage?: boolean;
   /** A first-last-frame model (Wan2.1 FLF2V): every request needs an end_image too. */
   requiresEndImage?: boolean;

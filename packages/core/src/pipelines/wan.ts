@@ -111,7 +111,7 @@ export interface WanPipelineComponents {
    * memory (transformer2's weights are then on the host as given). Default false.
    */
   expertSwap?: boolean;
-  /** Image-to-video models (Wan2.1 I2V / FLF2V): the CLIP image encoder and its preprocessing. */
+  /** Wan2.1 I2V / FLF2V: the CLIP image encoder and its preprocessing (Wan2.2 I2V-A14B has none). */
   imageEncoder?: ImageEncoderParts;
 }
 
@@ -185,7 +185,7 @@ export class WanPipeline {
   readonly expandTimesteps: boolean;
   /** The CLIP image encoder of an image-to-video model (Wan2.1 I2V / FLF2V); null for text-to-video. */
   readonly imageEncoder: ImageEncoderParts | null;
-  /** An image-to-video model: every run needs `image` (and takes no video). */
+  /** An image-to-video model (Wan2.1 I2V / FLF2V, Wan2.2 I2V-A14B): every run needs `image` (and takes no video). */
   readonly requiresImage: boolean;
   /** A first-last-frame model (Wan2.1 FLF2V): every run needs `endImage` too. */
   readonly requiresEndImage: boolean;
