@@ -13,7 +13,13 @@ Writes, next to make_golden.py's fixtures (same format, tessera-golden/1):
                                 fixtures it takes them from): latents after 3 Euler steps
                                 with guidance, from the engine's own noise for a seed,
                                 given prompt embeddings and i2v_image.png as the start
-                                image (and, for FLF2V, the image mirrored as the end).
+                                image (and, for FLF2V, the image mirrored as the end);
+  wan_i2v_a14b_pipeline.safetensors Wan2.2 I2V-A14B: two tiny experts taking the same
+                                36-channel condition without CLIP (image_dim null, one
+                                layer each, their weights stored here), latents after 4
+                                guided Euler steps that cross boundary_ratio 0.9 (two
+                                per expert, each with its own guidance), from the
+                                image (and, second run, the image mirrored as the end);
 and i2v_image.png itself (48×32 RGB), when it is not there yet.
 
 The transformer fixtures' text is 512 tokens: diffusers splits image from text tokens
@@ -21,7 +27,7 @@ by "everything but the last 512", so check_upstream.py can feed diffusers the sa
 
 With a GPU, output_bf16.* hold the float32 models under bf16 autocast (as make_golden.py).
 
-Usage: python3 training/make_golden_i2v.py --out packages/core/test-fixtures/golden [--seed N]
+Usage: python3 training/make_golden_i2v.py --out packages/core/test-fixtures/golden [--seed N] [--only i2v_a14b]
 Run after make_golden.py (the pipeline reuses wan_vae.safetensors' weights, which it
 regenerates and compares)."""
 
@@ -40,7 +46,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from make_golden import LAYOUT, TRANSFORMER_CONFIG, VAE_CONFIG, channels_first, channels_last, default_std, f32, load, random_weights  # noqa: E402
-from tessera_ref import ClipVisionModel, WanTransformer, WanVAE, read_safetensors, tessera_randn, write_safetensors  # noqa: E402
+from tessera_ref import ClipVisionModel, WanTransformer, WanVAE, expert_at, read_safetensors, tessera_randn, write_safetensors  # noqa: E402
 from tessera_ref.clip_vision import image_processor_config, preprocess  # noqa: E402
 
 FORMAT = "tessera-golden/1"
@@ -74,6 +80,18 @@ PIPE = {
     "shift": 3.0,
     "guidance": 2.5,
     "text_length": 16,
+}
+
+# Wan2.2 I2V-A14B: each expert the I2V geometry without CLIP (image_dim null), one layer
+# to keep the fixture small. Shifted, the sigmas give t ≈ 1000, 923, 750, 563: two steps
+# per expert at diffusers' boundary_ratio 0.9 (Wan2.2 I2V-A14B's).
+I2V_A14B_CONFIG = {**TRANSFORMER_CONFIG, "in_channels": 36, "num_layers": 1}
+PIPE_A14B = {
+    **PIPE,
+    "sigmas": [1.0, 0.8, 0.5, 0.3],
+    "boundary_ratio": 0.9,
+    "guidance": 3.5,
+    "guidance_2": 2.0,
 }
 
 
@@ -242,6 +260,31 @@ def euler_schedule(sigmas, shift):
     return sig + [0.0], [f32r(s * 1000) for s in sig]
 
 
+def image_condition(vae, first, last, dt, dev):
+    """diffusers' prepare_latents for Wan I2V (expand_timesteps false): the mask of the
+    known frames (4 channels) and the normalised VAE latents of the conditioning video
+    (the image, zeros, for FLF2V the last image), [1, 20, F, h, w]."""
+    P = PIPE
+    H, W, T = P["height"], P["width"], P["frames"]
+    fl, h, w = (T - 1) // 4 + 1, H // 8, W // 8
+    px = lambda im: torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float64) / 127.5 - 1.0).permute(2, 0, 1)  # noqa: E731
+    video = torch.zeros(1, 3, T, H, W, dtype=dt, device=dev)
+    video[0, :, 0] = px(first)
+    if last is not None:
+        video[0, :, -1] = px(last)
+    moments = vae.encode(video)
+    cond_lat = vae.normalize_latents(moments[:, :16])
+    mask = torch.zeros(1, 4, fl, h, w, dtype=dt, device=dev)
+    # diffusers: the first pixel frame's mask ×4, then one per frame, as [4, latent frames].
+    frames = torch.zeros(T)
+    frames[0] = 1
+    if last is not None:
+        frames[-1] = 1
+    seq = torch.cat([frames[:1].repeat(4), frames[1:]])  # 4·fl entries
+    mask[:] = seq.view(fl, 4).t()[None, :, :, None, None].to(dev, dt)
+    return torch.cat([mask, cond_lat.to(dt)], 1)
+
+
 def pipeline_run(seed, clip, trans_cfg, trans_w, vae, first, last, ctx, neg, dt=torch.float64, dev="cpu", ac=False):
     """The Wan image-to-video pipeline (diffusers' WanImageToVideoPipeline, Euler, given
     prompt embeddings, the engine's noise) in float64 (or, with `ac`, float32 models under
@@ -253,22 +296,7 @@ def pipeline_run(seed, clip, trans_cfg, trans_w, vae, first, last, ctx, neg, dt=
         imgs = [first] + ([last] if last is not None else [])
         states = [clip(torch.from_numpy(preprocess(im, PROCESSOR))[None].to(dev, dt)) for im in imgs]
         image_states = torch.cat(states, 1)  # FLF2V: [1, 2·tokens, dim]
-        px = lambda im: torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float64) / 127.5 - 1.0).permute(2, 0, 1)  # noqa: E731
-        video = torch.zeros(1, 3, T, H, W, dtype=dt, device=dev)
-        video[0, :, 0] = px(first)
-        if last is not None:
-            video[0, :, -1] = px(last)
-        moments = vae.encode(video)
-        cond_lat = vae.normalize_latents(moments[:, :16])
-        mask = torch.zeros(1, 4, fl, h, w, dtype=dt, device=dev)
-        # diffusers: the first pixel frame's mask ×4, then one per frame, as [4, latent frames].
-        frames = torch.zeros(T)
-        frames[0] = 1
-        if last is not None:
-            frames[-1] = 1
-        seq = torch.cat([frames[:1].repeat(4), frames[1:]])  # 4·fl entries
-        mask[:] = seq.view(fl, 4).t()[None, :, :, None, None].to(dev, dt)
-        condition = torch.cat([mask, cond_lat.to(dt)], 1)
+        condition = image_condition(vae, first, last, dt, dev)
         noise = tessera_randn([1, fl, h, w, 16], seed)
         x = channels_first(torch.from_numpy(noise)).to(dev, dt)
         sig, ts = euler_schedule(P["sigmas"], P["shift"])
@@ -286,6 +314,33 @@ def pipeline_run(seed, clip, trans_cfg, trans_w, vae, first, last, ctx, neg, dt=
         "condition": channels_last(condition.float().cpu()),
         "noise": torch.from_numpy(noise),
     }
+
+
+def pipeline_run_a14b(seed, experts, vae, first, last, ctx, neg, dt=torch.float64, dev="cpu", ac=False):
+    """WanImageToVideoPipeline as it runs Wan2.2 I2V-A14B: no image encoder (the
+    transformers get no image states), the same condition for both experts, step i on
+    experts[t_i < boundary_ratio·1000] with that expert's guidance. Returns the latents
+    and the expert of each step."""
+    P = PIPE_A14B
+    H, W, T = P["height"], P["width"], P["frames"]
+    fl, h, w = (T - 1) // 4 + 1, H // 8, W // 8
+    boundary = P["boundary_ratio"] * 1000
+    chosen = []
+    with torch.no_grad(), autocast(ac):
+        condition = image_condition(vae, first, last, dt, dev)
+        x = channels_first(torch.from_numpy(tessera_randn([1, fl, h, w, 16], seed))).to(dev, dt)
+        sig, ts = euler_schedule(P["sigmas"], P["shift"])
+        for i, t in enumerate(ts):
+            e = expert_at(t, boundary)
+            chosen.append(e)
+            g = P["guidance"] if e == 0 else P["guidance_2"]
+            inp = torch.cat([x, condition], 1)
+            tt = torch.tensor([t], dtype=dt, device=dev)
+            vc = experts[e](inp, tt, ctx).to(dt)
+            vu = experts[e](inp, tt, neg).to(dt)
+            v = vu + g * (vc - vu)
+            x = x + (sig[i + 1] - sig[i]) * v
+    return {"latents": channels_last(x.float().cpu()), "condition": channels_last(condition.float().cpu()), "experts": chosen}
 
 
 def make_pipeline(out, seed, png, clip_w, i2v_w, flf2v_w):
@@ -346,24 +401,85 @@ def make_pipeline(out, seed, png, clip_w, i2v_w, flf2v_w):
     print(f"  wrote {path}: {size / 1024:.0f} KiB")
 
 
+def make_pipeline_a14b(out, seed, png):
+    from PIL import Image
+
+    vw = vae_weights(seed)
+    stored, _ = read_safetensors(os.path.join(out, "wan_vae.safetensors"))
+    for k, v in vw.items():
+        if not np.array_equal(stored[k], v):
+            raise SystemExit(f"wan_vae.safetensors' {k} is not what seed {seed} gives: run make_golden.py first")
+    experts_w = [transformer_weights(I2V_A14B_CONFIG, 43 + i, seed) for i in range(2)]
+    rng = np.random.default_rng([seed, 61])
+    L, D = PIPE_A14B["text_length"], I2V_A14B_CONFIG["text_dim"]
+    ctx = f32(rng.standard_normal((1, L, D)))
+    neg = f32(rng.standard_normal((1, L, D)))
+    first = Image.open(png).convert("RGB")
+    last = first.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+    tensors: dict[str, np.ndarray] = {}
+    for prefix, w in zip(("transformer", "transformer_2"), experts_w):
+        tensors.update({f"{prefix}.{k}": v for k, v in w.items()})
+    tensors["input.prompt_embeds"] = ctx
+    tensors["input.negative_prompt_embeds"] = neg
+    for name, end in [("i2v", None), ("flf", last)]:
+        for dt, dev, ac in variants():
+            vae = load(WanVAE(VAE_CONFIG), vw, dt, dev)
+            models = [load(WanTransformer(I2V_A14B_CONFIG), w, dt, dev) for w in experts_w]
+            c, n = torch.from_numpy(ctx).to(dev, dt), torch.from_numpy(neg).to(dev, dt)
+            rr = pipeline_run_a14b(PIPE_A14B["seed"], models, vae, first, end, c, n, dt, dev, ac)
+            if ac:
+                tensors[f"output_bf16.latents_{name}"] = f32(rr["latents"])
+            else:
+                r = rr
+        assert r["experts"] == [0, 0, 1, 1], f"the schedule should cross the boundary mid-way, got {r['experts']}"
+        tensors[f"output.latents_{name}"] = f32(r["latents"])
+        tensors[f"inter.condition_{name}"] = f32(r["condition"])
+        print(f"  pipeline {name}: experts {r['experts']}, |latents| {float(r['latents'].norm()):.3f}")
+    tensors["output.experts"] = np.array(r["experts"], dtype=np.int32)
+    desc = {
+        "transformer.*": "the first (high-noise) expert, diffusers names (in_channels 36, no image_dim)",
+        "transformer_2.*": "the second (low-noise) expert",
+        "input.prompt_embeds": "text states of the prompt [1, text_length, text_dim]",
+        "input.negative_prompt_embeds": "text states of the negative prompt",
+        "output.latents_i2v": "final latents [1, F, h, w, 16]: i2v_image.png as the first frame",
+        "output.latents_flf": "the same with i2v_image.png mirrored left-right as the last frame too",
+        "output.experts": "the expert of each step: 0 at t >= boundary_ratio x 1000, else 1 (int32)",
+        "inter.condition_*": "mask (4) and normalised VAE latents of the conditioning video (16) [1, F, h, w, 20]",
+    }
+    extra = {
+        "pipeline": json.dumps(PIPE_A14B),
+        "weights_from": json.dumps({"vae": "wan_vae.safetensors"}),
+        "image": "i2v_image.png",
+    }
+    path = os.path.join(out, "wan_i2v_a14b_pipeline.safetensors")
+    meta = meta_for("wan_i2v_a14b_pipeline", {"transformer": I2V_A14B_CONFIG, "vae": VAE_CONFIG}, desc, seed, extra)
+    size = write_safetensors(path, tensors, meta)
+    print(f"  wrote {path}: {size / 1024:.0f} KiB")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=20250)
+    ap.add_argument("--only", choices=["i2v_a14b"], help="write only this fixture (the others untouched)")
     args = ap.parse_args()
     torch.use_deterministic_algorithms(True, warn_only=True)
     png = os.path.join(args.out, "i2v_image.png")
     if not os.path.exists(png):
         write_png(png, args.seed)
-    print("clip_vision:")
-    clip_w = make_clip(args.out, args.seed, png)
-    tokens = (CLIP_CONFIG["image_size"] // CLIP_CONFIG["patch_size"]) ** 2 + 1
-    print("wan_i2v_transformer:")
-    i2v_w = make_transformer(args.out, "wan_i2v_transformer", I2V_CONFIG, 41, args.seed, tokens)
-    print("wan_flf2v_transformer:")
-    flf2v_w = make_transformer(args.out, "wan_flf2v_transformer", FLF2V_CONFIG, 42, args.seed, 2 * tokens)
-    print("wan_i2v_pipeline:")
-    make_pipeline(args.out, args.seed, png, clip_w, i2v_w, flf2v_w)
+    if args.only != "i2v_a14b":
+        print("clip_vision:")
+        clip_w = make_clip(args.out, args.seed, png)
+        tokens = (CLIP_CONFIG["image_size"] // CLIP_CONFIG["patch_size"]) ** 2 + 1
+        print("wan_i2v_transformer:")
+        i2v_w = make_transformer(args.out, "wan_i2v_transformer", I2V_CONFIG, 41, args.seed, tokens)
+        print("wan_flf2v_transformer:")
+        flf2v_w = make_transformer(args.out, "wan_flf2v_transformer", FLF2V_CONFIG, 42, args.seed, 2 * tokens)
+        print("wan_i2v_pipeline:")
+        make_pipeline(args.out, args.seed, png, clip_w, i2v_w, flf2v_w)
+    print("wan_i2v_a14b_pipeline:")
+    make_pipeline_a14b(args.out, args.seed, png)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-// Golden checks of Wan2.1 image-to-video (training/make_golden_i2v.py): the CLIP
-// vision tower from an image file (preprocessing included), the I2V and FLF2V
-// transformers' forwards, and whole I2V / FLF2V pipeline runs. Run by checks.ts with
-// the other golden checks (same fixtures folder, bounds and dtypes).
+// Golden checks of image-to-video (training/make_golden_i2v.py): the CLIP vision tower
+// from an image file (preprocessing included), the Wan2.1 I2V and FLF2V transformers'
+// forwards, whole I2V / FLF2V pipeline runs, and Wan2.2 I2V-A14B runs (two experts,
+// the same condition without CLIP). Run by checks.ts with the other golden checks
+// (same fixtures folder, bounds and dtypes).
 import { join } from "node:path";
 import { affine, cast, type Tensor } from "@tessera/native";
 import type { ClipVisionConfig } from "../models/clip/config.js";
@@ -19,6 +20,7 @@ import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { buildWordLevelTokenizerJson } from "../tokenizer/wordlevel.js";
 import type { RgbImage } from "../video/frames.js";
 import { readImage } from "../video/io.js";
+import { loadWeights } from "../weights/load.js";
 import {
   type Check,
   type Ctx,
@@ -34,6 +36,7 @@ export const I2V_FIXTURES = [
   "wan_i2v_transformer",
   "wan_flf2v_transformer",
   "wan_i2v_pipeline",
+  "wan_i2v_a14b_pipeline",
 ] as const;
 
 /** The committed image the CLIP and pipeline fixtures start from. */
@@ -60,6 +63,11 @@ const CLIP_NAMES = [
 const PIPELINE_NAMES = {
   i2v: "Wan I2V pipeline: latents after 3 guided Euler steps from an image file",
   flf2v: "Wan FLF2V pipeline: latents after 3 guided Euler steps from two images",
+} as const;
+
+const A14B_NAMES = {
+  i2v: "Wan2.2 I2V-A14B pipeline: latents after 4 guided Euler steps over two experts from an image file",
+  flf: "Wan2.2 I2V-A14B pipeline: the same from a first and a last image",
 } as const;
 
 // A WanPipeline over the fixtures' weights whose text encoder returns the fixture's prompt embeddings.
@@ -129,6 +137,90 @@ async function pipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind: "i
     } finally {
       text.dispose();
       pipe.clearTextCache();
+    }
+  } finally {
+    for (const t of track) t.dispose();
+    for (const o of opened) o.dispose();
+  }
+}
+
+// Wan2.2 I2V-A14B: the fixture's two experts (transformer.*, transformer_2.*), no image
+// encoder; the latents after the boundary-crossing run, in f32 to 1e-3 (multi-step).
+async function a14bPipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind: "i2v" | "flf") {
+  const name = "wan_i2v_a14b_pipeline";
+  const g = await openGolden<{ transformer: WanTransformerConfig; vae: WanVaeConfig }>(ctx, name);
+  const opened: Golden<unknown>[] = [g];
+  const track: Tensor[] = [];
+  try {
+    const p = JSON.parse(g.meta.pipeline as string) as {
+      width: number;
+      height: number;
+      frames: number;
+      seed: number;
+      sigmas: number[];
+      shift: number;
+      guidance: number;
+      guidance_2: number;
+      boundary_ratio: number;
+      text_length: number;
+    };
+    const vg = await openGolden<WanVaeConfig>(ctx, "wan_vae");
+    opened.push(vg);
+    const path = join(ctx.dir, `${name}.safetensors`);
+    const expert = async (prefix: string) =>
+      new WanTransformer(
+        g.config.transformer,
+        await loadWeights(path, {
+          filter: (n) => n.startsWith(`${prefix}.`),
+          rename: (n) => n.slice(prefix.length + 1),
+          device: ctx.device,
+          dtype: ctx.dtype,
+        }),
+      );
+    const text = randomUMT5Weights(UMT5_TINY, { device: ctx.device, dtype: ctx.dtype });
+    const pipe = new FixedTextPipeline({
+      transformer: await expert("transformer"),
+      transformer2: await expert("transformer_2"),
+      boundaryRatio: p.boundary_ratio,
+      vae: new WanVAE(vg.config, vg.weights),
+      textEncoder: new UMT5Encoder(UMT5_TINY, text),
+      tokenizer: TextTokenizer.fromJson(buildWordLevelTokenizerJson(["a"]), {}, "golden tokenizer"),
+      textLength: p.text_length,
+    });
+    try {
+      pipe.texts.set("golden prompt", await input(ctx, g, "prompt_embeds", track));
+      pipe.texts.set("golden negative", await input(ctx, g, "negative_prompt_embeds", track));
+      const first = await image(ctx);
+      const res = await pipe.generate({
+        prompt: "golden prompt",
+        negativePrompt: "golden negative",
+        width: p.width,
+        height: p.height,
+        frames: p.frames,
+        seed: p.seed,
+        sigmas: p.sigmas,
+        shift: p.shift,
+        guidance: p.guidance,
+        guidance2: p.guidance_2,
+        image: first,
+        ...(kind === "flf" ? { endImage: mirrored(first) } : {}),
+        rewrite: false,
+      });
+      track.push(res.video, res.latents);
+      const r = await compare(ctx, g, A14B_NAMES[kind], `latents_${kind}`, res.latents, undefined, 1e-3);
+      // Each expert ran the steps the reference gave it.
+      const want = Array.from((await g.data.get("output.experts").toTypedArray()) as Int32Array);
+      const counts = [0, 1].map((e) => want.filter((x) => x === e).length);
+      const got = res.experts?.steps ?? [];
+      const same = got[0] === counts[0] && got[1] === counts[1];
+      r.detail += `; expert steps [${got.join(", ")}] (reference [${counts.join(", ")}])`;
+      if (!same) r.pass = false;
+      emit(r);
+    } finally {
+      text.dispose();
+      pipe.clearTextCache();
+      pipe.transformer.weights.dispose();
+      pipe.transformer2?.weights.dispose();
     }
   } finally {
     for (const t of track) t.dispose();
@@ -220,5 +312,15 @@ export const I2V_CHECKS: readonly Check[] = [
     fixture: "wan_i2v_pipeline",
     names: [PIPELINE_NAMES.flf2v],
     run: (ctx, emit) => pipelineCheck(ctx, emit, "flf2v"),
+  },
+  {
+    fixture: "wan_i2v_a14b_pipeline",
+    names: [A14B_NAMES.i2v],
+    run: (ctx, emit) => a14bPipelineCheck(ctx, emit, "i2v"),
+  },
+  {
+    fixture: "wan_i2v_a14b_pipeline",
+    names: [A14B_NAMES.flf],
+    run: (ctx, emit) => a14bPipelineCheck(ctx, emit, "flf"),
   },
 ];
