@@ -6,7 +6,9 @@ UniPCMultistepScheduler / FlowMatchEulerDiscreteScheduler) (from a diffusers sou
 given with --diffusers, since the GPU host has no diffusers package); for Wan2.1
 image-to-video, transformers' CLIPImageProcessor and CLIPVisionModel (the image encoder
 from the image file) and diffusers' WanTransformer3DModel with image_dim /
-added_kv_proj_dim / pos_embed_seq_len (the I2V and FLF2V fixtures of make_golden_i2v.py).
+added_kv_proj_dim / pos_embed_seq_len (the I2V and FLF2V fixtures of make_golden_i2v.py);
+for Wan2.2 I2V-A14B, diffusers' WanImageToVideoPipeline with transformer_2 and
+boundary_ratio and no image encoder (wan_i2v_a14b_pipeline).
 Each upstream model gets
 the fixture's weights (strict load: every name must match) and inputs in float64 on
 the CPU, and its outputs are compared with the fixture's output.* tensors.
@@ -405,6 +407,116 @@ def check_a14b_schedule(golden):
            "diffusers keeps σ and the latents in f32 between steps")  # fmt: skip
 
 
+def check_i2v_a14b(golden):
+    """wan_i2v_a14b_pipeline.safetensors (Wan2.2 I2V-A14B: two experts taking the 36-channel
+    condition without CLIP, four Euler steps across boundary_ratio 0.9, from i2v_image.png
+    and, second run, with it mirrored as the last image) against diffusers: the loop written
+    out over AutoencoderKLWan (the condition), FlowMatchEulerDiscreteScheduler and
+    WanTransformer3DModel with WanImageToVideoPipeline's rules, then
+    WanImageToVideoPipeline itself with transformer_2 and boundary_ratio and no image
+    encoder, float64 on the CPU (the pipeline keeps the latents and condition in f32)."""
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from PIL import Image
+
+    raw, meta = read_safetensors(os.path.join(golden, "wan_i2v_a14b_pipeline.safetensors"))
+    t = {k: torch.from_numpy(v) for k, v in raw.items()}
+    c = json.loads(meta["config"])["transformer"]
+    p = json.loads(meta["pipeline"])
+    experts = []
+    for prefix in ("transformer", "transformer_2"):
+        m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
+        sd = {k[len(prefix) + 1 :]: v.double() for k, v in t.items() if k.startswith(prefix + ".")}
+        m.load_state_dict(sd, strict=True)
+        experts.append(m.double().eval())
+    vw, _, vc = split(os.path.join(golden, "wan_vae.safetensors"))
+    keys = ["base_dim", "z_dim", "dim_mult", "num_res_blocks", "attn_scales", "temperal_downsample", "dropout",
+            "latents_mean", "latents_std"]  # fmt: skip
+    vae = AutoencoderKLWan(**{k: vc[k] for k in keys})
+    vae.load_state_dict(vw, strict=True)
+    vae = vae.double().eval()
+    pos, neg = t["input.prompt_embeds"].double(), t["input.negative_prompt_embeds"].double()
+    noise = ncdhw(t["inter.noise"])
+    want = [int(x) for x in t["output.experts"]]
+    first = Image.open(os.path.join(golden, meta["image"])).convert("RGB")
+    H, W, T = p["height"], p["width"], p["frames"]
+
+    def scheduler():
+        s = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=p["shift"])
+        plain = s.set_timesteps
+        # The pipeline asks for N evenly spaced steps; the fixture's explicit list is what runs.
+        s.set_timesteps = lambda n=None, device=None, **kw: plain(sigmas=p["sigmas"], device=device)
+        return s
+
+    for name, last in [("i2v", None), ("flf", first.transpose(Image.Transpose.FLIP_LEFT_RIGHT))]:
+        ref = ncdhw(t[f"output.latents_{name}"])
+        # 1. The loop written out: the condition from diffusers' VAE, its scheduler, the expert rule.
+        px = lambda im: torch.from_numpy(np.asarray(im, dtype=np.float64) / 127.5 - 1.0).permute(2, 0, 1)  # noqa: E731
+        video = torch.zeros(1, 3, T, H, W, dtype=torch.float64)
+        video[0, :, 0] = px(first)
+        if last is not None:
+            video[0, :, -1] = px(last)
+        mean = torch.tensor(vc["latents_mean"]).view(1, -1, 1, 1, 1).double()
+        inv_std = 1.0 / torch.tensor(vc["latents_std"]).view(1, -1, 1, 1, 1).double()
+        lat = (vae.encode(video).latent_dist.mode() - mean) * inv_std
+        fl = noise.shape[2]
+        known = torch.zeros(T)
+        known[0] = 1
+        if last is not None:
+            known[-1] = 1
+        seq = torch.cat([known[:1].repeat(4), known[1:]])
+        mask = seq.view(fl, 4).t()[None, :, :, None, None].expand(1, 4, fl, *lat.shape[3:]).double()
+        condition = torch.cat([mask, lat], 1)
+        report(f"i2v-a14b {name} condition vs diffusers' VAE", rel(condition, ncdhw(t[f"inter.condition_{name}"])), 1e-6)
+        s = scheduler()
+        s.set_timesteps(len(p["sigmas"]))
+        boundary = p["boundary_ratio"] * s.config.num_train_timesteps
+        x = noise.clone().float()
+        chosen = []
+        for ts in s.timesteps:
+            e = 0 if ts >= boundary else 1
+            chosen.append(e)
+            m, g = experts[e], (p["guidance"] if e == 0 else p["guidance_2"])
+            inp, tt = torch.cat([x.double(), condition], 1), ts.expand(1)
+            v = m(hidden_states=inp, timestep=tt, encoder_hidden_states=pos, return_dict=False)[0]
+            vn = m(hidden_states=inp, timestep=tt, encoder_hidden_states=neg, return_dict=False)[0]
+            x = s.step(vn + g * (v - vn), ts, x, return_dict=False)[0]
+        report(f"i2v-a14b {name} expert per step vs diffusers' rule", float(sum(a != b for a, b in zip(chosen, want))),
+               0.0, f"ran {chosen}")  # fmt: skip
+        report(f"i2v-a14b {name} latents vs diffusers VAE + scheduler + transformers", rel(x, ref), 1e-4,
+               "diffusers keeps σ and the latents in f32 between steps")  # fmt: skip
+
+        # 2. WanImageToVideoPipeline itself: two experts, no image encoder, embeddings in, latents out.
+        calls = []
+        hooks = [
+            m.register_forward_pre_hook(lambda _m, _a, kw, i=i: calls.append(i), with_kwargs=True)
+            for i, m in enumerate(experts)
+        ]
+        try:
+            pipe = WanImageToVideoPipeline(
+                tokenizer=None, text_encoder=None, vae=vae, scheduler=scheduler(), image_encoder=None,
+                image_processor=None, transformer=experts[0], transformer_2=experts[1],
+                boundary_ratio=p["boundary_ratio"],
+            )  # fmt: skip
+        except Exception as e:  # an older or newer diffusers may insist on every component
+            print(f"  skip WanImageToVideoPipeline for i2v-a14b: cannot build it ({type(e).__name__}: {e})")
+            for h in hooks:
+                h.remove()
+            return
+        out = pipe(
+            image=first, last_image=last, prompt=None, negative_prompt=None, prompt_embeds=pos,
+            negative_prompt_embeds=neg, height=H, width=W, num_frames=T, num_inference_steps=len(p["sigmas"]),
+            guidance_scale=p["guidance"], guidance_scale_2=p["guidance_2"], latents=noise.clone().float(),
+            output_type="latent", return_dict=False,
+        )[0]  # fmt: skip
+        for h in hooks:
+            h.remove()
+        per_step = calls[::2]  # two calls a step, conditional then unconditional, by the same expert
+        report(f"i2v-a14b {name} expert per step vs WanImageToVideoPipeline",
+               float(sum(a != b for a, b in zip(per_step, want))), 0.0, f"diffusers ran {per_step}")  # fmt: skip
+        report(f"i2v-a14b {name} latents vs WanImageToVideoPipeline", rel(out, ref), 1e-4,
+               "diffusers keeps σ, the latents and the condition in f32")  # fmt: skip
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--golden", required=True)
@@ -427,6 +539,8 @@ def main():
             checks += [("wan2.2 vae", check_vae22), ("ti2v", check_ti2v)]
         if os.path.exists(os.path.join(args.golden, "wan_a14b_schedule.safetensors")):
             checks += [("a14b", check_a14b_schedule)]
+        if os.path.exists(os.path.join(args.golden, "wan_i2v_a14b_pipeline.safetensors")):
+            checks += [("i2v-a14b", check_i2v_a14b)]
     for name, fn in checks:
         print(f"{name}:")
         try:

@@ -340,7 +340,12 @@ def pipeline_run_a14b(seed, experts, vae, first, last, ctx, neg, dt=torch.float6
             vu = experts[e](inp, tt, neg).to(dt)
             v = vu + g * (vc - vu)
             x = x + (sig[i + 1] - sig[i]) * v
-    return {"latents": channels_last(x.float().cpu()), "condition": channels_last(condition.float().cpu()), "experts": chosen}
+    return {
+        "latents": channels_last(x.float().cpu()),
+        "condition": channels_last(condition.float().cpu()),
+        "experts": chosen,
+        "noise": torch.from_numpy(tessera_randn([1, fl, h, w, 16], seed)),
+    }
 
 
 def make_pipeline(out, seed, png, clip_w, i2v_w, flf2v_w):
@@ -437,6 +442,7 @@ def make_pipeline_a14b(out, seed, png):
         tensors[f"inter.condition_{name}"] = f32(r["condition"])
         print(f"  pipeline {name}: experts {r['experts']}, |latents| {float(r['latents'].norm()):.3f}")
     tensors["output.experts"] = np.array(r["experts"], dtype=np.int32)
+    tensors["inter.noise"] = f32(r["noise"])
     desc = {
         "transformer.*": "the first (high-noise) expert, diffusers names (in_channels 36, no image_dim)",
         "transformer_2.*": "the second (low-noise) expert",
@@ -446,6 +452,7 @@ def make_pipeline_a14b(out, seed, png):
         "output.latents_flf": "the same with i2v_image.png mirrored left-right as the last frame too",
         "output.experts": "the expert of each step: 0 at t >= boundary_ratio x 1000, else 1 (int32)",
         "inter.condition_*": "mask (4) and normalised VAE latents of the conditioning video (16) [1, F, h, w, 20]",
+        "inter.noise": "the engine's randn([1, F, h, w, 16], seed): the starting latents",
     }
     extra = {
         "pipeline": json.dumps(PIPE_A14B),
