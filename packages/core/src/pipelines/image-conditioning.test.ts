@@ -290,6 +290,14 @@ describe("a random tiny I2V-A14B model (two experts, no image encoder)", () => {
     expect(liveTensorCount()).toBe(before);
   });
 
+  it("refuses experts that differ in image_dim", () => {
+    const cfg = randomModelConfigs("tiny-i2v-a14b");
+    const withClip = randomModelConfigs("tiny-i2v").transformer;
+    const c = randomWanComponents({ config: { ...cfg, transformer2: withClip }, seed: 5 });
+    expect(() => new WanPipeline(c)).toThrow(/differ in image_dim/);
+    for (const w of [c.transformer, c.transformer2, c.vae, c.textEncoder]) w?.weights.dispose();
+  });
+
   it("loads from a written folder (transformer_2, no image_encoder) with the in-memory model's latents", async () => {
     const folder = join(dir, "tiny-i2v-a14b");
     await writeRandomWanModel(folder, { config: "tiny-i2v-a14b", seed: 7 });

@@ -892,6 +892,10 @@ function twoExperts(
       throw new Error(
         `WanPipeline: the two experts differ in ${k} (transformer ${ca[k]}, transformer_2 ${cb[k]}); they must take the same latents and text`,
       );
+  if ((ca.image_dim ?? null) !== (cb.image_dim ?? null))
+    throw new Error(
+      `WanPipeline: the two experts differ in image_dim (transformer ${ca.image_dim ?? null}, transformer_2 ${cb.image_dim ?? null}); both must take the same image input`,
+    );
   if (ca.patch_size.join() !== cb.patch_size.join())
     throw new Error(
       `WanPipeline: the two experts' patch sizes differ (${ca.patch_size.join("x")} and ${cb.patch_size.join("x")})`,
