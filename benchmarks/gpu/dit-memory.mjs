@@ -4,20 +4,21 @@
 // in a fresh child process, because the allocator's peak cannot be reset:
 //
 //   node dit-memory.mjs [--device cuda|cpu] [--shapes 480p81,480p161,720p81] [--reps 3] [--out FILE]
-//                       [--layers N] [--dim D --heads H --ffn F] [--dtype bf16|f32]
+//                       [--layers N] [--heads H (dim = 128 H)] [--ffn F] [--text N] [--dtype bf16|f32]
+//                       [--queued]
 //
 // Shapes (latent = frames (F-1)/4+1, H/8, W/8, 16 channels): 480p81 832x480x81, 480p161
-// 832x480x161, 720p81 1280x720x81; on the CPU also small ones: cpu-mid (the 1.3B width,
-// 3 layers, 1280 tokens) and cpu-deep (30 layers, dim 256, 1280
-// tokens). Defaults: the Wan2.1-1.3B
-// geometry in bf16 on CUDA; on the CPU, f32 and inline execution (Device.setInline), so that
-// memory is freed in program order as on a CUDA stream (--queued: the default executor, whose
-// queued ops hold their inputs, so that the peak shows how far JS ran ahead).
+// 832x480x161, 720p81 1280x720x81; for the CPU, cpu-mid (the 1.3B width, 3 layers, 1280 tokens)
+// and cpu-deep (30 layers, dim 256, 1280 tokens). Defaults: the Wan2.1-1.3B geometry in bf16 on
+// CUDA; on the CPU, f32 and inline execution (Device.setInline), so that memory is freed in
+// program order as on a CUDA stream (--queued: the default executor, whose queued ops hold
+// their inputs, so that the peak shows how far JS ran ahead).
 //
 // Per shape: weightsBytes + inputsBytes (in use before the step), peak (the allocator's
 // high-water mark after the step), activationBytes = peak − in use before, and the same in
 // units of one residual-stream tensor [2, L, dim]; ms: the step's median on the host clock with
-// a device synchronize around it (--reps, default 3 on CUDA, none on the CPU); on CUDA also the step captured as a CUDA graph and replayed.
+// a device synchronize around it (--reps, default 3 on CUDA, none on the CPU); on CUDA also the
+// step captured as a CUDA graph and replayed (checked equal to eager).
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -66,7 +67,7 @@ if (!args.includes("--one")) {
     console.error(
       x.error
         ? `${s}: ${x.error}`
-        : `${s}: peak ${gib(x.forward.peak)} GiB (weights ${gib(x.weightsBytes)}, activation ${gib(x.forward.activationBytes)} GiB = ${x.forward.activationUnits.toFixed(1)} x [2, ${x.tokens}, ${x.dim}]); guided step peak ${gib(x.guided.peak)} GiB${x.forward.ms ? `; ${x.forward.ms.toFixed(1)} ms` : ""}${x.graphMs ? `, graph ${x.graphMs.toFixed(1)} ms` : ""}`,
+        : `${s}: peak ${gib(x.forward.peak)} GiB (weights ${gib(x.weightsBytes)}, activation ${gib(x.forward.activationBytes)} GiB = ${x.forward.activationUnits.toFixed(1)} x [2, ${x.tokens}, ${x.dim}]); guided step peak ${gib(x.guided.peak)} GiB${x.forward.ms ? `; ${x.forward.ms.toFixed(1)} ms` : ""}${x.graphMs ? `, graph ${x.graphMs.toFixed(1)} ms (equal to eager: ${x.graphEqualsEager})` : ""}`,
     );
   }
   const path = arg("--out");
@@ -172,6 +173,13 @@ if (dev.kind === "cuda") {
   const { graph, result } = await captureGraph(dev, () =>
     scope(() => guidedVelocityAt(model, latent1, timesteps, context, 5, dtype)),
   );
+  // The replay must give the eager step's output bit for bit (intermediates freed during the
+  // capture are reused within it, in the order the replay runs them).
+  graph.replay();
+  const eager = guidedVelocityAt(model, latent1, timesteps, context, 5, dtype);
+  const [ga, eb] = [await result.toFloat32Array(), await eager.toFloat32Array()];
+  eager.dispose();
+  rec.graphEqualsEager = ga.every((x, i) => x === eb[i] || (Number.isNaN(x) && Number.isNaN(eb[i])));
   rec.graphMs = await timed(() => {
     graph.replay();
     return { dispose() {} };
