@@ -21,6 +21,12 @@
 #               allows, the DiT step (eager and graph), the bf16 VAE decode, the DiT step again and a
 #               whole generation (VAE bf16) of each, base first. $OUT: conformance-<gpu>.json,
 #               e2e-compare-<gpu>.json.                                          (~9 min in all)
+#   memory      the DiT step's peak memory (and time) at 480p/81, 480p/161 and 720p/81 frames, ours
+#               (benchmarks/gpu/dit-memory.mjs: batch 2, bf16, random 1.3B weights, each shape a fresh
+#               process; also the guided step and its CUDA graph), beside diffusers' own
+#               WanTransformer3DModel (benchmarks/gpu/dit_memory_diffusers.py, when prepare.sh staged
+#               --diffusers DIR) and, last and while time is left, base's (prepare.sh --base REV;
+#               built beside this tree). $OUT: dit-memory-<gpu>.json.                  (~5 min)
 # Every part also leaves e2e-bench-logs.tgz (logs and each process's own JSON).
 # LIMIT_S (default 540): the run's time; torch.compile gets what is left.
 part=baseline
@@ -28,8 +34,8 @@ smoke=0
 for a in "$@"; do
   case "$a" in
     --smoke) smoke=1 ;;
-    baseline | dit | generation | vae | graph | compare) part=$a ;;
-    *) echo "e2e-bench.sh: unknown argument '$a'; use baseline, dit, generation, vae, graph or compare, and --smoke"; exit 2 ;;
+    baseline | dit | generation | vae | graph | compare | memory) part=$a ;;
+    *) echo "e2e-bench.sh: unknown argument '$a'; use baseline, dit, generation, vae, graph, compare or memory, and --smoke"; exit 2 ;;
   esac
 done
 suite=e2e-bench
@@ -51,7 +57,7 @@ else
   dev=cuda
   extra=()
   export TESSERA_CUDA_ARCHS="${TESSERA_CUDA_ARCHS:-90a}"
-  if [ "$part" = compare ]; then
+  if [ "$part" = compare ] || { [ "$part" = memory ] && [ -f .gpu/base/commit ]; }; then
     [ -f .gpu/base/commit ] || { echo "e2e-bench.sh compare: stage a baseline first: prepare.sh --base REV"; exit 1; }
     # The two builds side by side: nvcc's long files leave most cores idle in either alone.
     export TESSERA_NO_NCCL=1
@@ -68,7 +74,8 @@ else
   fi
   nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw,memory.used --format=csv 2>&1 | tee -a "$log"
 fi
-stage_js benchmarks/e2e/ours.mjs benchmarks/gpu/wan-e2e.mjs benchmarks/gpu/step-graph-check.mjs benchmarks/gpu/demo-graph.mjs
+stage_js benchmarks/e2e/ours.mjs benchmarks/gpu/wan-e2e.mjs benchmarks/gpu/step-graph-check.mjs benchmarks/gpu/demo-graph.mjs \
+  benchmarks/gpu/dit-memory.mjs
 
 # ours_part NAME [ours.mjs args...]: one of ours.mjs's parts in a fresh process; $raw/ours-NAME.json.
 ours_part() {
@@ -204,6 +211,42 @@ case "$part" in
     torch_compile
     [ $dev = cuda ] && nvidia-smi --query-gpu=clocks.sm,temperature.gpu,power.draw --format=csv 2>&1 | tee -a "$log"
     if [ "$part" = dit ]; then merge e2e-dit; else merge e2e; fi
+    ;;
+  memory)
+    parts=()
+    say "== ours: DiT step peak memory ($(($(date +%s) - t0))s)"
+    timeout 300 node .gpu/dit-memory.mjs --device $dev --out "$raw/ours-memory.json" 2>&1 | tee -a "$log"
+    [ -f "$raw/ours-memory.json" ] && parts+=(--part ours="$raw/ours-memory.json")
+    if [ -f .gpu/diffusers-src.tar.xz ] && [ "$(left)" -gt 90 ]; then
+      say "== diffusers WanTransformer3DModel ($(($(date +%s) - t0))s)"
+      ref=/tmp/tessera-diffusers-src
+      rm -rf "$ref" && mkdir -p "$ref" && tar -xJf .gpu/diffusers-src.tar.xz -C "$ref"
+      PYTHONUNBUFFERED=1 timeout $(($(left) - 20)) $py benchmarks/gpu/dit_memory_diffusers.py --diffusers "$ref/src" \
+        --out "$raw/diffusers-memory.json" 2>&1 | tee -a "$log"
+      [ -f "$raw/diffusers-memory.json" ] && parts+=(--part diffusers="$raw/diffusers-memory.json")
+    else
+      say "== diffusers: not staged (prepare.sh --diffusers DIR) or no time left ($(left)s)"
+    fi
+    if [ -f .gpu/base/commit ] && [ "$(left)" -gt 120 ]; then
+      say "== base $(cat .gpu/base/commit): DiT step peak memory ($(($(date +%s) - t0))s)"
+      cp benchmarks/gpu/dit-memory.mjs .gpu/base/
+      TESSERA_NATIVE_BUILD_DIR="$build_dir-base/Release" timeout $(($(left) - 10)) node .gpu/base/dit-memory.mjs \
+        --device $dev --out "$raw/base-memory.json" 2>&1 | tee -a "$log"
+      [ -f "$raw/base-memory.json" ] && parts+=(--part base="$raw/base-memory.json")
+    fi
+    results merge "$out/dit-memory-$gpu.json" date="$(now)" device="$gpu_name" commit="$COMMIT" \
+      baseCommit="$(cat .gpu/base/commit 2> /dev/null || echo none)" command="bash scripts/gpu/e2e-bench.sh memory" \
+      what="Wan2.1-1.3B DiT step (random weights, bf16, batch 2 = both guidance branches, 512 text tokens): peak memory and time at 832x480x81, 832x480x161 and 1280x720x81; ours (forward, guided step, CUDA graph replay), diffusers' WanTransformer3DModel forward, base's" \
+      "${parts[@]}"
+    node -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const g = (b) => (b === undefined ? "-" : (b / 2 ** 30).toFixed(2));
+      const f = (x) => (x == null ? "-" : x.toFixed(0));
+      console.log("shape     | ours peak GiB (act) | ours ms (graph) | diffusers peak GiB (act) | diffusers ms | base peak GiB (ms)");
+      for (const s of ["480p81", "480p161", "720p81"]) {
+        const o = r.ours?.shapes?.[s], d = r.diffusers?.shapes?.[s], b = r.base?.shapes?.[s];
+        console.log(`${s.padEnd(9)} | ${g(o?.forward?.peak)} (${g(o?.forward?.activationBytes)}) | ${f(o?.forward?.ms)} (${f(o?.graphMs)}) | ${g(d?.peak)} (${g(d?.activationBytes)}) | ${f(d?.ms)} | ${g(b?.forward?.peak)} (${f(b?.forward?.ms)})`);
+      }' "$out/dit-memory-$gpu.json" | tee -a "$log"
     ;;
   generation)
     generation

@@ -56,6 +56,7 @@ class CpuFence : public Fence {
 CpuBackend::CpuBackend()
     : pool_(default_thread_count()), alloc_("cpu", aligned_raw_alloc, [](void* p) { std::free(p); }) {
   if (const char* lim = std::getenv("TESSERA_CPU_MEMORY_LIMIT")) alloc_.set_limit(std::strtoull(lim, nullptr, 10));
+  if (const char* in = std::getenv("TESSERA_CPU_INLINE")) inline_ = std::strcmp(in, "1") == 0;
   executor_ = std::thread([this] { run_loop(); });
 }
 
@@ -85,6 +86,19 @@ std::shared_ptr<Storage> CpuBackend::allocate(size_t bytes) {
 void CpuBackend::release(void* ptr, size_t) { alloc_.free(ptr); }
 
 void CpuBackend::submit(std::function<void(const ExecCtx&)> fn, std::vector<std::shared_ptr<Storage>> keep) {
+  if (inline_.load()) {
+    // The queue is empty (set_inline drained it), so running here keeps submit order.
+    ExecCtx ctx;
+    ctx.backend = this;
+    ctx.pool = &pool_;
+    try {
+      fn(ctx);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!deferred_) deferred_ = std::current_exception();
+    }
+    return;  // `keep` is released here, before the next op is enqueued
+  }
   std::lock_guard<std::mutex> lk(mu_);
   queue_.push_back(Task{std::move(fn), std::move(keep)});
   cv_.notify_one();
@@ -111,6 +125,13 @@ std::shared_ptr<Fence> CpuBackend::download(const void* src, void* host_dst, siz
       },
       {std::move(keep)});
   return fence;
+}
+
+void CpuBackend::set_inline(bool on) {
+  if (on == inline_.load()) return;
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_idle_.wait(lk, [&] { return queue_.empty() && !busy_; });
+  inline_ = on;
 }
 
 void CpuBackend::synchronize() {

@@ -2,6 +2,7 @@
 // order (the CPU's "stream"), each using the thread pool. JS only enqueues, so a
 // whole forward pass runs off the main thread and the event loop stays free.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -36,6 +37,12 @@ class CpuBackend : public Backend {
   void set_memory_limit(size_t bytes) override { alloc_.set_limit(bytes); }
   void empty_cache() override { alloc_.empty_cache(); }
   ThreadPool& pool() { return pool_; }
+  // Inline execution: each op runs on the submitting thread as it is enqueued, and
+  // the storages it holds are released as it returns, so memory is freed in program
+  // order, as on a CUDA stream (the executor otherwise lets JS run ahead, holding every
+  // queued op's inputs). For tests and memory measurement: it blocks the caller.
+  // Switching waits for the queue to drain first. TESSERA_CPU_INLINE=1 starts on.
+  void set_inline(bool on);
 
  private:
   struct Task {
@@ -52,6 +59,7 @@ class CpuBackend : public Backend {
   std::condition_variable cv_, cv_idle_;
   std::deque<Task> queue_;
   bool busy_ = false, stop_ = false;
+  std::atomic<bool> inline_{false};
   std::exception_ptr deferred_;
   std::thread executor_;
 };

@@ -74,6 +74,7 @@ export interface NativeAddon {
   emptyCache(device: string): void;
   synchronize(device: string): Promise<void>;
   setPoison(on: boolean): void;
+  setCpuInline(on: boolean): void;
   beginCapture(device: string): void;
   endCapture(device: string): NativeGraphHandle;
   abortCapture(device: string): void;

@@ -55,6 +55,23 @@ export class Device {
     callNative(() => native.emptyCache(this.name));
   }
 
+  /**
+   * CPU only: runs each op on the calling thread as it is enqueued (true) instead of on
+   * the executor thread (false, the default). Inline, an op's inputs are released as it
+   * returns, so memory is freed in program order, as a CUDA stream frees it, and
+   * memoryStats().peak is the peak the same op sequence reaches on a GPU; queued, JS
+   * runs ahead of the executor and every queued op holds its inputs until it runs. For
+   * tests and memory measurement: it blocks the event loop. Switching waits for the
+   * queued work first. TESSERA_CPU_INLINE=1 starts the CPU backend inline.
+   */
+  setInline(on: boolean): void {
+    if (this.kind !== "cpu")
+      throw new DeviceError(
+        `setInline: only the CPU backend runs ops inline; ${this.name} already frees memory in stream order`,
+      );
+    callNative(() => native.setCpuInline(on));
+  }
+
   /** Resolves when all work submitted to this device is done; rejects with its error if any failed. */
   async synchronize(): Promise<void> {
     try {

@@ -5,6 +5,7 @@ import { DeviceError, OpError, OutOfMemoryError, TesseraError } from "./errors.j
 import { matmul } from "./ops/gemm.js";
 import { liveTensorCount, scope } from "./scope.js";
 import { Tensor } from "./tensor.js";
+import { measurePeak } from "./testing/peak.js";
 import { HostRng } from "./testing/random.js";
 
 const rng = new HostRng(1234);
@@ -185,5 +186,41 @@ describe("asynchronous execution", () => {
     // The interval kept firing while the native thread computed.
     expect(ticks).toBeGreaterThan(0);
     for (const t of [a, ...chain]) t.dispose();
+  });
+
+  it("inline, the CPU frees memory in program order, as a CUDA stream does, with the same results", async () => {
+    const cpu = Device.cpu;
+    const n = 256;
+    const bytes = n * n * 4;
+    const a = Tensor.from(rng.normals(n * n), [n, n]);
+    // A chain that frees each step's input as soon as the next step is enqueued.
+    const run = () => {
+      let x = matmul(a, a, { alpha: 1 / Math.sqrt(n) });
+      for (let i = 0; i < 8; i++) {
+        const y = matmul(x, a, { alpha: 1 / Math.sqrt(n) });
+        x.dispose();
+        x = y;
+      }
+      return x;
+    };
+    const queued = run();
+    const want = await queued.toFloat32Array();
+    queued.dispose();
+    cpu.setInline(true);
+    try {
+      const { result: x, peakBytes } = await measurePeak(cpu, run);
+      const base = cpu.memoryStats().inUse - x.nbytes;
+      const got = await x.toFloat32Array();
+      x.dispose();
+      expect(Array.from(got)).toEqual(Array.from(want));
+      // Inline, at most two of the chain's results are alive at once (input and output of a step).
+      expect(peakBytes).toBeGreaterThanOrEqual(bytes);
+      expect(peakBytes).toBeLessThanOrEqual(2 * bytes);
+      expect(cpu.memoryStats().inUse).toBe(base);
+    } finally {
+      cpu.setInline(false);
+    }
+    a.dispose();
+    if (cudaStatus().available) expect(() => Device.cuda(0).setInline(true)).toThrow(/only the CPU/);
   });
 });

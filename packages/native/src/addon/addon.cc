@@ -10,6 +10,7 @@
 
 #include "nccl.h"
 #include "ops/op.h"
+#include "cpu/runtime/cpu_backend.h"
 #include "tessera/devices.h"
 
 namespace tessera {
@@ -550,6 +551,17 @@ Napi::Value SetPoison(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setCpuInline(on): the CPU backend runs each op as it is enqueued (cpu_backend.h).
+Napi::Value SetCpuInline(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto* cpu = dynamic_cast<CpuBackend*>(get_backend("cpu"));
+    if (!cpu) throw std::logic_error("the CPU backend is not a CpuBackend");
+    cpu->set_inline(info[0].ToBoolean().Value());
+    return env.Undefined();
+  });
+}
+
 }  // namespace
 
 Tensor tensor_from_js(const Napi::Value& v, const std::string& op, const std::string& arg) {
@@ -578,6 +590,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
   exports.Set("setPoison", Napi::Function::New(env, SetPoison));
+  exports.Set("setCpuInline", Napi::Function::New(env, SetCpuInline));
   Napi::Function graph_ctor = GraphHandle::Init(env);
   GraphHandle::ctor = new Napi::FunctionReference(Napi::Persistent(graph_ctor));
   exports.Set("beginCapture", Napi::Function::New(env, BeginCapture));

@@ -63,7 +63,10 @@ export class StepCache {
     this.#gather = opts.gather;
   }
 
-  /** The residual of blocks 1..n−1 at the last full step, [B, L, dim]; null before the first. */
+  /**
+   * The residual of blocks 1..n−1 at the last full step, [B, L, dim]: null before the
+   * first, and from an observe() that says the step runs in full until its refresh().
+   */
   get rest(): Tensor | null {
     return this.#rest;
   }
@@ -117,6 +120,9 @@ export class StepCache {
       } else {
         this.#acc = 0;
         this.fullSteps++;
+        // A full step refreshes it: freed now, it is not held beside the blocks' activations.
+        this.#rest?.dispose();
+        this.#rest = null;
       }
       return reuse;
     } finally {

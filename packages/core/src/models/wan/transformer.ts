@@ -153,12 +153,14 @@ export class WanTransformer {
       const s = this.embed(input, grid, split);
       const first = await this.blocks(s, s.x, 0, 1);
       const reuse = await cache.observe(keep(sub(first, s.x)), full);
-      let x = first;
+      s.x.dispose();
+      let x: Tensor;
       if (reuse) x = add(first, cache.rest as Tensor);
       else {
         x = await this.blocks(s, first, 1, c.num_layers);
         cache.refresh(keep(sub(x, first)));
       }
+      if (x !== first) first.dispose(); // (a one-block model's blocks 1..n−1 return `first` itself)
       return this.head(x, s);
     });
   }
@@ -170,17 +172,19 @@ export class WanTransformer {
     const grid = this.grid(input.latents, input.condition);
     return scope(() => {
       const s = this.embed(input, grid, split);
-      return andThen(this.blocks(s, s.x, 0, this.config.num_layers), (x) => this.head(x, s));
+      return andThen(this.blocks(s, s.x, 0, this.config.num_layers, true), (x) => this.head(x, s));
     });
   }
 
   // Blocks [from, to) on x; from the first block whose attention returns a Promise on,
-  // the rest continue in its callback.
-  private blocks(s: Embedded, x: Tensor, from: number, to: number): MaybePromise<Tensor> {
+  // the rest continue in its callback. Each block frees its input once nothing reads it
+  // any more (the input x too when `own`: the caller hands it over), so that one block's
+  // activations are alive at a time, not every block's output until the forward ends.
+  private blocks(s: Embedded, x: Tensor, from: number, to: number, own = false): MaybePromise<Tensor> {
     for (let i = from; i < to; i++) {
       const xi = x;
-      const y = scope(() => this.block(i, xi, s));
-      if (y instanceof Promise) return y.then((next) => this.blocks(s, next, i + 1, to));
+      const y = scope(() => this.block(i, xi, s, own || i > from));
+      if (y instanceof Promise) return y.then((next) => this.blocks(s, next, i + 1, to, true));
       x = y;
     }
     return x;
@@ -208,11 +212,15 @@ export class WanTransformer {
     const frames = timestepFrames(input.timesteps, b, grid, split !== null);
     const { temb, tproj, ctx } = this.conditioning(input.timesteps, input.context, input.latents.dtype);
     const img = this.imageTokens(input, b);
-    const x = patchEmbed3d(
-      input.condition ? concat([input.latents, batched(input.condition, b)], 4) : input.latents,
-      this.w("patch_embedding.weight"),
-      this.w("patch_embedding.bias"),
-    );
+    const patches = (v: Tensor) =>
+      patchEmbed3d(v, this.w("patch_embedding.weight"), this.w("patch_embedding.bias"));
+    let x: Tensor;
+    if (input.condition) {
+      const cond = batched(input.condition, b);
+      const joined = concat([input.latents, cond], 4);
+      if (cond !== input.condition) cond.dispose();
+      x = consume(joined, patches);
+    } else x = patches(input.latents);
     if (!split) {
       const attention3d = (q: Tensor, k: Tensor, v: Tensor) => attention(q, k, v, { grid, rope: true });
       return { x, temb, tproj, ctx, img, grid, b, frames, attention: attention3d, gather: null };
@@ -261,25 +269,32 @@ export class WanTransformer {
     // Sinusoidal timestep -> MLP -> six modulation vectors per block.
     const flat = timesteps.ndim === 1 ? timesteps : timesteps.reshape([rows]);
     const tFreq = timestepEmbedding(flat, this.config.freq_dim, { cosFirst: true, dtype });
-    const temb = this.lin(
-      this.lin(tFreq, "condition_embedder.time_embedder.linear_1", "silu"),
-      "condition_embedder.time_embedder.linear_2",
+    const t1 = consume(tFreq, (t) => this.lin(t, "condition_embedder.time_embedder.linear_1", "silu"));
+    const temb = consume(t1, (t) => this.lin(t, "condition_embedder.time_embedder.linear_2"));
+    const tproj = view(
+      consume(silu(temb), (t) => this.lin(t, "condition_embedder.time_proj")),
+      [rows, 6, this.dim],
     );
-    const tproj = this.lin(silu(temb), "condition_embedder.time_proj").reshape([rows, 6, this.dim]);
-    const ctx = this.lin(
-      this.lin(context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"),
-      "condition_embedder.text_embedder.linear_2",
+    const ctx = consume(this.lin(context, "condition_embedder.text_embedder.linear_1", "gelu_tanh"), (t) =>
+      this.lin(t, "condition_embedder.text_embedder.linear_2"),
     );
     return { temb, tproj, ctx };
   }
 
-  // Output head: shift/scale from the time embedding, then back to patches (after the gather, with a split).
+  // Output head: shift/scale from the time embedding, then back to patches (after the gather,
+  // with a split). Frees x, the last block's output.
   private head(x: Tensor, s: Embedded): MaybePromise<Tensor> {
     const c = this.config;
     const unpatchify = (y: Tensor) =>
       unpatchify3d(y, { grid: s.grid, patch: c.patch_size, channels: c.out_channels });
     const y = this.headTokens(x, s.temb, s.frames);
-    return s.gather ? s.gather(y).then(unpatchify) : unpatchify(y);
+    x.dispose();
+    if (!s.gather) return consume(y, unpatchify);
+    const gather = s.gather;
+    return gather(y).then((all) => {
+      if (all !== y) y.dispose();
+      return consume(all, unpatchify);
+    });
   }
 
   /** The output head on tokens [B, L, dim] -> [B, L, patch volume × out_channels], before unpatchify. */
@@ -288,18 +303,25 @@ export class WanTransformer {
     const mod = add(this.w("scale_shift_table"), temb.reshape([b, 1, this.dim]));
     const shift = chunk(mod, 0, b, this.dim);
     const scale = chunk(mod, 1, b, this.dim);
-    return this.lin(
+    return consume(
       perFrame(x, frames, (xf) => layerNorm(xf, { eps: this.config.eps, scale, shift })),
-      "proj_out",
+      (n) => this.lin(n, "proj_out"),
     );
   }
 
-  private block(i: number, x: Tensor, s: Embedded): MaybePromise<Tensor> {
+  // One block on x. Every intermediate is freed once the last op that reads it has been
+  // enqueued (stream order makes that safe on a GPU; queued CPU ops hold their inputs),
+  // so the block's live set peaks at the feed-forward's hidden state (ffn_dim wide) plus
+  // two tensors of the residual stream, rather than holding all ~25 of its intermediates
+  // until it returns. `own`: x is the caller's to free too (once the self-attention's
+  // gated residual has read it).
+  private block(i: number, x: Tensor, s: Embedded, own = false): MaybePromise<Tensor> {
     const { q, k, v, mod } = this.blockSelfAttentionInputs(i, x, s.tproj, s.frames);
     // Self-attention over all video tokens with 3D RoPE.
-    return andThen(s.attention(q, k, v), (sa) =>
-      this.blockAfterSelfAttention(i, x, sa, mod, s.ctx, s.frames, s.img),
-    );
+    return andThen(s.attention(q, k, v), (sa) => {
+      free(q, k, v);
+      return this.blockAfterSelfAttention(i, x, sa, mod, s.ctx, s.frames, s.img, own);
+    });
   }
 
   /**
@@ -319,16 +341,19 @@ export class WanTransformer {
     const table = add(this.w(`${p}.scale_shift_table`), tproj);
     const rows = tproj.shape[0] as number;
     const mod = [0, 1, 2, 3, 4, 5].map((k) => chunk(table, k, rows, this.dim));
+    table.dispose();
     const n1 = perFrame(x, frames, (xf) => layerNorm(xf, { eps: c.eps, scale: mod[1], shift: mod[0] }));
-    return {
-      q: this.qkNorm(this.lin(n1, `${p}.attn1.to_q`), `${p}.attn1.norm_q`).reshape(shape),
-      k: this.qkNorm(this.lin(n1, `${p}.attn1.to_k`), `${p}.attn1.norm_k`).reshape(shape),
-      v: this.lin(n1, `${p}.attn1.to_v`).reshape(shape),
-      mod,
-    };
+    const q = view(this.qkNormOwned(this.lin(n1, `${p}.attn1.to_q`), `${p}.attn1.norm_q`), shape);
+    const k = view(this.qkNormOwned(this.lin(n1, `${p}.attn1.to_k`), `${p}.attn1.norm_k`), shape);
+    const v = view(this.lin(n1, `${p}.attn1.to_v`), shape);
+    n1.dispose();
+    return { q, k, v, mod };
   }
 
-  /** The rest of block `i` given its self-attention output `sa` [B, L, H, D]. */
+  /**
+   * The rest of block `i` given its self-attention output `sa` [B, L, H, D], which it
+   * frees (and x with `own`).
+   */
   private blockAfterSelfAttention(
     i: number,
     x: Tensor,
@@ -337,38 +362,57 @@ export class WanTransformer {
     ctx: Tensor,
     frames = 1,
     img: Tensor | null = null,
+    own = false,
   ): Tensor {
     const c = this.config;
     const p = `blocks.${i}`;
     const [b, len] = x.shape as [number, number];
     const heads = c.num_attention_heads;
     const hd = c.attention_head_dim;
-    const saOut = this.lin(sa.reshape([b, len, this.dim]), `${p}.attn1.to_out.0`);
-    x = perFrame(x, frames, (xf, fold) => gatedResidual(xf, fold(saOut), mod[2] as Tensor));
+    const saOut = consume(view(sa, [b, len, this.dim]), (t) => this.lin(t, `${p}.attn1.to_out.0`));
+    const x1 = perFrame(x, frames, (xf, fold) => gatedResidual(xf, fold(saOut), mod[2] as Tensor));
+    saOut.dispose();
+    if (own) x.dispose();
 
     // Cross-attention to the text states.
     const n3 = c.cross_attn_norm
-      ? layerNorm(x, { eps: c.eps, weight: this.w(`${p}.norm2.weight`), bias: this.w(`${p}.norm2.bias`) })
-      : x;
+      ? layerNorm(x1, { eps: c.eps, weight: this.w(`${p}.norm2.weight`), bias: this.w(`${p}.norm2.bias`) })
+      : x1;
     const lt = ctx.shape[1] as number;
-    const cq = this.qkNorm(this.lin(n3, `${p}.attn2.to_q`), `${p}.attn2.norm_q`);
-    const ck = this.qkNorm(this.lin(ctx, `${p}.attn2.to_k`), `${p}.attn2.norm_k`);
+    const cq = this.qkNormOwned(this.lin(n3, `${p}.attn2.to_q`), `${p}.attn2.norm_q`);
+    if (n3 !== x1) n3.dispose();
+    const ck = this.qkNormOwned(this.lin(ctx, `${p}.attn2.to_k`), `${p}.attn2.norm_k`);
     const cv = this.lin(ctx, `${p}.attn2.to_v`);
-    const q4 = cq.reshape([b, len, heads, hd]);
-    let ca = attention(q4, ck.reshape([b, lt, heads, hd]), cv.reshape([b, lt, heads, hd]));
+    const q4 = view(cq, [b, len, heads, hd]);
+    const k4 = view(ck, [b, lt, heads, hd]);
+    const v4 = view(cv, [b, lt, heads, hd]);
+    let ca = attention(q4, k4, v4);
+    free(k4, v4);
     // Image-to-video: the same queries over the image tokens, summed with the text attention.
-    if (img) ca = add(ca, imageAttention(c, this.weights, i, q4, img));
-    x = add(x, this.lin(ca.reshape([b, len, this.dim]), `${p}.attn2.to_out.0`));
+    if (img)
+      ca = consume(ca, (t) => consume(imageAttention(c, this.weights, i, q4, img), (ia) => add(t, ia)));
+    q4.dispose();
+    const caOut = consume(view(ca, [b, len, this.dim]), (t) => this.lin(t, `${p}.attn2.to_out.0`));
+    const x2 = add(x1, caOut);
+    free(x1, caOut);
 
     // Feed-forward with adaLN modulation and a gated residual.
-    const n2 = perFrame(x, frames, (xf) => layerNorm(xf, { eps: c.eps, scale: mod[4], shift: mod[3] }));
-    const ff = this.lin(this.lin(n2, `${p}.ffn.net.0.proj`, "gelu_tanh"), `${p}.ffn.net.2`);
-    return perFrame(x, frames, (xf, fold) => gatedResidual(xf, fold(ff), mod[5] as Tensor));
+    const n2 = perFrame(x2, frames, (xf) => layerNorm(xf, { eps: c.eps, scale: mod[4], shift: mod[3] }));
+    const h = consume(n2, (t) => this.lin(t, `${p}.ffn.net.0.proj`, "gelu_tanh"));
+    const ff = consume(h, (t) => this.lin(t, `${p}.ffn.net.2`));
+    const out = perFrame(x2, frames, (xf, fold) => gatedResidual(xf, fold(ff), mod[5] as Tensor));
+    free(x2, ff, ...mod);
+    return out;
   }
 
   private qkNorm(x: Tensor, name: string): Tensor {
     if (!this.config.qk_norm) return x;
     return rmsNorm(x, { weight: this.w(`${name}.weight`), eps: this.config.eps });
+  }
+
+  // qkNorm of an intermediate only it reads: x is freed once the norm is enqueued.
+  private qkNormOwned(x: Tensor, name: string): Tensor {
+    return consume(x, (t) => this.qkNorm(t, name));
   }
 }
 
@@ -383,9 +427,27 @@ function batched(t: Tensor, b: number): Tensor {
   );
 }
 
+// f(x), then x freed (unless f returned x itself): for an intermediate whose last reader is f.
+// Freeing right after the op is enqueued is safe: a GPU reuses the memory in stream order,
+// and a queued CPU op holds its inputs until it has run.
+function consume(x: Tensor, f: (x: Tensor) => Tensor): Tensor {
+  const y = f(x);
+  if (y !== x) x.dispose();
+  return y;
+}
+
+// x reshaped, x's handle freed: the view alone keeps the memory, so freeing the view frees it.
+function view(x: Tensor, shape: readonly number[]): Tensor {
+  return consume(x, (t) => t.reshape(shape));
+}
+
+function free(...ts: Tensor[]): void {
+  for (const t of ts) t.dispose();
+}
+
 // Row k of a [B, n, dim] modulation tensor as a contiguous [B, dim].
 function chunk(mod: Tensor, k: number, b: number, dim: number): Tensor {
-  return slice(mod, 1, k, k + 1).reshape([b, dim]);
+  return view(slice(mod, 1, k, k + 1), [b, dim]);
 }
 
 /**
@@ -397,8 +459,16 @@ function chunk(mod: Tensor, k: number, b: number, dim: number): Tensor {
 function perFrame(x: Tensor, frames: number, fn: (x: Tensor, fold: (t: Tensor) => Tensor) => Tensor): Tensor {
   if (frames === 1) return fn(x, (t) => t);
   const [b, len, dim] = x.shape as [number, number, number];
-  const fold = (t: Tensor) => t.reshape([b * frames, len / frames, t.shape[2] as number]);
-  return fn(fold(x), fold).reshape([b, len, dim]);
+  // The folded views are freed here, so that they do not keep x (or what fold() was given) alive.
+  const views: Tensor[] = [];
+  const fold = (t: Tensor) => {
+    const f = t.reshape([b * frames, len / frames, t.shape[2] as number]);
+    views.push(f);
+    return f;
+  };
+  const y = fn(fold(x), fold);
+  free(...views);
+  return view(y, [b, len, dim]);
 }
 
 /** The modulation rows per sample the timesteps ask for (1: per sample), checked against the token grid. */
