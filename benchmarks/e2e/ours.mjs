@@ -2,6 +2,7 @@
 // that the VAE's peak memory is that of a fresh process (Device has no peak reset).
 //
 //   node ours.mjs --part dit|t5|vae --out FILE.json [--device cuda|cpu] [--tiny] [--reps 5] [--vae-dtype f32|bf16]
+//     [--wan14b] (the DiT of Wan2.1-T2V-14B instead of 1.3B's)
 //
 // dit: WanTransformer.forward on a batch of 2 (both guidance branches), bf16, latent
 //      [2, 21, 60, 104, 16] (channels-last), text [2, 512, 4096]; warm-up, then the median of
@@ -23,6 +24,7 @@ import {
   WAN_TINY,
   WAN_VAE_TINY,
   WAN21_T2V_1_3B,
+  WAN21_T2V_14B,
   WAN21_VAE,
   WanTransformer,
   WanVAE,
@@ -47,8 +49,9 @@ const S = tiny
   ? { f: 3, h: 8, w: 8, text: 16, promptLen: 5, dit: WAN_TINY, t5: UMT5_TINY, vae: WAN_VAE_TINY }
   : { f: 21, h: 60, w: 104, text: 512, promptLen: 16, dit: WAN21_T2V_1_3B, t5: UMT5_XXL, vae: WAN21_VAE };
 if (tiny) S.dit = { ...S.dit, text_dim: S.t5.d_model };
+else if (args.includes("--wan14b")) S.dit = WAN21_T2V_14B;
 
-const rec = { part, device: dev.info(), dtype, tiny, reps, warmup: warm };
+const rec = { part, wan14b: args.includes("--wan14b"), device: dev.info(), dtype, tiny, reps, warmup: warm };
 const save = () => writeFileSync(outPath, `${JSON.stringify(rec, null, 1)}\n`);
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 

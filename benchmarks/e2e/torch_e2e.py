@@ -3,6 +3,7 @@
   python3 torch_e2e.py --part eager   --out torch.json    # ceiling, DiT eager, umT5-XXL, VAE decode
   python3 torch_e2e.py --part compile --out compile.json  # DiT under torch.compile (mode default)
   add --tiny --device cpu for the smoke run (tiny configs, f32).
+  python3 torch_e2e.py --part dit --wan14b --out torch-14b.json   # the DiT step of Wan2.1-T2V-14B
   python3 torch_e2e.py --part eager --ti2v --out torch-ti2v.json   # Wan2.2 TI2V-5B at 1280x704x121:
       DiT eager (latent [2, 48, 31, 44, 80]) and the Wan2.2 VAE decode in bf16 (scripts/gpu/ti2v-bench.sh)
 
@@ -41,6 +42,7 @@ p.add_argument("--out", required=True)
 p.add_argument("--device", default="cuda")
 p.add_argument("--tiny", action="store_true")
 p.add_argument("--ti2v", action="store_true", help="Wan2.2 TI2V-5B shapes and configs (1280x704, 121 frames)")
+p.add_argument("--wan14b", action="store_true", help="the DiT of Wan2.1-T2V-14B (40 heads, ffn 13824, 40 layers)")
 p.add_argument("--reps", type=int, default=5)
 p.add_argument("--budget", type=float, default=1e9, help="seconds; later sections are skipped past it")
 a = p.parse_args()
@@ -77,7 +79,12 @@ if a.ti2v:
         vae_cfg = WanVAEConfig(base_dim=160, decoder_base_dim=256, z_dim=48, latents_mean=[0.0] * 48,
                                latents_std=[1.0] * 48, **vae22)
 
-rec: dict = {"part": a.part, "torch": torch.__version__, "tiny": a.tiny, "ti2v": a.ti2v, "dtype": str(dt),
+if a.wan14b and not a.tiny:
+    from dataclasses import replace as _replace14
+
+    dit_cfg = _replace14(dit_cfg, num_attention_heads=40, ffn_dim=13824, num_layers=40)
+
+rec: dict = {"wan14b": a.wan14b, "part": a.part, "torch": torch.__version__, "tiny": a.tiny, "ti2v": a.ti2v, "dtype": str(dt),
              "reps": a.reps}
 if cuda:
     pr = torch.cuda.get_device_properties(0)
