@@ -154,6 +154,8 @@ export interface GenerateResult {
   rewrite: RewriteResult | null;
   /** Whether the denoising step ran as a CUDA graph (`cudaGraph`). */
   stepGraph: StepGraphReport;
+  /** Whether the transformer blocks' weights were offloaded to host memory (see WanPipeline.offload). */
+  offload: boolean;
   /** Two-expert models: the boundary timestep, the steps each expert ran and the swaps of this run; null with one expert. */
   experts: { boundary: number; steps: [number, number]; swaps: number } | null;
 }
@@ -743,6 +745,7 @@ export class WanPipeline {
         prompt: prepared.prompt,
         rewrite: prepared.rewrite,
         stepGraph,
+        offload: offloaded,
         experts: this.boundary === null ? null : { boundary: this.boundary, steps: expertSteps, swaps },
       };
       latents = null;

@@ -13,15 +13,17 @@
 // copies: at any time at most one block's names point at the device, and whatever
 // else reads the store (an image-to-video block's image attention) sees the same.
 //
-// Ordering. The copies are enqueued with copyAsync on the device's one stream, after
-// the compute that last read the slot (block i − 1) and before block i + 1's compute,
-// so stream order alone makes them correct on every backend. On the CPU the copy is
-// a queued memcpy. (A separate copy stream with events would let the CUDA copy run
-// beside block i; the ring's enter/prefetch points are where its record and wait go.)
+// Ordering. A slot is filled on the device's copy stream (copyAsync with
+// stream "copy"): each copy starts once the compute enqueued before it is done —
+// block i − 1, the last reader of the slot being refilled, when block i + 1 is
+// prefetched at enter(i) — and runs on the copy engines while block i computes.
+// Before block i's first op, waitCopies() makes the compute stream wait for the
+// copies enqueued so far (block i's, never the prefetch of i + 1, which comes after
+// the wait). On the CPU the copy is a queued memcpy and the wait a no-op.
 //
 // CUDA graphs: a copy from host memory cannot be captured (the runtime refuses it),
 // so the pipeline runs offloaded steps op by op and says so in its stepGraph report.
-import { copyAsync, Device, pinnedEmpty, Tensor } from "@tessera/native";
+import { copyAsync, Device, pinnedEmpty, Tensor, waitCopies } from "@tessera/native";
 import type { WeightStore } from "../../weights/store.js";
 
 const BLOCK = /^blocks\.(\d+)\.(.+)$/;
@@ -131,7 +133,7 @@ export class BlockOffload {
   #fill(s: number, i: number): void {
     const slot = this.#slots[s] as Slot;
     const host = this.#host[i] as Map<string, Tensor>;
-    for (const [k, d] of slot.tensors) copyAsync(d, host.get(k) as Tensor);
+    for (const [k, d] of slot.tensors) copyAsync(d, host.get(k) as Tensor, { stream: "copy" });
     slot.block = i;
     slot.version = this.store.version;
     this.copies++;
@@ -151,6 +153,8 @@ export class BlockOffload {
       s = this.#last >= 0 && this.#slots[0]?.block === this.#last ? 1 : 0;
       this.#fill(s, i);
     }
+    // Block i's copy (prefetched, or just enqueued) before its compute.
+    waitCopies(this.device);
     this.#point(i, (this.#slots[s] as Slot).tensors);
     this.#current = i;
     this.#last = i;
@@ -179,6 +183,8 @@ export class BlockOffload {
   /** Frees the slots (after the device is synchronized); the host copies are the store's, freed with it. */
   dispose(): void {
     this.park();
+    // Whatever reuses the slots' memory comes after the copies into them.
+    waitCopies(this.device);
     for (const s of this.#slots) for (const t of s.tensors.values()) t.dispose();
     this.#slots.length = 0;
   }
