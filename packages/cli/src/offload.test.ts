@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readGenerateFlags } from "./commands/generate/flags.js";
+import { generatorFlags } from "./commands/service.js";
 import { main } from "./main.js";
 
 async function run(...argv: string[]) {
@@ -49,6 +50,16 @@ describe("weight offload from the CLI", () => {
     const r = await run("generate", "x", "--model", model, ...fast, "--max-gpu-memory", "lots");
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--max-gpu-memory must be a size .*'lots'/);
+  });
+
+  it("serve and worker take --offload and --max-gpu-memory too, naming the flag on a bad size", () => {
+    const g = generatorFlags({ model: model, offload: true, "max-gpu-memory": "24GiB" });
+    expect(g.offload).toBe(true);
+    expect(g.maxGpuMemory).toBe(24 * 2 ** 30);
+    expect(generatorFlags({ model: model }).offload).toBeUndefined();
+    expect(() => generatorFlags({ model: model, "max-gpu-memory": "-3G" })).toThrow(
+      /--max-gpu-memory must be a size/,
+    );
   });
 
   it("lists both flags in the help", async () => {
