@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BlockOffload } from "../models/wan/block-offload.js";
 import { WAN21_T2V_14B } from "../models/wan/config.js";
 import { WAN21_VAE } from "../models/wan-vae/config.js";
+import { writeSyntheticLora } from "../weights/lora/synthetic.js";
 import {
   blockParameterCount,
   chooseOffload,
@@ -18,6 +19,7 @@ import {
   randomWanComponents,
   readModelFolder,
   WanPipeline,
+  wanLoraTarget,
   writeRandomWanModel,
 } from "./index.js";
 
@@ -204,6 +206,38 @@ describe.each([3, 4])("weight offload with %i blocks (ring refilled each step)",
     const copies = (offloaded.transformer.offload?.copies ?? 0) - before;
     if (!("stepCache" in opts)) expect(copies).toBeGreaterThanOrEqual(small.steps * layers);
     else expect(copies).toBeGreaterThan(0);
+  });
+
+  it("merges a LoRA into the host copies, refilling the slots: the resident video, bit for bit", async () => {
+    const file = join(tmpdir(), `tessera-offload-lora-${layers}-${process.pid}.safetensors`);
+    await writeSyntheticLora(file, wanLoraTarget(resident.transformer.config), {
+      naming: "diffusers",
+      targets: ["blocks.0.attn1.to_q.weight", "blocks.2.ffn.net.0.proj.weight", "proj_out.weight"],
+      seed: 4,
+      std: 0.5,
+    });
+    try {
+      // A run first, so that the slots hold blocks from before the merge.
+      const warm = await offloaded.generate(small);
+      warm.video.dispose();
+      warm.latents.dispose();
+      const loras = [{ path: file, strength: 0.8 }];
+      const a = await resident.generate({ ...small, loras });
+      const b = await offloaded.generate({ ...small, loras });
+      const plain = await offloaded.generate(small);
+      try {
+        const va = Buffer.from((await a.video.toFloat32Array()).buffer);
+        expect(Buffer.from((await b.video.toFloat32Array()).buffer)).toEqual(va);
+        expect(Buffer.from((await plain.video.toFloat32Array()).buffer)).not.toEqual(va);
+      } finally {
+        for (const r of [a, b, plain]) {
+          r.video.dispose();
+          r.latents.dispose();
+        }
+      }
+    } finally {
+      await rm(file, { force: true });
+    }
   });
 
   it("refuses a model whose blocks differ", () => {
