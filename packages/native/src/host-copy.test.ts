@@ -65,7 +65,11 @@ describe("pinnedEmpty and copyAsync", () => {
     if (!CUDA) return ctx.skip();
     const n = 1 << 22;
     const host = pinnedEmpty([n], { forDevice: "cuda" });
-    const seed = Tensor.from(Array.from({ length: n }, (_, i) => i % 97), [n], { device: "cuda" });
+    const seed = Tensor.from(
+      Array.from({ length: n }, (_, i) => i % 97),
+      [n],
+      { device: "cuda" },
+    );
     copyAsync(host, seed);
     await Device.cuda(0).synchronize();
     const dev = Tensor.empty([n], { device: "cuda" });
