@@ -89,16 +89,31 @@ export class BlockOffload {
    * and allocates the two device slots. Resolves once the copies are done.
    */
   async adopt(): Promise<void> {
-    const moved = new Map<string, Tensor>();
-    try {
-      for (const [i, blk] of this.#host.entries()) {
+    // The store's tensors may still be being written by queued CPU work (a cast at load).
+    await Device.cpu.synchronize();
+    // Block by block, each original freed once copied, so that host memory holds one
+    // block twice at most (a 14B model's blocks are 28 GB).
+    for (const [i, blk] of this.#host.entries()) {
+      const moved = new Map<string, Tensor>();
+      try {
         for (const [k, t] of blk) {
           const p = pinnedEmpty(t.shape, { dtype: t.dtype, forDevice: this.device });
-          copyAsync(p, t);
           moved.set(`blocks.${i}.${k}`, p);
-          blk.set(k, p);
+          copyAsync(p, t);
         }
+      } catch (e) {
+        for (const t of moved.values()) t.dispose();
+        throw e;
       }
+      // The copies read the originals: freed once they ran (a device original: in its stream).
+      const old = this.store.relocate(moved);
+      for (const [name, p] of moved) blk.set(name.slice(`blocks.${i}.`.length), p);
+      await Device.cpu.synchronize();
+      await this.device.synchronize();
+      for (const t of old.values()) t.dispose();
+    }
+    const moved = new Map<string, Tensor>();
+    try {
       for (const name of this.store.names()) {
         if (BLOCK.test(name)) continue;
         const t = this.store.get(name);
@@ -117,9 +132,7 @@ export class BlockOffload {
       for (const t of moved.values()) t.dispose();
       throw e;
     }
-    // The originals are read by the queued copies: freed once those ran.
     const old = this.store.relocate(moved);
-    await Device.cpu.synchronize();
     await this.device.synchronize();
     for (const t of old.values()) t.dispose();
   }
