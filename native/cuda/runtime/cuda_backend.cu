@@ -285,6 +285,38 @@ void CudaBackend::copy_host(void* dst, const void* src, size_t bytes, bool to_de
                                      stream_));
 }
 
+// A second stream for host <-> device copies, so that a copy (the next transformer
+// block's weights under offload) runs on the copy engines while kernels run on the
+// compute stream. Two events order them: the copy waits for the compute submitted
+// before it (which may still read what it overwrites), and compute waits for the
+// copies at wait_side_copies(). cudaStreamWaitEvent waits for the event's most
+// recent record at the time of the call, so the events are reused.
+void CudaBackend::copy_host_side(void* dst, const void* src, size_t bytes, bool to_device,
+                                 std::vector<std::shared_ptr<Storage>>) {
+  refuse_during_capture(to_device ? "copy host memory to the device" : "copy device memory to the host");
+  if (!bytes) return;
+  cudaSetDevice(index_);
+  std::lock_guard<std::mutex> lk(copy_mu_);
+  if (!copy_stream_) {
+    TESSERA_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    TESSERA_CUDA_CHECK(cudaEventCreateWithFlags(&compute_mark_, cudaEventDisableTiming));
+    TESSERA_CUDA_CHECK(cudaEventCreateWithFlags(&copies_mark_, cudaEventDisableTiming));
+  }
+  TESSERA_CUDA_CHECK(cudaEventRecord(compute_mark_, stream_));
+  TESSERA_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, compute_mark_, 0));
+  TESSERA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                                     copy_stream_));
+  TESSERA_CUDA_CHECK(cudaEventRecord(copies_mark_, copy_stream_));
+}
+
+void CudaBackend::wait_side_copies() {
+  refuse_during_capture("wait for the copy stream");
+  std::lock_guard<std::mutex> lk(copy_mu_);
+  if (!copy_stream_) return;
+  cudaSetDevice(index_);
+  TESSERA_CUDA_CHECK(cudaStreamWaitEvent(stream_, copies_mark_, 0));
+}
+
 void CudaBackend::synchronize() {
   // The capturing thread would wait on itself; any other thread (a JS
   // synchronize() runs on a worker) waits until the capture is over, and holds
@@ -296,6 +328,9 @@ void CudaBackend::synchronize() {
   capture_done_.wait(lk, [this] { return !capturing_.load(); });
   cudaSetDevice(index_);
   TESSERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  // Copies on the copy stream are done too, waited for or not.
+  std::lock_guard<std::mutex> copies(copy_mu_);
+  if (copy_stream_) TESSERA_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
 }
 
 }  // namespace tessera

@@ -42,6 +42,9 @@ class CudaBackend : public Backend {
   std::shared_ptr<Storage> allocate_pinned(Backend* host, size_t bytes) override;
   void copy_host(void* dst, const void* src, size_t bytes, bool to_device,
                  std::vector<std::shared_ptr<Storage>> keep) override;
+  void copy_host_side(void* dst, const void* src, size_t bytes, bool to_device,
+                      std::vector<std::shared_ptr<Storage>> keep) override;
+  void wait_side_copies() override;
   KernelFn kernel(const std::string& name) const override { return cuda_kernels().find(name); }
   std::vector<std::string> kernel_names() const override { return cuda_kernels().names(); }
   MemoryStats memory_stats() const override { return alloc_.stats(); }
@@ -70,6 +73,12 @@ class CudaBackend : public Backend {
   std::string name_;
   DeviceInfo info_;
   cudaStream_t stream_ = nullptr;
+  // The copy stream (created at the first copy_host_side) and its two events: the
+  // compute stream's progress a copy waits for, and the copies compute waits for.
+  std::mutex copy_mu_;
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t compute_mark_ = nullptr;
+  cudaEvent_t copies_mark_ = nullptr;
   CachingAllocator alloc_;
   ExecCtx ctx_;
   std::atomic<bool> capturing_{false};

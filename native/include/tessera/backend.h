@@ -126,6 +126,16 @@ class Backend {
                          std::vector<std::shared_ptr<Storage>> keep) {
     submit([dst, src, bytes](const ExecCtx&) { std::memcpy(dst, src, bytes); }, std::move(keep));
   }
+  // copy_host on the device's copy stream, beside its compute: the copy starts once
+  // the work submitted so far is done (so it may overwrite what that work read) and
+  // runs while later work computes; compute waits for it only at
+  // wait_side_copies(). Here (no second stream): copy_host.
+  virtual void copy_host_side(void* dst, const void* src, size_t bytes, bool to_device,
+                              std::vector<std::shared_ptr<Storage>> keep) {
+    copy_host(dst, src, bytes, to_device, std::move(keep));
+  }
+  // Work submitted after this waits for every copy_host_side() made before it.
+  virtual void wait_side_copies() {}
   virtual KernelFn kernel(const std::string& name) const = 0;
   virtual std::vector<std::string> kernel_names() const = 0;
   virtual MemoryStats memory_stats() const = 0;

@@ -3,6 +3,7 @@
 // its caption language, is a subpath of its own: @tessera/core/world.
 export * from "./models/clip/index.js";
 export * from "./models/t5/index.js";
+export * from "./models/wan/block-offload.js";
 export * from "./models/wan/config.js";
 export * from "./models/wan/image.js";
 export * from "./models/wan/params.js";

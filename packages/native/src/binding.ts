@@ -44,7 +44,9 @@ export interface NativeAddon {
   fromBuffer(device: string, dtype: string, shape: number[], data: ArrayBufferView): NativeTensorHandle;
   empty(device: string, dtype: string, shape: number[]): NativeTensorHandle;
   pinnedEmpty(device: string, dtype: string, shape: number[]): NativeTensorHandle;
-  copyAsync(dst: NativeTensorHandle, src: NativeTensorHandle): void;
+  copyAsync(dst: NativeTensorHandle, src: NativeTensorHandle, side?: boolean): void;
+  /** Absent from addons built before the copy stream (then copies run on the one stream). */
+  waitCopies?(device: string): void;
   view(t: NativeTensorHandle, shape: number[], strides: number[], offset: number): NativeTensorHandle;
   op(
     name: string,

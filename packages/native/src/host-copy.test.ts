@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { cudaStatus, Device } from "./device.js";
 import { OpError } from "./errors.js";
-import { copyAsync, pinnedEmpty } from "./host-copy.js";
+import { copyAsync, pinnedEmpty, waitCopies } from "./host-copy.js";
+import { add } from "./ops/elementwise.js";
 import { Tensor } from "./tensor.js";
 
 const CUDA = cudaStatus().available;
@@ -48,5 +49,36 @@ describe("pinnedEmpty and copyAsync", () => {
     expect(Array.from(await host.toFloat32Array())).toEqual(values);
     expect(() => copyAsync(dev, src)).toThrow(/both on devices/);
     for (const t of [src, host, dev]) t.dispose();
+  });
+
+  it("on the CPU, a copy on the copy stream is the queued copy and waitCopies a no-op", async () => {
+    const src = Tensor.from([1, 2, 3, 4], [4]);
+    const host = pinnedEmpty([4], { forDevice: "cpu" });
+    copyAsync(host, src, { stream: "copy" });
+    waitCopies("cpu");
+    expect(Array.from(await host.toFloat32Array())).toEqual([1, 2, 3, 4]);
+    expect(() => copyAsync(host, Tensor.from([1], [1]), { stream: "copy" })).toThrow(/has 1 elements/);
+    for (const t of [src, host]) t.dispose();
+  });
+
+  it(`on CUDA: the copy stream waits for earlier compute and compute for it at waitCopies${SKIP}`, async (ctx) => {
+    if (!CUDA) return ctx.skip();
+    const n = 1 << 22;
+    const host = pinnedEmpty([n], { forDevice: "cuda" });
+    const seed = Tensor.from(
+      Array.from({ length: n }, (_, i) => i % 97),
+      [n],
+      { device: "cuda" },
+    );
+    copyAsync(host, seed);
+    await Device.cuda(0).synchronize();
+    const dev = Tensor.empty([n], { device: "cuda" });
+    copyAsync(dev, host, { stream: "copy" });
+    waitCopies("cuda");
+    const doubled = add(dev, dev);
+    const got = await doubled.toFloat32Array();
+    expect(got[n - 1]).toBe(2 * ((n - 1) % 97));
+    expect(got[12345]).toBe(2 * (12345 % 97));
+    for (const t of [host, seed, dev, doubled]) t.dispose();
   });
 });

@@ -12,7 +12,7 @@ export {
 export * from "./dtype.js";
 export * from "./errors.js";
 export { type Captured, CudaGraph, captureGraph } from "./graph.js";
-export { copyAsync, pinnedEmpty } from "./host-copy.js";
+export { copyAsync, pinnedEmpty, waitCopies } from "./host-copy.js";
 export {
   NCCL_ID_BYTES,
   NcclComm,

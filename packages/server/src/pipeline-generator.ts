@@ -74,8 +74,19 @@ interface PipelineLike {
 }
 interface CoreLike {
   WanPipeline: {
-    load(dir: string, o: { device?: string; dtype?: string; loraDir?: string }): Promise<PipelineLike>;
+    load(
+      dir: string,
+      o: {
+        device?: string;
+        dtype?: string;
+        loraDir?: string;
+        offload?: boolean;
+        maxGpuMemory?: number | string;
+      },
+    ): Promise<PipelineLike>;
   };
+  /** Absent in a core from before weight offload. */
+  parseByteSize?(v: string | number, what?: string): number;
   /** Absent in a core from before memory estimates. */
   estimatePipelineMemory?(
     p: PipelineLike,
@@ -103,6 +114,13 @@ export interface PipelineGeneratorOptions {
   format?: "mp4" | "gif";
   /** The folder whose .safetensors LoRAs requests may name (`tessera serve --loras DIR`). */
   loraDir?: string;
+  /** Weight offload (`--offload`): the transformer blocks' weights in host memory, one block copied in ahead. */
+  offload?: boolean;
+  /**
+   * A cap on the device's memory in bytes or as "24GiB" (`--max-gpu-memory`): the
+   * model offloads when it does not fit under it, and requests are budgeted against it.
+   */
+  maxGpuMemory?: number | string;
 }
 
 export async function loadPipelineGenerator(o: PipelineGeneratorOptions): Promise<VideoGenerator> {
@@ -123,6 +141,8 @@ export async function loadPipelineGenerator(o: PipelineGeneratorOptions): Promis
     device,
     ...(o.dtype ? { dtype: o.dtype } : {}),
     ...(o.loraDir ? { loraDir: resolve(o.loraDir) } : {}),
+    ...(o.offload !== undefined ? { offload: o.offload } : {}),
+    ...(o.maxGpuMemory !== undefined ? { maxGpuMemory: o.maxGpuMemory } : {}),
   });
   if (o.loraDir && typeof pipeline.listLoras !== "function")
     throw new Error("this build of @tessera/core has no LoRA support; rebuild it (pnpm build)");
@@ -130,8 +150,19 @@ export async function loadPipelineGenerator(o: PipelineGeneratorOptions): Promis
     model: o.name ?? basename(resolve(o.modelDir)),
     device,
     format: o.format ?? "mp4",
-    deviceMemory: await deviceMemory(device),
+    deviceMemory: capped(await deviceMemory(device), o.maxGpuMemory, core),
   });
+}
+
+/** The device's memory, or --max-gpu-memory where that is less (the cap budgets the requests). */
+function capped(
+  memory: number | undefined,
+  cap: number | string | undefined,
+  core: CoreLike,
+): number | undefined {
+  if (memory === undefined || cap === undefined) return memory;
+  const bytes = typeof cap === "number" ? cap : core.parseByteSize?.(cap, "maxGpuMemory");
+  return bytes === undefined ? memory : Math.min(memory, bytes);
 }
 
 /** A GPU's memory in bytes (for the default memory budget); undefined on the CPU. */

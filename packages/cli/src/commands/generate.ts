@@ -178,7 +178,18 @@ export async function generateCommand(
     sayRewrite(prepared, say);
     say(`loading ${modelDir} on ${device.name} (${dtype}${vaeDtype !== "f32" ? `, VAE ${vaeDtype}` : ""})`);
     const tLoad = performance.now();
-    pipeline = await WanPipeline.load(modelDir, { device, dtype, vaeDtype, expertSwap: request.expertSwap });
+    pipeline = await WanPipeline.load(modelDir, {
+      device,
+      dtype,
+      vaeDtype,
+      expertSwap: request.expertSwap,
+      ...(request.offload ? { offload: true } : {}),
+      ...(request.maxGpuMemory !== undefined ? { maxGpuMemory: request.maxGpuMemory } : {}),
+    });
+    if (pipeline.offload)
+      say(
+        `weight offload: the transformer blocks wait in host memory, copied in one block ahead${request.offload ? "" : " (the model does not fit --max-gpu-memory resident)"}`,
+      );
     for (const l of opts.loras ?? []) say(`LoRA ${l.path} at strength ${l.strength ?? 1}`);
     for (const l of opts.loras2 ?? [])
       say(`LoRA ${l.path} at strength ${l.strength ?? 1} (low-noise expert)`);

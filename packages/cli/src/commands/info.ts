@@ -95,7 +95,7 @@ export async function infoCommand(
       }
       components[name] = { parameters, dtypes, bytes, files: files.length };
     }
-    const estimate = (expertSwap: boolean) =>
+    const estimate = (expertSwap: boolean, offload = false) =>
       estimateMemory({
         transformer: info.transformer,
         vae: info.vae,
@@ -108,8 +108,11 @@ export async function infoCommand(
         frames,
         guidance: defaults.guidance,
         ...(info.transformer2 ? { transformer2: info.transformer2, expertSwap } : {}),
+        ...(offload ? { offload } : {}),
       });
     const memory = estimate(false);
+    // Also the run with the transformer blocks' weights in host memory (--offload).
+    const offloaded = device === "cuda" ? estimate(false, true) : null;
     // Two experts: also the run with the idle expert in host memory (--expert-swap).
     const swapped = info.transformer2 && device === "cuda" ? estimate(true) : null;
     const family = await detectWanFamily(dir);
@@ -125,6 +128,7 @@ export async function infoCommand(
       defaults,
       components,
       estimate: { width, height, frames, dtype, device, ...memory },
+      ...(offloaded ? { estimateOffload: { width, height, frames, dtype, device, ...offloaded } } : {}),
       ...(info.transformer2
         ? {
             transformer2: info.transformer2,
@@ -191,6 +195,11 @@ export async function infoCommand(
             ? `; swapping the idle one (--expert-swap always, or auto when both do not fit): ~${formatBytes(swapped.total)} ` +
               `on the GPU and ${formatBytes(swapped.hostWeights ?? 0)} of page-locked host memory, one expert copied in at the boundary`
             : ""),
+      );
+    if (offloaded)
+      out(
+        `  offload       with the transformer blocks in host memory (--offload, or auto under --max-gpu-memory): ` +
+          `~${formatBytes(offloaded.total)} on the GPU and ${formatBytes(offloaded.hostWeights ?? 0)} of page-locked host memory`,
       );
     return 0;
   } catch (e) {

@@ -4,6 +4,7 @@
 // @tessera/server is imported only when a service starts, so other commands start fast.
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
+import { OFFLOAD_OPTIONS, parseByteSize } from "@tessera/core";
 import { Device } from "@tessera/native";
 import { choiceFlag, UsageError } from "../args.js";
 import type { Flags } from "../flags.js";
@@ -35,6 +36,12 @@ export const GENERATOR_FLAGS = {
     value: "DIR",
     description:
       "a folder of LoRA .safetensors files that requests may pick by name (GET /v1/loras lists them; never by path)",
+  },
+  offload: { kind: "boolean", description: OFFLOAD_OPTIONS.offload.description },
+  "max-gpu-memory": {
+    kind: "string",
+    value: OFFLOAD_OPTIONS.maxGpuMemory.value,
+    description: OFFLOAD_OPTIONS.maxGpuMemory.description,
   },
 } as const satisfies Flags;
 
@@ -115,6 +122,10 @@ export interface GeneratorFlags {
   format: "mp4" | "gif";
   /** The LoRA folder (absolute), if any. */
   loraDir?: string;
+  /** --offload: the transformer blocks' weights in host memory. */
+  offload?: true;
+  /** --max-gpu-memory in bytes. */
+  maxGpuMemory?: number;
 }
 
 /** Validates the shared generator flags (UsageError naming the flag). */
@@ -124,7 +135,17 @@ export function generatorFlags(values: {
   dtype?: string;
   format?: string;
   loras?: string;
+  offload?: boolean;
+  "max-gpu-memory"?: string;
 }): GeneratorFlags {
+  let maxGpuMemory: number | undefined;
+  if (values["max-gpu-memory"] !== undefined) {
+    try {
+      maxGpuMemory = parseByteSize(values["max-gpu-memory"], "--max-gpu-memory");
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   const dtype =
     values.dtype === undefined ? undefined : choiceFlag("dtype", values.dtype, ["f32", "bf16", "f16"], "f32");
   return {
@@ -133,6 +154,8 @@ export function generatorFlags(values: {
     ...(dtype ? { dtype } : {}),
     format: choiceFlag("format", values.format, ["mp4", "gif"] as const, "mp4"),
     ...(values.loras !== undefined ? { loraDir: loraFolder(values.loras) } : {}),
+    ...(values.offload ? { offload: true as const } : {}),
+    ...(maxGpuMemory !== undefined ? { maxGpuMemory } : {}),
   };
 }
 
@@ -154,6 +177,8 @@ export async function loadGenerator(g: GeneratorFlags, err: (s: string) => void)
     ...(g.dtype ? { dtype: g.dtype } : {}),
     format: g.format,
     ...(g.loraDir ? { loraDir: g.loraDir } : {}),
+    ...(g.offload ? { offload: true } : {}),
+    ...(g.maxGpuMemory !== undefined ? { maxGpuMemory: g.maxGpuMemory } : {}),
   });
 }
 

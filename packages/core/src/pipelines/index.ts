@@ -17,6 +17,7 @@ export * from "./load.js";
 export * from "./loras.js";
 export * from "./memory-estimate.js";
 export * from "./model-folder.js";
+export * from "./offload.js";
 export * from "./options.js";
 export * from "./parallel-generate.js";
 export { pixelsToTensor, resizeCover } from "./pixels.js";

@@ -4,8 +4,9 @@ import { existsSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Device, type DeviceLike, type DType } from "@tessera/native";
-import { umt5ConfigFromJson } from "../models/t5/config.js";
+import { umt5ConfigFromJson, umt5ParameterCount } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
+import { BlockOffload } from "../models/wan/block-offload.js";
 import {
   parameterCount,
   validateWanConfig,
@@ -29,6 +30,7 @@ import {
   WAN_PIPELINE_CLASSES,
 } from "./image-encoder-folder.js";
 import { estimateMemory } from "./memory-estimate.js";
+import { chooseOffload, parseByteSize } from "./offload.js";
 import type { GenerationDefaults, LoraSpec } from "./options.js";
 import { checkLatentRgbProjection, type LatentRgbProjection } from "./preview.js";
 import { CAPTION_STYLES, type CaptionStyle } from "./prompt-style.js";
@@ -67,7 +69,36 @@ export interface LoadPipelineOptions {
    * or swap only when both do not fit with a run's working memory ("auto", default).
    */
   expertSwap?: ExpertSwap;
+  /**
+   * Weight offload: keep the transformer blocks' weights in page-locked host memory
+   * and copy each block to the device one block ahead of its use (true), keep them
+   * resident (false), or offload only when a resident run's estimated peak exceeds
+   * `maxGpuMemory` (unset, "auto"). Two-expert models offload both experts' blocks
+   * and then need no expert swap.
+   */
+  offload?: boolean;
+  /**
+   * A cap on the device's memory, in bytes or as "24GiB": the device refuses to
+   * allocate past it (device.setMemoryLimit), and with `offload` unset the model
+   * offloads its blocks when a resident run would not fit under it.
+   */
+  maxGpuMemory?: number | string;
 }
+
+/** The load options about weight offload, as the CLI and server declare them. */
+export const OFFLOAD_OPTIONS = {
+  offload: {
+    flag: "--offload",
+    description:
+      "keep the transformer blocks' weights in host memory and copy each to the GPU one block ahead of its use (default: only when the model does not fit --max-gpu-memory)",
+  },
+  maxGpuMemory: {
+    flag: "--max-gpu-memory",
+    value: "SIZE",
+    description:
+      "cap the GPU memory Tessera allocates (e.g. 24GiB); weights are offloaded when the model would not fit under it",
+  },
+} as const;
 
 const COMPONENTS = ["transformer", "vae", "text_encoder", "tokenizer"] as const;
 
@@ -325,7 +356,35 @@ export async function loadWanComponents(
   };
   try {
     const tokenizer = await TextTokenizer.fromFile(join(root, "tokenizer", "tokenizer.json"));
-    const transformer = new WanTransformer(info.transformer, await load("transformer", device, dtype));
+    // Weight offload: chosen against the cap from a resident run's estimate at the
+    // model's default size; the transformer then loads into host memory and its
+    // blocks move to page-locked memory, the rest to the device.
+    const cap = opts.maxGpuMemory !== undefined ? parseByteSize(opts.maxGpuMemory) : null;
+    if (cap !== null && device.kind === "cuda") device.setMemoryLimit(cap);
+    const sizes = {
+      width: info.defaults.width ?? 832,
+      height: info.defaults.height ?? 480,
+      frames: info.defaults.frames ?? 81,
+    };
+    const resident = estimateMemory({
+      transformer: info.transformer,
+      vae: info.vae,
+      textParams: textDevice.name === device.name ? umt5ParameterCount(info.textEncoder) : 0,
+      dtype,
+      device: device.kind,
+      ...(info.transformer2 ? { transformer2: info.transformer2 } : {}),
+      ...sizes,
+    });
+    const offload = chooseOffload(opts.offload, cap, resident.total);
+    const transformer = new WanTransformer(
+      info.transformer,
+      await load("transformer", offload ? Device.cpu : device, dtype),
+    );
+    if (offload) {
+      const off = new BlockOffload(transformer.weights, info.transformer.num_layers, device);
+      await off.adopt();
+      transformer.offload = off;
+    }
     const vae = new WanVAE(info.vae, await load("vae", device, vaeDtype));
     const textEncoder = new UMT5Encoder(info.textEncoder, await load("text_encoder", textDevice, textDtype));
     // A second expert loads last: onto the device, or (swapping) into host memory.
@@ -343,14 +402,23 @@ export async function loadWanComponents(
         ...(info.defaults.height ? { height: info.defaults.height } : { height: 480 }),
         ...(info.defaults.frames ? { frames: info.defaults.frames } : { frames: 81 }),
       });
-      const swap = needsSwap(opts.expertSwap ?? "auto", {
-        device,
-        expertBytes: bytes,
-        workingBytes: Math.max(work.denoise, work.decode),
-      });
-      const w2 = await load("transformer_2", swap ? Device.cpu : device, dtype);
+      // With offload both experts' blocks are in host memory already: no swap.
+      const swap =
+        !offload &&
+        needsSwap(opts.expertSwap ?? "auto", {
+          device,
+          expertBytes: bytes,
+          workingBytes: Math.max(work.denoise, work.decode),
+        });
+      const w2 = await load("transformer_2", swap || offload ? Device.cpu : device, dtype);
+      const transformer2 = new WanTransformer(t2, w2);
+      if (offload) {
+        const off = new BlockOffload(w2, t2.num_layers, device);
+        await off.adopt();
+        transformer2.offload = off;
+      }
       second = {
-        transformer2: new WanTransformer(t2, w2),
+        transformer2,
         boundaryRatio: info.boundaryRatio as number,
         expertSwap: swap,
       };

@@ -18,6 +18,7 @@ import { type UMT5Config, umt5ParameterCount } from "../models/t5/config.js";
 import { parameterCount, type WanTransformerConfig } from "../models/wan/config.js";
 import { patchSize, spatialFactor, temporalFactor, type WanVaeConfig } from "../models/wan-vae/config.js";
 import { wanVaeParams } from "../models/wan-vae/params.js";
+import { blockParameterCount } from "./offload.js";
 
 const BYTES: Record<DType, number> = { f32: 4, bf16: 2, f16: 2, i32: 4, u8: 1 };
 const MiB = 2 ** 20;
@@ -41,6 +42,11 @@ export interface MemoryEstimateInput {
   transformer2?: WanTransformerConfig;
   /** With transformer2: only the running expert is on the device, the idle one in page-locked host memory. */
   expertSwap?: boolean;
+  /**
+   * Weight offload: the transformer blocks' weights wait in page-locked host memory
+   * and two blocks' worth of device memory holds them in turn (block-offload.ts).
+   */
+  offload?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -55,7 +61,7 @@ export interface MemoryEstimate {
   total: number;
   /** Two experts: the bytes of each expert's weights (in `weights` both, or with expertSwap the larger). */
   experts?: [number, number];
-  /** Two experts swapped: page-locked host memory for both experts' host copies (kept once made). */
+  /** Two experts swapped: page-locked host memory for both experts' host copies (kept once made); with offload, the blocks' host copies. */
   hostWeights?: number;
 }
 
@@ -70,16 +76,25 @@ export function estimateMemory(o: MemoryEstimateInput): MemoryEstimate {
   const { transformer: t, vae: v, width, height, frames } = o;
   const b = BYTES[o.dtype];
   // Two experts: both on the device, or (swapping) the larger one, the two copies in host memory.
+  // With offload a transformer keeps all but its blocks on the device, plus two blocks' slots.
+  const onDeviceParams = (c: WanTransformerConfig) =>
+    o.offload ? parameterCount(c) - (c.num_layers - 2) * blockParameterCount(c) : parameterCount(c);
+  const hostParams = (c: WanTransformerConfig) => (o.offload ? c.num_layers * blockParameterCount(c) : 0);
   const experts: [number, number] | null = o.transformer2
-    ? [parameterCount(t) * b, parameterCount(o.transformer2) * b]
+    ? [onDeviceParams(t) * b, onDeviceParams(o.transformer2) * b]
     : null;
   const onDevice = experts
     ? o.expertSwap
       ? Math.max(...experts)
       : experts[0] + experts[1]
-    : parameterCount(t) * b;
+    : onDeviceParams(t) * b;
   const weights = onDevice + (o.textParams + (o.imageParams ?? 0)) * b + vaeParameterCount(v) * 4;
-  const two = experts ? { experts, ...(o.expertSwap ? { hostWeights: experts[0] + experts[1] } : {}) } : {};
+  const offloaded = o.offload
+    ? { hostWeights: (hostParams(t) + (o.transformer2 ? hostParams(o.transformer2) : 0)) * b }
+    : {};
+  const two = experts
+    ? { experts, ...(o.expertSwap && !o.offload ? { hostWeights: experts[0] + experts[1] } : offloaded) }
+    : offloaded;
   const sf = spatialFactor(v);
   const tf = temporalFactor(v);
   const latentFrames = (frames - 1) / tf + 1;
@@ -133,6 +148,8 @@ export interface EstimablePipeline {
   /** A second expert, and whether the idle expert waits in host memory. */
   transformer2?: { config: WanTransformerConfig } | null;
   expertSwap?: boolean;
+  /** Whether the transformer blocks' weights wait in host memory (weight offload). */
+  offload?: boolean;
 }
 
 /** estimateMemory for a loaded pipeline, at its own dtype and device. */
@@ -148,6 +165,7 @@ export function estimatePipelineMemory(
     dtype: p.dtype,
     device: p.device.kind,
     ...(p.transformer2 ? { transformer2: p.transformer2.config, expertSwap: p.expertSwap === true } : {}),
+    ...(p.offload ? { offload: true } : {}),
     ...o,
   });
 }

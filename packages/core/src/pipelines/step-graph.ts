@@ -13,7 +13,7 @@ export interface StepGraphReport {
   state: "replayed" | "off" | "failed";
   /** Steps served by a replay. */
   replays: number;
-  /** Why the capture failed ("failed" only). */
+  /** Why the capture failed ("failed"), or why it was not tried ("off" under weight offload). */
   reason?: string;
 }
 

@@ -154,6 +154,8 @@ export interface GenerateResult {
   rewrite: RewriteResult | null;
   /** Whether the denoising step ran as a CUDA graph (`cudaGraph`). */
   stepGraph: StepGraphReport;
+  /** Whether the transformer blocks' weights were offloaded to host memory (see WanPipeline.offload). */
+  offload: boolean;
   /** Two-expert models: the boundary timestep, the steps each expert ran and the swaps of this run; null with one expert. */
   experts: { boundary: number; steps: [number, number]; swaps: number } | null;
 }
@@ -263,6 +265,11 @@ export class WanPipeline {
       );
     } else if (c.boundaryRatio !== undefined)
       throw new Error("WanPipeline: boundaryRatio is given but there is no transformer2 (the second expert)");
+  }
+
+  /** Whether the transformer blocks' weights wait in host memory, copied in one block ahead (weight offload). */
+  get offload(): boolean {
+    return this.transformer.offload !== null;
   }
 
   /** Whether only the running expert is kept on the device (two-expert models). */
@@ -393,6 +400,8 @@ export class WanPipeline {
     this.#cache.clear();
     this.#loras.dispose();
     this.#loras2?.dispose();
+    this.transformer.offload?.dispose();
+    this.transformer2?.offload?.dispose();
     this.transformer.weights.dispose();
     this.transformer2?.weights.dispose();
     this.#experts?.dispose();
@@ -621,8 +630,14 @@ export class WanPipeline {
       const total = r.steps - start;
       // A graph needs a CUDA device and a step without read-backs (the step cache has
       // one) or collectives (a split step has them).
-      const useGraph = r.cudaGraph && device.kind === "cuda" && !stepCache && !stepSplits;
+      // Weight offload copies each block in from host memory during the step, which a
+      // capture refuses: its steps run op by op, and the report says why.
+      const offloaded = this.offload;
+      const useGraph = r.cudaGraph && device.kind === "cuda" && !stepCache && !stepSplits && !offloaded;
       const stepGraph: StepGraphReport = { state: useGraph ? "replayed" : "off", replays: 0 };
+      if (offloaded && r.cudaGraph && device.kind === "cuda")
+        stepGraph.reason =
+          "weight offload: each step copies the transformer blocks in from host memory, which a CUDA graph cannot capture, so steps run op by op";
       const previewer =
         opts.preview && this.previewProjection
           ? new LatentPreviewer(this.previewProjection, opts.preview === true ? {} : opts.preview)
@@ -730,6 +745,7 @@ export class WanPipeline {
         prompt: prepared.prompt,
         rewrite: prepared.rewrite,
         stepGraph,
+        offload: offloaded,
         experts: this.boundary === null ? null : { boundary: this.boundary, steps: expertSteps, swaps },
       };
       latents = null;

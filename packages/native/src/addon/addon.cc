@@ -307,7 +307,22 @@ Napi::Value CopyAsync(const Napi::CallbackInfo& info) {
     // The device side does the copy (the host with itself: a queued memcpy).
     const bool to_device = d != host;
     Backend* by = to_device ? d : s;
-    by->copy_host(dst.data(), src.data(), dst.nbytes(), to_device, {dst.storage, src.storage});
+    // side: on the device's copy stream (Backend::copy_host_side), beside its compute.
+    const bool side = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+    if (side)
+      by->copy_host_side(dst.data(), src.data(), dst.nbytes(), to_device, {dst.storage, src.storage});
+    else
+      by->copy_host(dst.data(), src.data(), dst.nbytes(), to_device, {dst.storage, src.storage});
+    return env.Undefined();
+  });
+}
+
+// waitCopies(device): work submitted to `device` after this waits for the copies
+// made on its copy stream before it (copyAsync with side). A no-op on the CPU.
+Napi::Value WaitCopies(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    to_backend(info[0])->wait_side_copies();
     return env.Undefined();
   });
 }
@@ -578,6 +593,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("empty", Napi::Function::New(env, Empty));
   exports.Set("pinnedEmpty", Napi::Function::New(env, PinnedEmpty));
   exports.Set("copyAsync", Napi::Function::New(env, CopyAsync));
+  exports.Set("waitCopies", Napi::Function::New(env, WaitCopies));
   exports.Set("view", Napi::Function::New(env, View));
   exports.Set("op", Napi::Function::New(env, Op));
   exports.Set("opNames", Napi::Function::New(env, OpNames));

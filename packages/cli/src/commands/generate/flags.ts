@@ -2,7 +2,13 @@
 // precision, GPUs) are declared here; those that set a generation parameter are
 // the CLI spellings of @tessera/core/params, so a parameter declared there is a
 // flag here, with its parsing, range and help, without an edit.
-import { EXPERT_SWAPS, type ExpertSwap, type GenerateOptions } from "@tessera/core";
+import {
+  EXPERT_SWAPS,
+  type ExpertSwap,
+  type GenerateOptions,
+  OFFLOAD_OPTIONS,
+  parseByteSize,
+} from "@tessera/core";
 import { cliName, type ParamSpec, paramsOn } from "@tessera/core/params";
 import { type Device, type DType, defaultDevice } from "@tessera/native";
 import { UsageError } from "../../args.js";
@@ -54,6 +60,12 @@ const RUN_FLAGS = {
     default: "auto",
     description:
       "two-expert models (Wan2.2 A14B): keep the idle expert in host memory and swap it in at the boundary (always), keep both on the device (never), or swap when both do not fit (auto)",
+  },
+  offload: { kind: "boolean", description: OFFLOAD_OPTIONS.offload.description },
+  "max-gpu-memory": {
+    kind: "string",
+    value: OFFLOAD_OPTIONS.maxGpuMemory.value,
+    description: OFFLOAD_OPTIONS.maxGpuMemory.description,
   },
   gpus: {
     kind: "string",
@@ -150,6 +162,10 @@ export interface GenerateRequest {
   vaeDtype: DType;
   /** Two-expert models: where the idle expert waits (--expert-swap). */
   expertSwap: ExpertSwap;
+  /** Weight offload: true (--offload), or undefined to offload only when the model does not fit maxGpuMemory. */
+  offload: true | undefined;
+  /** --max-gpu-memory in bytes. */
+  maxGpuMemory: number | undefined;
   /** generate() options from the flags, without the inputs (read once the size is known). */
   options: GenerateOptions;
   /** Input files, resolved to absolute paths. */
@@ -208,6 +224,14 @@ export function readGenerateFlags(argv: string[]): GenerateRequest {
 
   const { options, files, cliOnly } = paramValues(values);
   checkCombinations(options, files, values.gpus);
+  let maxGpuMemory: number | undefined;
+  if (values["max-gpu-memory"] !== undefined) {
+    try {
+      maxGpuMemory = parseByteSize(values["max-gpu-memory"], "--max-gpu-memory");
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   const resolved: Partial<Record<InputName, string>> = {};
   for (const [key, path] of Object.entries(files) as [InputName, string][])
     resolved[key] = checkInput(cliName(key), path);
@@ -219,6 +243,8 @@ export function readGenerateFlags(argv: string[]): GenerateRequest {
     dtype,
     vaeDtype,
     expertSwap: values["expert-swap"],
+    offload: values.offload ? true : undefined,
+    maxGpuMemory,
     options: { ...options, prompt },
     files: resolved,
     fps: cliOnly.fps as number | undefined,

@@ -60,6 +60,7 @@ export function buildReport(f: RunFacts, result: GenerateResult, written: Writte
       : {}),
     ...(o.stepCache !== undefined ? { stepCache: o.stepCache, fullSteps: result.fullSteps } : {}),
     stepGraph: result.stepGraph,
+    ...(result.offload ? { offload: true } : {}),
     // An explicit schedule runs the Euler sampler.
     scheduler: schedule ? "euler" : (o.scheduler ?? f.defaults.scheduler),
     shift: o.shift ?? f.defaults.shift,

@@ -28,6 +28,7 @@ import {
 } from "@tessera/native";
 import type { WeightStore } from "../../weights/store.js";
 import { andThen, type MaybePromise, syncResult } from "../maybe-async.js";
+import type { BlockOffload } from "./block-offload.js";
 import { innerDim, validateWanConfig, type WanTransformerConfig } from "./config.js";
 import { embedImage, hasImageInput, imageAttention } from "./image.js";
 import { wanTransformerParams } from "./params.js";
@@ -99,6 +100,11 @@ interface Embedded {
 
 export class WanTransformer {
   readonly dim: number;
+  /**
+   * Weight offload (block-offload.ts): when set, the blocks' weights wait in host
+   * memory and each block is copied in as the forward reaches it, one block ahead.
+   */
+  offload: BlockOffload | null = null;
 
   constructor(
     readonly config: WanTransformerConfig,
@@ -182,11 +188,13 @@ export class WanTransformer {
   // activations are alive at a time, not every block's output until the forward ends.
   private blocks(s: Embedded, x: Tensor, from: number, to: number, own = false): MaybePromise<Tensor> {
     for (let i = from; i < to; i++) {
+      this.offload?.enter(i);
       const xi = x;
       const y = scope(() => this.block(i, xi, s, own || i > from));
       if (y instanceof Promise) return y.then((next) => this.blocks(s, next, i + 1, to, true));
       x = y;
     }
+    this.offload?.park();
     return x;
   }
 
