@@ -21,15 +21,16 @@ import { buildWordLevelTokenizerJson } from "../tokenizer/wordlevel.js";
 import type { RgbImage } from "../video/frames.js";
 import { readImage } from "../video/io.js";
 import { loadWeights } from "../weights/load.js";
+import type { Check } from "./checks.js";
 import {
-  type Check,
   type Ctx,
   compare,
   type Golden,
   type GoldenResult,
   input,
   openGolden,
-} from "./checks.js";
+  withGolden,
+} from "./fixture.js";
 
 export const I2V_FIXTURES = [
   "clip_vision",
@@ -234,9 +235,7 @@ async function transformerCheck(
   kind: "i2v" | "flf2v",
   name: string,
 ) {
-  const g = await openGolden<WanTransformerConfig>(ctx, `wan_${kind}_transformer`);
-  const track: Tensor[] = [];
-  try {
+  await withGolden<WanTransformerConfig>(ctx, `wan_${kind}_transformer`, async (g, track) => {
     const model = new WanTransformer(g.config, g.weights);
     const y = model.forward({
       latents: await input(ctx, g, "latents", track),
@@ -247,10 +246,7 @@ async function transformerCheck(
     });
     track.push(y);
     emit(await compare(ctx, g, name, "velocity", y));
-  } finally {
-    for (const t of track) t.dispose();
-    g.dispose();
-  }
+  });
 }
 
 export const I2V_CHECKS: readonly Check[] = [
@@ -258,9 +254,7 @@ export const I2V_CHECKS: readonly Check[] = [
     fixture: "clip_vision",
     names: CLIP_NAMES,
     async run(ctx, emit) {
-      const g = await openGolden<ClipVisionConfig>(ctx, "clip_vision");
-      const track: Tensor[] = [];
-      try {
+      await withGolden<ClipVisionConfig>(ctx, "clip_vision", async (g, track) => {
         const proc = clipImageProcessorFromJson(JSON.parse(g.meta.image_processor as string));
         const px = clipPixels(await image(ctx), proc, ctx.device);
         track.push(px);
@@ -280,10 +274,7 @@ export const I2V_CHECKS: readonly Check[] = [
         const all = enc.encode(x, g.config.num_hidden_layers);
         track.push(all);
         emit(await compare(ctx, g, d, "last_hidden_state_prenorm", all));
-      } finally {
-        for (const t of track) t.dispose();
-        g.dispose();
-      }
+      });
     },
   },
   {
