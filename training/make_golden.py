@@ -51,6 +51,36 @@ from tessera_ref import (  # noqa: E402
 
 FORMAT = "tessera-golden/1"
 
+
+def fixture_meta(model, config, seed, desc, generator, *, reference, bf16=None, layout=None, params=None, extra=None):
+    """A fixture's __metadata__, in the one key order every make_golden*.py writes (the
+    order is part of the file's bytes): params (the run's settings) go before the seed,
+    bf16 and layout only where given, extra last. generator names the script."""
+    meta = {
+        "format": FORMAT,
+        "model": model,
+        "config": json.dumps(config),
+        **(params or {}),
+        "seed": str(seed),
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "reference": reference,
+    }
+    if bf16 is not None:
+        meta["bf16"] = bf16
+    if layout is not None:
+        meta["layout"] = layout
+    meta["tensors"] = json.dumps(desc)
+    meta["generator"] = f"training/{generator} (training/tessera_ref)"
+    meta.update(extra or {})
+    return meta
+
+
+def bf16_note(gpu):
+    """What output_bf16.* holds: autocast on the named GPU, or nothing without one."""
+    return f"torch.autocast bfloat16 on {gpu}" if gpu else "not run (no GPU)"
+
 # WAN_TINY in packages/core/src/models/wan/config.ts.
 TRANSFORMER_CONFIG = {
     "patch_size": [1, 2, 2],
@@ -467,21 +497,17 @@ def main():
         made = makers[name](run, args.seed)
         tensors, config, desc = made[:3]
         extra = made[3] if len(made) > 3 else {}
-        meta = {
-            "format": FORMAT,
-            "model": name,
-            "config": json.dumps(config),
-            "seed": str(args.seed),
-            "torch_version": torch.__version__,
-            "numpy_version": np.__version__,
-            "python_version": platform.python_version(),
-            "reference": f"float64 on {args.device} from the float32 weights and inputs stored here",
-            "bf16": f"torch.autocast bfloat16 on {gpu}" if gpu else "not run (no GPU)",
-            "layout": LAYOUT,
-            "tensors": json.dumps(desc),
-            "generator": "training/make_golden.py (training/tessera_ref)",
-            **extra,
-        }
+        meta = fixture_meta(
+            name,
+            config,
+            args.seed,
+            desc,
+            "make_golden.py",
+            reference=f"float64 on {args.device} from the float32 weights and inputs stored here",
+            bf16=bf16_note(gpu),
+            layout=LAYOUT,
+            extra=extra,
+        )
         path = os.path.join(args.out, f"{name}.safetensors")
         size = write_safetensors(path, tensors, meta)
         total += size

@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 
@@ -34,7 +33,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from make_golden import (  # noqa: E402
-    FORMAT,
+    bf16_note,
+    fixture_meta,
     LAYOUT,
     Run,
     channels_first,
@@ -280,21 +280,17 @@ def main():
         t0 = time.time()
         print(f"{name}:")
         tensors, config, desc, extra = maker(run, args.seed)
-        meta = {
-            "format": FORMAT,
-            "model": name,
-            "config": json.dumps(config),
-            "seed": str(args.seed),
-            "torch_version": torch.__version__,
-            "numpy_version": np.__version__,
-            "python_version": platform.python_version(),
-            "reference": f"float64 on {args.device} from the float32 weights and inputs stored here",
-            "bf16": f"torch.autocast bfloat16 on {gpu}" if gpu else "not run (no GPU)",
-            "layout": LAYOUT,
-            "tensors": json.dumps(desc),
-            "generator": "training/make_golden_ti2v.py (training/tessera_ref)",
-            **extra,
-        }
+        meta = fixture_meta(
+            name,
+            config,
+            args.seed,
+            desc,
+            "make_golden_ti2v.py",
+            reference=f"float64 on {args.device} from the float32 weights and inputs stored here",
+            bf16=bf16_note(gpu),
+            layout=LAYOUT,
+            extra=extra,
+        )
         path = os.path.join(args.out, f"{name}.safetensors")
         size = write_safetensors(path, tensors, meta)
         print(f"  wrote {path}: {size / 1024:.0f} KiB ({time.time() - t0:.1f} s)")
