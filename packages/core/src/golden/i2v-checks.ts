@@ -15,7 +15,7 @@ import type { WanTransformerConfig } from "../models/wan/config.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import type { WanVaeConfig } from "../models/wan-vae/config.js";
 import { WanVAE } from "../models/wan-vae/vae.js";
-import { WanPipeline } from "../pipelines/wan.js";
+import { type GenerateResult, WanPipeline } from "../pipelines/wan.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { buildWordLevelTokenizerJson } from "../tokenizer/wordlevel.js";
 import type { RgbImage } from "../video/frames.js";
@@ -82,21 +82,57 @@ class FixedTextPipeline extends WanPipeline {
   }
 }
 
+// The settings a pipeline fixture's metadata gives its runs.
+interface PipelineSettings {
+  width: number;
+  height: number;
+  frames: number;
+  seed: number;
+  sigmas: number[];
+  shift: number;
+  guidance: number;
+  text_length: number;
+}
+
+// One fixture run: its prompt embeddings as the texts, generate() from the committed
+// image (mirrored as the last frame too where `endImage`), the outputs tracked.
+async function generateFromImage(
+  ctx: Ctx,
+  g: Golden<unknown>,
+  pipe: FixedTextPipeline,
+  p: PipelineSettings,
+  track: Tensor[],
+  endImage: boolean,
+  extra: { guidance2?: number } = {},
+): Promise<GenerateResult> {
+  pipe.texts.set("golden prompt", await input(ctx, g, "prompt_embeds", track));
+  pipe.texts.set("golden negative", await input(ctx, g, "negative_prompt_embeds", track));
+  const first = await image(ctx);
+  const res = await pipe.generate({
+    prompt: "golden prompt",
+    negativePrompt: "golden negative",
+    width: p.width,
+    height: p.height,
+    frames: p.frames,
+    seed: p.seed,
+    sigmas: p.sigmas,
+    shift: p.shift,
+    guidance: p.guidance,
+    ...extra,
+    image: first,
+    ...(endImage ? { endImage: mirrored(first) } : {}),
+    rewrite: false,
+  });
+  track.push(res.video, res.latents);
+  return res;
+}
+
 async function pipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind: "i2v" | "flf2v") {
   const g = await openGolden<Record<string, unknown>>(ctx, "wan_i2v_pipeline");
   const opened: Golden<unknown>[] = [g];
   const track: Tensor[] = [];
   try {
-    const p = JSON.parse(g.meta.pipeline as string) as {
-      width: number;
-      height: number;
-      frames: number;
-      seed: number;
-      sigmas: number[];
-      shift: number;
-      guidance: number;
-      text_length: number;
-    };
+    const p = JSON.parse(g.meta.pipeline as string) as PipelineSettings;
     const tg = await openGolden<WanTransformerConfig>(ctx, `wan_${kind}_transformer`);
     opened.push(tg);
     const vg = await openGolden<WanVaeConfig>(ctx, "wan_vae");
@@ -116,24 +152,7 @@ async function pipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind: "i
       },
     });
     try {
-      pipe.texts.set("golden prompt", await input(ctx, g, "prompt_embeds", track));
-      pipe.texts.set("golden negative", await input(ctx, g, "negative_prompt_embeds", track));
-      const first = await image(ctx);
-      const res = await pipe.generate({
-        prompt: "golden prompt",
-        negativePrompt: "golden negative",
-        width: p.width,
-        height: p.height,
-        frames: p.frames,
-        seed: p.seed,
-        sigmas: p.sigmas,
-        shift: p.shift,
-        guidance: p.guidance,
-        image: first,
-        ...(kind === "flf2v" ? { endImage: mirrored(first) } : {}),
-        rewrite: false,
-      });
-      track.push(res.video, res.latents);
+      const res = await generateFromImage(ctx, g, pipe, p, track, kind === "flf2v");
       emit(await compare(ctx, g, PIPELINE_NAMES[kind], `latents_${kind}`, res.latents));
     } finally {
       text.dispose();
@@ -153,17 +172,9 @@ async function a14bPipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind
   const opened: Golden<unknown>[] = [g];
   const track: Tensor[] = [];
   try {
-    const p = JSON.parse(g.meta.pipeline as string) as {
-      width: number;
-      height: number;
-      frames: number;
-      seed: number;
-      sigmas: number[];
-      shift: number;
-      guidance: number;
+    const p = JSON.parse(g.meta.pipeline as string) as PipelineSettings & {
       guidance_2: number;
       boundary_ratio: number;
-      text_length: number;
     };
     const vg = await openGolden<WanVaeConfig>(ctx, "wan_vae");
     opened.push(vg);
@@ -189,25 +200,9 @@ async function a14bPipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind
       textLength: p.text_length,
     });
     try {
-      pipe.texts.set("golden prompt", await input(ctx, g, "prompt_embeds", track));
-      pipe.texts.set("golden negative", await input(ctx, g, "negative_prompt_embeds", track));
-      const first = await image(ctx);
-      const res = await pipe.generate({
-        prompt: "golden prompt",
-        negativePrompt: "golden negative",
-        width: p.width,
-        height: p.height,
-        frames: p.frames,
-        seed: p.seed,
-        sigmas: p.sigmas,
-        shift: p.shift,
-        guidance: p.guidance,
+      const res = await generateFromImage(ctx, g, pipe, p, track, kind === "flf", {
         guidance2: p.guidance_2,
-        image: first,
-        ...(kind === "flf" ? { endImage: mirrored(first) } : {}),
-        rewrite: false,
       });
-      track.push(res.video, res.latents);
       const r = await compare(ctx, g, A14B_NAMES[kind], `latents_${kind}`, res.latents, undefined, 1e-3);
       // Each expert ran the steps the reference gave it.
       const want = Array.from((await g.data.get("output.experts").toTypedArray()) as Int32Array);
