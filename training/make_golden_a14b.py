@@ -37,7 +37,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from make_golden import TRANSFORMER_CONFIG, fixture_meta, channels_first, channels_last, default_std, f32, load, random_weights  # noqa: E402
+from make_golden import TRANSFORMER_CONFIG, channels_first, channels_last, default_std, f32, fixture_meta, load, random_weights  # noqa: E402
 from tessera_ref import WanTransformer, sample_two_experts, tessera_randn, write_safetensors  # noqa: E402
 
 DEFAULT_OUT = os.path.join(HERE, "..", "packages", "core", "test-fixtures", "golden")

@@ -44,7 +44,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from make_golden import LAYOUT, bf16_note, fixture_meta, TRANSFORMER_CONFIG, VAE_CONFIG, channels_first, channels_last, default_std, f32, load, random_weights  # noqa: E402
+from make_golden import LAYOUT, TRANSFORMER_CONFIG, VAE_CONFIG, bf16_note, channels_first, channels_last, default_std, f32, fixture_meta, load, random_weights  # noqa: E402
 from tessera_ref import ClipVisionModel, WanTransformer, WanVAE, expert_at, read_safetensors, tessera_randn, write_safetensors  # noqa: E402
 from tessera_ref.clip_vision import image_processor_config, preprocess  # noqa: E402
 

@@ -33,16 +33,17 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from make_golden import (  # noqa: E402
-    bf16_note,
-    fixture_meta,
     LAYOUT,
     Run,
+    bf16_note,
     channels_first,
     channels_last,
     default_std,
     f32,
+    fixture_meta,
     load,
     random_weights,
+    vae_fixture,
 )
 from tessera_ref import WanTransformer, WanVAE, tessera_randn, write_safetensors  # noqa: E402
 
@@ -118,26 +119,7 @@ def make_vae(run: Run, seed: int):
     latents = f32(rng.standard_normal((1, 3, 2, 2, c["z_dim"])))
     inputs = {"video": torch.from_numpy(video), "decode_latents": torch.from_numpy(latents)}
 
-    def fn(m: WanVAE, x):
-        moments = m.encode(channels_first(x["video"]))
-        return {
-            "encode_moments": channels_last(moments),
-            "encode_latents": channels_last(m.normalize_latents(moments[:, : c["z_dim"]])),
-            "decode": channels_last(m.decode(channels_first(x["decode_latents"]))),
-        }
-
-    ref, bf16 = run("wan22_vae", lambda: WanVAE(c), weights, inputs, fn)
-    clamped = float((ref["decode"].abs() >= 1.0).double().mean())
-    print(f"  wan22_vae: {100 * clamped:.2f}% of decoded values at the clamp")
-    tensors = dict(weights)
-    tensors.update({f"input.{k}": v for k, v in inputs.items()})
-    mean = torch.tensor(c["latents_mean"], dtype=torch.float64)
-    std = torch.tensor(c["latents_std"], dtype=torch.float64)
-    tensors["input.decode_latents_normalized"] = f32((inputs["decode_latents"].double() - mean) / std)
-    for k, v in ref.items():
-        tensors[f"output.{k}"] = f32(v)
-    for k, v in bf16.items():
-        tensors[f"output_bf16.{k}"] = f32(v)
+    tensors = vae_fixture(run, "wan22_vae", c, weights, inputs)
     desc = {
         "input.video": "video in [-1, 1] [1, 5, 32, 32, 3]; patchified 2x2, encoded in chunks of 1, 4 frames",
         "input.decode_latents": "raw latents [1, 3, 2, 2, z_dim] (post_quant_conv input)",
