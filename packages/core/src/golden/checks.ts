@@ -32,6 +32,7 @@ import {
   releasedResult,
   withGolden,
 } from "./fixture.js";
+import { forwardCheck } from "./forward.js";
 import { I2V_CHECKS, I2V_FIXTURES } from "./i2v-checks.js";
 import { TI2V_CHECKS } from "./ti2v-checks.js";
 
@@ -71,17 +72,7 @@ const CHECKS: readonly Check[] = [
     names: ["Wan transformer: forward", "Wan transformer: releases every tensor"],
     async run(ctx, emit) {
       const before = liveTensorCount();
-      await withGolden<WanTransformerConfig>(ctx, "wan_transformer", async (g, track) => {
-        const model = new WanTransformer(g.config, g.weights);
-        const y = model.forward({
-          latents: await input(ctx, g, "latents", track),
-          // timestep_embedding takes f32 timesteps whatever the run dtype.
-          timesteps: await input(ctx, g, "timesteps", track, true),
-          context: await input(ctx, g, "context", track),
-        });
-        track.push(y);
-        emit(await compare(ctx, g, "Wan transformer: forward", "velocity", y));
-      });
+      emit(await forwardCheck(ctx, "wan_transformer", "Wan transformer: forward"));
       emit(releasedResult("Wan transformer: releases every tensor", before));
     },
   },

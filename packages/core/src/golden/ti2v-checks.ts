@@ -12,6 +12,7 @@ import { randomWanComponents } from "../pipelines/model-folder.js";
 import { WanPipeline } from "../pipelines/wan.js";
 import type { Check } from "./checks.js";
 import { compare, input, openGolden, withGolden } from "./fixture.js";
+import { forwardCheck } from "./forward.js";
 
 /** The multi-step pipeline bound in f32 (single forwards: 1e-4). */
 const PIPELINE_BOUND = 1e-3;
@@ -52,19 +53,8 @@ export const TI2V_CHECKS: readonly Check[] = [
   {
     fixture: "wan_ti2v",
     names: [FORWARD],
-    async run(ctx, emit) {
-      await withGolden<WanTransformerConfig>(ctx, "wan_ti2v", async (g, track) => {
-        const model = new WanTransformer(g.config, g.weights);
-        const y = model.forward({
-          latents: await input(ctx, g, "latents", track),
-          // [B, token frames], f32 whatever the run dtype.
-          timesteps: await input(ctx, g, "timesteps", track, true),
-          context: await input(ctx, g, "context", track),
-        });
-        track.push(y);
-        emit(await compare(ctx, g, FORWARD, "velocity", y));
-      });
-    },
+    // Timesteps [B, token frames].
+    run: async (ctx, emit) => emit(await forwardCheck(ctx, "wan_ti2v", FORWARD)),
   },
   {
     fixture: "wan_ti2v",
