@@ -4,7 +4,7 @@
 import { rm } from "node:fs/promises";
 import { createServer, type TesseraServer } from "../app.js";
 import type { VideoGenerator } from "../generator.js";
-import { loadPipelineGenerator } from "../pipeline-generator.js";
+import { loadPipelineGenerator, type PipelineGeneratorOptions } from "../pipeline-generator.js";
 import { tempDir } from "./harness.js";
 
 export interface RandomModelServer {
@@ -27,6 +27,8 @@ export interface RandomModelServerOptions {
   name?: string;
   /** Changes the written model folder before the pipeline loads it. */
   prepare?: (modelDir: string) => Promise<void>;
+  /** More generator options (an output format, a LoRA folder). */
+  generator?: Omit<PipelineGeneratorOptions, "modelDir" | "device" | "name">;
 }
 
 export async function startRandomModelServer(o: RandomModelServerOptions): Promise<RandomModelServer> {
@@ -34,7 +36,12 @@ export async function startRandomModelServer(o: RandomModelServerOptions): Promi
   const dataDir = await tempDir();
   await o.core.writeRandomWanModel(modelDir, { config: o.config, seed: o.seed ?? 0 });
   await o.prepare?.(modelDir);
-  const gen = await loadPipelineGenerator({ modelDir, device: "cpu", name: o.name ?? o.config });
+  const gen = await loadPipelineGenerator({
+    ...o.generator,
+    modelDir,
+    device: "cpu",
+    name: o.name ?? o.config,
+  });
   const srv = await createServer({ dataDir, generator: gen, port: 0, rateLimit: false });
   const url = await srv.listen();
   return {
