@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from make_golden import (  # noqa: E402
     LAYOUT,
+    TRANSFORMER_CONFIG,
     Run,
     bf16_note,
     channels_first,
@@ -71,21 +72,7 @@ VAE22_CONFIG = {
 }
 
 # WAN_TINY with the VAE's 8 latent channels (the engine's "tiny-ti2v" transformer).
-TI2V_CONFIG = {
-    "patch_size": [1, 2, 2],
-    "num_attention_heads": 2,
-    "attention_head_dim": 24,
-    "in_channels": 8,
-    "out_channels": 8,
-    "text_dim": 32,
-    "freq_dim": 32,
-    "ffn_dim": 96,
-    "num_layers": 2,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-6,
-    "rope_max_seq_len": 1024,
-}
+TI2V_CONFIG = {**TRANSFORMER_CONFIG, "in_channels": 8, "out_channels": 8}
 
 # The pipeline run (packages/core/src/golden/ti2v-checks.ts passes the same options).
 PIPE = {
