@@ -57,6 +57,32 @@ def ncdhw(x):
     return x.permute(0, 4, 1, 2, 3).contiguous()
 
 
+def diffusers_wan(weights, config):
+    """diffusers' WanTransformer3DModel with a fixture's config and weights, in float64
+    for inference: how every check here builds the upstream model."""
+    from diffusers import WanTransformer3DModel
+
+    m = WanTransformer3DModel(**{**config, "patch_size": tuple(config["patch_size"])})
+    m.load_state_dict(weights, strict=True)
+    return m.double().eval()
+
+
+def diffusers_experts(t, config):
+    """The two experts of a two-expert fixture (transformer.*, transformer_2.*)."""
+    return [
+        diffusers_wan({k[len(prefix) + 1 :]: v.double() for k, v in t.items() if k.startswith(prefix + ".")}, config)
+        for prefix in ("transformer", "transformer_2")
+    ]
+
+
+def guided(m, inp, tt, pos, neg, g):
+    """One classifier-free-guided velocity as diffusers' Wan pipelines take it: the
+    unconditional prediction plus g times the conditional one's difference from it."""
+    v = m(hidden_states=inp, timestep=tt, encoder_hidden_states=pos, return_dict=False)[0]
+    vn = m(hidden_states=inp, timestep=tt, encoder_hidden_states=neg, return_dict=False)[0]
+    return vn + g * (v - vn)
+
+
 def check_umt5(golden):
     from transformers import UMT5Config, UMT5EncoderModel
 
@@ -99,12 +125,8 @@ def check_umt5(golden):
 
 
 def check_transformer(golden):
-    from diffusers import WanTransformer3DModel
-
     w, t, c = split(os.path.join(golden, "wan_transformer.safetensors"))
-    m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
-    m.load_state_dict(w, strict=True)
-    m = m.double().eval()
+    m = diffusers_wan(w, c)
     with torch.no_grad():
         out = m(
             hidden_states=ncdhw(t["input.latents"]).double(),
@@ -168,12 +190,8 @@ def check_clip(golden):
 
 def check_i2v_transformer(golden, name):
     """wan_i2v_transformer / wan_flf2v_transformer against diffusers' WanTransformer3DModel."""
-    from diffusers import WanTransformer3DModel
-
     w, t, c = split(os.path.join(golden, f"{name}.safetensors"))
-    m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
-    m.load_state_dict(w, strict=True)
-    m = m.double().eval()
+    m = diffusers_wan(w, c)
     image = t["input.image"].double()
     if c.get("pos_embed_seq_len"):
         # diffusers takes FLF2V's two images along the batch ([2B, tokens, dim]) and joins them.
@@ -211,13 +229,11 @@ def check_pipeline(golden):
     against diffusers' own WanPipeline with WanTransformer3DModel and its UniPC / Euler
     scheduler, float64 on the CPU; and the same loop written out over diffusers' scheduler,
     so a pipeline that cannot be built without a VAE or text encoder still checks the sampler."""
-    from diffusers import WanPipeline, WanTransformer3DModel
+    from diffusers import WanPipeline
 
     t_all, meta = read_safetensors(os.path.join(golden, "wan_pipeline.safetensors"))
     w, _, c = split(os.path.join(golden, "wan_transformer.safetensors"))
-    m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
-    m.load_state_dict(w, strict=True)
-    m = m.double().eval()
+    m = diffusers_wan(w, c)
     pos = torch.from_numpy(t_all["input.prompt_embeds"]).double()
     neg = torch.from_numpy(t_all["input.negative_prompt_embeds"]).double()
     for case in json.loads(meta["cases"]):
@@ -233,9 +249,7 @@ def check_pipeline(golden):
             for t in s.timesteps:
                 inp = x.double()
                 tt = t.expand(1)
-                v = m(hidden_states=inp, timestep=tt, encoder_hidden_states=pos, return_dict=False)[0]
-                vn = m(hidden_states=inp, timestep=tt, encoder_hidden_states=neg, return_dict=False)[0]
-                v = vn + case["guidance"] * (v - vn)
+                v = guided(m, inp, tt, pos, neg, case["guidance"])
                 x = s.step(v, t, x, return_dict=False)[0]
         report(f"pipeline {n} ({what}) vs diffusers scheduler + transformer", rel(x, ref), 1e-4,
                "diffusers keeps σ in f32 and the latents in f32 between steps")  # fmt: skip
@@ -284,13 +298,11 @@ def check_ti2v(golden):
     (its expand_timesteps path), and the TI2V image-to-video run against the loop of
     diffusers' WanImageToVideoPipeline with expand_timesteps (mask blend, timestep = mask·t,
     classifier-free guidance, FlowMatchEulerDiscreteScheduler from the same sigmas)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler
 
     w, t, c = split(os.path.join(golden, "wan_ti2v.safetensors"))
     p = json.loads(read_safetensors(os.path.join(golden, "wan_ti2v.safetensors"))[1]["pipeline"])
-    m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
-    m.load_state_dict(w, strict=True)
-    m = m.double().eval()
+    m = diffusers_wan(w, c)
     with torch.no_grad():
         out = m(
             hidden_states=ncdhw(t["input.latents"]).double(),
@@ -335,17 +347,12 @@ def check_a14b_schedule(golden):
     with WanPipeline's rule for the expert of each step (t >= boundary_ratio * 1000: the
     first, with guidance_scale; else the second, with guidance_scale_2), then diffusers'
     WanPipeline itself with transformer_2 and boundary_ratio, float64 on the CPU."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
 
     raw, meta = read_safetensors(os.path.join(golden, "wan_a14b_schedule.safetensors"))
     t = {k: torch.from_numpy(v) for k, v in raw.items()}
     c = json.loads(meta["config"])
-    experts = []
-    for prefix in ("transformer", "transformer_2"):
-        m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
-        sd = {k[len(prefix) + 1 :]: v.double() for k, v in t.items() if k.startswith(prefix + ".")}
-        m.load_state_dict(sd, strict=True)
-        experts.append(m.double().eval())
+    experts = diffusers_experts(t, c)
     ratio, shift = float(meta["boundary_ratio"]), float(meta["shift"])
     g1, g2 = float(meta["guidance"]), float(meta["guidance_2"])
     sigmas = [float(x) for x in t["input.sigmas"]]
@@ -373,9 +380,7 @@ def check_a14b_schedule(golden):
             chosen.append(e)
             m, g = experts[e], (g1 if e == 0 else g2)
             inp, tt = x.double(), ts.expand(1)
-            v = m(hidden_states=inp, timestep=tt, encoder_hidden_states=pos, return_dict=False)[0]
-            vn = m(hidden_states=inp, timestep=tt, encoder_hidden_states=neg, return_dict=False)[0]
-            x = s.step(vn + g * (v - vn), ts, x, return_dict=False)[0]
+            x = s.step(guided(m, inp, tt, pos, neg, g), ts, x, return_dict=False)[0]
     print(f"  a14b: timesteps {[round(float(v), 2) for v in s.timesteps]}, experts {chosen} (fixture {want})")
     report("a14b expert per step vs diffusers' rule", float(sum(a != b for a, b in zip(chosen, want))), 0.0,
            "count of steps with another expert")  # fmt: skip
@@ -415,19 +420,14 @@ def check_i2v_a14b(golden):
     WanTransformer3DModel with WanImageToVideoPipeline's rules, then
     WanImageToVideoPipeline itself with transformer_2 and boundary_ratio and no image
     encoder, float64 on the CPU (the pipeline keeps the latents and condition in f32)."""
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
     from PIL import Image
 
     raw, meta = read_safetensors(os.path.join(golden, "wan_i2v_a14b_pipeline.safetensors"))
     t = {k: torch.from_numpy(v) for k, v in raw.items()}
     c = json.loads(meta["config"])["transformer"]
     p = json.loads(meta["pipeline"])
-    experts = []
-    for prefix in ("transformer", "transformer_2"):
-        m = WanTransformer3DModel(**{**c, "patch_size": tuple(c["patch_size"])})
-        sd = {k[len(prefix) + 1 :]: v.double() for k, v in t.items() if k.startswith(prefix + ".")}
-        m.load_state_dict(sd, strict=True)
-        experts.append(m.double().eval())
+    experts = diffusers_experts(t, c)
     vw, _, vc = split(os.path.join(golden, "wan_vae.safetensors"))
     keys = ["base_dim", "z_dim", "dim_mult", "num_res_blocks", "attn_scales", "temperal_downsample", "dropout",
             "latents_mean", "latents_std"]  # fmt: skip
@@ -477,9 +477,7 @@ def check_i2v_a14b(golden):
             chosen.append(e)
             m, g = experts[e], (p["guidance"] if e == 0 else p["guidance_2"])
             inp, tt = torch.cat([x.double(), condition], 1), ts.expand(1)
-            v = m(hidden_states=inp, timestep=tt, encoder_hidden_states=pos, return_dict=False)[0]
-            vn = m(hidden_states=inp, timestep=tt, encoder_hidden_states=neg, return_dict=False)[0]
-            x = s.step(vn + g * (v - vn), ts, x, return_dict=False)[0]
+            x = s.step(guided(m, inp, tt, pos, neg, g), ts, x, return_dict=False)[0]
         report(f"i2v-a14b {name} expert per step vs diffusers' rule", float(sum(a != b for a, b in zip(chosen, want))),
                0.0, f"ran {chosen}")  # fmt: skip
         report(f"i2v-a14b {name} latents vs diffusers VAE + scheduler + transformers", rel(x, ref), 1e-4,

@@ -51,6 +51,36 @@ from tessera_ref import (  # noqa: E402
 
 FORMAT = "tessera-golden/1"
 
+
+def fixture_meta(model, config, seed, desc, generator, *, reference, bf16=None, layout=None, params=None, extra=None):
+    """A fixture's __metadata__, in the one key order every make_golden*.py writes (the
+    order is part of the file's bytes): params (the run's settings) go before the seed,
+    bf16 and layout only where given, extra last. generator names the script."""
+    meta = {
+        "format": FORMAT,
+        "model": model,
+        "config": json.dumps(config),
+        **(params or {}),
+        "seed": str(seed),
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "reference": reference,
+    }
+    if bf16 is not None:
+        meta["bf16"] = bf16
+    if layout is not None:
+        meta["layout"] = layout
+    meta["tensors"] = json.dumps(desc)
+    meta["generator"] = f"training/{generator} (training/tessera_ref)"
+    meta.update(extra or {})
+    return meta
+
+
+def bf16_note(gpu):
+    """What output_bf16.* holds: autocast on the named GPU, or nothing without one."""
+    return f"torch.autocast bfloat16 on {gpu}" if gpu else "not run (no GPU)"
+
 # WAN_TINY in packages/core/src/models/wan/config.ts.
 TRANSFORMER_CONFIG = {
     "patch_size": [1, 2, 2],
@@ -258,6 +288,36 @@ def make_transformer(run: Run, seed: int):
     return tensors, c, desc
 
 
+def vae_fixture(run: Run, name: str, c: dict, weights: dict, inputs: dict) -> dict:
+    """A VAE fixture's tensors (make_vae here, make_golden_ti2v.py's Wan2.2 VAE): the
+    reference WanVAE encodes inputs["video"] and decodes inputs["decode_latents"] in float64
+    (and under bf16 autocast on a GPU); the weights, the inputs with the decode latents also
+    normalised, output.* and output_bf16.*."""
+
+    def fn(m: WanVAE, x):
+        moments = m.encode(channels_first(x["video"]))
+        mu = moments[:, : c["z_dim"]]
+        return {
+            "encode_moments": channels_last(moments),
+            "encode_latents": channels_last(m.normalize_latents(mu)),
+            "decode": channels_last(m.decode(channels_first(x["decode_latents"]))),
+        }
+
+    ref, bf16 = run(name, lambda: WanVAE(c), weights, inputs, fn)
+    clamped = float((ref["decode"].abs() >= 1.0).double().mean())
+    print(f"  {name}: {100 * clamped:.2f}% of decoded values at the clamp")
+    tensors = dict(weights)
+    tensors.update({f"input.{k}": v for k, v in inputs.items()})
+    mean = torch.tensor(c["latents_mean"], dtype=torch.float64)
+    std = torch.tensor(c["latents_std"], dtype=torch.float64)
+    tensors["input.decode_latents_normalized"] = f32((inputs["decode_latents"].double() - mean) / std)
+    for k, v in ref.items():
+        tensors[f"output.{k}"] = f32(v)
+    for k, v in bf16.items():
+        tensors[f"output_bf16.{k}"] = f32(v)
+    return tensors
+
+
 def make_vae(run: Run, seed: int):
     c = VAE_CONFIG
     rng = np.random.default_rng([seed, 2])
@@ -277,28 +337,7 @@ def make_vae(run: Run, seed: int):
     latents = f32(rng.standard_normal((1, 3, 4, 4, c["z_dim"])))
     inputs = {"video": torch.from_numpy(video), "decode_latents": torch.from_numpy(latents)}
 
-    def fn(m: WanVAE, x):
-        moments = m.encode(channels_first(x["video"]))
-        mu = moments[:, : c["z_dim"]]
-        return {
-            "encode_moments": channels_last(moments),
-            "encode_latents": channels_last(m.normalize_latents(mu)),
-            "decode": channels_last(m.decode(channels_first(x["decode_latents"]))),
-        }
-
-    ref, bf16 = run("vae", lambda: WanVAE(c), weights, inputs, fn)
-    dec = ref["decode"]
-    clamped = float((dec.abs() >= 1.0).double().mean())
-    print(f"  vae: {100 * clamped:.2f}% of decoded values at the clamp")
-    tensors = dict(weights)
-    tensors.update({f"input.{k}": v for k, v in inputs.items()})
-    mean = torch.tensor(c["latents_mean"], dtype=torch.float64)
-    std = torch.tensor(c["latents_std"], dtype=torch.float64)
-    tensors["input.decode_latents_normalized"] = f32((inputs["decode_latents"].double() - mean) / std)
-    for k, v in ref.items():
-        tensors[f"output.{k}"] = f32(v)
-    for k, v in bf16.items():
-        tensors[f"output_bf16.{k}"] = f32(v)
+    tensors = vae_fixture(run, "vae", c, weights, inputs)
     desc = {
         "input.video": "video in [-1, 1] [B, 5, 32, 32, 3]; encoded in chunks of 1, 4 frames",
         "input.decode_latents": "raw latents [1, 3, 4, 4, z_dim] as the decoder takes them (post_quant_conv input)",
@@ -467,21 +506,17 @@ def main():
         made = makers[name](run, args.seed)
         tensors, config, desc = made[:3]
         extra = made[3] if len(made) > 3 else {}
-        meta = {
-            "format": FORMAT,
-            "model": name,
-            "config": json.dumps(config),
-            "seed": str(args.seed),
-            "torch_version": torch.__version__,
-            "numpy_version": np.__version__,
-            "python_version": platform.python_version(),
-            "reference": f"float64 on {args.device} from the float32 weights and inputs stored here",
-            "bf16": f"torch.autocast bfloat16 on {gpu}" if gpu else "not run (no GPU)",
-            "layout": LAYOUT,
-            "tensors": json.dumps(desc),
-            "generator": "training/make_golden.py (training/tessera_ref)",
-            **extra,
-        }
+        meta = fixture_meta(
+            name,
+            config,
+            args.seed,
+            desc,
+            "make_golden.py",
+            reference=f"float64 on {args.device} from the float32 weights and inputs stored here",
+            bf16=bf16_note(gpu),
+            layout=LAYOUT,
+            extra=extra,
+        )
         path = os.path.join(args.out, f"{name}.safetensors")
         size = write_safetensors(path, tensors, meta)
         total += size

@@ -27,10 +27,8 @@ writes packages/core/test-fixtures/golden/wan_a14b_schedule.safetensors (--out D
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import sys
 
 import numpy as np
@@ -39,10 +37,9 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from make_golden import TRANSFORMER_CONFIG, channels_first, channels_last, default_std, f32, load, random_weights  # noqa: E402
+from make_golden import TRANSFORMER_CONFIG, channels_first, channels_last, default_std, f32, fixture_meta, load, random_weights  # noqa: E402
 from tessera_ref import WanTransformer, sample_two_experts, tessera_randn, write_safetensors  # noqa: E402
 
-FORMAT = "tessera-golden/1"
 DEFAULT_OUT = os.path.join(HERE, "..", "packages", "core", "test-fixtures", "golden")
 NAME = "wan_a14b_schedule"
 
@@ -126,23 +123,15 @@ def main():
         "output.experts": "the expert of each step: 0 at t >= boundary_ratio x 1000, else 1 (int32)",
         "output.latents": "the sample after every step [B, F, H, W, C]",
     }
-    meta = {
-        "format": FORMAT,
-        "model": NAME,
-        "config": json.dumps(CONFIG),
+    params = {
         "boundary_ratio": str(BOUNDARY_RATIO),
         "shift": str(SHIFT),
         "guidance": str(GUIDANCE),
         "guidance_2": str(GUIDANCE_2),
         "noise_seed": str(NOISE_SEED),
-        "seed": str(args.seed),
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "reference": "float64 on cpu from the float32 weights and inputs stored here",
-        "tensors": json.dumps(desc),
-        "generator": "training/make_golden_a14b.py (training/tessera_ref)",
     }
+    reference = "float64 on cpu from the float32 weights and inputs stored here"
+    meta = fixture_meta(NAME, CONFIG, args.seed, desc, "make_golden_a14b.py", reference=reference, params=params)
     path = os.path.join(args.out, f"{NAME}.safetensors")
     size = write_safetensors(path, tensors, meta)
     print(f"wrote {path}: {size / 1024:.0f} KiB")

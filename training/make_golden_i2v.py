@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 
 import numpy as np
@@ -45,11 +44,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from make_golden import LAYOUT, TRANSFORMER_CONFIG, VAE_CONFIG, channels_first, channels_last, default_std, f32, load, random_weights  # noqa: E402
+from make_golden import LAYOUT, TRANSFORMER_CONFIG, VAE_CONFIG, bf16_note, channels_first, channels_last, default_std, f32, fixture_meta, load, random_weights  # noqa: E402
 from tessera_ref import ClipVisionModel, WanTransformer, WanVAE, expert_at, read_safetensors, tessera_randn, write_safetensors  # noqa: E402
 from tessera_ref.clip_vision import image_processor_config, preprocess  # noqa: E402
-
-FORMAT = "tessera-golden/1"
 
 # CLIP_VISION_TINY in packages/core/src/models/clip/config.ts.
 CLIP_CONFIG = {
@@ -110,27 +107,19 @@ def autocast(on: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16) if on else contextlib.nullcontext()
 
 
-def bf16_note():
-    return f"torch.autocast bfloat16 on {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "not run (no GPU)"
-
-
 def meta_for(name, config, desc, seed, extra=None):
-    m = {
-        "format": FORMAT,
-        "model": name,
-        "config": json.dumps(config),
-        "seed": str(seed),
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "reference": "float64 on cpu from the float32 weights and inputs stored here",
-        "bf16": bf16_note(),
-        "layout": LAYOUT,
-        "tensors": json.dumps(desc),
-        "generator": "training/make_golden_i2v.py (training/tessera_ref)",
-    }
-    m.update(extra or {})
-    return m
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return fixture_meta(
+        name,
+        config,
+        seed,
+        desc,
+        "make_golden_i2v.py",
+        reference="float64 on cpu from the float32 weights and inputs stored here",
+        bf16=bf16_note(gpu),
+        layout=LAYOUT,
+        extra=extra,
+    )
 
 
 def write_png(path: str, seed: int):

@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 
@@ -34,15 +33,18 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from make_golden import (  # noqa: E402
-    FORMAT,
     LAYOUT,
+    TRANSFORMER_CONFIG,
     Run,
+    bf16_note,
     channels_first,
     channels_last,
     default_std,
     f32,
+    fixture_meta,
     load,
     random_weights,
+    vae_fixture,
 )
 from tessera_ref import WanTransformer, WanVAE, tessera_randn, write_safetensors  # noqa: E402
 
@@ -70,21 +72,7 @@ VAE22_CONFIG = {
 }
 
 # WAN_TINY with the VAE's 8 latent channels (the engine's "tiny-ti2v" transformer).
-TI2V_CONFIG = {
-    "patch_size": [1, 2, 2],
-    "num_attention_heads": 2,
-    "attention_head_dim": 24,
-    "in_channels": 8,
-    "out_channels": 8,
-    "text_dim": 32,
-    "freq_dim": 32,
-    "ffn_dim": 96,
-    "num_layers": 2,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-6,
-    "rope_max_seq_len": 1024,
-}
+TI2V_CONFIG = {**TRANSFORMER_CONFIG, "in_channels": 8, "out_channels": 8}
 
 # The pipeline run (packages/core/src/golden/ti2v-checks.ts passes the same options).
 PIPE = {
@@ -118,26 +106,7 @@ def make_vae(run: Run, seed: int):
     latents = f32(rng.standard_normal((1, 3, 2, 2, c["z_dim"])))
     inputs = {"video": torch.from_numpy(video), "decode_latents": torch.from_numpy(latents)}
 
-    def fn(m: WanVAE, x):
-        moments = m.encode(channels_first(x["video"]))
-        return {
-            "encode_moments": channels_last(moments),
-            "encode_latents": channels_last(m.normalize_latents(moments[:, : c["z_dim"]])),
-            "decode": channels_last(m.decode(channels_first(x["decode_latents"]))),
-        }
-
-    ref, bf16 = run("wan22_vae", lambda: WanVAE(c), weights, inputs, fn)
-    clamped = float((ref["decode"].abs() >= 1.0).double().mean())
-    print(f"  wan22_vae: {100 * clamped:.2f}% of decoded values at the clamp")
-    tensors = dict(weights)
-    tensors.update({f"input.{k}": v for k, v in inputs.items()})
-    mean = torch.tensor(c["latents_mean"], dtype=torch.float64)
-    std = torch.tensor(c["latents_std"], dtype=torch.float64)
-    tensors["input.decode_latents_normalized"] = f32((inputs["decode_latents"].double() - mean) / std)
-    for k, v in ref.items():
-        tensors[f"output.{k}"] = f32(v)
-    for k, v in bf16.items():
-        tensors[f"output_bf16.{k}"] = f32(v)
+    tensors = vae_fixture(run, "wan22_vae", c, weights, inputs)
     desc = {
         "input.video": "video in [-1, 1] [1, 5, 32, 32, 3]; patchified 2x2, encoded in chunks of 1, 4 frames",
         "input.decode_latents": "raw latents [1, 3, 2, 2, z_dim] (post_quant_conv input)",
@@ -280,21 +249,17 @@ def main():
         t0 = time.time()
         print(f"{name}:")
         tensors, config, desc, extra = maker(run, args.seed)
-        meta = {
-            "format": FORMAT,
-            "model": name,
-            "config": json.dumps(config),
-            "seed": str(args.seed),
-            "torch_version": torch.__version__,
-            "numpy_version": np.__version__,
-            "python_version": platform.python_version(),
-            "reference": f"float64 on {args.device} from the float32 weights and inputs stored here",
-            "bf16": f"torch.autocast bfloat16 on {gpu}" if gpu else "not run (no GPU)",
-            "layout": LAYOUT,
-            "tensors": json.dumps(desc),
-            "generator": "training/make_golden_ti2v.py (training/tessera_ref)",
-            **extra,
-        }
+        meta = fixture_meta(
+            name,
+            config,
+            args.seed,
+            desc,
+            "make_golden_ti2v.py",
+            reference=f"float64 on {args.device} from the float32 weights and inputs stored here",
+            bf16=bf16_note(gpu),
+            layout=LAYOUT,
+            extra=extra,
+        )
         path = os.path.join(args.out, f"{name}.safetensors")
         size = write_safetensors(path, tensors, meta)
         print(f"  wrote {path}: {size / 1024:.0f} KiB ({time.time() - t0:.1f} s)")

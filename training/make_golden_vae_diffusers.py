@@ -29,29 +29,12 @@ import torch
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
-from make_golden import FORMAT, LAYOUT, channels_first, channels_last, f32, rel_err  # noqa: E402
+from make_golden import FORMAT, LAYOUT, VAE_CONFIG, channels_first, channels_last, f32, rel_err  # noqa: E402
 from tessera_ref import write_safetensors  # noqa: E402
 
-# make_golden.py's VAE_CONFIG (Wan2.1's structure at base_dim 4), under diffusers' names.
-CONFIG = {
-    "base_dim": 4,
-    "z_dim": 16,
-    "dim_mult": [1, 2, 4, 4],
-    "num_res_blocks": 2,
-    "attn_scales": [],
-    "temperal_downsample": [False, True, True],
-    "dropout": 0.0,
-    "latents_mean": [
-        -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
-        0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
-    ],
-    "latents_std": [
-        2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
-        3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
-    ],
-    "in_channels": 3,
-    "out_channels": 3,
-}  # fmt: skip
+# Wan2.1's structure at base_dim 4: diffusers' AutoencoderKLWan takes make_golden.py's
+# VAE_CONFIG as it is (the same field names), so the two fixtures' VAEs match.
+CONFIG = VAE_CONFIG
 
 
 def stage_hooks(vae, store: dict[str, list[torch.Tensor]]):

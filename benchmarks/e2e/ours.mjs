@@ -29,7 +29,8 @@ import {
   WanTransformer,
   WanVAE,
 } from "@tessera/core";
-import { captureGraph, cast, Device, randn, scope, Tensor } from "@tessera/native";
+import { captureGraph, Device, scope, Tensor } from "@tessera/native";
+import { randnAs as randnOn, timeRuns } from "../lib/device-timing.mjs";
 
 const args = process.argv.slice(2);
 const arg = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
@@ -53,25 +54,8 @@ else if (args.includes("--wan14b")) S.dit = WAN21_T2V_14B;
 
 const rec = { part, wan14b: args.includes("--wan14b"), device: dev.info(), dtype, tiny, reps, warmup: warm };
 const save = () => writeFileSync(outPath, `${JSON.stringify(rec, null, 1)}\n`);
-const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
-async function time(fn, n, w) {
-  for (let i = 0; i < w; i++) {
-    const y = fn();
-    await dev.synchronize();
-    y.dispose();
-  }
-  const ms = [];
-  for (let i = 0; i < n; i++) {
-    await dev.synchronize();
-    const t = performance.now();
-    const y = fn();
-    await dev.synchronize();
-    ms.push(performance.now() - t);
-    y.dispose();
-  }
-  return { median: median(ms), min: Math.min(...ms), max: Math.max(...ms), all: ms };
-}
+const time = (fn, n, w) => timeRuns(dev, fn, n, w);
 
 async function finite(t) {
   const v = await t.toFloat32Array();
@@ -83,13 +67,7 @@ async function finite(t) {
   return { finite: true, rms: Math.sqrt(sumsq / v.length) };
 }
 
-function randnAs(shape, seed, dt) {
-  const r = randn(shape, { seed, device: dev, dtype: "f32" });
-  if (dt === "f32") return r;
-  const c = cast(r, dt);
-  r.dispose();
-  return c;
-}
+const randnAs = (shape, seed, dt) => randnOn(dev, shape, seed, dt);
 
 const t0 = performance.now();
 if (part === "dit") {

@@ -28,6 +28,7 @@ import {
   WanTransformer,
 } from "@tessera/core";
 import { cast, concat, Device, randn } from "@tessera/native";
+import { median } from "../lib/device-timing.mjs";
 
 const out = process.env.OUT ?? ".";
 const part = process.env.PART ?? "steps";
@@ -62,7 +63,6 @@ const mem = () => {
   const m = dev.memoryStats();
   return { inUseGiB: m.inUse / GiB, peakGiB: m.peak / GiB, cachedGiB: m.cached / GiB };
 };
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const expertBytes = (store) => store.names().reduce((n, k) => n + store.get(k).nbytes, 0);
 
 record.estimate = estimateMemory({

@@ -23,7 +23,8 @@ import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { guidedVelocityAt, randomWanTransformerWeights, WAN21_T2V_1_3B, WanTransformer } from "@tessera/core";
-import { captureGraph, cast, Device, randn, scope, Tensor } from "@tessera/native";
+import { captureGraph, Device, scope, Tensor } from "@tessera/native";
+import { randnAs as randnOn, timeRuns } from "../lib/device-timing.mjs";
 
 const args = process.argv.slice(2);
 const arg = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
@@ -96,28 +97,10 @@ const dim = heads * cfg.attention_head_dim;
 const text = num("--text", 512);
 const tokens = (shape.f * shape.h * shape.w) / 4;
 
-function randnAs(s, seed) {
-  const r = randn(s, { seed, device: dev, dtype: "f32" });
-  if (dtype === "f32") return r;
-  const c = cast(r, dtype);
-  r.dispose();
-  return c;
-}
+const randnAs = (s, seed) => randnOn(dev, s, seed, dtype);
 
-const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-async function timed(fn) {
-  if (reps === 0) return null;
-  const ms = [];
-  for (let i = 0; i < reps; i++) {
-    await dev.synchronize();
-    const t = performance.now();
-    const y = fn();
-    await dev.synchronize();
-    ms.push(performance.now() - t);
-    y.dispose();
-  }
-  return median(ms);
-}
+// The median of `reps` timed runs, no warm-up; null where --reps is 0.
+const timed = async (fn) => (reps === 0 ? null : (await timeRuns(dev, fn, reps)).median);
 
 const w = randomWanTransformerWeights(cfg, { seed: 2, device: dev, dtype });
 const model = new WanTransformer(cfg, w);

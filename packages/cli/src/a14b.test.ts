@@ -6,18 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readModelFolder, wanLoraTarget, writeSyntheticLora } from "@tessera/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "./main.js";
-
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    argv,
-    (s) => out.push(s),
-    (s) => err.push(s),
-  );
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
+import { runMain as run } from "./testing/run-main.js";
 
 describe("a two-expert model from the CLI", () => {
   let dir = "";

@@ -1,14 +1,11 @@
 // A two-expert model (tiny-a14b: Wan2.2 A14B's layout at tiny size) through the real
 // WanPipeline: guidance_2 and loras_2 (by name) change the low-noise expert's part of the
 // run, the job reports guidance_2, and a one-expert server refuses both at submission.
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer, type TesseraServer } from "./app.js";
-import type { VideoGenerator } from "./generator.js";
-import { loadPipelineGenerator } from "./pipeline-generator.js";
-import { api, waitForStatus } from "./testing/harness.js";
+import { api, tempDir, waitForStatus } from "./testing/harness.js";
+import { type RandomModelServer, startRandomModelServer } from "./testing/random-model-server.js";
 
 const core: any = await import("@tessera/core").catch(() => null);
 const ready = core?.RANDOM_MODEL_NAMES?.includes?.("tiny-a14b") === true;
@@ -18,56 +15,36 @@ if (!ready)
 describe.skipIf(!ready)(
   `a two-expert model on the server${ready ? "" : " (skipped: rebuild @tessera/core)"}`,
   () => {
-    let dir = "";
-    const gens: VideoGenerator[] = [];
-    const servers: TesseraServer[] = [];
+    let loraDir = "";
+    const servers: RandomModelServer[] = [];
     let url = "";
     let oneUrl = "";
 
     beforeAll(async () => {
-      dir = await mkdtemp(join(tmpdir(), "tessera-a14b-server-"));
-      const loraDir = join(dir, "loras");
-      await mkdir(loraDir);
-      const serve = async (config: string) => {
-        const modelDir = join(dir, config);
-        await core.writeRandomWanModel(modelDir, { config, seed: 0 });
+      loraDir = await tempDir("tessera-a14b-loras-");
+      // A LoRA for the low-noise expert (transformer_2) of tiny-a14b.
+      const lowLora = async (modelDir: string) => {
         const info = await core.readModelFolder(modelDir);
-        if (config === "tiny-a14b")
-          await core.writeSyntheticLora(
-            join(loraDir, "low.safetensors"),
-            core.wanLoraTarget(info.transformer2),
-            {
-              naming: "comfyui",
-              targets: ["blocks.0.attn1.to_q.weight", "proj_out.weight"],
-              alpha: 4,
-              std: 0.5,
-            },
-          );
-        const gen = await loadPipelineGenerator({
-          modelDir,
-          device: "cpu",
-          name: config,
-          format: "gif",
-          loraDir,
-        });
-        const srv = await createServer({
-          dataDir: join(dir, `data-${config}`),
-          generator: gen,
-          port: 0,
-          rateLimit: false,
-        });
-        gens.push(gen);
-        servers.push(srv);
-        return srv.listen();
+        await core.writeSyntheticLora(
+          join(loraDir, "low.safetensors"),
+          core.wanLoraTarget(info.transformer2),
+          {
+            naming: "comfyui",
+            targets: ["blocks.0.attn1.to_q.weight", "proj_out.weight"],
+            alpha: 4,
+            std: 0.5,
+          },
+        );
       };
-      url = await serve("tiny-a14b");
-      oneUrl = await serve("tiny");
+      const generator = { format: "gif", loraDir } as const;
+      servers.push(await startRandomModelServer({ core, config: "tiny-a14b", prepare: lowLora, generator }));
+      servers.push(await startRandomModelServer({ core, config: "tiny", generator }));
+      [url, oneUrl] = servers.map((s) => s.url) as [string, string];
     }, 60_000);
 
     afterAll(async () => {
-      for (const s of servers) await s.close({ graceMs: 0 });
-      for (const g of gens) await g.close?.();
-      await rm(dir, { recursive: true, force: true });
+      for (const s of servers) await s.close();
+      await rm(loraDir, { recursive: true, force: true });
     });
 
     const job = { prompt: "a red ball", size: "32x32", frames: 5, seed: 4, steps: 6, guidance: 4 };

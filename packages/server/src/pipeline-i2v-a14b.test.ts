@@ -1,15 +1,11 @@
 // A Wan2.2 I2V-A14B model (tiny-i2v-a14b: two experts taking the image's latents, no
 // CLIP) through the real WanPipeline on the server: it requires the image as a Wan2.1
 // I2V model does, takes no video, and runs both experts from an uploaded image.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer, type TesseraServer } from "./app.js";
 import type { VideoGenerator } from "./generator.js";
-import { loadPipelineGenerator } from "./pipeline-generator.js";
 import { png } from "./testing/fake-generator.js";
 import { api, waitForStatus } from "./testing/harness.js";
+import { type RandomModelServer, startRandomModelServer } from "./testing/random-model-server.js";
 
 const core: any = await import("@tessera/core").catch(() => null);
 const ready = core?.RANDOM_MODEL_NAMES?.includes?.("tiny-i2v-a14b") === true;
@@ -19,27 +15,16 @@ if (!ready)
 describe.skipIf(!ready)(
   `a Wan2.2 I2V-A14B model on the server${ready ? "" : " (skipped: rebuild @tessera/core)"}`,
   () => {
-    let modelDir = "";
-    let dataDir = "";
+    let served: RandomModelServer | undefined;
     let gen: VideoGenerator;
-    let srv: TesseraServer;
     let url = "";
 
     beforeAll(async () => {
-      modelDir = await mkdtemp(join(tmpdir(), "tessera-tiny-i2v-a14b-"));
-      dataDir = await mkdtemp(join(tmpdir(), "tessera-server-"));
-      await core.writeRandomWanModel(modelDir, { config: "tiny-i2v-a14b", seed: 0 });
-      gen = await loadPipelineGenerator({ modelDir, device: "cpu", name: "tiny-i2v-a14b" });
-      srv = await createServer({ dataDir, generator: gen, port: 0, rateLimit: false });
-      url = await srv.listen();
+      served = await startRandomModelServer({ core, config: "tiny-i2v-a14b" });
+      ({ gen, url } = served);
     }, 60_000);
 
-    afterAll(async () => {
-      await srv?.close({ graceMs: 0 });
-      await gen?.close?.();
-      await rm(modelDir, { recursive: true, force: true });
-      await rm(dataDir, { recursive: true, force: true });
-    });
+    afterAll(() => served?.close());
 
     it("runs both experts from an uploaded image", async () => {
       expect(gen.info).toMatchObject({ requiresImage: true, acceptsVideo: false });

@@ -11,6 +11,7 @@ import type { VideoGenerator } from "./generator.js";
 import { loadPipelineGenerator } from "./pipeline-generator.js";
 import { png } from "./testing/fake-generator.js";
 import { api, readSse, waitFor, waitForStatus } from "./testing/harness.js";
+import { type RandomModelServer, startRandomModelServer } from "./testing/random-model-server.js";
 
 // Whether the real pipeline can run here; if not, the tests below are skipped and say why.
 const probe = await (async (): Promise<{ ok: true; core: any } | { ok: false; reason: string }> => {
@@ -31,28 +32,16 @@ if (!probe.ok) console.warn(`[server] SKIPPING the real-pipeline tests: ${probe.
 describe.skipIf(!probe.ok)(
   `the real pipeline on a tiny model${probe.ok ? "" : ` (skipped: ${(probe as { reason: string }).reason})`}`,
   () => {
-    let modelDir = "";
-    let dataDir = "";
+    let served: RandomModelServer | undefined;
     let gen: VideoGenerator;
-    let srv: TesseraServer;
     let url = "";
 
     beforeAll(async () => {
-      const core = (probe as { core: any }).core;
-      modelDir = await mkdtemp(join(tmpdir(), "tessera-tiny-model-"));
-      dataDir = await mkdtemp(join(tmpdir(), "tessera-server-"));
-      await core.writeRandomWanModel(modelDir, { config: "tiny", seed: 0 });
-      gen = await loadPipelineGenerator({ modelDir, device: "cpu", name: "tiny" });
-      srv = await createServer({ dataDir, generator: gen, port: 0, rateLimit: false });
-      url = await srv.listen();
+      served = await startRandomModelServer({ core: (probe as { core: any }).core, config: "tiny" });
+      ({ gen, url } = served);
     }, 60_000);
 
-    afterAll(async () => {
-      await srv?.close({ graceMs: 0 });
-      await gen?.close?.();
-      await rm(modelDir, { recursive: true, force: true });
-      await rm(dataDir, { recursive: true, force: true });
-    });
+    afterAll(() => served?.close());
 
     it("reports the model's own defaults and name", async () => {
       const h = await api(url, "/healthz");
@@ -181,31 +170,27 @@ describe.skipIf(!probe.ok)(
 describe.skipIf(!probe.ok || typeof (probe as { core?: any }).core?.rewritePrompt !== "function")(
   "the real pipeline on a tiny model with the tessera-world caption style",
   () => {
-    let modelDir = "";
-    let dataDir = "";
-    let gen: VideoGenerator;
+    let served: RandomModelServer | undefined;
     let srv: TesseraServer;
     let url = "";
     const core = () => (probe as { core: any }).core;
 
     beforeAll(async () => {
-      modelDir = await mkdtemp(join(tmpdir(), "tessera-tiny-world-"));
-      dataDir = await mkdtemp(join(tmpdir(), "tessera-server-"));
-      await core().writeRandomWanModel(modelDir, { config: "tiny", seed: 1 });
-      const extraPath = join(modelDir, "tessera.json");
-      const extra = JSON.parse(await readFile(extraPath, "utf8"));
-      await writeFile(extraPath, JSON.stringify({ ...extra, captionStyle: "tessera-world" }));
-      gen = await loadPipelineGenerator({ modelDir, device: "cpu", name: "tiny-world" });
-      srv = await createServer({ dataDir, generator: gen, port: 0, rateLimit: false });
-      url = await srv.listen();
+      served = await startRandomModelServer({
+        core: core(),
+        config: "tiny",
+        seed: 1,
+        name: "tiny-world",
+        prepare: async (modelDir) => {
+          const extraPath = join(modelDir, "tessera.json");
+          const extra = JSON.parse(await readFile(extraPath, "utf8"));
+          await writeFile(extraPath, JSON.stringify({ ...extra, captionStyle: "tessera-world" }));
+        },
+      });
+      ({ srv, url } = served);
     }, 60_000);
 
-    afterAll(async () => {
-      await srv?.close({ graceMs: 0 });
-      await gen?.close?.();
-      await rm(modelDir, { recursive: true, force: true });
-      await rm(dataDir, { recursive: true, force: true });
-    });
+    afterAll(() => served?.close());
 
     it("rewrites the prompt onto the world's captions, and says what the model got", async () => {
       expect((await api(url, "/healthz")).body.caption_style).toBe("tessera-world");
@@ -340,28 +325,16 @@ describe.skipIf(!probe.ok || typeof (probe as { core?: any }).core?.estimatePipe
 describe.skipIf(!probe.ok || !(probe as { core?: any }).core?.RANDOM_MODEL_NAMES?.includes("tiny-i2v"))(
   "the real pipeline on a tiny Wan2.1 image-to-video model",
   () => {
-    let modelDir = "";
-    let dataDir = "";
+    let served: RandomModelServer | undefined;
     let gen: VideoGenerator;
-    let srv: TesseraServer;
     let url = "";
 
     beforeAll(async () => {
-      const core = (probe as { core: any }).core;
-      modelDir = await mkdtemp(join(tmpdir(), "tessera-tiny-i2v-"));
-      dataDir = await mkdtemp(join(tmpdir(), "tessera-server-"));
-      await core.writeRandomWanModel(modelDir, { config: "tiny-i2v", seed: 0 });
-      gen = await loadPipelineGenerator({ modelDir, device: "cpu", name: "tiny-i2v" });
-      srv = await createServer({ dataDir, generator: gen, port: 0, rateLimit: false });
-      url = await srv.listen();
+      served = await startRandomModelServer({ core: (probe as { core: any }).core, config: "tiny-i2v" });
+      ({ gen, url } = served);
     }, 60_000);
 
-    afterAll(async () => {
-      await srv?.close({ graceMs: 0 });
-      await gen?.close?.();
-      await rm(modelDir, { recursive: true, force: true });
-      await rm(dataDir, { recursive: true, force: true });
-    });
+    afterAll(() => served?.close());
 
     const form = (files: Record<string, Buffer>) => {
       const f = new FormData();

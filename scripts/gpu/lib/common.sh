@@ -124,9 +124,14 @@ sanitize() {
 
 # stage_js FILE...: copies benchmark scripts into .gpu/, whose node_modules holds @tessera/core
 # and @tessera/native (ES modules resolve packages from the importing file's folder, not NODE_PATH).
+# The modules they share (benchmarks/lib/) go to .gpu/lib/: a staged script sits one folder
+# higher than in the tree (.gpu/x.mjs for benchmarks/gpu/x.mjs), so its "../lib/" imports
+# become "./lib/" in the copy.
 stage_js() {
   local f
-  for f in "$@"; do cp "$f" .gpu/; done
+  mkdir -p .gpu/lib
+  cp benchmarks/lib/*.mjs .gpu/lib/
+  for f in "$@"; do sed 's#from "\.\./lib/#from "./lib/#' "$f" > ".gpu/$(basename "$f")"; done
 }
 
 # results CMD ARGS...: scripts/gpu/lib/results.mjs (stamping and merging result files).

@@ -13,20 +13,7 @@
 //
 // The fixtures are looked up relative to this module (src/golden/ or dist/golden/ →
 // ../../test-fixtures/golden); TESSERA_GOLDEN_DIR (or options.dir) overrides that.
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import {
-  affine,
-  assign,
-  captureGraph,
-  cast,
-  Device,
-  type DType,
-  liveTensorCount,
-  scope,
-  type Tensor,
-} from "@tessera/native";
+import { affine, assign, captureGraph, Device, type DType, liveTensorCount, scope } from "@tessera/native";
 import { relativePositionBuckets } from "../models/t5/bucket.js";
 import type { UMT5Config } from "../models/t5/config.js";
 import { UMT5Encoder } from "../models/t5/encoder.js";
@@ -34,21 +21,20 @@ import type { WanTransformerConfig } from "../models/wan/config.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import type { WanVaeConfig } from "../models/wan-vae/config.js";
 import { WanVAE } from "../models/wan-vae/vae.js";
-import { inspectWeights, loadWeights } from "../weights/load.js";
-import type { WeightStore } from "../weights/store.js";
+import {
+  type Ctx,
+  compare,
+  type GoldenResult,
+  goldenDir,
+  goldenRunnable,
+  input,
+  openGolden,
+  releasedResult,
+  withGolden,
+} from "./fixture.js";
+import { forwardCheck } from "./forward.js";
 import { I2V_CHECKS, I2V_FIXTURES } from "./i2v-checks.js";
 import { TI2V_CHECKS } from "./ti2v-checks.js";
-
-/** One check's outcome. `error` is NaN where nothing could be measured (then `detail` says why). */
-export interface GoldenResult {
-  name: string;
-  /** The measured error (relative L2 error, or a count / magnitude for the exact checks). */
-  error: number;
-  /** The largest error that passes. */
-  bound: number;
-  pass: boolean;
-  detail: string;
-}
 
 export interface GoldenOptions {
   /** "cpu", "cuda" or "cuda:N" (default "cpu"). */
@@ -61,7 +47,6 @@ export interface GoldenOptions {
   onResult?: (r: GoldenResult) => void;
 }
 
-export const F32_BOUND = 1e-4;
 export const GOLDEN_FIXTURES = [
   "wan_transformer",
   "wan_vae",
@@ -70,149 +55,6 @@ export const GOLDEN_FIXTURES = [
   "wan_ti2v",
   ...I2V_FIXTURES,
 ] as const;
-
-/** The fixtures' folder: TESSERA_GOLDEN_DIR, else test-fixtures/golden of this package. */
-export function goldenDir(): string {
-  return (
-    process.env.TESSERA_GOLDEN_DIR ??
-    join(dirname(fileURLToPath(import.meta.url)), "../../test-fixtures/golden")
-  );
-}
-
-export const hasGoldenFixture = (name: string, dir = goldenDir()) =>
-  existsSync(join(dir, `${name}.safetensors`));
-
-/** The CPU backend computes in f32 only; bf16 is a GPU check. */
-export const goldenRunnable = (device: string, dtype: DType) => !(device === "cpu" && dtype !== "f32");
-
-/** Formats an error or a bound for messages. */
-export const fmtErr = (x: number) => (Number.isFinite(x) && x !== 0 ? x.toExponential(2) : String(x));
-
-export interface Ctx {
-  dir: string;
-  device: string;
-  dtype: DType;
-}
-
-const DATA_PREFIXES = ["input.", "output.", "output_bf16.", "inter."];
-const isData = (name: string) => DATA_PREFIXES.some((p) => name.startsWith(p));
-
-export interface Golden<C> {
-  config: C;
-  meta: Readonly<Record<string, string>>;
-  /** Model weights on the run device in the run dtype. */
-  weights: WeightStore;
-  /** input.*, output.*, … as stored (f32 or i32), on the CPU. */
-  data: WeightStore;
-  dispose(): void;
-}
-
-export async function openGolden<C>(ctx: Ctx, name: string): Promise<Golden<C>> {
-  const path = join(ctx.dir, `${name}.safetensors`);
-  if (!existsSync(path)) throw new Error(`missing fixture ${path}`);
-  const inv = await inspectWeights(path);
-  const meta = inv.metadata.get(inv.files[0] as string) ?? {};
-  if (meta.format !== "tessera-golden/1")
-    throw new Error(`${path}: format '${meta.format}', expected 'tessera-golden/1'`);
-  const weights = await loadWeights(path, {
-    filter: (n) => !isData(n),
-    device: ctx.device,
-    dtype: ctx.dtype,
-  });
-  let data: WeightStore;
-  try {
-    data = await loadWeights(path, { filter: isData });
-  } catch (e) {
-    weights.dispose();
-    throw e;
-  }
-  return {
-    config: JSON.parse(meta.config as string) as C,
-    meta,
-    weights,
-    data,
-    dispose() {
-      weights.dispose();
-      data.dispose();
-    },
-  };
-}
-
-/** An input for the model on the run device: floats in the run dtype unless `keepF32`, ids as they are. */
-export async function input(
-  ctx: Ctx,
-  g: Golden<unknown>,
-  name: string,
-  track: Tensor[],
-  keepF32 = false,
-): Promise<Tensor> {
-  const t = g.data.get(`input.${name}`);
-  let moved = ctx.device === "cpu" ? t : await t.to(ctx.device);
-  if (moved !== t) track.push(moved);
-  if (!keepF32 && moved.dtype !== "i32" && moved.dtype !== ctx.dtype) {
-    moved = cast(moved, ctx.dtype);
-    track.push(moved);
-  }
-  return moved;
-}
-
-function relErr(out: Float32Array, ref: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = (out[i] as number) - (ref[i] as number);
-    num += d * d;
-    den += (ref[i] as number) ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-/**
- * Compares `out` with output.<ref> (only the elements `rows` accepts, if given); in f32
- * the bound is `f32Bound` (1e-4 for single forwards, 1e-3 for multi-step pipelines).
- */
-export async function compare(
-  ctx: Ctx,
-  g: Golden<unknown>,
-  check: string,
-  ref: string,
-  out: Tensor,
-  rows?: (i: number) => boolean,
-  f32Bound = F32_BOUND,
-): Promise<GoldenResult> {
-  const refT = g.data.get(`output.${ref}`);
-  let bound = f32Bound;
-  const where = `${ctx.device} ${ctx.dtype}, output.${ref}`;
-  if (out.shape.length !== refT.shape.length || out.shape.some((d, i) => d !== refT.shape[i]))
-    return {
-      name: check,
-      error: Number.NaN,
-      bound,
-      pass: false,
-      detail: `${where}: shape [${out.shape.join(", ")}], reference [${refT.shape.join(", ")}]`,
-    };
-  let a = await out.toFloat32Array();
-  let r = await refT.toFloat32Array();
-  const nonFinite = a.reduce((n, v) => (Number.isFinite(v) ? n : n + 1), 0);
-  if (rows) {
-    a = a.filter((_, i) => rows(i));
-    r = r.filter((_, i) => rows(i));
-  }
-  const error = relErr(a, r);
-  let detail = `${where}: ‖out − ref‖/‖ref‖ over ${a.length} values`;
-  if (ctx.dtype !== "f32") {
-    const b16 = g.data.has(`output_bf16.${ref}`)
-      ? await g.data.get(`output_bf16.${ref}`).toFloat32Array()
-      : null;
-    const torchErr = b16 ? relErr(rows ? b16.filter((_, i) => rows(i)) : b16, r) : 1e-2;
-    bound = Math.max(2 * torchErr, 5e-3);
-    detail += b16
-      ? `; PyTorch bf16 autocast error ${fmtErr(torchErr)}, bound max(2×, 5e-3)`
-      : "; no output_bf16 reference, bound from 1e-2";
-  }
-  if (nonFinite) detail += `; ${nonFinite} non-finite values`;
-  return { name: check, error, bound, pass: nonFinite === 0 && error <= bound, detail };
-}
 
 export interface Check {
   fixture: (typeof GOLDEN_FIXTURES)[number];
@@ -230,30 +72,8 @@ const CHECKS: readonly Check[] = [
     names: ["Wan transformer: forward", "Wan transformer: releases every tensor"],
     async run(ctx, emit) {
       const before = liveTensorCount();
-      const g = await openGolden<WanTransformerConfig>(ctx, "wan_transformer");
-      const track: Tensor[] = [];
-      try {
-        const model = new WanTransformer(g.config, g.weights);
-        const y = model.forward({
-          latents: await input(ctx, g, "latents", track),
-          // timestep_embedding takes f32 timesteps whatever the run dtype.
-          timesteps: await input(ctx, g, "timesteps", track, true),
-          context: await input(ctx, g, "context", track),
-        });
-        track.push(y);
-        emit(await compare(ctx, g, "Wan transformer: forward", "velocity", y));
-      } finally {
-        for (const t of track) t.dispose();
-        g.dispose();
-      }
-      const leaked = liveTensorCount() - before;
-      emit({
-        name: "Wan transformer: releases every tensor",
-        error: leaked,
-        bound: 0,
-        pass: leaked === 0,
-        detail: `live tensors ${before} before, ${before + leaked} after`,
-      });
+      emit(await forwardCheck(ctx, "wan_transformer", "Wan transformer: forward"));
+      emit(releasedResult("Wan transformer: releases every tensor", before));
     },
   },
   {
@@ -261,9 +81,7 @@ const CHECKS: readonly Check[] = [
     names: ["Wan transformer: forward replayed as a CUDA graph on refilled inputs"],
     cudaOnly: true,
     async run(ctx, emit) {
-      const g = await openGolden<WanTransformerConfig>(ctx, "wan_transformer");
-      const track: Tensor[] = [];
-      try {
+      await withGolden<WanTransformerConfig>(ctx, "wan_transformer", async (g, track) => {
         const model = new WanTransformer(g.config, g.weights);
         const latents = await input(ctx, g, "latents", track);
         const timesteps = await input(ctx, g, "timesteps", track, true);
@@ -293,19 +111,14 @@ const CHECKS: readonly Check[] = [
         } finally {
           graph.dispose();
         }
-      } finally {
-        for (const t of track) t.dispose();
-        g.dispose();
-      }
+      });
     },
   },
   {
     fixture: "wan_vae",
     names: ["Wan VAE: chunked encode (5 frames) to normalised latents"],
     async run(ctx, emit) {
-      const g = await openGolden<WanVaeConfig>(ctx, "wan_vae");
-      const track: Tensor[] = [];
-      try {
+      await withGolden<WanVaeConfig>(ctx, "wan_vae", async (g, track) => {
         const vae = new WanVAE(g.config, g.weights);
         const z = vae.encode(await input(ctx, g, "video", track));
         track.push(z);
@@ -318,19 +131,14 @@ const CHECKS: readonly Check[] = [
             z,
           ),
         );
-      } finally {
-        for (const t of track) t.dispose();
-        g.dispose();
-      }
+      });
     },
   },
   {
     fixture: "wan_vae",
     names: ["Wan VAE: decode of 3 latent frames (first, zero-started, cached)"],
     async run(ctx, emit) {
-      const g = await openGolden<WanVaeConfig>(ctx, "wan_vae");
-      const track: Tensor[] = [];
-      try {
+      await withGolden<WanVaeConfig>(ctx, "wan_vae", async (g, track) => {
         const vae = new WanVAE(g.config, g.weights);
         // WanVAE.decode takes normalised latents (it applies latents_std/mean itself).
         const y = vae.decode(await input(ctx, g, "decode_latents_normalized", track));
@@ -344,19 +152,14 @@ const CHECKS: readonly Check[] = [
             y,
           ),
         );
-      } finally {
-        for (const t of track) t.dispose();
-        g.dispose();
-      }
+      });
     },
   },
   {
     fixture: "umt5",
     names: ["umT5 encoder: two prompts of different lengths", "umT5 encoder: padding rows are zero"],
     async run(ctx, emit) {
-      const g = await openGolden<UMT5Config>(ctx, "umt5");
-      const track: Tensor[] = [];
-      try {
+      await withGolden<UMT5Config>(ctx, "umt5", async (g, track) => {
         const enc = new UMT5Encoder(g.config, g.weights);
         const ids = await input(ctx, g, "input_ids", track);
         const lengths = Array.from(await g.data.get("input.lengths").toFloat32Array());
@@ -392,10 +195,7 @@ const CHECKS: readonly Check[] = [
           pass: nonZero === 0,
           detail: `${nonZero} of ${padding} padding values non-zero (error: their largest magnitude)`,
         });
-      } finally {
-        for (const t of track) t.dispose();
-        g.dispose();
-      }
+      });
     },
   },
   {
@@ -482,13 +282,6 @@ export async function runGoldenChecks(opts: GoldenOptions = {}): Promise<GoldenR
           emit({ name, error: Number.NaN, bound: Number.NaN, pass: false, detail: `threw ${why}` });
     }
   }
-  const leaked = liveTensorCount() - before;
-  give({
-    name: ALL_RELEASED,
-    error: leaked,
-    bound: 0,
-    pass: leaked === 0,
-    detail: `live tensors ${before} before the checks, ${before + leaked} after`,
-  });
+  give(releasedResult(ALL_RELEASED, before, "before the checks"));
   return results;
 }

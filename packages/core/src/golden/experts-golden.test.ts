@@ -3,8 +3,8 @@
 // skips, saying why, where the fixture has not been generated.
 import { liveTensorCount } from "@tessera/native";
 import { describe, expect, it } from "vitest";
-import { fmtErr, type GoldenResult } from "./checks.js";
 import { a14bGoldenMissing, runA14bGoldenChecks } from "./experts.js";
+import { fmtErr, type GoldenResult } from "./fixture.js";
 
 const missing = a14bGoldenMissing();
 

@@ -17,8 +17,8 @@ import { WanTransformer } from "../models/wan/transformer.js";
 import { WAN_VAE_TINY } from "../models/wan-vae/config.js";
 import { randomWanComponents } from "../pipelines/model-folder.js";
 import { type GenerateResult, WanPipeline } from "../pipelines/wan.js";
-import { inspectWeights, loadWeights } from "../weights/load.js";
-import { type GoldenResult, goldenDir } from "./checks.js";
+import { loadWeights } from "../weights/load.js";
+import { type GoldenResult, goldenDir, goldenMeta } from "./fixture.js";
 import { PIPELINE_LOW_PRECISION_BOUND } from "./pipeline.js";
 
 export const A14B_FIXTURE = "wan_a14b_schedule.safetensors";
@@ -35,6 +35,7 @@ export function a14bGoldenMissing(dir = goldenDir()): string | null {
 
 const isData = (n: string) => /^(input|output)\./.test(n);
 
+// Unlike fixture.ts's relErr, guarded against an all-zero reference.
 function relErr(out: Float32Array, ref: Float32Array): number {
   let num = 0;
   let den = 0;
@@ -63,10 +64,7 @@ export async function runA14bGoldenChecks(
   const dtype = opts.dtype ?? "f32";
   const bound = dtype === "f32" ? PIPELINE_BOUND : PIPELINE_LOW_PRECISION_BOUND;
   const path = join(opts.dir ?? goldenDir(), A14B_FIXTURE);
-  const inv = await inspectWeights(path);
-  const meta = inv.metadata.get(inv.files[0] as string) ?? {};
-  if (meta.format !== "tessera-golden/1")
-    throw new Error(`${path}: format '${meta.format}', expected 'tessera-golden/1'`);
+  const meta = await goldenMeta(path);
   const config = JSON.parse(meta.config as string) as WanTransformerConfig;
   const num = (k: string) => Number(meta[k]);
   const results: GoldenResult[] = [];

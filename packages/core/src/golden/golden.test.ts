@@ -9,16 +9,8 @@
 import type { DType } from "@tessera/native";
 import { liveTensorCount } from "@tessera/native";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  fmtErr,
-  GOLDEN_FIXTURES,
-  type GoldenResult,
-  goldenCheckNames,
-  goldenDir,
-  goldenRunnable,
-  hasGoldenFixture,
-  runGoldenChecks,
-} from "./checks.js";
+import { GOLDEN_FIXTURES, goldenCheckNames, runGoldenChecks } from "./checks.js";
+import { fmtErr, type GoldenResult, goldenDir, goldenRunnable, hasGoldenFixture } from "./fixture.js";
 
 const DEVICE = process.env.TESSERA_GOLDEN_DEVICE ?? "cpu";
 const DTYPE = (process.env.TESSERA_GOLDEN_DTYPE ?? "f32") as DType;

@@ -15,21 +15,23 @@ import type { WanTransformerConfig } from "../models/wan/config.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import type { WanVaeConfig } from "../models/wan-vae/config.js";
 import { WanVAE } from "../models/wan-vae/vae.js";
-import { WanPipeline } from "../pipelines/wan.js";
+import { type GenerateResult, WanPipeline } from "../pipelines/wan.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { buildWordLevelTokenizerJson } from "../tokenizer/wordlevel.js";
 import type { RgbImage } from "../video/frames.js";
 import { readImage } from "../video/io.js";
 import { loadWeights } from "../weights/load.js";
+import type { Check } from "./checks.js";
 import {
-  type Check,
   type Ctx,
   compare,
   type Golden,
   type GoldenResult,
   input,
   openGolden,
-} from "./checks.js";
+  withGolden,
+} from "./fixture.js";
+import { forwardCheck } from "./forward.js";
 
 export const I2V_FIXTURES = [
   "clip_vision",
@@ -81,21 +83,57 @@ class FixedTextPipeline extends WanPipeline {
   }
 }
 
+// The settings a pipeline fixture's metadata gives its runs.
+interface PipelineSettings {
+  width: number;
+  height: number;
+  frames: number;
+  seed: number;
+  sigmas: number[];
+  shift: number;
+  guidance: number;
+  text_length: number;
+}
+
+// One fixture run: its prompt embeddings as the texts, generate() from the committed
+// image (mirrored as the last frame too where `endImage`), the outputs tracked.
+async function generateFromImage(
+  ctx: Ctx,
+  g: Golden<unknown>,
+  pipe: FixedTextPipeline,
+  p: PipelineSettings,
+  track: Tensor[],
+  endImage: boolean,
+  extra: { guidance2?: number } = {},
+): Promise<GenerateResult> {
+  pipe.texts.set("golden prompt", await input(ctx, g, "prompt_embeds", track));
+  pipe.texts.set("golden negative", await input(ctx, g, "negative_prompt_embeds", track));
+  const first = await image(ctx);
+  const res = await pipe.generate({
+    prompt: "golden prompt",
+    negativePrompt: "golden negative",
+    width: p.width,
+    height: p.height,
+    frames: p.frames,
+    seed: p.seed,
+    sigmas: p.sigmas,
+    shift: p.shift,
+    guidance: p.guidance,
+    ...extra,
+    image: first,
+    ...(endImage ? { endImage: mirrored(first) } : {}),
+    rewrite: false,
+  });
+  track.push(res.video, res.latents);
+  return res;
+}
+
 async function pipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind: "i2v" | "flf2v") {
   const g = await openGolden<Record<string, unknown>>(ctx, "wan_i2v_pipeline");
   const opened: Golden<unknown>[] = [g];
   const track: Tensor[] = [];
   try {
-    const p = JSON.parse(g.meta.pipeline as string) as {
-      width: number;
-      height: number;
-      frames: number;
-      seed: number;
-      sigmas: number[];
-      shift: number;
-      guidance: number;
-      text_length: number;
-    };
+    const p = JSON.parse(g.meta.pipeline as string) as PipelineSettings;
     const tg = await openGolden<WanTransformerConfig>(ctx, `wan_${kind}_transformer`);
     opened.push(tg);
     const vg = await openGolden<WanVaeConfig>(ctx, "wan_vae");
@@ -115,24 +153,7 @@ async function pipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind: "i
       },
     });
     try {
-      pipe.texts.set("golden prompt", await input(ctx, g, "prompt_embeds", track));
-      pipe.texts.set("golden negative", await input(ctx, g, "negative_prompt_embeds", track));
-      const first = await image(ctx);
-      const res = await pipe.generate({
-        prompt: "golden prompt",
-        negativePrompt: "golden negative",
-        width: p.width,
-        height: p.height,
-        frames: p.frames,
-        seed: p.seed,
-        sigmas: p.sigmas,
-        shift: p.shift,
-        guidance: p.guidance,
-        image: first,
-        ...(kind === "flf2v" ? { endImage: mirrored(first) } : {}),
-        rewrite: false,
-      });
-      track.push(res.video, res.latents);
+      const res = await generateFromImage(ctx, g, pipe, p, track, kind === "flf2v");
       emit(await compare(ctx, g, PIPELINE_NAMES[kind], `latents_${kind}`, res.latents));
     } finally {
       text.dispose();
@@ -152,17 +173,9 @@ async function a14bPipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind
   const opened: Golden<unknown>[] = [g];
   const track: Tensor[] = [];
   try {
-    const p = JSON.parse(g.meta.pipeline as string) as {
-      width: number;
-      height: number;
-      frames: number;
-      seed: number;
-      sigmas: number[];
-      shift: number;
-      guidance: number;
+    const p = JSON.parse(g.meta.pipeline as string) as PipelineSettings & {
       guidance_2: number;
       boundary_ratio: number;
-      text_length: number;
     };
     const vg = await openGolden<WanVaeConfig>(ctx, "wan_vae");
     opened.push(vg);
@@ -188,25 +201,9 @@ async function a14bPipelineCheck(ctx: Ctx, emit: (r: GoldenResult) => void, kind
       textLength: p.text_length,
     });
     try {
-      pipe.texts.set("golden prompt", await input(ctx, g, "prompt_embeds", track));
-      pipe.texts.set("golden negative", await input(ctx, g, "negative_prompt_embeds", track));
-      const first = await image(ctx);
-      const res = await pipe.generate({
-        prompt: "golden prompt",
-        negativePrompt: "golden negative",
-        width: p.width,
-        height: p.height,
-        frames: p.frames,
-        seed: p.seed,
-        sigmas: p.sigmas,
-        shift: p.shift,
-        guidance: p.guidance,
+      const res = await generateFromImage(ctx, g, pipe, p, track, kind === "flf", {
         guidance2: p.guidance_2,
-        image: first,
-        ...(kind === "flf" ? { endImage: mirrored(first) } : {}),
-        rewrite: false,
       });
-      track.push(res.video, res.latents);
       const r = await compare(ctx, g, A14B_NAMES[kind], `latents_${kind}`, res.latents, undefined, 1e-3);
       // Each expert ran the steps the reference gave it.
       const want = Array.from((await g.data.get("output.experts").toTypedArray()) as Int32Array);
@@ -234,23 +231,7 @@ async function transformerCheck(
   kind: "i2v" | "flf2v",
   name: string,
 ) {
-  const g = await openGolden<WanTransformerConfig>(ctx, `wan_${kind}_transformer`);
-  const track: Tensor[] = [];
-  try {
-    const model = new WanTransformer(g.config, g.weights);
-    const y = model.forward({
-      latents: await input(ctx, g, "latents", track),
-      condition: await input(ctx, g, "condition", track),
-      timesteps: await input(ctx, g, "timesteps", track, true),
-      context: await input(ctx, g, "context", track),
-      image: await input(ctx, g, "image", track),
-    });
-    track.push(y);
-    emit(await compare(ctx, g, name, "velocity", y));
-  } finally {
-    for (const t of track) t.dispose();
-    g.dispose();
-  }
+  emit(await forwardCheck(ctx, `wan_${kind}_transformer`, name, true));
 }
 
 export const I2V_CHECKS: readonly Check[] = [
@@ -258,9 +239,7 @@ export const I2V_CHECKS: readonly Check[] = [
     fixture: "clip_vision",
     names: CLIP_NAMES,
     async run(ctx, emit) {
-      const g = await openGolden<ClipVisionConfig>(ctx, "clip_vision");
-      const track: Tensor[] = [];
-      try {
+      await withGolden<ClipVisionConfig>(ctx, "clip_vision", async (g, track) => {
         const proc = clipImageProcessorFromJson(JSON.parse(g.meta.image_processor as string));
         const px = clipPixels(await image(ctx), proc, ctx.device);
         track.push(px);
@@ -280,10 +259,7 @@ export const I2V_CHECKS: readonly Check[] = [
         const all = enc.encode(x, g.config.num_hidden_layers);
         track.push(all);
         emit(await compare(ctx, g, d, "last_hidden_state_prenorm", all));
-      } finally {
-        for (const t of track) t.dispose();
-        g.dispose();
-      }
+      });
     },
   },
   {

@@ -2,7 +2,7 @@
 // Kohya and full-delta files at two strengths, and several at once): see lora.ts. Skips,
 // saying why, where the fixtures have not been generated.
 import { describe, expect, it } from "vitest";
-import { fmtErr, type GoldenResult } from "./checks.js";
+import { fmtErr, type GoldenResult } from "./fixture.js";
 import { loraGoldenMissing, runLoraGoldenChecks } from "./lora.js";
 
 const missing = loraGoldenMissing();

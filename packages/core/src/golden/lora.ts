@@ -13,7 +13,7 @@ import type { WanTransformerConfig } from "../models/wan/config.js";
 import { WanTransformer } from "../models/wan/transformer.js";
 import { TransformerLoras, wanLoraTarget } from "../pipelines/loras.js";
 import { inspectWeights, loadWeights } from "../weights/load.js";
-import { F32_BOUND, type GoldenResult, goldenDir } from "./checks.js";
+import { F32_BOUND, type GoldenResult, goldenDir, isData, relErr, releasedResult } from "./fixture.js";
 
 export const LORA_FIXTURE = "wan_lora.safetensors";
 
@@ -28,18 +28,6 @@ export function loraGoldenMissing(dir = goldenDir()): string | null {
 interface Case {
   name: string;
   loras: { file: string; strength: number }[];
-}
-
-const isData = (n: string) => /^(input|output|output_bf16|inter)\./.test(n);
-
-function relErr(out: Float32Array, ref: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += ((out[i] as number) - (ref[i] as number)) ** 2;
-    den += (ref[i] as number) ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 /** One result per case, then the exact removal and the leak check. */
@@ -115,13 +103,6 @@ export async function runLoraGoldenChecks(dir = goldenDir()): Promise<GoldenResu
     data.dispose();
     refs.dispose();
   }
-  const leaked = liveTensorCount() - before;
-  results.push({
-    name: "LoRA: releases every tensor",
-    error: leaked,
-    bound: 0,
-    pass: leaked === 0,
-    detail: `live tensors ${before} before, ${before + leaked} after`,
-  });
+  results.push(releasedResult("LoRA: releases every tensor", before));
   return results;
 }

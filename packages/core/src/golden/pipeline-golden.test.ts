@@ -2,7 +2,7 @@
 // training/make_golden.py (wan_pipeline): see pipeline.ts. Skips, saying why, where the
 // fixtures are absent.
 import { describe, expect, it } from "vitest";
-import { fmtErr, type GoldenResult } from "./checks.js";
+import { fmtErr, type GoldenResult } from "./fixture.js";
 import { pipelineGoldenMissing, runPipelineGoldenChecks } from "./pipeline.js";
 
 const missing = pipelineGoldenMissing();

@@ -24,9 +24,17 @@ import { WanPipeline } from "../pipelines/wan.js";
 import type { SchedulerName } from "../schedulers/common.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { buildWordLevelTokenizerJson } from "../tokenizer/wordlevel.js";
-import { inspectWeights, loadWeights } from "../weights/load.js";
+import { loadWeights } from "../weights/load.js";
 import type { WeightStore } from "../weights/store.js";
-import { fmtErr, type GoldenResult, goldenDir } from "./checks.js";
+import {
+  fmtErr,
+  type GoldenResult,
+  goldenDir,
+  goldenMeta,
+  isData,
+  relErr,
+  releasedResult,
+} from "./fixture.js";
 
 export const PIPELINE_FIXTURE = "wan_pipeline.safetensors";
 /** Multi-step pipeline outputs in f32 (issue #17: ≤ 1e-3). */
@@ -59,26 +67,6 @@ export function pipelineGoldenMissing(dir = goldenDir()): string | null {
   return null;
 }
 
-const isData = (n: string) => /^(input|output|output_bf16|inter)\./.test(n);
-
-async function metaOf(path: string): Promise<Record<string, string>> {
-  const inv = await inspectWeights(path);
-  const meta = inv.metadata.get(inv.files[0] as string) ?? {};
-  if (meta.format !== "tessera-golden/1")
-    throw new Error(`${path}: format '${meta.format}', expected 'tessera-golden/1'`);
-  return meta;
-}
-
-function relErr(out: Float32Array, ref: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += ((out[i] as number) - (ref[i] as number)) ** 2;
-    den += (ref[i] as number) ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 export interface PipelineGoldenOptions {
   dir?: string;
   /** "cpu" (default), "cuda", "cuda:N". */
@@ -93,7 +81,7 @@ async function goldenPipeline(dir: string, device: string, dtype: DType, textLen
   try {
     const part = async <C>(file: string, dt: DType) => {
       const path = join(dir, file);
-      const config = JSON.parse((await metaOf(path)).config as string) as C;
+      const config = JSON.parse((await goldenMeta(path)).config as string) as C;
       const w = await loadWeights(path, { filter: (n) => !isData(n), device, dtype: dt });
       stores.push(w);
       return { config, w };
@@ -127,7 +115,7 @@ export async function runPipelineGoldenChecks(opts: PipelineGoldenOptions = {}):
   const device = opts.device ?? "cpu";
   const dtype = opts.dtype ?? "f32";
   const fixture = join(dir, PIPELINE_FIXTURE);
-  const meta = await metaOf(fixture);
+  const meta = await goldenMeta(fixture);
   const basePath = join(dir, "wan_transformer.safetensors");
   const sha = createHash("sha256")
     .update(await readFile(basePath))
@@ -210,14 +198,7 @@ export async function runPipelineGoldenChecks(opts: PipelineGoldenOptions = {}):
     pipe.dispose();
     data.dispose();
   }
-  const leaked = liveTensorCount() - before;
-  results.push({
-    name: "Wan2.1 T2V pipeline: releases every tensor",
-    error: leaked,
-    bound: 0,
-    pass: leaked === 0,
-    detail: `live tensors ${before} before, ${before + leaked} after`,
-  });
+  results.push(releasedResult("Wan2.1 T2V pipeline: releases every tensor", before));
   return results;
 }
 

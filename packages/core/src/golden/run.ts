@@ -6,8 +6,9 @@
 // or TESSERA_GOLDEN_DIR.
 import { writeFileSync } from "node:fs";
 import { Device, type DType } from "@tessera/native";
-import { fmtErr, type GoldenResult, goldenDir, runGoldenChecks } from "./checks.js";
+import { runGoldenChecks } from "./checks.js";
 import { a14bGoldenMissing, runA14bGoldenChecks } from "./experts.js";
+import { fmtErr, type GoldenResult, goldenDir } from "./fixture.js";
 import { pipelineGoldenMissing, runPipelineGoldenChecks } from "./pipeline.js";
 
 const USAGE =

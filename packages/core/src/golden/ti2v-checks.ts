@@ -10,7 +10,9 @@ import type { WanVaeConfig } from "../models/wan-vae/config.js";
 import { WanVAE } from "../models/wan-vae/vae.js";
 import { randomWanComponents } from "../pipelines/model-folder.js";
 import { WanPipeline } from "../pipelines/wan.js";
-import { type Check, compare, input, openGolden } from "./checks.js";
+import type { Check } from "./checks.js";
+import { compare, input, openGolden, withGolden } from "./fixture.js";
+import { forwardCheck } from "./forward.js";
 
 /** The multi-step pipeline bound in f32 (single forwards: 1e-4). */
 const PIPELINE_BOUND = 1e-3;
@@ -37,9 +39,7 @@ export const TI2V_CHECKS: readonly Check[] = [
     fixture: "wan22_vae",
     names: [VAE_ENCODE, VAE_DECODE],
     async run(ctx, emit) {
-      const g = await openGolden<WanVaeConfig>(ctx, "wan22_vae");
-      const track: Tensor[] = [];
-      try {
+      await withGolden<WanVaeConfig>(ctx, "wan22_vae", async (g, track) => {
         const vae = new WanVAE(g.config, g.weights);
         const z = vae.encode(await input(ctx, g, "video", track));
         track.push(z);
@@ -47,33 +47,14 @@ export const TI2V_CHECKS: readonly Check[] = [
         const y = vae.decode(await input(ctx, g, "decode_latents_normalized", track));
         track.push(y);
         emit(await compare(ctx, g, VAE_DECODE, "decode", y));
-      } finally {
-        for (const t of track) t.dispose();
-        g.dispose();
-      }
+      });
     },
   },
   {
     fixture: "wan_ti2v",
     names: [FORWARD],
-    async run(ctx, emit) {
-      const g = await openGolden<WanTransformerConfig>(ctx, "wan_ti2v");
-      const track: Tensor[] = [];
-      try {
-        const model = new WanTransformer(g.config, g.weights);
-        const y = model.forward({
-          latents: await input(ctx, g, "latents", track),
-          // [B, token frames], f32 whatever the run dtype.
-          timesteps: await input(ctx, g, "timesteps", track, true),
-          context: await input(ctx, g, "context", track),
-        });
-        track.push(y);
-        emit(await compare(ctx, g, FORWARD, "velocity", y));
-      } finally {
-        for (const t of track) t.dispose();
-        g.dispose();
-      }
-    },
+    // Timesteps [B, token frames].
+    run: async (ctx, emit) => emit(await forwardCheck(ctx, "wan_ti2v", FORWARD)),
   },
   {
     fixture: "wan_ti2v",

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { liveTensorCount, slice, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testImage } from "../testing/test-image.js";
 import {
   pixelsToTensor,
   randomWanComponents,
@@ -18,18 +19,6 @@ import { stepTime } from "./ti2v.js";
 
 async function values(t: Tensor): Promise<number[]> {
   return Array.from(await t.toFloat32Array());
-}
-
-function testImage(w: number, h: number): Uint8Array {
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      const o = (y * w + x) * 3;
-      data[o] = (x * 255) / (w - 1);
-      data[o + 1] = (y * 255) / (h - 1);
-      data[o + 2] = ((x + y) >> 3) & 1 ? 220 : 30;
-    }
-  return data;
 }
 
 const small = { width: 32, height: 32, frames: 9, steps: 3 };

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { concat, liveTensorCount, randn, slice, type Tensor } from "@tessera/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testImage } from "../testing/test-image.js";
 import {
   AbortError,
   GenerateOptionError,
@@ -25,19 +26,6 @@ function maxAbsDiff(a: number[], b: number[]): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
   return m;
-}
-
-// A gradient-and-stripes RGB8 picture, so the encoded image is not flat.
-function testImage(w: number, h: number, phase = 0): Uint8Array {
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      const o = (y * w + x) * 3;
-      data[o] = (x * 255) / (w - 1);
-      data[o + 1] = (y * 255) / (h - 1);
-      data[o + 2] = ((x + y + phase) >> 3) & 1 ? 220 : 30;
-    }
-  return data;
 }
 
 const small = { width: 32, height: 32, frames: 9, steps: 4 };

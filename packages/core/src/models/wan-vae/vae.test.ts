@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { affine, liveTensorCount, randn, slice, Tensor } from "@tessera/native";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { maxAbsDiff, useTinyVae } from "../../testing/tiny-vae.js";
 import { WeightError } from "../../weights/store.js";
 import { validateWanVaeConfig, WAN_VAE_TINY, WAN21_VAE, type WanVaeConfig } from "./config.js";
 import { interleaveFrames, rmsNormEps } from "./net.js";
@@ -8,13 +9,6 @@ import { randomWanVaeWeights, wanVaeParams } from "./params.js";
 import { tileGrid, tileSpans, WanVAE } from "./vae.js";
 
 const values = (t: Tensor) => t.toFloat32Array();
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
 
 function meanAbs(a: Float32Array): number {
   let s = 0;
@@ -124,28 +118,13 @@ describe("Wan VAE building blocks", () => {
 
 describe("WanVAE (tiny random config)", () => {
   const cfg = WAN_VAE_TINY;
-  let weights: ReturnType<typeof randomWanVaeWeights>;
+  const tiny = useTinyVae(cfg, [1, 9, 16, 24, 3]); // latent [1, 3, 2, 3, 4]
   let vae: WanVAE;
-  let video: Tensor; // [1, 9, 16, 24, 3]
-  let latent: Tensor; // [1, 3, 2, 3, 4]
+  let video: Tensor;
+  let latent: Tensor;
   let decoded: Tensor;
-  let before = 0;
-
   beforeAll(() => {
-    before = liveTensorCount();
-    weights = randomWanVaeWeights(cfg, { seed: 1 });
-    vae = new WanVAE(cfg, weights);
-    const r = randn([1, 9, 16, 24, 3], { seed: 2 });
-    video = affine(r, 0.5, 0);
-    r.dispose();
-    latent = vae.encode(video);
-    decoded = vae.decode(latent);
-  });
-
-  afterAll(() => {
-    for (const t of [video, latent, decoded]) t.dispose();
-    weights.dispose();
-    expect(liveTensorCount()).toBe(before);
+    ({ vae, video, latent, decoded } = tiny);
   });
 
   it("maps [B, 1 + 4k, H, W, 3] to [B, 1 + k, H/8, W/8, z] and back", async () => {

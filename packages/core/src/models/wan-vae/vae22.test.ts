@@ -1,21 +1,15 @@
 // The Wan2.2 form of the VAE (residual blocks, patchify 2): tensor names and counts,
 // the shortcuts' channel regrouping, chunked = whole-clip runs, causality and tiling.
 // Its numbers against the reference are checked by the golden fixtures (golden/).
-import { affine, liveTensorCount, randn, type Tensor } from "@tessera/native";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randn, type Tensor } from "@tessera/native";
+import { beforeAll, describe, expect, it } from "vitest";
+import { maxAbsDiff, useTinyVae } from "../../testing/tiny-vae.js";
 import { validateWanVaeConfig, WAN22_VAE, WAN22_VAE_TINY } from "./config.js";
 import { avgDown3d, dupUp3d } from "./net.js";
-import { randomWanVaeWeights, wanVaeParams } from "./params.js";
-import { patchify, unpatchify, WanVAE } from "./vae.js";
+import { wanVaeParams } from "./params.js";
+import { patchify, unpatchify, type WanVAE } from "./vae.js";
 
 const values = (t: Tensor) => t.toFloat32Array();
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
 
 describe("Wan2.2 VAE parameters", () => {
   it("has the diffusers names and shapes of Wan2.2-TI2V-5B's vae", () => {
@@ -111,29 +105,13 @@ describe("Wan2.2 VAE shortcuts and patchify", () => {
 });
 
 describe("WanVAE, Wan2.2 form (tiny random config)", () => {
-  const cfg = WAN22_VAE_TINY;
-  let weights: ReturnType<typeof randomWanVaeWeights>;
+  const tiny = useTinyVae(WAN22_VAE_TINY, [1, 9, 32, 48, 3]); // latent [1, 3, 2, 3, 8]
   let vae: WanVAE;
-  let video: Tensor; // [1, 9, 32, 48, 3]
-  let latent: Tensor; // [1, 3, 2, 3, 8]
+  let video: Tensor;
+  let latent: Tensor;
   let decoded: Tensor;
-  let before = 0;
-
   beforeAll(() => {
-    before = liveTensorCount();
-    weights = randomWanVaeWeights(cfg, { seed: 1 });
-    vae = new WanVAE(cfg, weights);
-    const r = randn([1, 9, 32, 48, 3], { seed: 2 });
-    video = affine(r, 0.5, 0);
-    r.dispose();
-    latent = vae.encode(video);
-    decoded = vae.decode(latent);
-  });
-
-  afterAll(() => {
-    for (const t of [video, latent, decoded]) t.dispose();
-    weights.dispose();
-    expect(liveTensorCount()).toBe(before);
+    ({ vae, video, latent, decoded } = tiny);
   });
 
   it("maps [B, 1 + 4k, H, W, 3] to [B, 1 + k, H/16, W/16, z] and back", async () => {
