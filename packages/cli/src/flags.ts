@@ -2,7 +2,7 @@
 // line of help), and the same declaration parses argv, checks each value (a
 // UsageError naming the flag) and writes the command's --help.
 import type { ParamSpec } from "@tessera/core/params";
-import { parseText } from "@tessera/core/params";
+import { parseByteSize, parseText } from "@tessera/core/params";
 import { choiceFlag, intFlag, parse, sizeFlag, UsageError } from "./args.js";
 
 interface FlagBase {
@@ -67,30 +67,13 @@ function numberValue(name: string, v: string, f: Extract<FlagSpec, { kind: "numb
   return n;
 }
 
-const BYTE_UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 2 ** 10,
-  kb: 1e3,
-  kib: 2 ** 10,
-  m: 2 ** 20,
-  mb: 1e6,
-  mib: 2 ** 20,
-  g: 2 ** 30,
-  gb: 1e9,
-  gib: 2 ** 30,
-  t: 2 ** 40,
-  tb: 1e12,
-  tib: 2 ** 40,
-};
-
-/** "4GiB", "512MiB", "1.5G", "1000000" → bytes (K, M, G and T alone are binary, as free and ls say them). */
 export function bytesValue(name: string, v: string): number {
-  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*$/i.exec(v);
-  const unit = BYTE_UNITS[(m?.[2] ?? "").toLowerCase()];
-  if (!m || unit === undefined)
-    throw new UsageError(`--${name} must be an amount of memory such as 4GiB, 512MiB or 3G, got '${v}'`);
-  return Math.round(Number(m[1]) * unit);
+  try {
+    return parseByteSize(v, `--${name}`, true);
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 /** A flag that takes no value: present is true (a boolean generation parameter included). */

@@ -40,7 +40,7 @@ describe("serve's access and admission flags", () => {
     expect(bytesValue("memory-budget", "512M")).toBe(512 * 2 ** 20);
     expect(bytesValue("memory-budget", "1.5 GB")).toBe(1.5e9);
     expect(bytesValue("memory-budget", "0")).toBe(0);
-    expect(() => bytesValue("memory-budget", "lots")).toThrow(/--memory-budget must be an amount of memory/);
+    expect(() => bytesValue("memory-budget", "lots")).toThrow(/--memory-budget must be a size such as 24GiB/);
     expect(() => bytesValue("memory-budget", "4 parsecs")).toThrow(UsageError);
   });
 
