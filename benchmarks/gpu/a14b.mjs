@@ -27,8 +27,8 @@ import {
   WanPipeline,
   WanTransformer,
 } from "@tessera/core";
-import { cast, concat, Device, randn } from "@tessera/native";
-import { median } from "../lib/device-timing.mjs";
+import { Device } from "@tessera/native";
+import { guidedStepInputs, median } from "../lib/device-timing.mjs";
 
 const out = process.env.OUT ?? ".";
 const part = process.env.PART ?? "steps";
@@ -105,18 +105,7 @@ async function steps() {
   const experts = [new WanTransformer(cfg.transformer, w1), new WanTransformer(cfg.transformer2, w2)];
   // Both stores under one residency: the first on the device, the second on the host.
   const r = new ExpertResidency([w1, w2], dev, !resident, [true, resident]);
-  const lat = [1, (size.frames - 1) / 4 + 1, size.height / 8, size.width / 8, cfg.transformer.in_channels];
-  const latents = randn(lat, { seed: 3, device: dev });
-  const ctx = (seed) => {
-    const x = randn([1, 512, cfg.transformer.text_dim], { seed, device: dev });
-    const y = cast(x, dtype);
-    x.dispose();
-    return y;
-  };
-  const [c, u] = [ctx(7), ctx(8)];
-  const context = concat([c, u], 0);
-  c.dispose();
-  u.dispose();
+  const { latents, context } = guidedStepInputs(dev, cfg.transformer, size, dtype);
   record.steps = [];
   for (const e of [0, 1]) {
     if (e === 1) {

@@ -23,8 +23,9 @@ import {
   StepGraph,
   WanTransformer,
 } from "@tessera/core";
-import { cast, concat, Device, randn } from "@tessera/native";
+import { Device } from "@tessera/native";
 import { measurePeak } from "@tessera/native/testing";
+import { guidedStepInputs } from "../lib/device-timing.mjs";
 
 const out = process.env.OUT ?? ".";
 const dev = Device.parse(process.env.DEVICE ?? "cuda");
@@ -77,18 +78,7 @@ await dev.synchronize();
 record.drawMs = performance.now() - t0;
 record.weightsGiB = w.names().reduce((n, k) => n + w.get(k).nbytes, 0) / GiB;
 const model = new WanTransformer(cfg.transformer, w);
-const lat = [1, (size.frames - 1) / 4 + 1, size.height / 8, size.width / 8, cfg.transformer.in_channels];
-const latents = randn(lat, { seed: 3, device: dev });
-const ctx = (seed) => {
-  const x = randn([1, 512, cfg.transformer.text_dim], { seed, device: dev });
-  const y = cast(x, dtype);
-  x.dispose();
-  return y;
-};
-const [c, u] = [ctx(7), ctx(8)];
-const context = concat([c, u], 0);
-c.dispose();
-u.dispose();
+const { latents, context } = guidedStepInputs(dev, cfg.transformer, size, dtype);
 
 async function eagerSteps(what) {
   const ms = [];
